@@ -1,0 +1,1 @@
+"""Join packaged model parts into usable model files (filled in by the providers work)."""

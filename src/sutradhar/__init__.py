@@ -1,0 +1,1 @@
+"""Sutradhar: a real-time voice-agent orchestrator."""

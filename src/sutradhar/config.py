@@ -1,0 +1,203 @@
+"""All configuration, from environment variables and an optional `.env`, validated at start.
+
+Names are unprefixed and case-insensitive: `STT=sarvam`, `TTS=sarvam,espeak`, `SARVAM_API_KEY=...`.
+A bad value fails at start with one message naming every problem, never in the middle of a call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+STT_PROVIDERS = frozenset({"local", "sarvam", "openai", "scripted"})
+LLM_PROVIDERS = frozenset({"local", "sarvam", "openai", "responder", "scripted"})
+TTS_PROVIDERS = frozenset({"piper", "espeak", "sarvam", "openai", "scripted"})
+
+CSV = Annotated[list[str], NoDecode]
+
+
+class ConfigError(Exception):
+    """Configuration is invalid; the message lists every problem."""
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- server ---
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    public_url: str = ""  # https://voice.example.com; wss:// is derived for media streams
+    data_dir: Path = Path("./data")
+    max_concurrent_calls: int = Field(200, ge=1)
+    max_message_bytes: int = Field(256 * 1024, ge=1024)
+    admin_token: str = ""
+    browser_token: str = ""
+
+    # --- engines: ordered fallback chains per stage ---
+    stt: CSV = ["local"]
+    llm: CSV = ["local", "responder"]
+    tts: CSV = ["piper", "espeak"]
+    stt_timeout_s: float = Field(15.0, gt=0)
+    llm_timeout_s: float = Field(15.0, gt=0)
+    tts_timeout_s: float = Field(20.0, gt=0)
+    retry_attempts: int = Field(2, ge=1, le=10)
+    retry_backoff_s: float = Field(0.2, ge=0)
+    breaker_failure_threshold: int = Field(3, ge=1)
+    breaker_reset_s: float = Field(30.0, gt=0)
+
+    # --- conversation ---
+    default_language: str = "en-IN"
+    languages: CSV = ["te-IN", "hi-IN", "en-IN", "gu-IN"]  # IVR menu order: digit 1 is the first
+    system_prompt: str = (
+        "You are a helpful, friendly voice assistant on a phone call. Answer in one to three short "
+        "spoken sentences. Never use lists, markdown or emoji."
+    )
+    max_history: int = Field(10, ge=1)
+    max_context_chars: int = Field(0, ge=0)  # 0: no character budget
+    switch_threshold: int = Field(2, ge=1)
+    min_turns_before_switch: int = Field(1, ge=0)
+    agent_name: str = "Sutradhar"
+
+    # --- turn taking ---
+    vad: str = "webrtc"  # webrtc | silero
+    vad_aggressiveness: int = Field(2, ge=0, le=3)
+    end_of_turn_silence_ms: int = Field(600, ge=100)
+    min_speech_ms: int = Field(200, ge=0)
+    max_utterance_s: float = Field(30.0, gt=0)
+    barge_in_min_speech_ms: int = Field(120, ge=20)
+    inactivity_timeout_s: float = Field(300.0, gt=0)
+
+    # --- DTMF during a call ---
+    dtmf_human: str = "0"
+    dtmf_repeat: str = "*"
+    transfer_number: str = ""
+
+    # --- Twilio ---
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_api_base: str = "https://api.twilio.com"
+    # --- Plivo ---
+    plivo_auth_id: str = ""
+    plivo_auth_token: str = ""
+    plivo_api_base: str = "https://api.plivo.com"
+
+    # --- Sarvam ---
+    sarvam_api_key: str = ""
+    sarvam_base_url: str = "https://api.sarvam.ai"
+    sarvam_ws_url: str = ""  # defaults to the wss form of sarvam_base_url
+    sarvam_stt_model: str = "saarika:v2.5"
+    sarvam_stt_streaming: bool = False
+    sarvam_tts_model: str = "bulbul:v2"
+    sarvam_tts_streaming: bool = False
+    sarvam_tts_speaker: str = ""  # empty: the language registry's voice for the model
+    sarvam_llm_model: str = "sarvam-105b-conversations"
+
+    # --- OpenAI-compatible (one base URL per stage; empty falls back to openai_base_url) ---
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str = ""
+    openai_llm_model: str = "gpt-4o-mini"
+    openai_stt_base_url: str = ""
+    openai_stt_model: str = "whisper-1"
+    openai_tts_base_url: str = ""
+    openai_tts_model: str = "tts-1"
+    openai_tts_voice: str = "alloy"
+
+    # --- offline local engines ---
+    whisper_model: str = "tiny.en"  # tiny.en (packaged), base (packaged, multilingual) or a directory
+    whisper_languages: CSV = []  # languages a custom model directory serves; empty: the model's own
+    llm_model_path: str = ""  # a GGUF file; empty: the packaged Qwen2.5 0.5B when installed
+    llm_languages: CSV = ["en-IN"]
+    llm_max_tokens: int = Field(120, ge=8)
+    llm_threads: int = Field(2, ge=1)
+    responder_path: str = ""  # YAML of scripted replies; empty: the packaged one
+    piper_voice: str = ""  # an .onnx voice; empty: the packaged English voice
+
+    # --- operations ---
+    database_url: str = ""  # empty: SQLite under data_dir
+    redis_url: str = ""
+    retention_days: int = Field(0, ge=0)
+    log_level: str = "INFO"
+    log_json: bool = False
+    redact_phone_numbers: bool = True
+    otel_enabled: bool = False
+
+    _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
+                             mode="before")(_csv)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return value
+
+    @field_validator("vad")
+    @classmethod
+    def _vad(cls, value: str) -> str:
+        if value not in {"webrtc", "silero"}:
+            raise ValueError(f"VAD must be webrtc or silero, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        from sutradhar.language import LANGUAGES
+
+        problems: list[str] = []
+        for stage, chain, known in (("STT", self.stt, STT_PROVIDERS), ("LLM", self.llm, LLM_PROVIDERS),
+                                    ("TTS", self.tts, TTS_PROVIDERS)):
+            if not chain:
+                problems.append(f"{stage} names no provider")
+            for name in chain:
+                if name not in known:
+                    problems.append(f"{stage}: unknown provider {name!r} (known: {', '.join(sorted(known))})")
+        chains = [*self.stt, *self.llm, *self.tts]
+        if "sarvam" in chains and not self.sarvam_api_key:
+            problems.append("a Sarvam provider is configured but SARVAM_API_KEY is empty")
+        for code in [*self.languages, self.default_language]:
+            if code not in LANGUAGES:
+                problems.append(f"unknown language {code!r} (known: {', '.join(sorted(LANGUAGES))})")
+        if self.default_language not in self.languages:
+            problems.append(f"DEFAULT_LANGUAGE {self.default_language} is not in LANGUAGES")
+        if bool(self.twilio_account_sid) != bool(self.twilio_auth_token) and self.twilio_account_sid:
+            problems.append("TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is empty")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'sutradhar.db'}"
+
+    def media_url(self, path: str) -> str:
+        """The public wss:// URL of a media-stream path, for TwiML and Plivo XML."""
+        base = self.public_url.rstrip("/")
+        if base.startswith("https://"):
+            base = "wss://" + base[len("https://"):]
+        elif base.startswith("http://"):
+            base = "ws://" + base[len("http://"):]
+        return base + path
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and overrides), or raise one readable ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where.upper() if where != 'settings' else where}: {msg}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
