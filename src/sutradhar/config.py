@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     log_json: bool = False
     redact_phone_numbers: bool = True
     otel_enabled: bool = False
+    health_interval_s: float = Field(30.0, gt=0)  # background provider/database/Redis checks
+    health_timeout_s: float = Field(5.0, gt=0)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
                              mode="before")(_csv)

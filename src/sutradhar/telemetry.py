@@ -165,3 +165,35 @@ call_ended = default.call_ended
 breaker = default.breaker
 render = default.render
 value = default.value
+
+
+class RouterTelemetry:
+    """A TaskRouter listener: retries, fallbacks and breaker transitions become metrics.
+
+    Errors are not counted here: the turn record carries them to `observe_turn`.
+    """
+
+    def __init__(self, sink: Telemetry | None = None) -> None:
+        self.sink = sink or default
+
+    def retry(self, stage: str, provider: str, error: BaseException | None = None) -> None:
+        self.sink.retry(stage, provider)
+
+    def fallback(self, stage: str, from_provider: str = "", error: BaseException | None = None) -> None:
+        self.sink.fallback(stage)
+
+    def breaker(self, stage: str, provider: str, state: Any) -> None:
+        self.sink.breaker(stage, provider, getattr(state, "value", state))
+
+
+def attach(router: Any = None, metrics: Any = None, sink: Telemetry | None = None) -> Telemetry:
+    """Wire a TaskRouter (retries, fallbacks, breakers) and a MetricsCollector (every finished
+    turn) into `sink` (the process-wide metrics by default). Idempotent."""
+    sink = sink or default
+    if router is not None and not any(isinstance(l, RouterTelemetry) for l in router.listeners):
+        router.listeners.append(RouterTelemetry(sink))
+        for status in router.provider_status():  # start every breaker gauge at its current state
+            sink.breaker(status["stage"], status["provider"], status["breaker"])
+    if metrics is not None and sink.observe_turn not in metrics.listeners:
+        metrics.listeners.append(sink.observe_turn)
+    return sink
