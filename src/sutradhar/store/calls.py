@@ -128,7 +128,7 @@ class CallStore:
         self._tasks.append(asyncio.create_task(self._write_loop(), name="call-store-writer"))
         if self.retention_days > 0:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="call-store-retention"))
-        log.info("call store ready ({})", url.render_as_string(hide_password=True))
+        log.debug("call store ready ({})", url.render_as_string(hide_password=True))
 
     async def migrate(self) -> None:
         assert self._engine is not None
