@@ -66,3 +66,21 @@ def test_render_is_prometheus_text_of_the_dedicated_registry():
     assert "# TYPE sutradhar_barge_ins_total counter" in text
     assert "sutradhar_barge_ins_total 1.0" in text
     assert "python_gc" not in text  # the default global registry is not mixed in
+
+
+def test_the_grafana_dashboard_only_queries_metrics_that_exist():
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json")
+                           .read_text())
+    t = Telemetry(process_metrics=True)
+    t.observe_turn(record(errors=[{"stage": "stt", "kind": "timeout"}]))
+    t.retry("stt", "sarvam")
+    t.fallback("stt")
+    t.breaker("stt", "sarvam", "open")
+    known = {s.name for m in t.registry.collect() for s in m.samples}
+    used = {name for p in dashboard["panels"] for target in p["targets"]
+            for name in re.findall(r"\b(?:sutradhar|process)_[a-z_]+", target["expr"])}
+    assert used and used <= known, used - known
