@@ -149,3 +149,21 @@ async def test_calls_are_listed_filtered_and_shown_with_their_turns(app_services
     assert (await client.get("/calls", headers=AUTH, params={"since": "yesterday"})).status_code == 400
     call = (await client.get("/calls/CA1", headers=AUTH)).json()
     assert call["turns"][0]["text"] == "namaskaram" and call["turns"][0]["timings"]["v2v_ms"] == 700
+
+
+async def test_a_database_that_will_not_start_leaves_calls_running_and_health_503(tmp_path):
+    from tests.ops.conftest import free_port
+
+    app, services = await make_app(
+        tmp_path, database_url=f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none")
+    try:
+        await services.recorder.turn_completed("CA", {"turn_id": 1})  # a no-op recorder, no error
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://a") as c:
+            response = await c.get("/health")
+            assert response.status_code == 503
+            assert any(r.startswith("database:") for r in response.json()["reasons"])
+            assert (await c.get("/calls", headers=AUTH)).status_code == 503
+        orchestrator = services.new_orchestrator("CA", "en-IN")
+        assert (await orchestrator.process_turn(b"\x00\x01" * 8000))["response"]
+    finally:
+        await services.aclose()
