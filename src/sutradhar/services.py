@@ -106,14 +106,19 @@ class Services:
             min_turns_before_switch=s.min_turns_before_switch, metrics=self.metrics,
         )
 
-    async def aclose(self) -> None:
-        await self.router.aclose()
-        for part in self.extras.values():
+    async def close_extras(self) -> None:
+        """Stop the operational parts (store, shared state, monitors) in the order they were added."""
+        for part in list(self.extras.values()):
             close = getattr(part, "aclose", None)
             if close is not None:
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+        self.extras.clear()
+
+    async def aclose(self) -> None:
+        await self.close_extras()
+        await self.router.aclose()
 
 
 def build_services(settings: Settings) -> Services:
