@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sutradhar.providers.base import EmptyResult, Message, Provider, ProviderError
+from sutradhar.providers.threaded import stream_from_thread
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GGUF = "qwen2.5-0.5b-instruct.gguf"
-_DONE = object()
 
 
 def _load_llama(path: Path, context_tokens: int, threads: int) -> Any:
@@ -80,52 +80,33 @@ class LocalLLM(Provider):
     async def warm_up(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
 
-    def _generate(self, messages: list[dict[str, str]], emit: Any, stop: threading.Event) -> None:
-        """Worker thread: stream completion deltas to `emit` until done or `stop` is set."""
+    def _generate(self, messages: list[dict[str, str]], stop: threading.Event) -> Iterator[str]:
+        """Worker thread: completion deltas until done or `stop` is set."""
+        chunks = self._load().create_chat_completion(messages=messages, stream=True,
+                                                     max_tokens=self.max_tokens,
+                                                     temperature=self.temperature)
         try:
-            llama = self._load()
-            chunks = llama.create_chat_completion(messages=messages, stream=True,
-                                                  max_tokens=self.max_tokens,
-                                                  temperature=self.temperature)
-            try:
-                for chunk in chunks:
-                    if stop.is_set():
-                        break  # closing the generator below ends llama.cpp's decode loop
-                    delta = chunk["choices"][0].get("delta", {}).get("content")
-                    if delta:
-                        emit(delta)
-            finally:
-                chunks.close()
-        except BaseException as exc:  # handed to the event loop, raised there
-            emit(exc)
+            for chunk in chunks:
+                if stop.is_set():
+                    return  # closing the generator below ends llama.cpp's decode loop
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield delta
         finally:
-            emit(_DONE)
+            chunks.close()
 
     async def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
-
-        def emit(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        future = loop.run_in_executor(self._executor, self._generate,
-                                      [m.as_dict() for m in messages], emit, stop)
+        wire = [m.as_dict() for m in messages]
         produced = False
         try:
-            while (item := await queue.get()) is not _DONE:
-                if isinstance(item, ProviderError):
-                    raise item
-                if isinstance(item, BaseException):
-                    raise ProviderError(f"llama.cpp failed: {item}", provider=self.name,
-                                        stage="llm") from item
+            async for delta in stream_from_thread(self._executor,
+                                                  lambda stop: self._generate(wire, stop)):
                 produced = True
-                yield item
-        finally:
-            # Cancelled, closed early or finished: the worker stops at its next token.
-            stop.set()
-            if not future.done():
-                future.add_done_callback(lambda f: f.exception())
+                yield delta
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise ProviderError(f"llama.cpp failed: {exc}", provider=self.name, stage="llm") from exc
         if not produced:
             raise EmptyResult("the model produced no text", provider=self.name, stage="llm")
 

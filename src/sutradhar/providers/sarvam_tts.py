@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,38 +29,12 @@ from sutradhar.providers.base import (
 )
 from sutradhar.providers.http import parse_json, raise_for_status
 from sutradhar.providers.openai_compat import HTTPProvider
+from sutradhar.providers.text_pieces import split_text
 from sutradhar.providers.sarvam import AUTH_HEADER, SARVAM_LANGUAGES, open_ws, ws_base, ws_message
 
 # Characters per request. v3 is documented at 2,500; v2 is commonly cited at 1,500.
 MAX_CHARS = {"bulbul:v2": 1500, "bulbul:v3": 2500}
 DEFAULT_SPEAKER = {"bulbul:v2": "anushka", "bulbul:v3": "shubh"}
-_SENTENCE_END = re.compile(r"(?<=[.!?।॥])\s+")
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Pieces of at most `limit` characters, cut at sentence ends, else spaces, else anywhere."""
-    pieces: list[str] = []
-    current = ""
-    for sentence in _SENTENCE_END.split(text.strip()):
-        words = sentence.split(" ") if len(sentence) > limit else [sentence]
-        for word in words:
-            while len(word) > limit:  # one unbroken run longer than the limit
-                if current:
-                    pieces.append(current)
-                    current = ""
-                pieces.append(word[:limit])
-                word = word[limit:]
-            joiner = " " if current else ""
-            if len(current) + len(joiner) + len(word) <= limit:
-                current += joiner + word
-            else:
-                pieces.append(current)
-                current = word
-    if current.strip():
-        pieces.append(current)
-    return [p.strip() for p in pieces if p.strip()]
-
-
 @dataclass
 class SarvamTTS(HTTPProvider):
     name: str = "sarvam"

@@ -6,7 +6,8 @@ import pytest
 
 from sutradhar.audio.codecs import rms
 from sutradhar.providers.base import AudioChunk, AuthError, MalformedResponse, ProviderError, QuotaExceeded
-from sutradhar.providers.sarvam_tts import SarvamTTS, split_text
+from sutradhar.providers.sarvam_tts import SarvamTTS
+from sutradhar.providers.text_pieces import split_text
 from tests.fakes import Fault, FakeSarvam
 
 
