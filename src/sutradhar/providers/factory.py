@@ -54,8 +54,7 @@ def _stt(name: str, s: Settings) -> STTProvider:
                               "run scripts/setup.sh)")
         if s.whisper_languages:
             languages = frozenset(s.whisper_languages)
-        return LocalSTT(model_dir=model_dir, multilingual=multilingual, languages=languages,
-                        threads=s.llm_threads)
+        return LocalSTT(model_dir=model_dir, multilingual=multilingual, languages=languages)
     if name == "sarvam":
         from sutradhar.providers.sarvam_stt import SarvamSTT
 

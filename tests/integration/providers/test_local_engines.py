@@ -65,6 +65,20 @@ async def test_whisper_tiny_en_transcribes_espeak_english(tmp_path: Path) -> Non
     assert elapsed < len(pcm16k) / 32000  # faster than real time
 
 
+async def test_whisper_base_detects_english_and_maps_the_code(tmp_path: Path) -> None:
+    model_dir, languages, multilingual = resolve_whisper_model("base", load_settings().models_dir)
+    if not (model_dir / "model.bin").exists():
+        pytest.skip(f"Whisper base not prepared at {model_dir} (run scripts/prepare_models.py)")
+    wav = tmp_path / "sentence.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), SENTENCE], check=True)
+    pcm, rate = read_wav_file(str(wav))
+    stt = LocalSTT(model_dir=model_dir, languages=languages, multilingual=multilingual)
+    assert stt.supports("hi-IN") and stt.supports("gu-IN")
+    result = await stt.transcribe(pcm, rate, None)  # no language given: Whisper detects it
+    assert result.language == "en-IN"
+    assert word_error_rate(SENTENCE, result.text) < 0.30, result.text
+
+
 async def test_two_concurrent_transcriptions_share_one_model(tmp_path: Path) -> None:
     wav = tmp_path / "short.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), "Goodbye and thank you."], check=True)
