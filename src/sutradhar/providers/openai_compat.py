@@ -49,6 +49,9 @@ class HTTPProvider(Provider):
     # The last call's outcome: health() reports a recent auth/quota failure without a request.
     _last_error: ProviderError | None = field(default=None, init=False, repr=False)
     _last_error_at: float = field(default=0.0, init=False, repr=False)
+    _last_ok_at: float = field(default=0.0, init=False, repr=False)
+    # A cheap authenticated GET for health() when no call has succeeded lately (None: none exists).
+    health_path: str | None = None
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -66,7 +69,10 @@ class HTTPProvider(Provider):
 
     def _record(self, error: ProviderError | None) -> None:
         self._last_error = error
-        self._last_error_at = time.monotonic()
+        if error is None:
+            self._last_ok_at = time.monotonic()
+        else:
+            self._last_error_at = time.monotonic()
 
     def _fail(self, exc: Exception) -> ProviderError:
         error = transport_error(exc, provider=self.name, stage=self.stage)
@@ -74,10 +80,23 @@ class HTTPProvider(Provider):
         return error
 
     async def health(self) -> None:
-        """Cheap: no request. A recent non-retryable failure (bad key, no credits) is reported."""
+        """Cheap. A recent non-retryable failure (bad key, no credits) is reported as is; a recent
+        success answers healthy; otherwise one GET of `health_path` with a 3 s timeout, if any."""
+        now = time.monotonic()
         if self._last_error is not None and not self._last_error.retryable \
-                and time.monotonic() - self._last_error_at < 300:
+                and now - self._last_error_at < 300:
             raise self._last_error
+        if self.health_path is None or now - self._last_ok_at < 60:
+            return
+        try:
+            response = await self.client.get(self.health_path, timeout=3.0)
+            await raise_for_status(response, provider=self.name, stage=self.stage)
+        except ProviderError as exc:
+            self._record(exc)
+            raise
+        except httpx.HTTPError as exc:
+            raise self._fail(exc) from exc
+        self._record(None)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -91,6 +110,7 @@ class OpenAIChat(HTTPProvider):
 
     name: str = "openai"
     model: str = "gpt-4o-mini"
+    health_path: str | None = "/models"
     max_tokens: int | None = None
     temperature: float | None = 0.4
     extra_body: dict[str, Any] = field(default_factory=dict)
@@ -136,7 +156,10 @@ class OpenAIChat(HTTPProvider):
                     # The connection closed cleanly but mid-answer: the reply is truncated.
                     raise ProviderError("chat stream ended before [DONE]", provider=self.name,
                                         stage="llm", request_id=request_id)
-        except (httpx.HTTPError, ProviderError, OSError) as exc:
+        except ProviderError as exc:
+            self._record(exc)
+            raise
+        except (httpx.HTTPError, OSError) as exc:
             raise self._fail(exc) from exc
         if not produced:
             raise EmptyResult("chat stream produced no text", provider=self.name, stage="llm")
@@ -163,8 +186,11 @@ class OpenAIChat(HTTPProvider):
 
 
 def iso639(language: str | None) -> str | None:
-    """"hi-IN" -> "hi", the form OpenAI's transcription endpoint takes."""
-    return language.split("-")[0] if language else None
+    """"hi-IN" -> "hi", the form OpenAI's transcription endpoint takes (Odia od-IN is "or")."""
+    if not language:
+        return None
+    base = language.split("-")[0]
+    return "or" if base == "od" else base
 
 
 @dataclass
@@ -173,6 +199,7 @@ class OpenAISTT(HTTPProvider):
 
     name: str = "openai"
     model: str = "whisper-1"
+    health_path: str | None = "/models"
     stage: Stage = "stt"
 
     async def transcribe(self, audio: bytes, sample_rate: int,
@@ -184,7 +211,10 @@ class OpenAISTT(HTTPProvider):
         try:
             response = await self.client.post("/audio/transcriptions", data=data, files=files)
             await raise_for_status(response, provider=self.name, stage="stt")
-        except (httpx.HTTPError, ProviderError) as exc:
+        except ProviderError as exc:
+            self._record(exc)
+            raise
+        except httpx.HTTPError as exc:
             raise self._fail(exc) from exc
         request_id = response.headers.get("x-request-id")
         body = parse_json(response.content, provider=self.name, stage="stt", request_id=request_id)
@@ -202,6 +232,7 @@ class OpenAITTS(HTTPProvider):
 
     name: str = "openai"
     model: str = "tts-1"
+    health_path: str | None = "/models"
     voice: str = "alloy"
     stage: Stage = "tts"
 
@@ -220,7 +251,10 @@ class OpenAITTS(HTTPProvider):
                     if even:
                         produced = True
                         yield AudioChunk(data[:even], OPENAI_TTS_RATE)
-        except (httpx.HTTPError, ProviderError) as exc:
+        except ProviderError as exc:
+            self._record(exc)
+            raise
+        except httpx.HTTPError as exc:
             raise self._fail(exc) from exc
         if not produced:
             raise EmptyResult("speech response had no audio", provider=self.name, stage="tts")

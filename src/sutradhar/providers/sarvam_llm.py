@@ -18,6 +18,7 @@ from sutradhar.providers.sarvam import AUTH_HEADER, SARVAM_LANGUAGES
 class SarvamLLM(OpenAIChat):
     name: str = "sarvam"
     model: str = "sarvam-105b-conversations"
+    health_path: str | None = None  # Sarvam documents no cheap GET; health uses the last result
     reasoning_effort: str | None = None  # None is sent as JSON null: no reasoning, lowest latency
     languages: frozenset[str] | None = SARVAM_LANGUAGES
     extra_body: dict[str, Any] = field(default_factory=dict)

@@ -102,3 +102,13 @@ async def test_speech_cut_raises(fake_openai: FakeOpenAI) -> None:
         async for _ in tts.synthesize("Hello there, caller. " * 5, "en-IN"):
             pass
     await tts.aclose()
+
+
+async def test_health_does_one_cheap_authenticated_get(fake_openai: FakeOpenAI) -> None:
+    good = chat(fake_openai)
+    await good.health()
+    await good.aclose()
+    bad = OpenAIChat(base_url=fake_openai.base_url, api_key="wrong", timeout_s=2.0)
+    with pytest.raises(AuthError):
+        await bad.health()
+    await bad.aclose()
