@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import logging
 import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -21,12 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
+
 from sutradhar.language import LANGUAGES
 from sutradhar.providers.base import AudioChunk, EmptyResult, Provider, ProviderError
 from sutradhar.providers.text_pieces import sentences
 from sutradhar.providers.threaded import stream_from_thread
 
-log = logging.getLogger(__name__)
+log = logger.bind(stage="tts")
 
 ESPEAK_RATE = 22050
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -98,7 +99,7 @@ def _library() -> EspeakLibrary | None:
             _LIBRARY = EspeakLibrary()
         except (ImportError, OSError, RuntimeError, AttributeError) as exc:
             _LIBRARY_FAILED = True
-            log.warning("espeak-ng library from espeakng-loader unusable (%s); using the binary", exc)
+            log.warning("espeak-ng library from espeakng-loader unusable ({}); using the binary", exc)
     return _LIBRARY
 
 

@@ -9,15 +9,16 @@ with no provider at all is a configuration error, raised at start.
 from __future__ import annotations
 
 import importlib.util
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from sutradhar.config import ConfigError, Settings
 from sutradhar.providers.base import LLMProvider, STTProvider, TTSProvider
 
-log = logging.getLogger(__name__)
+log = logger.bind(stage="providers")
 
 
 @dataclass

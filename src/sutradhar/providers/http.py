@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by the cloud clients: status -> error class mapping, and an SSE parser.
+"""HTTP plumbing shared by the cloud clients: a provider base holding one HTTP client, the
+status -> error class mapping, and an SSE parser.
 
 Sarvam and OpenAI-compatible servers answer errors as `{"error": {"message", "code"|"type",
 "request_id"}}`, with the request id also in `x-request-id`. One mapping serves both so the
@@ -8,6 +9,8 @@ router sees the same error classes whichever cloud failed.
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -16,6 +19,7 @@ from sutradhar.providers.base import (
     AuthError,
     BadRequest,
     MalformedResponse,
+    Provider,
     ProviderError,
     ProviderTimeout,
     QuotaExceeded,
@@ -158,3 +162,72 @@ class SSEParser:
         events = self.feed(b"\n\n") if self._buffer or self._data else []
         self._buffer = b""
         return events
+
+
+@dataclass
+class HTTPProvider(Provider):
+    """A cloud provider: one lazily created `httpx.AsyncClient` reused by every call (connection
+    reuse matters: a TLS handshake costs more than a short STT request), and a cheap health check."""
+
+    base_url: str = ""
+    api_key: str = ""
+    timeout_s: float = 15.0
+    headers: dict[str, str] = field(default_factory=dict)
+    stage: Stage = "llm"
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    # The last call's outcome: health() reports a recent auth/quota failure without a request.
+    _last_error: ProviderError | None = field(default=None, init=False, repr=False)
+    _last_error_at: float = field(default=0.0, init=False, repr=False)
+    _last_ok_at: float = field(default=0.0, init=False, repr=False)
+    # A cheap authenticated GET for health() when no call has succeeded lately (None: none exists).
+    health_path: str | None = None
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            # A separate, shorter connect timeout makes a dead host fail fast.
+            timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0))
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url.rstrip("/"), timeout=timeout,
+                headers={**self.auth_headers(), **self.headers},
+            )
+        return self._client
+
+    def _record(self, error: ProviderError | None) -> None:
+        self._last_error = error
+        if error is None:
+            self._last_ok_at = time.monotonic()
+        else:
+            self._last_error_at = time.monotonic()
+
+    def _fail(self, exc: Exception) -> ProviderError:
+        error = transport_error(exc, provider=self.name, stage=self.stage)
+        self._record(error)
+        return error
+
+    async def health(self) -> None:
+        """Cheap. A recent non-retryable failure (bad key, no credits) is reported as is; a recent
+        success answers healthy; otherwise one GET of `health_path` with a 3 s timeout, if any."""
+        now = time.monotonic()
+        if self._last_error is not None and not self._last_error.retryable \
+                and now - self._last_error_at < 300:
+            raise self._last_error
+        if self.health_path is None or now - self._last_ok_at < 60:
+            return
+        try:
+            response = await self.client.get(self.health_path, timeout=3.0)
+            await raise_for_status(response, provider=self.name, stage=self.stage)
+        except ProviderError as exc:
+            self._record(exc)
+            raise
+        except httpx.HTTPError as exc:
+            raise self._fail(exc) from exc
+        self._record(None)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

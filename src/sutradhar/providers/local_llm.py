@@ -10,7 +10,6 @@ The chat template is the one stored in the GGUF.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from sutradhar.providers.base import EmptyResult, Message, Provider, ProviderError
 from sutradhar.providers.threaded import stream_from_thread
 
-log = logging.getLogger(__name__)
+log = logger.bind(stage="llm")
 
 DEFAULT_GGUF = "qwen2.5-0.5b-instruct.gguf"
 
@@ -74,7 +75,7 @@ class LocalLLM(Provider):
                     raise ProviderError(f"no GGUF at {self.model_path}", provider=self.name,
                                         stage="llm", retryable=False)
                 self._llama = _load_llama(self.model_path, self.context_tokens, self.threads)
-                log.info("loaded GGUF %s", self.model_path)
+                log.info("loaded GGUF {}", self.model_path)
             return self._llama
 
     async def warm_up(self) -> None:

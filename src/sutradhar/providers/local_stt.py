@@ -9,7 +9,6 @@ call; decoding runs on one dedicated thread so two calls queue instead of thrash
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from loguru import logger
+
 from sutradhar.audio.codecs import resample
 from sutradhar.providers.base import EmptyResult, ProviderError, Provider, Transcript
 
-log = logging.getLogger(__name__)
+log = logger.bind(stage="stt")
 
 WHISPER_RATE = 16000
 # Whisper's ISO codes -> the agent's language codes.
@@ -71,7 +72,7 @@ class LocalSTT(Provider):
                                         stage="stt", retryable=False)
                 _MODELS[key] = WhisperModel(key, device="cpu", compute_type="int8",
                                             cpu_threads=self.threads)
-                log.info("loaded Whisper model from %s", self.model_dir)
+                log.info("loaded Whisper model from {}", self.model_dir)
             return _MODELS[key]
 
     async def warm_up(self) -> None:

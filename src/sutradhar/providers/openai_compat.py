@@ -1,13 +1,11 @@
 """Clients for any OpenAI-compatible server: streaming chat, transcription and speech.
 
 Used for OpenAI itself, for Sarvam's `/v1` chat route, and for local servers (llama.cpp server,
-vLLM, Ollama) that speak the same wire format. Each provider holds one `httpx.AsyncClient` for
-connection reuse across calls; `aclose()` releases it.
+vLLM, Ollama) that speak the same wire format.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,88 +18,13 @@ from sutradhar.providers.base import (
     EmptyResult,
     MalformedResponse,
     Message,
-    Provider,
     ProviderError,
     Stage,
     Transcript,
 )
-from sutradhar.providers.http import (
-    SSEParser,
-    error_for,
-    parse_json,
-    raise_for_status,
-    transport_error,
-)
+from sutradhar.providers.http import HTTPProvider, SSEParser, error_for, parse_json, raise_for_status
 
 OPENAI_TTS_RATE = 24000  # response_format=pcm is 24 kHz mono PCM16, little-endian
-
-
-@dataclass
-class HTTPProvider(Provider):
-    """A provider with one lazily created HTTP client and a cheap cached health status."""
-
-    base_url: str = ""
-    api_key: str = ""
-    timeout_s: float = 15.0
-    headers: dict[str, str] = field(default_factory=dict)
-    stage: Stage = "llm"
-    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
-    # The last call's outcome: health() reports a recent auth/quota failure without a request.
-    _last_error: ProviderError | None = field(default=None, init=False, repr=False)
-    _last_error_at: float = field(default=0.0, init=False, repr=False)
-    _last_ok_at: float = field(default=0.0, init=False, repr=False)
-    # A cheap authenticated GET for health() when no call has succeeded lately (None: none exists).
-    health_path: str | None = None
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None or self._client.is_closed:
-            # A separate, shorter connect timeout makes a dead host fail fast.
-            timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0))
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url.rstrip("/"), timeout=timeout,
-                headers={**self.auth_headers(), **self.headers},
-            )
-        return self._client
-
-    def _record(self, error: ProviderError | None) -> None:
-        self._last_error = error
-        if error is None:
-            self._last_ok_at = time.monotonic()
-        else:
-            self._last_error_at = time.monotonic()
-
-    def _fail(self, exc: Exception) -> ProviderError:
-        error = transport_error(exc, provider=self.name, stage=self.stage)
-        self._record(error)
-        return error
-
-    async def health(self) -> None:
-        """Cheap. A recent non-retryable failure (bad key, no credits) is reported as is; a recent
-        success answers healthy; otherwise one GET of `health_path` with a 3 s timeout, if any."""
-        now = time.monotonic()
-        if self._last_error is not None and not self._last_error.retryable \
-                and now - self._last_error_at < 300:
-            raise self._last_error
-        if self.health_path is None or now - self._last_ok_at < 60:
-            return
-        try:
-            response = await self.client.get(self.health_path, timeout=3.0)
-            await raise_for_status(response, provider=self.name, stage=self.stage)
-        except ProviderError as exc:
-            self._record(exc)
-            raise
-        except httpx.HTTPError as exc:
-            raise self._fail(exc) from exc
-        self._record(None)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
 
 @dataclass

@@ -7,7 +7,6 @@ PCM16 (the voice's rate); the transport resamples for the line.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from sutradhar.providers.base import AudioChunk, EmptyResult, LanguageNotSupported, Provider, ProviderError
 from sutradhar.providers.threaded import stream_from_thread
 
-log = logging.getLogger(__name__)
+log = logger.bind(stage="tts")
 
 
 def packaged_voice() -> Path | None:
@@ -51,7 +52,7 @@ class PiperTTS(Provider):
                 from piper import PiperVoice
 
                 self._voice = PiperVoice.load(self.voice_path)
-                log.info("loaded Piper voice %s", self.voice_path.name)
+                log.info("loaded Piper voice {}", self.voice_path.name)
             return self._voice
 
     async def warm_up(self) -> None:

@@ -14,8 +14,7 @@ import httpx
 
 from sutradhar.audio.codecs import pcm16_to_wav, resample
 from sutradhar.providers.base import EmptyResult, ProviderError, ProviderTimeout, Stage, Transcript
-from sutradhar.providers.http import parse_json, raise_for_status
-from sutradhar.providers.openai_compat import HTTPProvider
+from sutradhar.providers.http import HTTPProvider, parse_json, raise_for_status
 from sutradhar.providers.sarvam import (
     AUTH_HEADER,
     SARVAM_LANGUAGES,

@@ -27,10 +27,9 @@ from sutradhar.providers.base import (
     ProviderTimeout,
     Stage,
 )
-from sutradhar.providers.http import parse_json, raise_for_status
-from sutradhar.providers.openai_compat import HTTPProvider
-from sutradhar.providers.text_pieces import split_text
+from sutradhar.providers.http import HTTPProvider, parse_json, raise_for_status
 from sutradhar.providers.sarvam import AUTH_HEADER, SARVAM_LANGUAGES, open_ws, ws_base, ws_message
+from sutradhar.providers.text_pieces import split_text
 
 # Characters per request. v3 is documented at 2,500; v2 is commonly cited at 1,500.
 MAX_CHARS = {"bulbul:v2": 1500, "bulbul:v3": 2500}
