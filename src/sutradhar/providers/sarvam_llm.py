@@ -28,6 +28,9 @@ class SarvamLLM(OpenAIChat):
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
         self.extra_body = {"reasoning_effort": self.reasoning_effort, **self.extra_body}
+        if self.reasoning_effort and (self.max_tokens or 0) < 500:
+            # Reasoning tokens count against max_tokens; with too few, `content` never starts.
+            self.max_tokens = 500
 
     def auth_headers(self) -> dict[str, str]:
         # Chat accepts either header; both are sent, as pipecat does.

@@ -37,3 +37,13 @@ async def test_errors(fake_sarvam: FakeSarvam, fault: Fault, error: type) -> Non
             pass
     await llm.aclose()
     assert caught.value.request_id == fault.request_id and not caught.value.retryable
+
+
+async def test_low_reasoning_raises_max_tokens_so_content_can_start(fake_sarvam: FakeSarvam) -> None:
+    llm = SarvamLLM(base_url=fake_sarvam.base_url, api_key=fake_sarvam.api_key, max_tokens=120,
+                    reasoning_effort="low")
+    async for _ in llm.stream(MESSAGES, "hi-IN"):
+        pass
+    await llm.aclose()
+    body = fake_sarvam.calls("chat")[0]["json"]
+    assert body["reasoning_effort"] == "low" and body["max_tokens"] == 500
