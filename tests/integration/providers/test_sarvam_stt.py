@@ -6,6 +6,7 @@ import pytest
 
 from sutradhar.providers.base import (
     AuthError,
+    BadRequest,
     EmptyResult,
     MalformedResponse,
     ProviderError,
@@ -61,7 +62,7 @@ async def test_audio_over_30_seconds_is_split_and_texts_joined_in_order(fake_sar
     (Fault.quota(), QuotaExceeded, False),
     (Fault.rate_limited(), RateLimited, True),
     (Fault.server_error(503), ProviderError, True),
-    (Fault(status=422, code="unprocessable_entity_error", message="bad audio"), ProviderError, False),
+    (Fault(status=422, code="unprocessable_entity_error", message="bad audio"), BadRequest, False),
 ])
 async def test_http_errors_map_to_error_classes_with_request_id(
         fake_sarvam: FakeSarvam, fault: Fault, error: type, retryable: bool) -> None:
