@@ -116,7 +116,9 @@ class Settings(BaseSettings):
     openai_tts_voice: str = "alloy"
 
     # --- offline local engines ---
-    models_dir: Path = Path("./models")  # where scripts/prepare_models.py puts joined model files
+    # Where scripts/prepare_models.py puts joined model files: the checkout's models/ by default,
+    # so the server finds them whatever directory it is started from.
+    models_dir: Path = Path(__file__).resolve().parents[2] / "models"
     whisper_model: str = "tiny.en"  # tiny.en (packaged), base (packaged, multilingual) or a directory
     whisper_languages: CSV = []  # languages a custom model directory serves; empty: the model's own
     llm_model_path: str = ""  # a GGUF file; empty: the packaged Qwen2.5 0.5B when installed

@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> Any:
         svc = services or build_services(settings)
         app.state.services = svc
+        await svc.warm_up()
         if with_operations:
             from sutradhar import operations
 
