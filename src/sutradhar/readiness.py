@@ -12,6 +12,8 @@ from typing import Any
 
 from loguru import logger
 
+from sutradhar.background import Periodic
+
 log = logger.bind(stage="health")
 
 
@@ -27,7 +29,7 @@ class HealthMonitor:
         self.database: dict[str, Any] | None = None
         self.redis: dict[str, Any] | None = None
         self.store_error: str | None = None  # the store failed to start
-        self._task: asyncio.Task | None = None
+        self._periodic = Periodic("health-monitor", self.check_once, interval_s)
         self.checked = asyncio.Event()
 
     async def _check(self, probe: Any) -> dict[str, Any]:
@@ -73,22 +75,10 @@ class HealthMonitor:
         self.checked.set()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="health-monitor")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.check_once()
-            except Exception as exc:  # noqa: BLE001
-                log.error("health monitor failed: {}", exc)
-            await asyncio.sleep(self.interval_s)
+        self._periodic.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._periodic.stop()
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         """(ready, body): ready when every stage has a usable provider and the stores answer."""

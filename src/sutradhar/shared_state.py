@@ -23,6 +23,8 @@ from typing import Any
 
 from loguru import logger
 
+from sutradhar.background import Periodic
+
 log = logger.bind(stage="shared_state")
 PREFIX = "sutradhar"
 
@@ -105,7 +107,7 @@ class LiveCallRegistry(_RedisBacked):
         self.heartbeat_s = heartbeat_s
         self.stale_s = stale_s
         self._local: dict[str, dict[str, Any]] = {}
-        self._task: asyncio.Task | None = None
+        self._periodic = Periodic("live-call-heartbeat", self.heartbeat, heartbeat_s)
         self._zset = f"{PREFIX}:calls"
         self._info = f"{PREFIX}:calls:info"
 
@@ -162,19 +164,11 @@ class LiveCallRegistry(_RedisBacked):
             await self._try("prune", pipe.execute())
 
     async def start(self) -> None:
-        if self.redis is not None and self._task is None:
-            self._task = asyncio.create_task(self._beat(), name="live-call-heartbeat")
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            await self.heartbeat()
+        if self.redis is not None:
+            self._periodic.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._periodic.stop()
         for call_id in list(self._local):
             await self.unregister(call_id)
 
@@ -237,7 +231,7 @@ class BreakerSync:
         self.interval_s = interval_s
         self._seen: dict[str, float] = {}  # key -> updated_at of the newest entry applied or sent
         self._applying = False
-        self._task: asyncio.Task | None = None
+        self._periodic = Periodic("breaker-sync", self.sync_once, interval_s)
         self._pending: set[asyncio.Task] = set()
 
     def breaker(self, stage: str, provider: str, state: Any) -> None:
@@ -292,22 +286,10 @@ class BreakerSync:
         return entry.opened_at is not None and time.time() - entry.opened_at >= slot.breaker.reset_timeout
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="breaker-sync")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sync_once()
-            except Exception as exc:  # noqa: BLE001
-                log.warning("breaker sync failed: {}", exc)
-            await asyncio.sleep(self.interval_s)
+        self._periodic.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._periodic.stop()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 

@@ -20,13 +20,13 @@ import base64
 import io
 import json
 import uuid
-import wave
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from sutradhar.audio.codecs import pcm16_to_wav, wav_to_pcm16
 from tests.fakes._server import Fault, FakeServer, error_body, tone_pcm
 
 Transcriber = Callable[[bytes, dict[str, Any]], tuple[str, str | None]]
@@ -34,19 +34,6 @@ Transcriber = Callable[[bytes, dict[str, Any]], tuple[str, str | None]]
 MS_PER_CHAR = 60
 
 
-def _wav_pcm(data: bytes) -> tuple[bytes, int]:
-    with wave.open(io.BytesIO(data), "rb") as src:
-        return src.readframes(src.getnframes()), src.getframerate()
-
-
-def _wav(pcm: bytes, rate: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm)
-    return buffer.getvalue()
 
 
 class FakeSarvam(FakeServer):
@@ -82,7 +69,7 @@ class FakeSarvam(FakeServer):
         form = await request.post()
         upload = form.get("file")
         fields = {k: v for k, v in form.items() if k != "file"}
-        pcm, rate = _wav_pcm(upload.file.read())  # type: ignore[union-attr]
+        pcm, rate = wav_to_pcm16(upload.file.read())  # type: ignore[union-attr]
         self.requests.append({"endpoint": "stt", "headers": dict(request.headers), "fields": fields,
                               "seconds": len(pcm) / 2 / rate, "sample_rate": rate})
         if (denied := self.check_auth(request)) is not None:
@@ -110,7 +97,7 @@ class FakeSarvam(FakeServer):
                               "pitch and loudness are not supported for bulbul:v3", "r400")
         rate = int(body.get("speech_sample_rate", 22050))
         pcm = tone_pcm(len(body.get("text", "")) * MS_PER_CHAR / 1000, rate)
-        audio = base64.b64encode(_wav(pcm, rate)).decode()
+        audio = base64.b64encode(pcm16_to_wav(pcm, rate)).decode()
         return web.json_response({"request_id": "req_tts", "audios": [audio]})
 
     # --- WebSockets ---
@@ -158,7 +145,7 @@ class FakeSarvam(FakeServer):
             record["messages"].append(message.get("type") or "audio")
             if "audio" in message:
                 raw = base64.b64decode(message["audio"]["data"])
-                audio += _wav_pcm(raw)[0] if raw[:4] == b"RIFF" else raw
+                audio += wav_to_pcm16(raw)[0] if raw[:4] == b"RIFF" else raw
             elif message.get("type") == "flush":
                 if await self._ws_fault(ws, fault):
                     break
