@@ -80,6 +80,83 @@ def overhead_table(result: dict) -> str:
             f"{base['p50']} ms p95 {base['p95']} ms\n" + table(rows, head))
 
 
+# --- load ---
+
+QUICK_SWEEP = "1,20,50"
+DEFAULT_SWEEP = "1,10,50,100,200"
+
+
+def cmd_load(args: argparse.Namespace) -> dict:
+    if args.src:  # measure another checkout's server (development); before any sutradhar import
+        sys.path.insert(0, args.src)
+    from bench import load
+
+    d = Delays.from_args(args)
+    levels = [int(x) for x in (args.sweep or (QUICK_SWEEP if args.quick else DEFAULT_SWEEP)).split(",")]
+    turns = args.turns if args.turns is not None else (1 if args.quick else 2)
+    budget = args.budget_s if args.budget_s is not None else (100 if args.quick else 540)
+    result = load.sweep(levels, d, turns, extend=not args.no_extend and not args.quick,
+                        max_overhead_p95=args.max_overhead_p95, max_late_frac=args.max_late_fraction,
+                        budget_s=budget, procs=args.client_procs, src=args.src, step=args.step,
+                        max_n=args.max_calls, operations=not args.no_operations,
+                        log=lambda m: print(m, flush=True))
+    result.update(delays_ms=d.as_dict(), turns_per_call=turns, plan=load.default_plan(turns), quick=args.quick,
+                  limits={"max_overhead_p95_ms": args.max_overhead_p95, "max_late_fraction": args.max_late_fraction},
+                  operations=not args.no_operations)
+    path = write_result("load", result, args.out)
+    print(load_table(result))
+    try:
+        from bench.plot import plot_load
+
+        png = plot_load(result, path.with_suffix(".png").parent / "load.png")
+        print(f"plot: {png}")
+    except ImportError as exc:
+        print(f"no plot ({exc})")
+    print(f"result: {path}")
+    return result
+
+
+def load_table(result: dict) -> str:
+    rows = []
+    for r in result["levels"]:
+        o, v, p, b, c = r["overhead_ms"], r["v2v_ms"], r["pacing"], r["barge_in"], r["cost"]
+        rows.append([r["calls"], f"{r['calls_completed']}/{r['calls']}", r["turns_measured"], v["p50"], v["p95"],
+                     o["p50"], o["p95"], o["p99"], p["jitter_ms"]["p50"], p["jitter_ms"]["p99"], p["late_frames"],
+                     p["bunched"], b["clear_after_confirm_ms"]["p50"], b["clear_after_confirm_ms"]["p95"],
+                     b["last_frame_after_speech_ms"]["p95"], c["cpu_s_per_call_minute"], c["rss_per_call_mb"],
+                     max((lag.get("p99") or 0) for lag in r["client_loop_lag_ms"]) if r["client_loop_lag_ms"] else None])
+    head = ["N", "calls ok", "turns", "v2v p50", "v2v p95", "overhead p50", "p95", "p99", "jitter p50",
+            "jitter p99", "late frames", "bunched", "clear after VAD p50", "p95", "last frame after speech p95",
+            "CPU s/call-min", "MB/call", "client lag p99"]
+    tail = f"\nstopped: {result['stopped_because']}" if result.get("stopped_because") else ""
+    return table(rows, head) + tail
+
+
+def _add_load_args(lp: argparse.ArgumentParser) -> None:
+    lp.add_argument("--quick", action="store_true",
+                    help=f"sweep {QUICK_SWEEP}, 1 turn + barge-in per call, no extension (~1.5 min)")
+    lp.add_argument("--sweep", default=None, help=f"concurrent calls per step (default {DEFAULT_SWEEP})")
+    lp.add_argument("--no-extend", action="store_true",
+                    help="do not go past the last level (default: +STEP calls while the limits hold)")
+    lp.add_argument("--step", type=int, default=100, help="extension step in calls (default %(default)s)")
+    lp.add_argument("--max-calls", type=int, default=1000, help="never go past this many calls")
+    lp.add_argument("--turns", type=int, default=None,
+                    help="normal turns per call before the barge-in turn (default 2; quick 1)")
+    lp.add_argument("--max-overhead-p95", type=float, default=50.0,
+                    help="stop the sweep when overhead p95 passes this (ms, default %(default)s)")
+    lp.add_argument("--max-late-fraction", type=float, default=0.001,
+                    help="stop when more than this fraction of agent frames arrive late (default %(default)s)")
+    lp.add_argument("--budget-s", type=float, default=None,
+                    help="stop starting new steps after this many seconds (default 540; quick 100)")
+    lp.add_argument("--client-procs", type=int, default=None,
+                    help="client processes (default ceil(N/100), at most 4)")
+    lp.add_argument("--no-operations", action="store_true",
+                    help="server without the call store / Prometheus / health monitor")
+    lp.add_argument("--src", default=None, help=argparse.SUPPRESS)  # another checkout's src (development)
+    lp.add_argument("--out", default=None, help="results directory (default bench/results)")
+    Delays.add_arguments(lp)
+
+
 # --- the parser ---
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", default=None, help="results directory (default bench/results)")
     Delays.add_arguments(o)
     o.set_defaults(func=cmd_overhead)
+
+    lp = sub.add_parser("load", help="real server + N concurrent simulated Twilio calls, swept over N",
+                        description="Starts the real server (scripted engines, fixed delays) in a subprocess "
+                                    "for every step and drives N concurrent Twilio media streams with real "
+                                    "speech paced at 20 ms over loopback.")
+    _add_load_args(lp)
+    lp.set_defaults(func=cmd_load)
     return p
 
 

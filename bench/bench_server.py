@@ -1,0 +1,161 @@
+"""The benchmark server: the REAL app (`create_app`) under uvicorn, with scripted engines of fixed
+delays, in its own process so its CPU seconds and resident memory can be measured from outside.
+
+    python -m bench.bench_server --port 8765 --stt-ms 150 --llm-first-token-ms 200 ...
+    sutradhar bench server --port 8765            (the same, through the suite's CLI)
+
+Delays come from the command line or BENCH_* environment variables (see `Delays.to_env`).
+uvloop is used when installed, as `sutradhar serve` does. Logging defaults to WARNING (the
+per-turn INFO lines of a production server are a few per turn, not per frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
+              operations: bool = True) -> Any:
+    from sutradhar.config import load_settings
+    from sutradhar.server import create_app
+    from sutradhar.services import Services, router_from_settings
+
+    from bench.scenario import scripted_providers
+
+    import tempfile
+
+    # A throwaway data directory: the call store (operations) writes every call, as in production.
+    data_dir = os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix="sutradhar-bench-")
+    settings = load_settings(stt=["scripted"], llm=["scripted"], tts=["scripted"], log_level=log_level,
+                             max_concurrent_calls=max_calls, retry_attempts=1, data_dir=data_dir,
+                             _env_file=None)
+    stt, llm, tts = scripted_providers(delays)
+    services = Services(settings, router_from_settings(settings, [stt], [llm], [tts]))
+    try:
+        app = create_app(settings, services, with_operations=operations)
+    except TypeError:  # a server without the operations switch
+        app = create_app(settings, services)
+    if not any(getattr(r, "path", "") == "/twilio/media" for r in app.routes):
+        try:  # until server.py includes the telephony routes itself
+            from sutradhar.telephony.routes import router
+
+            app.include_router(router)
+        except ImportError:
+            pass
+    return app, settings
+
+
+def serve(port: int, log_level: str, operations: bool = True) -> None:
+    import uvicorn
+    from loguru import logger
+
+    from bench.scenario import Delays
+
+    logger.remove()
+    logger.add(sys.stderr, level=log_level.upper())
+    app, settings = build_app(Delays.from_env(), log_level, operations=operations)
+    loop = "auto"
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        pass
+    uvicorn.run(app, host="127.0.0.1", port=port, loop=loop, log_level="warning", access_log=False,
+                ws_max_size=settings.max_message_bytes, lifespan="on", log_config=None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """Start the benchmark server as a subprocess and wait until /health answers."""
+
+    def __init__(self, delays: Any, port: int | None = None, log_level: str = "WARNING",
+                 src: str | None = None, log_path: str | None = None, operations: bool = True) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update(delays.to_env())
+        src_dir = src or str(_REPO / "src")
+        env["BENCH_SRC"] = src_dir
+        env["PYTHONPATH"] = os.pathsep.join([src_dir, str(_REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        self._log = open(log_path or os.devnull, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bench_server", "--port", str(self.port), "--log-level", log_level,
+             *([] if operations else ["--no-operations"])],
+            cwd=str(_REPO), env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"benchmark server exited with code {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"benchmark server not ready within {timeout_s}s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+    def __enter__(self) -> ServerProcess:
+        self.wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    src = os.environ.get("BENCH_SRC") or str(_REPO / "src")
+    sys.path[:0] = [src, str(_REPO)]
+    from bench.scenario import Delays
+
+    p = argparse.ArgumentParser(prog="bench_server", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--no-operations", action="store_true",
+                   help="skip operations.start (call store, Prometheus, health monitor)")
+    Delays.add_arguments(p)
+    args = p.parse_args(argv)
+    defaults = Delays.from_env()
+    given = Delays.from_args(args)
+    # Command-line values win over BENCH_* variables when they differ from the built-in defaults.
+    for key, value in given.as_dict().items():
+        if value != getattr(Delays(), key):
+            setattr(defaults, key, value)
+    os.environ.update(defaults.to_env())
+    print(f"bench server on http://127.0.0.1:{args.port} delays={defaults.as_dict()}", file=sys.stderr)
+    serve(args.port, args.log_level, operations=not args.no_operations)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
