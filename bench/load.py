@@ -52,6 +52,9 @@ WIRE_RATE = 8000
 FRAME_BYTES = WIRE_RATE * 20 // 1000  # mu-law: one byte per sample
 TRAILING_SILENCE_FRAMES = 40  # after each phrase; the end-of-turn window (30 frames) falls inside
 AUDIO_CACHE = BENCH_DIR / ".cache"
+# A frame is late when the carrier's playback buffer has been empty for longer than this when it
+# arrives (a dropout a caller can hear); shorter stalls are within timer noise.
+LATE_TOLERANCE_S = 0.002
 
 
 # --- caller audio ---
@@ -420,7 +423,7 @@ def _pacing(frames: array, clears: list[float], lead: int = 3,
             continue
         play_end = seg[0] + FRAME_S
         for prev, nxt in zip(seg, seg[1:]):
-            if nxt > play_end + 0.0005:  # the carrier's buffer ran dry: an audible gap
+            if nxt > play_end + LATE_TOLERANCE_S:  # the carrier's buffer ran dry: an audible gap
                 late += 1
                 late_ms += (nxt - play_end) * 1000
             play_end = max(play_end, nxt) + FRAME_S

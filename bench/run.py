@@ -157,6 +157,36 @@ def _add_load_args(lp: argparse.ArgumentParser) -> None:
     Delays.add_arguments(lp)
 
 
+# --- local engines ---
+
+def cmd_local(args: argparse.Namespace) -> dict:
+    from bench import local_engines
+    from bench.overhead import quiet_logs
+
+    quiet_logs(args.log_level)
+    if not args.no_uvloop:
+        use_uvloop()
+    result = local_engines.run(args.turns, args.models_dir)
+    path = write_result("local", result, args.out)
+    print(local_table(result))
+    print(f"result: {path}")
+    return result
+
+
+def local_table(result: dict) -> str:
+    e = result["engines"]
+    rows = [[r["turn"] + 1, r["stt_ms"], r["llm_ttft_ms"], r["llm_ms"], r["tts_ttfb_ms"], r["v2v_ms"],
+             r.get("first_audio_before_llm_end"), r.get("reply_sentences"), r["heard"], (r["reply"] or "")[:60]]
+            for r in result["turns"]]
+    st = result["stages_ms"]
+    rows.append(["p50", st["stt_ms"]["p50"], st["llm_ttft_ms"]["p50"], st["llm_ms"]["p50"],
+                 st["tts_ttfb_ms"]["p50"], st["v2v_ms"]["p50"], "", "", "", ""])
+    head = ["turn", "STT ms", "LLM TTFT ms", "LLM total ms", "TTS TTFB ms", "v2v ms", "audio before LLM end",
+            "sentences", "heard", "reply"]
+    return (f"engines: STT {','.join(e['stt'])}; LLM {','.join(e['llm'])}; TTS {','.join(e['tts'])}"
+            f" (warm-up {result['warm_up_s']} s)\n" + table(rows, head))
+
+
 # --- the parser ---
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     "speech paced at 20 ms over loopback.")
     _add_load_args(lp)
     lp.set_defaults(func=cmd_load)
+
+    lc = sub.add_parser("local", help="one call through the offline local engines: real latency per stage",
+                        description="Builds the default engines with build_providers(settings) and runs "
+                                    "several turns of real (espeak-ng) speech through the orchestrator.")
+    lc.add_argument("--turns", type=int, default=4, help="caller turns (default %(default)s)")
+    lc.add_argument("--models-dir", default=None,
+                    help="where the GGUF / Whisper models are (default: the settings' MODELS_DIR)")
+    lc.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
+    lc.add_argument("--no-uvloop", action="store_true")
+    lc.add_argument("--out", default=None, help="results directory (default bench/results)")
+    lc.set_defaults(func=cmd_local)
     return p
 
 

@@ -63,12 +63,15 @@ class Delays:
                        help="TTS time to first chunk (default %(default)s)")
         g.add_argument("--tts-chunk-ms", type=float, default=d.tts_chunk_ms,
                        help="TTS delay per later chunk (default %(default)s)")
+        g.add_argument("--tts-rate", type=int, default=d.tts_sample_rate,
+                       help="TTS audio sample rate in Hz (default %(default)s; 8000 = no resampling "
+                            "to the phone line)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Delays:
         return cls(stt_ms=args.stt_ms, llm_first_token_ms=args.llm_first_token_ms,
                    llm_token_ms=args.llm_token_ms, tts_first_chunk_ms=args.tts_first_chunk_ms,
-                   tts_chunk_ms=args.tts_chunk_ms)
+                   tts_chunk_ms=args.tts_chunk_ms, tts_sample_rate=args.tts_rate)
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
