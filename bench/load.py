@@ -550,7 +550,7 @@ def default_plan(turns: int) -> list[dict[str, Any]]:
 
 def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: float = 0.4,
              src: str | None = None, server_log: str | None = None, operations: bool = True,
-             settings: dict[str, Any] | None = None) -> dict[str, Any]:
+             settings: dict[str, Any] | None = None, profile_dir: Path | None = None) -> dict[str, Any]:
     import psutil
 
     from bench.bench_server import ServerProcess
@@ -562,7 +562,9 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
     speech_s = sum(phrases[p["phrase"]].speech_s for p in plan)
     expected_s = 4 + speech_s + len(plan) * 2.5 + turns * 10 + 3
     deadline_s = expected_s * 2 + 30
-    ramp_s = min(5.0, max(0.5, n * 0.01))
+    # Calls start spread over the ramp so their turns do not all end in the same instant (real
+    # calls arrive at random); at 100+ calls the ramp is several seconds of a ~25 s call.
+    ramp_s = min(8.0, max(0.5, n * 0.04))
     server = ServerProcess(d, src=src, log_path=server_log, operations=operations)
     try:
         server.wait_ready()
@@ -582,6 +584,12 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
             w.start()
             workers.append(w)
         client_ps = [psutil.Process(w.pid) for w in workers]
+        spy = None
+        if profile_dir is not None:
+            from bench import pyspy
+
+            raw = Path(profile_dir) / f"server-pyspy-{n}.txt"
+            spy = pyspy.start(server.proc.pid, min(30.0, expected_s), raw)
         samples = []
         reports: list[dict[str, Any]] = []
         hard_stop = start_at + ramp_s + deadline_s + 60
@@ -597,6 +605,13 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
             except psutil.Error:
                 break
         cpu_end = proc.cpu_times()
+        profile = None
+        if spy is not None:
+            try:
+                spy.wait(40)
+                profile = pyspy.summarize(raw)
+            except Exception as exc:  # noqa: BLE001 - a profile is a bonus
+                profile = {"error": str(exc)}
         client_cpu = []
         for w, cp in zip(workers, client_ps):
             w.join(5)
@@ -609,7 +624,17 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
                 pass
     finally:
         server.stop()
-    return _step_summary(n, d, procs, reports, samples, idle_rss, cpu_start, cpu_end, ramp_s)
+    summary = _step_summary(n, d, procs, reports, samples, idle_rss, cpu_start, cpu_end, ramp_s)
+    summary["cost"]["client_process_cpu_s"] = round(sum(client_cpu), 2)
+    if profile is not None:
+        summary["server_profile"] = profile
+    return summary
+
+
+def settings_eot_ms() -> float:
+    from sutradhar.config import load_settings
+
+    return float(load_settings(_env_file=None).end_of_turn_silence_ms)
 
 
 def _live_calls(url: str) -> int | None:
@@ -640,6 +665,12 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
     live_rss = [s["rss"] for s in samples if s.get("live") is not None and s["live"] >= 0.95 * n]
     peak_rss = max(live_rss or [s["rss"] for s in samples] or [idle_rss])
     server_timings = [t for c in calls for t in c["server_turns"]]
+    # The server's own view: its v2v_wire_ms runs from the first unvoiced frame it processed to
+    # its first frame written; the utterance is emitted (end_of_turn - 20 ms) after that frame.
+    eot_ms = (settings_eot_ms() - 20.0)
+    for t in server_timings:
+        if t.get("v2v_wire_ms") is not None:
+            t["server_overhead_ms"] = t["v2v_wire_ms"] - eot_ms - critical_path_ms(d)
     playouts = [c["server_playout"] for c in calls if c.get("server_playout")]
     failed = [c for c in calls if c["error"]]
     return {
@@ -670,7 +701,8 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
             "server_max_late_ms": max((p.get("max_late_ms", 0.0) for p in playouts), default=None),
         },
         "server_stage_ms": {k: summarize(t.get(k) for t in server_timings)
-                            for k in ("stt_ms", "llm_ttft_ms", "tts_ttfb_ms", "v2v_ms", "v2v_wire_ms")},
+                            for k in ("stt_ms", "llm_ttft_ms", "tts_ttfb_ms", "v2v_ms", "v2v_wire_ms",
+                                      "server_overhead_ms")},
         "cost": {
             "server_cpu_s": round(server_cpu, 2),
             "call_minutes": round(call_minutes, 2),
@@ -692,7 +724,8 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
 
 def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p95: float, max_late_frac: float,
           budget_s: float, procs: int | None, src: str | None, step: int = 100, max_n: int = 1000,
-          log: Any = print, operations: bool = True) -> dict[str, Any]:
+          log: Any = print, operations: bool = True, profile_dir: Path | None = None,
+          profile_levels: tuple[int, ...] = ()) -> dict[str, Any]:
     started = time.monotonic()
     results = []
     queue = list(levels)
@@ -706,7 +739,8 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
             break
         t0 = time.monotonic()
         log(f"N={n}: starting ({elapsed:.0f}s elapsed)")
-        r = run_step(n, d, turns, procs, src=src, operations=operations)
+        r = run_step(n, d, turns, procs, src=src, operations=operations,
+                     profile_dir=profile_dir if n in profile_levels else None)
         last_step_s = time.monotonic() - t0
         r["step_s"] = round(last_step_s, 1)
         results.append(r)

@@ -99,6 +99,8 @@ def cmd_load(args: argparse.Namespace) -> dict:
                         max_overhead_p95=args.max_overhead_p95, max_late_frac=args.max_late_fraction,
                         budget_s=budget, procs=args.client_procs, src=args.src, step=args.step,
                         max_n=args.max_calls, operations=not args.no_operations,
+                        profile_dir=Path(args.out or "bench/results"),
+                        profile_levels=tuple(int(x) for x in args.profile_server.split(",")) if args.profile_server else (),
                         log=lambda m: print(m, flush=True))
     result.update(delays_ms=d.as_dict(), turns_per_call=turns, plan=load.default_plan(turns), quick=args.quick,
                   limits={"max_overhead_p95_ms": args.max_overhead_p95, "max_late_fraction": args.max_late_fraction},
@@ -152,6 +154,8 @@ def _add_load_args(lp: argparse.ArgumentParser) -> None:
                     help="client processes (default ceil(N/100), at most 4)")
     lp.add_argument("--no-operations", action="store_true",
                     help="server without the call store / Prometheus / health monitor")
+    lp.add_argument("--profile-server", default=None, metavar="N,N",
+                    help="sample the server with py-spy (30 s) at these levels; summary in the JSON")
     lp.add_argument("--src", default=None, help=argparse.SUPPRESS)  # another checkout's src (development)
     lp.add_argument("--out", default=None, help="results directory (default bench/results)")
     Delays.add_arguments(lp)
@@ -185,6 +189,22 @@ def local_table(result: dict) -> str:
             "sentences", "heard", "reply"]
     return (f"engines: STT {','.join(e['stt'])}; LLM {','.join(e['llm'])}; TTS {','.join(e['tts'])}"
             f" (warm-up {result['warm_up_s']} s)\n" + table(rows, head))
+
+
+# --- frames ---
+
+def cmd_frames(args: argparse.Namespace) -> dict:
+    if args.src:
+        sys.path.insert(0, args.src)
+    from bench import frames
+
+    result = frames.run(args.calls)
+    path = write_result("frames", result, args.out)
+    rows = [[group, name, us] for group, items in result["us_per_frame"].items() for name, us in items.items()]
+    print(table(rows, ["where", "step", "µs per frame"]))
+    print(json.dumps({"resampler": result["resampler_stream_delay"], "per_call": result["per_call"]}, indent=1))
+    print(f"result: {path}")
+    return result
 
 
 # --- the parser ---
@@ -229,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--no-uvloop", action="store_true")
     lc.add_argument("--out", default=None, help="results directory (default bench/results)")
     lc.set_defaults(func=cmd_local)
+
+    fr = sub.add_parser("frames", help="micro-benchmark of the per-frame telephony work (codecs, VAD)",
+                        description="Times each per-frame step of a Twilio call alone, with cheaper "
+                                    "alternatives alongside.")
+    fr.add_argument("--calls", type=int, default=200, help="scale the CPU estimate to this many calls")
+    fr.add_argument("--src", default=None, help=argparse.SUPPRESS)
+    fr.add_argument("--out", default=None, help="results directory (default bench/results)")
+    fr.set_defaults(func=cmd_frames)
     return p
 
 
