@@ -48,6 +48,9 @@ def plot_load(result: dict[str, Any], path: str | Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: sutradhar bench plot [RESULT.json [OUT.png]]  (default bench/results/load-latest.json)")
+        return 0
     src = Path(argv[0]) if argv else Path(__file__).parent / "results" / "load-latest.json"
     out = Path(argv[1]) if len(argv) > 1 else src.parent / "load.png"
     print(plot_load(json.loads(src.read_text()), out))

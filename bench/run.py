@@ -207,6 +207,31 @@ def cmd_frames(args: argparse.Namespace) -> dict:
     return result
 
 
+# --- all ---
+
+def cmd_all(args: argparse.Namespace) -> dict:
+    """overhead, frames, local (when its engines load) and load, each with its defaults or --quick."""
+    parser = build_parser()
+    common = ["--out", args.out] if args.out else []
+    quick = ["--quick"] if args.quick else []
+    results: dict = {}
+    steps = [("overhead", ["overhead", *quick, *common]), ("frames", ["frames", *common])]
+    if not args.skip_local:
+        steps.append(("local", ["local", "--turns", "2" if args.quick else "4", *common,
+                                *(["--models-dir", args.models_dir] if args.models_dir else [])]))
+    steps.append(("load", ["load", *quick, *common]))
+    for name, argv in steps:
+        print(f"\n=== {name} ===", flush=True)
+        sub_args = parser.parse_args(argv)
+        try:
+            results[name] = sub_args.func(sub_args) is not None
+        except Exception as exc:  # noqa: BLE001 - one benchmark failing must not hide the others
+            print(f"{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            results[name] = False
+    print("\n" + ", ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in results.items()))
+    return results if all(results.values()) else None
+
+
 # --- the parser ---
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,10 +282,36 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--src", default=None, help=argparse.SUPPRESS)
     fr.add_argument("--out", default=None, help="results directory (default bench/results)")
     fr.set_defaults(func=cmd_frames)
+
+    al = sub.add_parser("all", help="overhead, frames, local and load in turn",
+                        description="Every benchmark with its defaults (~10 min) or --quick (~2 min).")
+    al.add_argument("--quick", action="store_true", help="the quick variant of each benchmark")
+    al.add_argument("--skip-local", action="store_true", help="leave out the local engines benchmark")
+    al.add_argument("--models-dir", default=None, help="passed to `local`")
+    al.add_argument("--out", default=None, help="results directory (default bench/results)")
+    al.set_defaults(func=cmd_all)
+
+    sv = sub.add_parser("server", help="run the benchmark server alone (scripted engines, fixed delays)",
+                        add_help=False)
+    sv.set_defaults(func=lambda a: _delegate("bench.bench_server", a.rest))
+    pl = sub.add_parser("plot", help="draw the PNG of a load result: plot [RESULT.json [OUT.png]]",
+                        add_help=False)
+    pl.set_defaults(func=lambda a: _delegate("bench.plot", a.rest))
     return p
 
 
+def _delegate(module: str, rest: list[str]) -> dict | None:
+    import importlib
+
+    code = importlib.import_module(module).main(rest)
+    return {} if not code else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("server", "plot"):  # their own parsers take the rest of the line
+        args = argparse.Namespace(func=build_parser().parse_args([argv[0]]).func, rest=argv[1:])
+        return 0 if args.func(args) is not None else 1
     args = build_parser().parse_args(argv)
     result = args.func(args)
     return 0 if result is not None else 1
