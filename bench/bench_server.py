@@ -44,6 +44,8 @@ def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
         app = create_app(settings, services, with_operations=operations)
     except TypeError:  # a server without the operations switch
         app = create_app(settings, services)
+    app.add_api_route("/bench/stats", _probe.stats, methods=["GET"])
+    app.add_api_route("/bench/reset", _probe.reset, methods=["POST"])
     if not any(getattr(r, "path", "") == "/twilio/media" for r in app.routes):
         try:  # until server.py includes the telephony routes itself
             from sutradhar.telephony.routes import router
@@ -52,6 +54,72 @@ def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
         except ImportError:
             pass
     return app, settings
+
+
+class Probe:
+    """Bench-only instruments inside the server process: event-loop lag (a 10 ms ticker's lateness)
+    and garbage-collector pauses, read by the load benchmark at GET /bench/stats."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.gc: list[tuple[int, float]] = []
+        self._gc_start = 0.0
+        self._task: Any = None
+
+    async def start(self) -> None:
+        import asyncio
+        import gc
+
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif len(self.gc) < 200_000:
+            self.gc.append((info.get("generation", -1), (time.perf_counter() - self._gc_start) * 1000))
+
+    async def _tick(self) -> None:
+        import asyncio
+
+        step = 0.010
+        due = time.monotonic() + step
+        while True:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            now = time.monotonic()
+            if len(self.lags) < 500_000:
+                self.lags.append((now - due) * 1000)
+            due = max(due + step, now)
+
+    async def reset(self) -> dict[str, str]:
+        """Start measuring (the load benchmark calls this once the server is up and idle)."""
+        if self._task is None:
+            await self.start()
+            if os.environ.get("BENCH_GC_FREEZE") == "1":
+                # The fix under test: after start-up and warm-up, move every object that exists now
+                # (modules, FastAPI, models) out of the collector's reach, so a full collection
+                # during calls only walks what the calls allocated.
+                import gc
+
+                gc.collect()
+                gc.freeze()
+        self.lags.clear()
+        self.gc.clear()
+        return {"status": "reset"}
+
+    async def stats(self) -> dict[str, Any]:
+        from bench.common import summarize
+
+        by_gen: dict[str, Any] = {}
+        for gen in (0, 1, 2):
+            pauses = [ms for g, ms in self.gc if g == gen]
+            by_gen[f"gen{gen}"] = {"count": len(pauses), "total_ms": round(sum(pauses), 1),
+                                   "max_ms": round(max(pauses), 2) if pauses else None}
+        return {"loop_lag_ms": summarize(self.lags), "loop_lag_over_20ms": sum(1 for x in self.lags if x > 20),
+                "gc": by_gen}
+
+
+_probe = Probe()
 
 
 def serve(port: int, log_level: str, operations: bool = True) -> None:
@@ -84,13 +152,16 @@ class ServerProcess:
     """Start the benchmark server as a subprocess and wait until /health answers."""
 
     def __init__(self, delays: Any, port: int | None = None, log_level: str = "WARNING",
-                 src: str | None = None, log_path: str | None = None, operations: bool = True) -> None:
+                 src: str | None = None, log_path: str | None = None, operations: bool = True,
+                 gc_freeze: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
         env.update(delays.to_env())
         src_dir = src or str(_REPO / "src")
         env["BENCH_SRC"] = src_dir
+        if gc_freeze:
+            env["BENCH_GC_FREEZE"] = "1"
         env["PYTHONPATH"] = os.pathsep.join([src_dir, str(_REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         self._log = open(log_path or os.devnull, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(

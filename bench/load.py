@@ -550,7 +550,8 @@ def default_plan(turns: int) -> list[dict[str, Any]]:
 
 def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: float = 0.4,
              src: str | None = None, server_log: str | None = None, operations: bool = True,
-             settings: dict[str, Any] | None = None, profile_dir: Path | None = None) -> dict[str, Any]:
+             settings: dict[str, Any] | None = None, profile_dir: Path | None = None,
+             gc_freeze: bool = False) -> dict[str, Any]:
     import psutil
 
     from bench.bench_server import ServerProcess
@@ -565,13 +566,14 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
     # Calls start spread over the ramp so their turns do not all end in the same instant (real
     # calls arrive at random); at 100+ calls the ramp is several seconds of a ~25 s call.
     ramp_s = min(8.0, max(0.5, n * 0.04))
-    server = ServerProcess(d, src=src, log_path=server_log, operations=operations)
+    server = ServerProcess(d, src=src, log_path=server_log, operations=operations, gc_freeze=gc_freeze)
     try:
         server.wait_ready()
         proc = psutil.Process(server.proc.pid)
         time.sleep(1.0)
         idle_rss = proc.memory_info().rss
         cpu_start = proc.cpu_times()
+        _probe(server.url, "reset")
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         start_at = time.monotonic() + 2.0 + 0.3 * procs  # spawned interpreters need a moment
@@ -605,6 +607,7 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
             except psutil.Error:
                 break
         cpu_end = proc.cpu_times()
+        probe = _probe(server.url, "stats")
         profile = None
         if spy is not None:
             try:
@@ -628,7 +631,19 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
     summary["cost"]["client_process_cpu_s"] = round(sum(client_cpu), 2)
     if profile is not None:
         summary["server_profile"] = profile
+    summary["server_probe"] = probe
     return summary
+
+
+def _probe(url: str, what: str) -> dict[str, Any] | None:
+    import httpx
+
+    try:
+        if what == "reset":
+            return httpx.post(url + "/bench/reset", timeout=5).json()
+        return httpx.get(url + "/bench/stats", timeout=10).json()
+    except Exception:  # noqa: BLE001 - an instrument, not a requirement
+        return None
 
 
 def settings_eot_ms() -> float:
@@ -725,7 +740,7 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
 def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p95: float, max_late_frac: float,
           budget_s: float, procs: int | None, src: str | None, step: int = 100, max_n: int = 1000,
           log: Any = print, operations: bool = True, profile_dir: Path | None = None,
-          profile_levels: tuple[int, ...] = ()) -> dict[str, Any]:
+          profile_levels: tuple[int, ...] = (), gc_freeze: bool = False) -> dict[str, Any]:
     started = time.monotonic()
     results = []
     queue = list(levels)
@@ -740,10 +755,12 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
         t0 = time.monotonic()
         log(f"N={n}: starting ({elapsed:.0f}s elapsed)")
         r = run_step(n, d, turns, procs, src=src, operations=operations,
-                     profile_dir=profile_dir if n in profile_levels else None)
+                     profile_dir=profile_dir if n in profile_levels else None, gc_freeze=gc_freeze)
         last_step_s = time.monotonic() - t0
         r["step_s"] = round(last_step_s, 1)
         results.append(r)
+        lag = (r.get("server_probe") or {}).get("loop_lag_ms") or {}
+        log(f"N={n}: server loop lag p99/max {lag.get('p99')}/{lag.get('max')} ms")
         log(f"N={n}: overhead p50/p95/p99 {r['overhead_ms']['p50']}/{r['overhead_ms']['p95']}/"
             f"{r['overhead_ms']['p99']} ms, jitter p99 {r['pacing']['jitter_ms']['p99']} ms, late "
             f"{r['pacing']['late_frames']}, CPU {r['cost']['cpu_s_per_call_minute']} s/call-min, "
