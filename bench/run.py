@@ -30,6 +30,10 @@ QUICK_OVERHEAD_LEVELS = "1x25,20x4"
 DEFAULT_OVERHEAD_LEVELS = "1x100,10x20,100x5"
 
 
+def _command(args: argparse.Namespace) -> str:
+    return " ".join(["sutradhar bench", *getattr(args, "_argv", [args.command])])
+
+
 def _levels(spec: str) -> list[tuple[int, int]]:
     """'1x100,10x20' -> [(1, 100), (10, 20)]: concurrency x turns per call."""
     out = []
@@ -58,7 +62,7 @@ def cmd_overhead(args: argparse.Namespace) -> dict:
         print(f"\nfull profile: {path}")
     result = asyncio.run(overhead.run_all(d, levels, baseline_turns=10 if args.quick else 40,
                                           full_turns=args.full_turns))
-    result.update(loop=loop, log_level=args.log_level, quick=args.quick)
+    result.update(loop=loop, log_level=args.log_level, quick=args.quick, command=_command(args))
     path = write_result("overhead", result, args.out)
     print(overhead_table(result))
     print(f"\nresult: {path}")
@@ -104,13 +108,13 @@ def cmd_load(args: argparse.Namespace) -> dict:
                         log=lambda m: print(m, flush=True))
     result.update(delays_ms=d.as_dict(), turns_per_call=turns, plan=load.default_plan(turns), quick=args.quick,
                   limits={"max_overhead_p95_ms": args.max_overhead_p95, "max_late_fraction": args.max_late_fraction},
-                  operations=not args.no_operations, gc_freeze=args.gc_freeze)
-    path = write_result("load", result, args.out)
+                  operations=not args.no_operations, gc_freeze=args.gc_freeze, command=_command(args))
+    path = write_result(args.name, result, args.out)
     print(load_table(result))
     try:
         from bench.plot import plot_load
 
-        png = plot_load(result, path.with_suffix(".png").parent / "load.png")
+        png = plot_load(result, path.parent / f"{args.name}.png")
         print(f"plot: {png}")
     except ImportError as exc:
         print(f"no plot ({exc})")
@@ -161,6 +165,8 @@ def _add_load_args(lp: argparse.ArgumentParser) -> None:
                     help="sample the server with py-spy (30 s) at these levels; summary in the JSON")
     lp.add_argument("--src", default=None, help=argparse.SUPPRESS)  # another checkout's src (development)
     lp.add_argument("--out", default=None, help="results directory (default bench/results)")
+    lp.add_argument("--name", default="load",
+                    help="result name: bench/results/NAME-latest.json and NAME.png (default %(default)s)")
     Delays.add_arguments(lp)
 
 
@@ -174,6 +180,7 @@ def cmd_local(args: argparse.Namespace) -> dict:
     if not args.no_uvloop:
         use_uvloop()
     result = local_engines.run(args.turns, args.models_dir)
+    result["command"] = _command(args)
     path = write_result("local", result, args.out)
     print(local_table(result))
     print(f"result: {path}")
@@ -202,6 +209,7 @@ def cmd_frames(args: argparse.Namespace) -> dict:
     from bench import frames
 
     result = frames.run(args.calls)
+    result["command"] = _command(args)
     path = write_result("frames", result, args.out)
     rows = [[group, name, us] for group, items in result["us_per_frame"].items() for name, us in items.items()]
     print(table(rows, ["where", "step", "µs per frame"]))
@@ -226,6 +234,7 @@ def cmd_all(args: argparse.Namespace) -> dict:
     for name, argv in steps:
         print(f"\n=== {name} ===", flush=True)
         sub_args = parser.parse_args(argv)
+        sub_args._argv = argv
         try:
             results[name] = sub_args.func(sub_args) is not None
         except Exception as exc:  # noqa: BLE001 - one benchmark failing must not hide the others
@@ -233,6 +242,17 @@ def cmd_all(args: argparse.Namespace) -> dict:
             results[name] = False
     print("\n" + ", ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in results.items()))
     return results if all(results.values()) else None
+
+
+# --- report ---
+
+def cmd_report(args: argparse.Namespace) -> dict:
+    from bench import report
+
+    text, path = report.write(args.results, args.output)
+    print(text)
+    print(f"written: {path}")
+    return {}
 
 
 # --- the parser ---
@@ -294,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--out", default=None, help="results directory (default bench/results)")
     al.set_defaults(func=cmd_all)
 
+    rp = sub.add_parser("report", help="write bench/RESULTS.md from the *-latest.json results",
+                        description="Tables for the README's Performance section, generated from the "
+                                    "result files (never typed by hand), with the targets checked.")
+    rp.add_argument("--results", default=None, help="results directory (default bench/results)")
+    rp.add_argument("--output", default=None, help="markdown file (default bench/RESULTS.md)")
+    rp.set_defaults(func=cmd_report)
+
     sv = sub.add_parser("server", help="run the benchmark server alone (scripted engines, fixed delays)",
                         add_help=False)
     sv.set_defaults(func=lambda a: _delegate("bench.bench_server", a.rest))
@@ -316,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(func=build_parser().parse_args([argv[0]]).func, rest=argv[1:])
         return 0 if args.func(args) is not None else 1
     args = build_parser().parse_args(argv)
+    args._argv = argv
     result = args.func(args)
     return 0 if result is not None else 1
 
