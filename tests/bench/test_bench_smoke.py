@@ -55,3 +55,22 @@ def test_critical_path_replays_the_real_sentence_chunker() -> None:
     assert len({release_token_index(r) for r in REPLIES}) == 1
     d = Delays()
     assert critical_path_ms(d) == d.stt_ms + d.llm_first_token_ms + 6 * d.llm_token_ms + d.tts_first_chunk_ms
+
+
+def test_pacing_counts_jitter_bunching_and_carrier_dropouts() -> None:
+    from array import array
+
+    from bench.load import _pacing
+
+    t0 = 100.0
+    # One reply: a 3-frame lead burst, then steady 20 ms frames, one 40 ms stall, then a catch-up burst.
+    times = [t0, t0, t0] + [t0 + 0.020 * k for k in range(1, 20)]
+    times += [times[-1] + 0.040, times[-1] + 0.0401, times[-1] + 0.0402]
+    jitter, bunched, late, late_ms, paced = _pacing(array("d", times), [])
+    assert paced == len(times) - 4  # gaps after the lead burst
+    assert max(jitter) > 15  # the stall
+    assert bunched == 2  # the catch-up frames
+    assert late == 0  # the 2-frame lead covered the stall: the carrier never ran dry
+    stalled = [t0 + 0.020 * k for k in range(10)] + [t0 + 0.020 * 9 + 0.100]
+    _, _, late, late_ms, _ = _pacing(array("d", stalled), [])
+    assert late == 1 and late_ms > 50
