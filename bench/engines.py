@@ -75,8 +75,10 @@ class BenchLLM(_Engine):
 
     async def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
         _mark("llm_start")
-        toks = self.replies[self.n % len(self.replies)]
+        index = self.n % len(self.replies)
+        toks = self.replies[index]
         self.n += 1
+        _mark(f"reply:{index}")
         await asyncio.sleep(self.first)
         for i, tok in enumerate(toks):
             if i and self.step:

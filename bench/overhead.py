@@ -79,9 +79,7 @@ async def _call(services: Any, index: int, turns: int, d: Delays, start_after: f
     audio = bytes(16000 * 2)  # 1 s of PCM16 at 16 kHz; the scripted STT does not listen
     rng = random.Random(index)
     await asyncio.sleep(start_after)
-    llm = services.router.providers("llm")[0]
     for _ in range(turns):
-        reply = REPLIES[llm.n % len(REPLIES)]  # the reply this turn will get (same critical path)
         trace: list[tuple[str, float]] = []
         token = TRACE.set(trace)
         record = None
@@ -89,7 +87,6 @@ async def _call(services: Any, index: int, turns: int, d: Delays, start_after: f
             ended = time.monotonic()
             trace.append(("ended", ended))
             got_audio = False
-            last_label = f"tok{len(tokens(reply)) - 1}"
             events = orch.respond(Utterance(audio, 16000, ended))
             async for event in events:
                 if not got_audio and type(event) is ReplyAudio:
@@ -97,7 +94,7 @@ async def _call(services: Any, index: int, turns: int, d: Delays, start_after: f
                     trace.append(("first_audio", time.monotonic()))
                 elif type(event) is TurnCompleted:
                     record = event.record
-                elif not full_turns and got_audio and any(label == last_label for label, _ in trace):
+                elif not full_turns and got_audio and any(label == "llm_end" for label, _ in trace):
                     # Everything measured has happened; stop the TTS like a barge-in would
                     # (keeps a 100-turn run short: the rest of the reply is seconds of chunks).
                     await events.aclose()
@@ -105,6 +102,8 @@ async def _call(services: Any, index: int, turns: int, d: Delays, start_after: f
                     break
         finally:
             TRACE.reset(token)
+        index = next((int(label.split(":")[1]) for label, _ in trace if label.startswith("reply:")), 0)
+        reply = REPLIES[index]  # the reply this turn got (the shared scripted LLM cycles)
         row = _analyse(trace, d, release_token_index(reply), reply)
         if record is not None:
             row["record_v2v_ms"] = record.timings.get("v2v_ms")
