@@ -35,18 +35,24 @@ def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
 
     # A throwaway data directory: the call store (operations) writes every call, as in production.
     data_dir = os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix="sutradhar-bench-")
-    settings = load_settings(stt=["scripted"], llm=["scripted"], tts=["scripted"], log_level=log_level,
-                             max_concurrent_calls=max_calls, retry_attempts=1, data_dir=data_dir,
-                             _env_file=None)
-    stt, llm, tts = scripted_providers(delays)
-    services = Services(settings, router_from_settings(settings, [stt], [llm], [tts]))
+    if os.environ.get("BENCH_ENGINES") == "default":
+        # The configured engines (the offline local ones by default), built by the server itself.
+        extra = {"models_dir": os.environ["BENCH_MODELS_DIR"]} if os.environ.get("BENCH_MODELS_DIR") else {}
+        settings = load_settings(log_level=log_level, data_dir=data_dir, _env_file=None, **extra)
+        services = None
+    else:
+        settings = load_settings(stt=["scripted"], llm=["scripted"], tts=["scripted"], log_level=log_level,
+                                 max_concurrent_calls=max_calls, retry_attempts=1, data_dir=data_dir,
+                                 _env_file=None)
+        stt, llm, tts = scripted_providers(delays)
+        services = Services(settings, router_from_settings(settings, [stt], [llm], [tts]))
     try:
         app = create_app(settings, services, with_operations=operations)
     except TypeError:  # a server without the operations switch
         app = create_app(settings, services)
     app.add_api_route("/bench/stats", _probe.stats, methods=["GET"])
     app.add_api_route("/bench/reset", _probe.reset, methods=["POST"])
-    if not any(getattr(r, "path", "") == "/twilio/media" for r in app.routes):
+    if not _has_route(app, "twilio_media"):
         try:  # until server.py includes the telephony routes itself
             from sutradhar.telephony.routes import router
 
@@ -122,6 +128,14 @@ class Probe:
 _probe = Probe()
 
 
+def _has_route(app: Any, name: str) -> bool:
+    try:
+        app.url_path_for(name)
+        return True
+    except Exception:  # noqa: BLE001 - starlette's NoMatchFound
+        return False
+
+
 def serve(port: int, log_level: str, operations: bool = True) -> None:
     import uvicorn
     from loguru import logger
@@ -153,7 +167,7 @@ class ServerProcess:
 
     def __init__(self, delays: Any, port: int | None = None, log_level: str = "WARNING",
                  src: str | None = None, log_path: str | None = None, operations: bool = True,
-                 gc_freeze: bool = False) -> None:
+                 gc_freeze: bool = False, engines: str = "scripted", models_dir: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
@@ -162,6 +176,10 @@ class ServerProcess:
         env["BENCH_SRC"] = src_dir
         if gc_freeze:
             env["BENCH_GC_FREEZE"] = "1"
+        if engines == "default":
+            env["BENCH_ENGINES"] = "default"
+            if models_dir:
+                env["BENCH_MODELS_DIR"] = models_dir
         env["PYTHONPATH"] = os.pathsep.join([src_dir, str(_REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         self._log = open(log_path or os.devnull, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(

@@ -551,24 +551,28 @@ def default_plan(turns: int) -> list[dict[str, Any]]:
 def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: float = 0.4,
              src: str | None = None, server_log: str | None = None, operations: bool = True,
              settings: dict[str, Any] | None = None, profile_dir: Path | None = None,
-             gc_freeze: bool = False) -> dict[str, Any]:
+             gc_freeze: bool = False, plan: list[dict[str, Any]] | None = None, engines: str = "scripted",
+             models_dir: str | None = None, ready_timeout_s: float = 30.0) -> dict[str, Any]:
     import psutil
 
     from bench.bench_server import ServerProcess
 
     settings = settings or {}
     procs = procs or max(1, min(4, math.ceil(n / 100)))
-    plan = default_plan(turns)
+    plan = plan or default_plan(turns)
     phrases = prepare_phrases()  # also fills the cache before the clients start
     speech_s = sum(phrases[p["phrase"]].speech_s for p in plan)
     expected_s = 4 + speech_s + len(plan) * 2.5 + turns * 10 + 3
+    if engines != "scripted":
+        expected_s *= 2  # real engines: slower replies, longer audio
     deadline_s = expected_s * 2 + 30
     # Calls start spread over the ramp so their turns do not all end in the same instant (real
     # calls arrive at random); at 100+ calls the ramp is several seconds of a ~25 s call.
     ramp_s = min(8.0, max(0.5, n * 0.04))
-    server = ServerProcess(d, src=src, log_path=server_log, operations=operations, gc_freeze=gc_freeze)
+    server = ServerProcess(d, src=src, log_path=server_log, operations=operations, gc_freeze=gc_freeze,
+                           engines=engines, models_dir=models_dir)
     try:
-        server.wait_ready()
+        server.wait_ready(ready_timeout_s)
         proc = psutil.Process(server.proc.pid)
         time.sleep(1.0)
         idle_rss = proc.memory_info().rss

@@ -107,3 +107,25 @@ async def run_local(turns: int = 4, models_dir: str | None = None) -> dict[str, 
 
 def run(turns: int, models_dir: str | None) -> dict[str, Any]:
     return asyncio.run(run_local(turns, models_dir))
+
+
+def run_via_server(turns: int, models_dir: str | None) -> dict[str, Any]:
+    """The same engines behind the real server: one simulated Twilio call (bench.load's client),
+    `turns` turns heard to the end. Voice-to-voice as the caller sees it includes the VAD's
+    end-of-turn window; the server's per-stage timings come from /telephony/calls/{id}."""
+    from bench.load import run_step
+    from bench.scenario import Delays
+
+    plan = [{"phrase": i % len(TRANSCRIPTS)} for i in range(turns)]
+    step = run_step(1, Delays(), turns, plan=plan, engines="default", models_dir=models_dir,
+                    ready_timeout_s=180.0)
+    example = (step.get("examples") or [{}])[0]
+    return {
+        "calls_completed": step["calls_completed"], "call_errors": step["call_errors"],
+        "client_v2v_ms": step["v2v_ms"], "eot_window_ms": step["eot_window_ms"],
+        "server_stage_ms": {k: v for k, v in step["server_stage_ms"].items() if k != "server_overhead_ms"},
+        "turns": [{**t, **{k: v for k, v in (s or {}).items()}} for t, s in
+                  zip([{k: v for k, v in t.items() if k != "overhead_ms"} for t in example.get("turns", [])],
+                      example.get("server_turns", []) + [None] * len(example.get("turns", [])))],
+        "pacing": step["pacing"], "cost": step["cost"], "server_probe": step.get("server_probe"),
+    }

@@ -36,6 +36,11 @@ def plot_load(result: dict[str, Any], path: str | Path) -> Path:
     ax3.axhline(5, color="grey", ls="--", lw=0.8, label="target p99")
     ax3.set(xlabel="concurrent calls", ylabel="ms", title="outbound pacing jitter |gap - 20 ms|")
     ax3.legend(fontsize=8)
+    for ax in (ax1, ax2, ax3):
+        ax.set_xscale("log")
+        ax.set_xticks(n)
+        ax.set_xticklabels([str(x) for x in n])
+        ax.minorticks_off()
     machine = result.get("machine", {})
     fig.suptitle(f"Sutradhar load sweep - {machine.get('cpu_model', '')} x{machine.get('cpus', '?')} "
                  f"(shared machine), scripted engines, Twilio over loopback", fontsize=10)

@@ -180,6 +180,9 @@ def cmd_local(args: argparse.Namespace) -> dict:
     if not args.no_uvloop:
         use_uvloop()
     result = local_engines.run(args.turns, args.models_dir)
+    if not args.in_process_only:
+        print("in process done; now one Twilio call through the real server with the same engines", flush=True)
+        result["via_server"] = local_engines.run_via_server(args.turns, args.models_dir)
     result["command"] = _command(args)
     path = write_result("local", result, args.out)
     print(local_table(result))
@@ -197,8 +200,20 @@ def local_table(result: dict) -> str:
                  st["tts_ttfb_ms"]["p50"], st["v2v_ms"]["p50"], "", "", "", ""])
     head = ["turn", "STT ms", "LLM TTFT ms", "LLM total ms", "TTS TTFB ms", "v2v ms", "audio before LLM end",
             "sentences", "heard", "reply"]
-    return (f"engines: STT {','.join(e['stt'])}; LLM {','.join(e['llm'])}; TTS {','.join(e['tts'])}"
+    text = (f"engines: STT {','.join(e['stt'])}; LLM {','.join(e['llm'])}; TTS {','.join(e['tts'])}"
             f" (warm-up {result['warm_up_s']} s)\n" + table(rows, head))
+    via = result.get("via_server")
+    if via:
+        vrows = [[t.get("turn", 0) + 1, t.get("v2v_ms"), t.get("eot_window_ms"), t.get("stt_ms"), t.get("llm_ttft_ms"),
+                  t.get("tts_ttfb_ms"), t.get("v2v_wire_ms")] for t in via["turns"]]
+        st, cv = via["server_stage_ms"], via["client_v2v_ms"]
+        vrows.append(["p50", cv["p50"], via["eot_window_ms"]["p50"], st["stt_ms"]["p50"], st["llm_ttft_ms"]["p50"],
+                      st["tts_ttfb_ms"]["p50"], st["v2v_wire_ms"]["p50"]])
+        text += ("\n\nThrough the real server, one Twilio call (client clock; the server's stage timings):\n"
+                 + table(vrows, ["turn", "caller v2v ms", "end-of-turn window ms", "STT ms", "LLM TTFT ms",
+                                 "TTS TTFB ms", "server v2v_wire ms"])
+                 + (f"\ncall errors: {via['call_errors']}" if via["call_errors"] else ""))
+    return text
 
 
 # --- frames ---
@@ -229,6 +244,7 @@ def cmd_all(args: argparse.Namespace) -> dict:
     steps = [("overhead", ["overhead", *quick, *common]), ("frames", ["frames", *common])]
     if not args.skip_local:
         steps.append(("local", ["local", "--turns", "2" if args.quick else "4", *common,
+                                *(["--in-process-only"] if args.quick else []),
                                 *(["--models-dir", args.models_dir] if args.models_dir else [])]))
     steps.append(("load", ["load", *quick, *common]))
     for name, argv in steps:
@@ -294,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--models-dir", default=None,
                     help="where the GGUF / Whisper models are (default: the settings' MODELS_DIR)")
     lc.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
+    lc.add_argument("--in-process-only", action="store_true",
+                    help="skip the second part: one Twilio call through the real server with the same engines")
     lc.add_argument("--no-uvloop", action="store_true")
     lc.add_argument("--out", default=None, help="results directory (default bench/results)")
     lc.set_defaults(func=cmd_local)
