@@ -1,0 +1,41 @@
+"""The HTTP/WebSocket server: one FastAPI app; telephony and admin routes come from their modules."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from loguru import logger
+
+from sutradhar.config import Settings, load_settings
+from sutradhar.services import Services, build_services
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The app. Pass `services` to run with prepared engines (tests, benchmarks)."""
+    settings = settings or (services.settings if services else load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        svc = services or build_services(settings)
+        app.state.services = svc
+        logger.bind(stage="server").info(
+            "ready stt={} llm={} tts={}", ",".join(p.name for p in svc.router.providers("stt")),
+            ",".join(p.name for p in svc.router.providers("llm")),
+            ",".join(p.name for p in svc.router.providers("tts")))
+        try:
+            yield
+        finally:
+            if services is None:
+                await svc.aclose()
+
+    app = FastAPI(title="Sutradhar", version="0.1.0", lifespan=lifespan)
+    _include_routes(app)
+    return app
+
+
+def _include_routes(app: FastAPI) -> None:
+    from sutradhar import health
+
+    app.include_router(health.router)
