@@ -433,7 +433,7 @@ class _Call:
                 if kind == "audio":
                     result.frames.append((now, len(value)))
                     result.agent_audio += value
-                    if not self.agent_busy(now):
+                    if now >= self.play_end and now - self.last_audio >= 0.25:  # a new reply begins
                         self.reply_started = now
                     self.last_audio = now
                     duration = len(value) / 2 / wire.rate
@@ -484,8 +484,8 @@ class _Call:
         silence = bytes(frame_bytes)
         dtmf = sorted(cfg.dtmf, key=lambda d: d[1])
         turns = list(enumerate(cfg.turns))
-        t0 = time.monotonic()
-        next_tick = t0
+        t0 = self.result.started_at  # the receiver may already have seen the greeting start
+        next_tick = time.monotonic()
         batch: list[bytes] = []
         current: list[bytes] = []  # frames of the turn being spoken
         last_voiced = -1

@@ -24,7 +24,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_settings(**overrides: Any) -> Settings:
+def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = dict(stt=["scripted"], llm=["scripted"], tts=["scripted"], retry_attempts=1,
                                 log_level="WARNING")
     base.update(overrides)
@@ -72,7 +72,7 @@ def running_server(settings: Settings | None = None, services: Services | None =
     """Start the real app with uvicorn; yields once it accepts connections."""
     port = port or free_port()
     if settings is None:
-        settings = test_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
+        settings = make_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
     services = services or scripted_services(settings)
     app = build_app(settings, services)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",

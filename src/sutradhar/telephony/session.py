@@ -79,6 +79,7 @@ class CallSession:
         self._final_mark: str | None = None
         self._awaiting_first: float | None = None  # ended_at of the turn waiting for its first frame
         self._last_v2v: float | None = None
+        self._resamplers: dict[int, StreamResampler] = {}  # TTS rate -> wire rate, per sentence
         self._last_inbound = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
         self.turns: list[dict[str, Any]] = []
@@ -272,7 +273,7 @@ class CallSession:
     async def _stream(self, events: AsyncIterator[Event]) -> None:
         """Consume one reply's events: audio to the pacer, marks per sentence, records out."""
         wire = self.transport.sample_rate
-        resamplers: dict[int, StreamResampler] = {}
+        resamplers = self._resamplers = {}
         seq: int | None = None
         sentence = ""
         turn = 0
@@ -331,6 +332,11 @@ class CallSession:
             self.state = State.LISTENING
 
     def _mark(self, turn: int, seq: int, sentence: str, final: bool = False) -> None:
+        # A resampler holds back a few ms of audio; flush it so the sentence's tail goes before its
+        # mark (otherwise a short sentence could be marked "played" before any of it was sent).
+        for rs in self._resamplers.values():
+            self.playout.push_audio(rs.process(b"", last=True))
+        self._resamplers.clear()
         name = f"{turn}.{seq}"
         self._pending[name] = (turn, sentence)
         if final:
