@@ -245,7 +245,8 @@ class _PlivoWire(_Wire):
 
     def opening(self, params: dict[str, str]) -> list[str | bytes]:
         self._seq = 1
-        extra = ",".join(f"{k}={v}" for k, v in params.items())
+        # extraHeaders allows only [A-Za-z0-9]: "hi-IN" travels as "hiIN"
+        extra = ",".join(f"{k}={''.join(c for c in v if c.isalnum())}" for k, v in params.items() if k != "call_id")
         return [json.dumps({"event": "start", "sequenceNumber": 1, "extra_headers": extra,
                             "start": {"callId": self.call_sid, "streamId": self.stream_sid, "accountId": "MAsim",
                                       "tracks": ["inbound"],

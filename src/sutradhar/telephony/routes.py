@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 
-from sutradhar.telephony import twilio
+from sutradhar.telephony import browser, exotel, plivo, twilio
 
 router = APIRouter()
-router.include_router(twilio.router)
+for carrier in (twilio, exotel, plivo, browser):
+    router.include_router(carrier.router)
 
 
 @router.get("/telephony/calls/{call_id}")
