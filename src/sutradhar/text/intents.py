@@ -57,11 +57,13 @@ LANGUAGE_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 _SPACE = re.compile(r"\s+")
+# ASCII and Indic punctuation only: \w would also strip Indic vowel signs, which are marks.
+_PUNCT = re.compile(r"[!-&(-/:-@\[-`{-~।॥…“”‘’]")
 _CUES = tuple(cue.strip() for cue in SWITCH_CUES)
 
 
 def _normalise(text: str) -> str:
-    return " " + _SPACE.sub(" ", re.sub(r"[^\w\s']", " ", text.lower())).strip() + " "
+    return " " + _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip() + " "
 
 
 def _has(text: str, phrases: tuple[str, ...]) -> str | None:

@@ -1,0 +1,54 @@
+import pytest
+
+from sutradhar.config import ConfigError, load_settings
+
+
+def test_defaults_are_the_offline_engines(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.stt == ["local"] and s.llm == ["local", "responder"] and s.tts == ["piper", "espeak"]
+    assert s.database.startswith("sqlite+aiosqlite:///")
+
+
+def test_chains_from_comma_separated_environment(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TTS", "sarvam, espeak")
+    monkeypatch.setenv("SARVAM_API_KEY", "sk-test")
+    monkeypatch.setenv("LANGUAGES", "hi-IN,en-IN")
+    s = load_settings()
+    assert s.tts == ["sarvam", "espeak"] and s.languages == ["hi-IN", "en-IN"]
+
+
+def test_every_problem_is_reported_at_once(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STT", "whisperx")
+    monkeypatch.setenv("LLM", "sarvam")
+    monkeypatch.setenv("PORT", "99999")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "PORT" in text
+    monkeypatch.setenv("PORT", "8000")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "unknown provider 'whisperx'" in text and "SARVAM_API_KEY is empty" in text
+
+
+def test_bad_number_and_unknown_language(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("END_OF_TURN_SILENCE_MS", "fast")
+    with pytest.raises(ConfigError, match="END_OF_TURN_SILENCE_MS"):
+        load_settings()
+    monkeypatch.delenv("END_OF_TURN_SILENCE_MS")
+    monkeypatch.setenv("DEFAULT_LANGUAGE", "xx-YY")
+    with pytest.raises(ConfigError, match="unknown language 'xx-YY'"):
+        load_settings()
+
+
+def test_dotenv_file_is_read(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DEFAULT_LANGUAGE=hi-IN\nPUBLIC_URL=https://voice.example.com\n")
+    s = load_settings()
+    assert s.default_language == "hi-IN"
+    assert s.media_url("/twilio/media") == "wss://voice.example.com/twilio/media"
