@@ -55,10 +55,12 @@ class RunningServer:
         return self.services.settings
 
 
-def build_app(settings: Settings, services: Services) -> Any:
+def build_app(settings: Settings, services: Services, with_operations: bool = False) -> Any:
+    """The real app. Operations (call store, monitors) are off unless asked: tests that check call
+    records install a RecordingRecorder, and nothing is written under data_dir."""
     from sutradhar.server import create_app
 
-    app = create_app(settings, services)
+    app = create_app(settings, services, with_operations=with_operations)
     if not any(getattr(r, "path", "") == "/twilio/media" for r in app.routes):
         from sutradhar.telephony.routes import router  # until server.py includes it
 
@@ -68,13 +70,14 @@ def build_app(settings: Settings, services: Services) -> Any:
 
 @contextmanager
 def running_server(settings: Settings | None = None, services: Services | None = None,
-                   port: int | None = None, **overrides: Any) -> Iterator[RunningServer]:
+                   port: int | None = None, with_operations: bool = False,
+                   **overrides: Any) -> Iterator[RunningServer]:
     """Start the real app with uvicorn; yields once it accepts connections."""
     port = port or free_port()
     if settings is None:
         settings = make_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
     services = services or scripted_services(settings)
-    app = build_app(settings, services)
+    app = build_app(settings, services, with_operations)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             ws_max_size=settings.max_message_bytes)
     server = uvicorn.Server(config)

@@ -114,6 +114,8 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
         if session is not None:
             await session.end(reason)
         await transport.close(1000, reason)
+        if session is not None and session.log_context is not None:
+            session.log_context.__exit__(None, None, None)
     return session
 
 
@@ -129,6 +131,10 @@ async def _start(websocket: WebSocket, transport: Transport, services: Any, star
         await transport.close(1008, "duplicate call id")
         return None
     language = await resolve_language(services, start)
+    # Every line logged for this call from here on (and in the tasks it spawns) carries its id.
+    context = logger.contextualize(call_id=start.call_id, language=language)
+    context.__enter__()
     session = CallSession(services, transport, start, language)
+    session.log_context = context
     await session.start()
     return session

@@ -83,6 +83,7 @@ class CallSession:
         self._last_inbound = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
         self.turns: list[dict[str, Any]] = []
+        self.log_context: Any = None  # logger.contextualize() held by the media loop for this call
         self.barge_ins = 0
         self.malformed = 0
 
