@@ -64,7 +64,7 @@ async def test_ivr_menu_lists_languages_in_configured_order_and_repeats_once() -
 async def test_ivr_digit_sets_the_stream_language_and_the_call_speaks_it() -> None:
     tts = ScriptedTTS(ms_per_char=15, chunk_ms=100)
     with server_with(tts=tts) as srv:  # languages te, hi, en, gu: digit 2 is Hindi
-        result = await simulate(SimConfig(srv.url, [turn("namaste, mera balance kya hai", "hi")],
+        result = await simulate(SimConfig(srv.url, [turn("namaste, mera balance kya hai", "hi")], speed=2,
                                           ivr_digit="2", timeout_s=20))
         assert result.language == "hi-IN"
         assert await srv.services.ivr_languages.get(result.call_id) == "hi-IN"
@@ -167,7 +167,7 @@ async def test_goodbye_is_heard_before_the_call_is_hung_up_via_rest() -> None:
     stt = ScriptedSTT(script=("okay goodbye",))
     with fake_api() as api, server_with(recorder, stt=stt, twilio_account_sid="ACtest", twilio_auth_token="tok",
                                         twilio_api_base=api.url) as srv:
-        result = await simulate(SimConfig(srv.url, [turn("Okay, goodbye.")], auth_token="tok",
+        result = await simulate(SimConfig(srv.url, [turn("Okay, goodbye.")], auth_token="tok", speed=2,
                                           hang_up=False, timeout_s=20))
         assert wait_until(lambda: recorder.ended)
     assert [r.form for r in api.requests] == [{"Status": "completed"}]
@@ -223,7 +223,7 @@ async def test_silent_stream_is_closed_after_the_inactivity_timeout() -> None:
 async def test_malformed_and_out_of_order_messages_leave_this_call_and_another_running() -> None:
     stt = ScriptedSTT(script=("hello",))
     with server_with(stt=stt, tts=ScriptedTTS(ms_per_char=10, chunk_ms=100)) as srv:
-        healthy = asyncio.create_task(simulate(SimConfig(srv.url, [turn("Hello there."), turn("How are you?")],
+        healthy = asyncio.create_task(simulate(SimConfig(srv.url, [turn("Hello there."), turn("How are you?")], speed=2,
                                                          timeout_s=30)))
         async with websockets.connect(f"ws://127.0.0.1:{srv.port}/twilio/media") as ws:
             garbage = [
