@@ -41,6 +41,7 @@ class CallerTurn:
     sample_rate: int = 8000
     barge_in_at: float | None = None
     text: str | None = None  # browser only: a typed turn instead of audio
+    after_s: float | None = None  # start this long after the previous turn ended, reply or not
 
     @classmethod
     def from_wav(cls, path: str, barge_in_at: float | None = None) -> CallerTurn:
@@ -501,7 +502,10 @@ class _Call:
             while dtmf and (now - t0) * cfg.speed >= dtmf[0][1]:
                 await self._send_msg(wire.dtmf(dtmf.pop(0)[0]))
             if phase == "await_reply":
-                if self.reply_started is not None and self.reply_started >= waiting_since:
+                nxt = turns[0][1] if turns else None
+                if nxt is not None and nxt.after_s is not None and now - waiting_since >= nxt.after_s:
+                    phase = "start_turn"
+                elif self.reply_started is not None and self.reply_started >= waiting_since:
                     phase = "in_reply"
                 elif now - waiting_since > cfg.reply_wait_s:
                     phase = "in_reply"  # no reply came; carry on
@@ -628,7 +632,8 @@ def report(result: CallResult) -> dict[str, Any]:
         "language": (result.summary or {}).get("language") or result.language,
         "turns": [{"turn": t.index + 1, "barge_in": t.barge_in, "voice_to_voice_ms": t.latency_ms}
                   for t in result.turns],
-        "transcript": [{"caller": t.get("text"), "agent": t.get("reply"), "language": t.get("language")}
+        "transcript": [{"caller": t.get("text"), "agent": t.get("reply"), "language": t.get("language"),
+                        "heard": t.get("heard") if t.get("interrupted") else None}
                        for t in result.transcript()],
         "agent_audio_s": round(len(result.agent_audio) / 2 / result.agent_rate, 2),
         "frames": len(result.frames), "median_frame_gap_ms": round(float(np.median(gaps)), 2) if gaps else None,
@@ -649,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"call {out['call_id']} via {out['carrier']} language={out['language']}")
     for line in out["transcript"]:
         print(f"  caller: {line['caller']}\n  agent:  {line['agent']}  [{line['language']}]")
+        if line["heard"] is not None:
+            print(f"          (interrupted; the caller heard: {line['heard']!r})")
     for turn in out["turns"]:
         tag = " (barge-in)" if turn["barge_in"] else ""
         print(f"  turn {turn['turn']}{tag}: voice-to-voice {turn['voice_to_voice_ms']} ms")
