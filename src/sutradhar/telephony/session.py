@@ -82,6 +82,7 @@ class CallSession:
         self._resamplers: dict[int, StreamResampler] = {}  # TTS rate -> wire rate, per sentence
         self._last_inbound = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # action timers; referenced so they are not GC'd
         self.turns: list[dict[str, Any]] = []
         self.log_context: Any = None  # logger.contextualize() held by the media loop for this call
         self.barge_ins = 0
@@ -114,7 +115,7 @@ class CallSession:
             return
         self.state, self.end_reason = State.ENDED, reason
         me = asyncio.current_task()
-        for task in (self._reply, self._watchdog):
+        for task in (self._reply, self._watchdog, *self._background):
             if task is not None and task is not me:
                 task.cancel()
         await self.playout.aclose()
@@ -189,9 +190,10 @@ class CallSession:
             self._heard.setdefault(turn, []).append(sentence)
         action = self._actions.pop(name, None)
         if action is not None:
-            asyncio.create_task(self._perform(action), name=f"action-{self.call_id}")
+            self._spawn(self._perform(action))
         if name == self._final_mark and (self._reply is None or self._reply.done()):
             self._final_mark = None
+            self._heard.pop(turn, None)  # fully played: nothing to trim later
             if self.state is State.SPEAKING:
                 self.state = State.LISTENING
 
@@ -315,7 +317,7 @@ class CallSession:
                     self._pending[name] = (turn, "")
                     self._actions[name] = event.action
                     self.playout.push_mark(name)
-                    asyncio.create_task(self._action_deadline(name, self.playout.queued_s + ACTION_GRACE_S))
+                    self._spawn(self._action_deadline(name, self.playout.queued_s + ACTION_GRACE_S))
                 elif kind is TurnCompleted:
                     await self._turn_completed(event)
             if seq is not None:
@@ -370,6 +372,11 @@ class CallSession:
         await self._record("turn_completed", self.call_id, record)
 
     # --- actions ---
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro, name=f"call-{self.call_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _action_deadline(self, name: str, after_s: float) -> None:
         await asyncio.sleep(after_s)
