@@ -122,6 +122,8 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
 async def _start(websocket: WebSocket, transport: Transport, services: Any, start: Start) -> CallSession | None:
     settings = services.settings
     transport.bind(start.call_id)
+    language = await resolve_language(services, start)
+    # No await between this check and the session registering itself: the limit holds under a rush.
     if len(services.calls) >= settings.max_concurrent_calls:
         transport.log.warning("refusing call: {} calls already live (MAX_CONCURRENT_CALLS)", len(services.calls))
         await transport.close(1013, "server at capacity, try again later")
@@ -130,7 +132,6 @@ async def _start(websocket: WebSocket, transport: Transport, services: Any, star
         transport.log.warning("a call with this id is already live; refusing the second stream")
         await transport.close(1008, "duplicate call id")
         return None
-    language = await resolve_language(services, start)
     # Every line logged for this call from here on (and in the tasks it spawns) carries its id.
     context = logger.contextualize(call_id=start.call_id, language=language)
     context.__enter__()
