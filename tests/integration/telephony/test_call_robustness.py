@@ -84,3 +84,22 @@ async def test_speech_while_the_agent_is_still_thinking_cancels_that_reply() -> 
     assert [t["reply"] for t in turns] == ["Second answer."]
     assert [m["content"] for m in result.summary["context"] if m["role"] == "assistant"][-1] == "Second answer."
     assert 2000 < result.turns[1].latency_ms < 3500  # end-of-turn + the 2 s the LLM takes
+
+
+async def test_a_real_espeak_voice_reaches_the_caller_as_speech() -> None:
+    """Real TTS (espeak-ng, 22 kHz) through resampling, mu-law and pacing: the caller hears speech."""
+    from sutradhar.audio.turns import TurnDetector, Utterance
+    from sutradhar.audio.vad import WebRtcVAD
+    from sutradhar.providers.espeak_tts import EspeakTTS
+
+    llm = ScriptedLLM(replies=("आपका बैलेंस पाँच सौ रुपये है। और कुछ?",))
+    with server_with(llm=llm, tts=EspeakTTS()) as srv:
+        result = await simulate(SimConfig(srv.url, [CallerTurn(speech_pcm("mera balance batao", "hi"), 8000)],
+                                          ivr_digit="2", speed=2, timeout_s=30))
+    assert result.summary["turns"][0]["language"] == "hi-IN"
+    audio = bytes(result.agent_audio) + bytes(16000)  # what was received, then a second of silence
+    detector = TurnDetector(WebRtcVAD(8000), end_of_turn_ms=300)
+    utterances = [e for i in range(0, len(audio) - 319, 320)
+                  if isinstance(e := detector.push(audio[i:i + 320]), Utterance)]
+    assert utterances  # webrtc VAD hears speech in what came down the line
+    assert sum(len(u.audio) for u in utterances) / 2 / 16000 > 2.0  # seconds of it, not a blip
