@@ -589,7 +589,6 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
             w = ctx.Process(target=client_process, args=(args, queue), daemon=True)
             w.start()
             workers.append(w)
-        client_ps = [psutil.Process(w.pid) for w in workers]
         spy = None
         if profile_dir is not None:
             from bench import pyspy
@@ -619,20 +618,13 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
                 profile = pyspy.summarize(raw)
             except Exception as exc:  # noqa: BLE001 - a profile is a bonus
                 profile = {"error": str(exc)}
-        client_cpu = []
-        for w, cp in zip(workers, client_ps):
+        for w in workers:
             w.join(5)
             if w.is_alive():
                 w.terminate()
-        for cp in client_ps:
-            try:
-                client_cpu.append(sum(cp.cpu_times()[:2]))
-            except psutil.Error:
-                pass
     finally:
         server.stop()
     summary = _step_summary(n, d, procs, reports, samples, idle_rss, cpu_start, cpu_end, ramp_s)
-    summary["cost"]["client_process_cpu_s"] = round(sum(client_cpu), 2)
     if profile is not None:
         summary["server_profile"] = profile
     summary["server_probe"] = probe

@@ -108,6 +108,39 @@ def build(results_dir: str | Path | None = None) -> str:
     if fixes:
         out += ["## The same with the fixes under test", "", f"`{fixes.get('command')}` — {_machine(fixes)}", "",
                 load_table(fixes), "", "![with fixes](results/load-fixes.png)", ""]
+    beyond = _load(results, "load-beyond")
+    if beyond:
+        out += ["## Past the sweep's stop (limits lifted, fixes on)", "", f"`{beyond.get('command')}` — "
+                f"{_machine(beyond)}", "", load_table(beyond), "",
+                "At 400 calls the server, four client processes and the other users of the machine need more "
+                "than its two cores (load average above 2): this step measures the machine, not only the server.",
+                ""]
+    ab = sorted(results.glob("ab-*-latest.json"))
+    if ab:
+        rows = []
+        for path in ab:
+            doc = json.loads(path.read_text())
+            for lv in doc.get("levels", []):
+                probe = lv.get("server_probe") or {}
+                so = (lv.get("server_stage_ms") or {}).get("server_overhead_ms") or {}
+                pc = lv["pacing"]
+                rows.append([path.name.removesuffix("-latest.json").removeprefix("ab-"), lv["calls"],
+                             lv["overhead_ms"]["p50"], lv["overhead_ms"]["p95"], lv["overhead_ms"]["p99"],
+                             so.get("p95"), pc["jitter_ms"]["p99"], pc["late_frames"], pc["bunched"],
+                             (probe.get("loop_lag_ms") or {}).get("max"),
+                             ((probe.get("gc") or {}).get("gen2") or {}).get("max_ms"),
+                             lv["cost"]["cpu_s_per_call_minute"], (doc.get("machine") or {}).get("loadavg_1m")])
+        first = json.loads(ab[0].read_text())
+        out += ["## A/B of the fixes under test (same N, interleaved repeats)", "",
+                "`base`: the server as it is; `gc`: `--gc-freeze`; `rate`: `--tts-rate 8000` (no resampling to "
+                "the phone line); `both`: both. Each was run as "
+                f"`{first.get('command', '')}` (with `--name CONFIG-rK` and the options above) and its result "
+                "copied here as `ab-CONFIG-rK-latest.json`. The machine's load average moved between 0.9 and 2.6 "
+                "during these runs, so compare the columns the fixes act on (GC pause, jitter, late, bunched) "
+                "rather than the overhead tails.", "",
+                table(rows, ["config", "N", "overhead p50", "p95", "p99", "server overhead p95", "jitter p99",
+                             "late", "bunched", "server loop lag max", "gen2 GC max ms", "CPU s/call-min",
+                             "load avg"]), ""]
     if overhead:
         out += ["## Orchestration overhead in process (no server)", "",
                 f"`{overhead.get('command', 'sutradhar bench overhead')}` — {_machine(overhead)}", "",
