@@ -60,7 +60,7 @@ def cmd_overhead(args: argparse.Namespace) -> dict:
         text = overhead.profile(d, levels, args.profile, str(path))
         print("\n".join(text.splitlines()[:60]))
         print(f"\nfull profile: {path}")
-    result = asyncio.run(overhead.run_all(d, levels, baseline_turns=10 if args.quick else 40,
+    result = asyncio.run(overhead.run_all(d, levels, baseline_turns=10 if args.quick else 20,
                                           full_turns=args.full_turns))
     result.update(loop=loop, log_level=args.log_level, quick=args.quick, command=_command(args))
     path = write_result("overhead", result, args.out)
@@ -98,7 +98,7 @@ def cmd_load(args: argparse.Namespace) -> dict:
     d = Delays.from_args(args)
     levels = [int(x) for x in (args.sweep or (QUICK_SWEEP if args.quick else DEFAULT_SWEEP)).split(",")]
     turns = args.turns if args.turns is not None else (1 if args.quick else 2)
-    budget = args.budget_s if args.budget_s is not None else (100 if args.quick else 540)
+    budget = args.budget_s if args.budget_s is not None else (100 if args.quick else 390)
     result = load.sweep(levels, d, turns, extend=not args.no_extend and not args.quick,
                         max_overhead_p95=args.max_overhead_p95, max_late_frac=args.max_late_fraction,
                         budget_s=budget, procs=args.client_procs, src=args.src, step=args.step,
@@ -153,7 +153,7 @@ def _add_load_args(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--max-late-fraction", type=float, default=0.001,
                     help="stop when more than this fraction of agent frames arrive late (default %(default)s)")
     lp.add_argument("--budget-s", type=float, default=None,
-                    help="stop starting new steps after this many seconds (default 540; quick 100)")
+                    help="stop starting new steps after this many seconds (default 390; quick 100)")
     lp.add_argument("--client-procs", type=int, default=None,
                     help="client processes (default ceil(N/100), at most 4)")
     lp.add_argument("--no-operations", action="store_true",
