@@ -50,6 +50,9 @@ def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
         app = create_app(settings, services, with_operations=operations)
     except TypeError:  # a server without the operations switch
         app = create_app(settings, services)
+    quality = os.environ.get("BENCH_RESAMPLER_QUALITY")
+    if quality:
+        _patch_resampler(quality)
     app.add_api_route("/bench/stats", _probe.stats, methods=["GET"])
     app.add_api_route("/bench/reset", _probe.reset, methods=["POST"])
     if not _has_route(app, "twilio_media"):
@@ -128,6 +131,29 @@ class Probe:
 _probe = Probe()
 
 
+def _patch_resampler(quality: str) -> None:
+    """The fix under test for outbound pacing: the session's TTS -> wire resampler at another soxr
+    quality ("QQ" holds back ~0 ms where "HQ" holds back ~96 ms on a stream's first chunk)."""
+    import numpy as np
+    import soxr
+
+    from sutradhar.audio import codecs
+
+    class Resampler(codecs.StreamResampler):
+        def __init__(self, from_rate: int, to_rate: int) -> None:
+            self.from_rate, self.to_rate = from_rate, to_rate
+            self._stream = (soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality=quality)
+                            if from_rate != to_rate else None)
+
+    assert np is not None
+    try:
+        from sutradhar.telephony import session
+
+        session.StreamResampler = Resampler  # type: ignore[misc]
+    except ImportError:
+        pass
+
+
 def _has_route(app: Any, name: str) -> bool:
     try:
         app.url_path_for(name)
@@ -167,7 +193,8 @@ class ServerProcess:
 
     def __init__(self, delays: Any, port: int | None = None, log_level: str = "WARNING",
                  src: str | None = None, log_path: str | None = None, operations: bool = True,
-                 gc_freeze: bool = False, engines: str = "scripted", models_dir: str | None = None) -> None:
+                 gc_freeze: bool = False, engines: str = "scripted", models_dir: str | None = None,
+                 resampler_quality: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
@@ -176,6 +203,8 @@ class ServerProcess:
         env["BENCH_SRC"] = src_dir
         if gc_freeze:
             env["BENCH_GC_FREEZE"] = "1"
+        if resampler_quality:
+            env["BENCH_RESAMPLER_QUALITY"] = resampler_quality
         if engines == "default":
             env["BENCH_ENGINES"] = "default"
             if models_dir:

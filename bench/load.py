@@ -552,7 +552,8 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
              src: str | None = None, server_log: str | None = None, operations: bool = True,
              settings: dict[str, Any] | None = None, profile_dir: Path | None = None,
              gc_freeze: bool = False, plan: list[dict[str, Any]] | None = None, engines: str = "scripted",
-             models_dir: str | None = None, ready_timeout_s: float = 30.0) -> dict[str, Any]:
+             models_dir: str | None = None, ready_timeout_s: float = 30.0,
+             resampler_quality: str | None = None) -> dict[str, Any]:
     import psutil
 
     from bench.bench_server import ServerProcess
@@ -570,7 +571,7 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
     # calls arrive at random); at 100+ calls the ramp is several seconds of a ~25 s call.
     ramp_s = min(8.0, max(0.5, n * 0.04))
     server = ServerProcess(d, src=src, log_path=server_log, operations=operations, gc_freeze=gc_freeze,
-                           engines=engines, models_dir=models_dir)
+                           engines=engines, models_dir=models_dir, resampler_quality=resampler_quality)
     try:
         server.wait_ready(ready_timeout_s)
         proc = psutil.Process(server.proc.pid)
@@ -736,7 +737,8 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
 def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p95: float, max_late_frac: float,
           budget_s: float, procs: int | None, src: str | None, step: int = 100, max_n: int = 1000,
           log: Any = print, operations: bool = True, profile_dir: Path | None = None,
-          profile_levels: tuple[int, ...] = (), gc_freeze: bool = False) -> dict[str, Any]:
+          profile_levels: tuple[int, ...] = (), gc_freeze: bool = False,
+          resampler_quality: str | None = None) -> dict[str, Any]:
     started = time.monotonic()
     results = []
     queue = list(levels)
@@ -751,7 +753,8 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
         t0 = time.monotonic()
         log(f"N={n}: starting ({elapsed:.0f}s elapsed)")
         r = run_step(n, d, turns, procs, src=src, operations=operations,
-                     profile_dir=profile_dir if n in profile_levels else None, gc_freeze=gc_freeze)
+                     profile_dir=profile_dir if n in profile_levels else None, gc_freeze=gc_freeze,
+                     resampler_quality=resampler_quality)
         last_step_s = time.monotonic() - t0
         r["step_s"] = round(last_step_s, 1)
         results.append(r)

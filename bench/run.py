@@ -104,11 +104,13 @@ def cmd_load(args: argparse.Namespace) -> dict:
                         budget_s=budget, procs=args.client_procs, src=args.src, step=args.step,
                         max_n=args.max_calls, operations=not args.no_operations,
                         profile_dir=Path(args.out or "bench/results"), gc_freeze=args.gc_freeze,
+                        resampler_quality=args.resampler_quality,
                         profile_levels=tuple(int(x) for x in args.profile_server.split(",")) if args.profile_server else (),
                         log=lambda m: print(m, flush=True))
     result.update(delays_ms=d.as_dict(), turns_per_call=turns, plan=load.default_plan(turns), quick=args.quick,
                   limits={"max_overhead_p95_ms": args.max_overhead_p95, "max_late_fraction": args.max_late_fraction},
-                  operations=not args.no_operations, gc_freeze=args.gc_freeze, command=_command(args))
+                  operations=not args.no_operations, gc_freeze=args.gc_freeze,
+                  resampler_quality=args.resampler_quality, command=_command(args))
     path = write_result(args.name, result, args.out)
     print(load_table(result))
     try:
@@ -161,6 +163,9 @@ def _add_load_args(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--gc-freeze", action="store_true",
                     help="server calls gc.collect(); gc.freeze() once started (the fix under test for "
                          "full-collection pauses)")
+    lp.add_argument("--resampler-quality", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"), default=None,
+                    help="server's TTS -> phone-line stream resampler at this soxr quality (the fix under "
+                         "test for pacing; the server's own is HQ)")
     lp.add_argument("--profile-server", default=None, metavar="N,N",
                     help="sample the server with py-spy (30 s) at these levels; summary in the JSON")
     lp.add_argument("--src", default=None, help=argparse.SUPPRESS)  # another checkout's src (development)
