@@ -604,7 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "seconds after it starts, instead of waiting for it to finish")
     p.add_argument("--barge-in-wav", default=None, help="what the caller says when barging in")
     p.add_argument("--speed", type=float, default=1.0, help="send caller audio N times faster than real time")
-    p.add_argument("--gap", type=float, default=0.4, help="caller silence after each agent reply (s)")
+    p.add_argument("--gap", type=float, default=1.0, help="caller silence after each agent reply (s)")
+    p.add_argument("--tail", type=float, default=2.0,
+                   help="stay on the line this long after the agent goes quiet, so a reply whose next "
+                        "sentence is still being generated is not cut off (s)")
     p.add_argument("--sample-rate", type=int, default=8000, help="exotel: stream rate (8000/16000)")
     p.add_argument("--token", default=None, help="browser: BROWSER_TOKEN")
     p.add_argument("--auth-token", default=None, help="twilio: sign requests with this auth token")
@@ -623,7 +626,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         elif turns:
             turns[-1].barge_in_at = args.barge_in_at
     return SimConfig(base_url=args.url.rstrip("/"), turns=turns, carrier=args.carrier, ivr_digit=args.ivr_digit,
-                     language=args.language, dtmf=args.dtmf, speed=args.speed, gap_s=args.gap,
+                     language=args.language, dtmf=args.dtmf, speed=args.speed, gap_s=args.gap, tail_s=args.tail,
                      sample_rate=args.sample_rate, token=args.token, auth_token=args.auth_token,
                      admin_token=args.admin_token,
                      timeout_s=args.timeout)
