@@ -39,7 +39,7 @@ def plot_load(result: dict[str, Any], path: str | Path) -> Path:
     for ax in (ax1, ax2, ax3):
         ax.set_xscale("log")
         ax.set_xticks(n)
-        ax.set_xticklabels([str(x) for x in n])
+        ax.set_xticklabels([str(x) for x in n], rotation=45, fontsize=8)
         ax.minorticks_off()
     machine = result.get("machine", {})
     fig.suptitle(f"Sutradhar load sweep - {machine.get('cpu_model', '')} x{machine.get('cpus', '?')} "

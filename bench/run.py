@@ -116,7 +116,7 @@ def cmd_load(args: argparse.Namespace) -> dict:
     try:
         from bench.plot import plot_load
 
-        png = plot_load(result, path.parent / f"{args.name}.png")
+        png = plot_load(json.loads(path.read_text()), path.parent / f"{args.name}.png")  # with the machine
         print(f"plot: {png}")
     except ImportError as exc:
         print(f"no plot ({exc})")
