@@ -55,13 +55,6 @@ def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
         _patch_resampler(quality)
     app.add_api_route("/bench/stats", _probe.stats, methods=["GET"])
     app.add_api_route("/bench/reset", _probe.reset, methods=["POST"])
-    if not _has_route(app, "twilio_media"):
-        try:  # until server.py includes the telephony routes itself
-            from sutradhar.telephony.routes import router
-
-            app.include_router(router)
-        except ImportError:
-            pass
     return app, settings
 
 
@@ -152,14 +145,6 @@ def _patch_resampler(quality: str) -> None:
         session.StreamResampler = Resampler  # type: ignore[misc]
     except ImportError:
         pass
-
-
-def _has_route(app: Any, name: str) -> bool:
-    try:
-        app.url_path_for(name)
-        return True
-    except Exception:  # noqa: BLE001 - starlette's NoMatchFound
-        return False
 
 
 def serve(port: int, log_level: str, operations: bool = True) -> None:

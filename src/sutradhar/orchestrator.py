@@ -84,6 +84,16 @@ class ReplyAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class SentenceDone:
+    """All audio of sentence `seq` has been yielded: a transport can flush its resampler now
+    instead of holding the sentence's tail until the next sentence is synthesized."""
+
+    turn_id: int
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRequested:
     """Perform after the audio yielded before it has been heard: "end_call" or "transfer"."""
 
@@ -97,7 +107,8 @@ class TurnCompleted:
     record: TurnRecord
 
 
-Event = Transcribed | LanguageSwitched | ReplyText | ReplyAudio | ActionRequested | TurnCompleted
+Event = (Transcribed | LanguageSwitched | ReplyText | ReplyAudio | SentenceDone | ActionRequested
+         | TurnCompleted)
 
 
 @dataclass
@@ -406,6 +417,8 @@ class AgentOrchestrator:
             record.timings["tts_ms"] = round((record.timings.get("tts_ms") or 0.0) + spent, 1)
         if served:
             record.providers["tts"] = served[0]
+        if not first:
+            yield SentenceDone(turn_id, seq, sentence)
 
     async def _generate_and_speak(self, turn_id: int, record: TurnRecord, first_audio: list[float],
                                   log: Any) -> AsyncIterator[Event]:

@@ -28,6 +28,7 @@ from sutradhar.orchestrator import (
     LanguageSwitched,
     ReplyAudio,
     ReplyText,
+    SentenceDone,
     Transcribed,
     TurnCompleted,
     Utterance,
@@ -314,6 +315,8 @@ class CallSession:
                     if self.state is State.THINKING:
                         self.state = State.SPEAKING
                     self.playout.push_audio(pcm)
+                elif kind is SentenceDone:
+                    self._flush_resamplers()  # the tail now, not when the next sentence arrives
                 elif kind is ReplyText:
                     self._reply_turn = event.turn_id
                 elif kind is Transcribed:
@@ -350,12 +353,15 @@ class CallSession:
             self.log.opt(exception=exc).error("reply failed: {}", exc)
             self.state = State.LISTENING
 
-    def _mark(self, turn: int, seq: int, sentence: str, final: bool = False) -> None:
-        # A resampler holds back a few ms of audio; flush it so the sentence's tail goes before its
-        # mark (otherwise a short sentence could be marked "played" before any of it was sent).
+    def _flush_resamplers(self) -> None:
         for rs in self._resamplers.values():
             self.playout.push_audio(rs.process(b"", last=True))
         self._resamplers.clear()
+
+    def _mark(self, turn: int, seq: int, sentence: str, final: bool = False) -> None:
+        # A resampler holds back a few ms of audio; flush it so the sentence's tail goes before its
+        # mark (otherwise a short sentence could be marked "played" before any of it was sent).
+        self._flush_resamplers()
         name = f"{turn}.{seq}"
         self._pending[name] = (turn, sentence)
         if final:
