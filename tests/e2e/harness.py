@@ -60,7 +60,7 @@ def scripted_services(settings: Settings, stt: Any = None, llm: Any = None, tts:
     return Services(settings, router_from_settings(
         settings, chain(stt, ScriptedSTT(script=("hello there",))),
         chain(llm, ScriptedLLM(replies=("Sure. I can help with that.",))),
-        chain(tts, ScriptedTTS(ms_per_char=20, chunk_ms=100))))
+        chain(tts, ScriptedTTS(sample_rate=8000, ms_per_char=20, chunk_ms=100))))
 
 
 def configured_services(settings: Settings) -> Services:
