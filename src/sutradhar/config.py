@@ -100,8 +100,10 @@ class Settings(BaseSettings):
     sarvam_stt_streaming: bool = False
     sarvam_tts_model: str = "bulbul:v2"
     sarvam_tts_streaming: bool = False
+    sarvam_tts_sample_rate: int = 8000  # 8000 | 16000 | 22050 | 24000; 8 kHz suits telephony
     sarvam_tts_speaker: str = ""  # empty: the language registry's voice for the model
     sarvam_llm_model: str = "sarvam-105b-conversations"
+    sarvam_reasoning_effort: str = ""  # empty: sent as null (no reasoning, lowest latency); or low
 
     # --- OpenAI-compatible (one base URL per stage; empty falls back to openai_base_url) ---
     openai_base_url: str = "https://api.openai.com/v1"
@@ -114,6 +116,9 @@ class Settings(BaseSettings):
     openai_tts_voice: str = "alloy"
 
     # --- offline local engines ---
+    # Where scripts/prepare_models.py puts joined model files: the checkout's models/ by default,
+    # so the server finds them whatever directory it is started from.
+    models_dir: Path = Path(__file__).resolve().parents[2] / "models"
     whisper_model: str = "tiny.en"  # tiny.en (packaged), base (packaged, multilingual) or a directory
     whisper_languages: CSV = []  # languages a custom model directory serves; empty: the model's own
     llm_model_path: str = ""  # a GGUF file; empty: the packaged Qwen2.5 0.5B when installed
@@ -131,6 +136,8 @@ class Settings(BaseSettings):
     log_json: bool = False
     redact_phone_numbers: bool = True
     otel_enabled: bool = False
+    health_interval_s: float = Field(30.0, gt=0)  # background provider/database/Redis checks
+    health_timeout_s: float = Field(5.0, gt=0)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
                              mode="before")(_csv)

@@ -12,14 +12,21 @@ from sutradhar.config import Settings, load_settings
 from sutradhar.services import Services, build_services
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The app. Pass `services` to run with prepared engines (tests, benchmarks)."""
+def create_app(settings: Settings | None = None, services: Services | None = None,
+               with_operations: bool = True) -> FastAPI:
+    """The app. Pass `services` to run with prepared engines (tests, benchmarks); with_operations
+    starts the call store, metrics, shared state and health monitor (operations.start)."""
     settings = settings or (services.settings if services else load_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         svc = services or build_services(settings)
         app.state.services = svc
+        await svc.warm_up()
+        if with_operations:
+            from sutradhar import operations
+
+            await operations.start(svc)
         logger.bind(stage="server").info(
             "ready stt={} llm={} tts={}", ",".join(p.name for p in svc.router.providers("stt")),
             ",".join(p.name for p in svc.router.providers("llm")),
@@ -29,6 +36,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             if services is None:
                 await svc.aclose()
+            else:
+                await svc.close_extras()
 
     app = FastAPI(title="Sutradhar", version="0.1.0", lifespan=lifespan)
     _include_routes(app)
@@ -36,6 +45,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 def _include_routes(app: FastAPI) -> None:
-    from sutradhar import health
+    from sutradhar import admin
 
-    app.include_router(health.router)
+    app.include_router(admin.router)

@@ -106,14 +106,33 @@ class Services:
             min_turns_before_switch=s.min_turns_before_switch, metrics=self.metrics,
         )
 
-    async def aclose(self) -> None:
-        await self.router.aclose()
-        for part in self.extras.values():
+    async def warm_up(self) -> None:
+        """Load local models before the first caller needs them (failures are logged, not fatal)."""
+        from loguru import logger
+
+        async def one(provider: Any) -> None:
+            try:
+                await provider.warm_up()
+            except Exception as exc:  # noqa: BLE001 - the router falls back if it stays broken
+                logger.bind(stage="startup").warning("warm-up failed provider={} error={}", provider.name, exc)
+
+        providers = [p for stage in ("stt", "llm", "tts") for p in self.router.providers(stage)
+                     if hasattr(p, "warm_up")]
+        await asyncio.gather(*(one(p) for p in providers))
+
+    async def close_extras(self) -> None:
+        """Stop the operational parts (store, shared state, monitors) in the order they were added."""
+        for part in list(self.extras.values()):
             close = getattr(part, "aclose", None)
             if close is not None:
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+        self.extras.clear()
+
+    async def aclose(self) -> None:
+        await self.close_extras()
+        await self.router.aclose()
 
 
 def build_services(settings: Settings) -> Services:

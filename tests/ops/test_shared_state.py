@@ -1,0 +1,113 @@
+"""Cross-worker state: in-process by default, shared through a real redis-server when configured."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from sutradhar.resilience import BreakerState
+from sutradhar.routing import StagePolicy, TaskRouter
+from sutradhar.shared_state import (
+    BreakerStateStore,
+    BreakerSync,
+    IvrLanguageMap,
+    LiveCallRegistry,
+    SharedState,
+    connect_redis,
+)
+
+
+@dataclass
+class Engine:
+    name: str
+
+    def supports(self, language):
+        return True
+
+    async def aclose(self):
+        pass
+
+
+@pytest.fixture
+async def redis(redis_url):
+    client = connect_redis(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+async def test_in_process_defaults_work_without_redis():
+    ivr = IvrLanguageMap()
+    await ivr.set("CA1", "te-IN")
+    assert await ivr.get("CA1") == "te-IN" and await ivr.get("CA2") is None
+    calls = LiveCallRegistry()
+    await calls.register("c1", {"transport": "twilio"})
+    await calls.register("c2")
+    await calls.unregister("c1")
+    assert await calls.count() == 1 and [c["call_id"] for c in await calls.list()] == ["c2"]
+    breakers = BreakerStateStore()
+    await breakers.set("stt", "sarvam", "open")
+    assert (await breakers.get("stt", "sarvam")).state == "open"
+
+
+async def test_ivr_language_chosen_on_one_worker_is_read_on_another(redis):
+    webhook_worker, media_worker = IvrLanguageMap(redis), IvrLanguageMap(redis)
+    await webhook_worker.set("CA-ivr", "gu-IN")
+    assert await media_worker.get("CA-ivr") == "gu-IN"
+    assert 0 < await redis.ttl("sutradhar:ivr:CA-ivr") <= 3600
+
+
+async def test_live_calls_are_counted_across_workers_and_a_dead_worker_expires(redis):
+    a = LiveCallRegistry(redis, worker="a", stale_s=0.5)
+    b = LiveCallRegistry(redis, worker="b", stale_s=0.5)
+    await a.register("call-a1", {"transport": "twilio"})
+    await a.register("call-a2")
+    await b.register("call-b1")
+    assert await a.count() == 3 and await b.count() == 3
+    assert {c["worker"] for c in await b.list()} == {"a", "b"}
+    await a.unregister("call-a2")
+    assert await b.count() == 2
+    await asyncio.sleep(0.7)
+    await b.heartbeat()  # b is alive, a stopped beating
+    assert [c["call_id"] for c in await b.list()] == ["call-b1"]
+
+
+async def test_redis_going_away_falls_back_to_this_workers_copy(redis_url):
+    client = connect_redis("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    state = SharedState(client)
+    await state.languages.set("CA", "hi-IN")
+    assert await state.languages.get("CA") == "hi-IN"
+    await state.calls.register("c")
+    assert await state.calls.count() == 1
+    with pytest.raises(Exception):
+        await state.ping()
+    await state.aclose()
+
+
+def router(*names: str) -> TaskRouter:
+    return TaskRouter([Engine(n) for n in names], policies={"stt": StagePolicy(failure_threshold=1,
+                                                                                reset_timeout=30.0)})
+
+
+async def test_a_breaker_opened_on_one_worker_opens_on_the_others(redis):
+    first, second = router("sarvam", "local"), router("sarvam", "local")
+    sync_a = BreakerSync(first, BreakerStateStore(redis, worker="a"))
+    sync_b = BreakerSync(second, BreakerStateStore(redis, worker="b"))
+    first.listeners.append(sync_a)
+    second.listeners.append(sync_b)
+
+    first.chains["stt"][0].breaker.record_failure()  # worker a finds Sarvam down
+    await asyncio.sleep(0.05)  # the publish task
+    assert await sync_b.sync_once() == 1
+    assert second.chains["stt"][0].breaker.state is BreakerState.OPEN
+    assert second.chains["stt"][1].breaker.state is BreakerState.CLOSED
+    shared = await BreakerStateStore(redis).get("stt", "sarvam")
+    assert shared.state == "open" and shared.worker == "a" and shared.opened_at is not None
+    assert await sync_b.sync_once() == 0  # nothing new; adopting did not echo back
+
+    second.chains["stt"][0].breaker.force(BreakerState.CLOSED)  # b's trial call succeeded
+    await asyncio.sleep(0.05)
+    assert await sync_a.sync_once() == 1
+    assert first.chains["stt"][0].breaker.state is BreakerState.CLOSED
