@@ -63,12 +63,20 @@ def scripted_services(settings: Settings, stt: Any = None, llm: Any = None, tts:
         chain(tts, ScriptedTTS(sample_rate=8000, ms_per_char=20, chunk_ms=100))))
 
 
-def configured_services(settings: Settings) -> Services:
-    """Services with the engines the settings name (Sarvam, OpenAI, local), via the real factory."""
-    require("sutradhar.providers.factory", "build_providers (providers)")
-    from sutradhar.services import build_services
+def configured_services(settings: Settings, **replace: Any) -> Services:
+    """Services with the engines the settings name (Sarvam, OpenAI, local), via the real factory;
+    `stt=`/`llm=`/`tts=` replace a stage's chain (e.g. a fast scripted voice where speech is not
+    the point)."""
+    factory = require("sutradhar.providers.factory", "build_providers (providers)")
+    engines = factory.build_providers(settings)
+    chains = {stage: replace.get(stage, getattr(engines, stage)) for stage in ("stt", "llm", "tts")}
+    chains = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in chains.items()}
+    return Services(settings, router_from_settings(settings, chains["stt"], chains["llm"], chains["tts"]))
 
-    return build_services(settings)
+
+def fast_voice() -> ScriptedTTS:
+    """A quick tone voice at the phone line's rate (no resampling, short replies)."""
+    return ScriptedTTS(name="fast-voice", sample_rate=8000, ms_per_char=8, chunk_ms=100)
 
 
 class LogCapture:
@@ -172,9 +180,12 @@ class LiveServer:
 def build_app(settings: Settings, services: Services) -> Any:
     from sutradhar.server import create_app
 
+    import inspect
+
+    from sutradhar import server
+
     app = create_app(settings, services)
-    paths = {getattr(r, "path", "") for r in app.routes}
-    if "/twilio/media" not in paths:  # until server.py includes the telephony routes
+    if "telephony" not in inspect.getsource(server._include_routes):  # until server.py includes them
         try:
             from sutradhar.telephony.routes import router
         except ImportError:
