@@ -14,13 +14,14 @@ def simulator() -> Any:
     return require("sutradhar.simulator", "the call simulator sutradhar.simulator (telephony)")
 
 
-def caller_turn(spoken: Spoken, tail_ms: int = 0, **kw: Any) -> Any:
-    sim = simulator()
-    return sim.CallerTurn(audio=spoken.pcm(), sample_rate=8000, **kw) if not tail_ms else \
-        sim.CallerTurn.from_wav(str(spoken.wav(tail_ms=tail_ms)), **kw)
+def caller_turn(spoken: Spoken, lead_ms: int = 0, **kw: Any) -> Any:
+    """A simulator turn of `spoken`, optionally after `lead_ms` of caller silence."""
+    from sutradhar.audio.codecs import silence
+
+    return simulator().CallerTurn(audio=silence(lead_ms, 8000) + spoken.pcm(), sample_rate=8000, **kw)
 
 
-async def place_call(base_url: str, turns: list[Spoken], **kw: Any) -> Any:
+async def place_call(base_url: str, turns: list[Any], **kw: Any) -> Any:
     """One call through the simulator; returns its CallResult."""
     sim = simulator()
     kw.setdefault("speed", FAST)
@@ -28,7 +29,8 @@ async def place_call(base_url: str, turns: list[Spoken], **kw: Any) -> Any:
     kw.setdefault("tail_s", 0.3)
     kw.setdefault("reply_wait_s", 10.0)
     kw.setdefault("timeout_s", 60.0)
-    config = sim.SimConfig(base_url=base_url, turns=[caller_turn(t) for t in turns], **kw)
+    items = [caller_turn(t) if isinstance(t, Spoken) else t for t in turns]
+    config = sim.SimConfig(base_url=base_url, turns=items, **kw)
     return await sim.simulate(config)
 
 
