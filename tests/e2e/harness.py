@@ -206,8 +206,10 @@ def live_server(settings: Settings | None = None, services: Services | None = No
     if services is None:
         services = services_factory(settings) if services_factory else scripted_services(settings)
     app = build_app(settings, services)
+    # log_config=None: uvicorn leaves logging alone, so its errors reach the root logger (LogCapture).
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            ws_max_size=settings.max_message_bytes, timeout_graceful_shutdown=3)
+                            log_config=None, ws_max_size=settings.max_message_bytes,
+                            timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),),
