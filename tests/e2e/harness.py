@@ -199,8 +199,11 @@ def build_app(settings: Settings, services: Services) -> Any:
 def live_server(settings: Settings | None = None, services: Services | None = None,
                 services_factory: Callable[[Settings], Services] | None = None,
                 **overrides: Any) -> Iterator[LiveServer]:
-    """Start the real app under uvicorn on its own loop in a thread; stop it on exit."""
-    port = free_port()
+    """Start the real app under uvicorn on its own loop in a thread; stop it on exit.
+
+    Given settings, it listens on `settings.port` (tests pick a free one and put it in PUBLIC_URL,
+    which signatures and stream URLs are built from)."""
+    port = settings.port if settings is not None and settings.port != 8000 else free_port()
     if settings is None:
         settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
     if services is None:
