@@ -111,10 +111,7 @@ async def test_excess_calls_are_refused_politely_and_the_server_keeps_serving():
             assert busy.status_code == 200 and "<Hangup" in busy.text and "<Gather" not in busy.text
             # The two live calls still answer.
             for caller in (first, second):
-                before = len(caller.audio)
-                await caller.say(UTTERANCES["en-IN"][1].pcm())
-                await caller.silence(800)
-                assert await caller.wait_audio(before / 16000 + 0.1), "a live call stopped answering"
+                assert await caller.turn(UTTERANCES["en-IN"][1].pcm()), "a live call stopped answering"
             assert server.live_calls() == 2
         # Once they hang up, new calls are taken again.
         await asyncio.sleep(0.3)
@@ -146,10 +143,7 @@ async def test_no_secret_in_logs_or_responses_even_when_providers_fail(fake_sarv
         async with TwilioCaller(server.ws_url, headers=headers) as caller:
             await caller.wait_audio(0.05)
             for spoken in UTTERANCES["en-IN"][:3]:
-                before = len(caller.audio)
-                await caller.say(spoken.pcm())
-                await caller.silence(800)
-                await caller.wait_audio(before / 16000 + 0.05, timeout=8)
+                await caller.turn(spoken.pcm(), timeout=8, min_reply_s=0.05)
             call_id = caller.call_id
         await asyncio.sleep(0.5)
         async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:

@@ -148,18 +148,11 @@ class HealthyCall:
         async with TwilioCaller(self.server.ws_url) as caller:
             await caller.wait_audio(0.1)
             while not self._stop.is_set():
-                await asyncio.sleep(0.3)
-                before = len(caller.audio)
-                await caller.say(speech, pace_s=0.002)
-                await caller.silence(700, pace_s=0.002)
-                deadline = time.monotonic() + 5
-                while len(caller.audio) < before + 1600 and time.monotonic() < deadline \
-                        and not caller.closed.is_set():
-                    await asyncio.sleep(0.02)
+                answered = await caller.turn(speech, pace_s=0.002, timeout=5)
                 if caller.closed.is_set():
                     self.closed_early = True
                     return
-                if len(caller.audio) >= before + 1600:
+                if answered:
                     self.answered += 1
                 else:
                     self.unanswered += 1
@@ -321,10 +314,7 @@ async def test_oversized_message_closes_only_that_socket_with_1009(fuzz_server):
         await asyncio.wait_for(abuser.closed.wait(), 5)
         assert abuser.close_code in (1009, 1006)  # uvicorn's ws_max_size, or our own limit
         assert not bystander.closed.is_set()
-        before = len(bystander.audio)
-        await bystander.say(UTTERANCES["en-IN"][0].pcm())
-        await bystander.silence(800)
-        assert await bystander.wait_audio(before / 16000 + 0.1), "the bystander call stopped answering"
+        assert await bystander.turn(UTTERANCES["en-IN"][0].pcm()), "the bystander call stopped answering"
 
 
 async def test_a_flood_of_malformed_messages_closes_the_socket_with_1008(fuzz_server):

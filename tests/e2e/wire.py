@@ -32,6 +32,7 @@ class TwilioCaller:
         self.close_code: int | None = None
         self.close_reason = ""
         self.ws: Any = None
+        self.last_audio_at = 0.0  # loop time of the last agent audio message
         self._seq = 0
         self._reader: asyncio.Task[None] | None = None
 
@@ -111,6 +112,24 @@ class TwilioCaller:
             await asyncio.sleep(0.02)
         return True
 
+    async def wait_quiet(self, quiet_s: float = 0.4, timeout: float = 15.0) -> bool:
+        """Wait until the agent has sent no audio for `quiet_s` (it finished speaking)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() - self.last_audio_at < quiet_s:
+            if self.closed.is_set() or loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def turn(self, pcm: bytes, pace_s: float = 0.0, timeout: float = 10.0, min_reply_s: float = 0.1) -> bool:
+        """One caller turn: wait for the agent to finish, speak, then wait for new agent audio."""
+        await self.wait_quiet(timeout=timeout)
+        before = len(self.audio)
+        await self.say(pcm, pace_s)
+        await self.silence(800, pace_s)
+        return await self.wait_audio(before / 16000 + min_reply_s, timeout)
+
     async def _read(self) -> None:
         try:
             async for message in self.ws:
@@ -121,6 +140,7 @@ class TwilioCaller:
                 event = msg.get("event")
                 if event == "media":
                     self.audio += ulaw_to_pcm16(base64.b64decode(msg["media"]["payload"]))
+                    self.last_audio_at = asyncio.get_running_loop().time()
                 elif event == "mark":
                     self.marks.append(msg["mark"]["name"])
                     if self.echo_marks:
