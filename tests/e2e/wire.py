@@ -27,6 +27,7 @@ class TwilioCaller:
         self.echo_marks = echo_marks
         self.audio = bytearray()  # agent audio received, PCM16 8 kHz
         self.marks: list[str] = []
+        self.mark_at: dict[str, int] = {}  # mark name -> bytes of agent audio received before it
         self.events: list[dict[str, Any]] = []
         self.closed = asyncio.Event()
         self.close_code: int | None = None
@@ -40,6 +41,7 @@ class TwilioCaller:
         self.ws = await websockets.connect(self.url, additional_headers=self.headers, max_size=2**24,
                                            open_timeout=5)
         self._reader = asyncio.create_task(self._read())
+        self.last_audio_at = asyncio.get_running_loop().time()  # the greeting is about to start
         if start:
             await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
             await self.send({"event": "start", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
@@ -143,6 +145,7 @@ class TwilioCaller:
                     self.last_audio_at = asyncio.get_running_loop().time()
                 elif event == "mark":
                     self.marks.append(msg["mark"]["name"])
+                    self.mark_at[msg["mark"]["name"]] = len(self.audio)
                     if self.echo_marks:
                         await self.send({"event": "mark", "sequenceNumber": self._next(),
                                          "streamSid": self.stream_sid, "mark": msg["mark"]})
