@@ -1,0 +1,127 @@
+"""Turn detection: 20 ms frames in, "caller started speaking" and finished utterances out.
+
+The detector runs at the wire rate (8 kHz on phone lines) so the per-frame path is one VAD call and
+a buffer append; the finished utterance is resampled to 16 kHz once, for STT.
+
+Rules, in frames of 20 ms:
+- A voiced frame opens a candidate segment, which starts with a pre-roll of the frames just before
+  it so the first syllable is not cut.
+- After `barge_in_ms` of voiced frames the caller is confirmed to be speaking: `SPEECH_STARTED`
+  (the session barges in on the agent if it is talking).
+- `end_of_turn_ms` of unvoiced frames ends the segment. It is an utterance when it held at least
+  `min_speech_ms` of voiced frames, otherwise it was a noise blip and is dropped.
+- A segment longer than `max_utterance_s` is cut and delivered as an utterance.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sutradhar.audio.codecs import resample
+from sutradhar.audio.vad import FRAME_MS, VAD
+
+STT_RATE = 16000
+
+
+class SpeechStarted:
+    """The caller has been speaking for `barge_in_ms` (singleton: returned, never allocated)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SPEECH_STARTED"
+
+
+SPEECH_STARTED = SpeechStarted()
+
+
+@dataclass
+class Utterance:
+    """Mirror of the orchestrator's Utterance shape; the session converts with `to_orchestrator`."""
+
+    audio: bytes
+    sample_rate: int = STT_RATE
+    ended_at: float = 0.0
+    text: str | None = None
+
+
+class TurnDetector:
+    def __init__(
+        self,
+        vad: VAD,
+        *,
+        end_of_turn_ms: int = 600,
+        min_speech_ms: int = 200,
+        max_utterance_s: float = 30.0,
+        barge_in_ms: int = 120,
+        preroll_ms: int = 200,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.vad = vad
+        self.sample_rate = vad.sample_rate
+        self.frame_bytes = self.sample_rate * FRAME_MS // 1000 * 2
+        self._end_frames = max(1, end_of_turn_ms // FRAME_MS)
+        self._min_frames = max(1, min_speech_ms // FRAME_MS)
+        self._max_bytes = int(max_utterance_s * self.sample_rate) * 2
+        self._barge_frames = max(1, barge_in_ms // FRAME_MS)
+        self._clock = clock
+        self._preroll: deque[bytes] = deque(maxlen=max(0, preroll_ms // FRAME_MS))
+        self._audio = bytearray()
+        self._active = False
+        self._voiced = 0
+        self._silent = 0
+        self._silence_began = 0.0
+        self._announced = False
+
+    @property
+    def in_speech(self) -> bool:
+        """True while a segment is open and has been confirmed as speech."""
+        return self._announced
+
+    def push(self, frame: bytes) -> SpeechStarted | Utterance | None:
+        """Feed one 20 ms frame; returns an event when one happens (usually None)."""
+        speech = self.vad.is_speech(frame)
+        if not self._active:
+            if not speech:
+                self._preroll.append(frame)
+                return None
+            self._active = True
+            for old in self._preroll:
+                self._audio += old
+            self._preroll.clear()
+        self._audio += frame
+        if speech:
+            self._voiced += 1
+            self._silent = 0
+            if not self._announced and self._voiced >= self._barge_frames:
+                self._announced = True
+                return SPEECH_STARTED
+        else:
+            if self._silent == 0:
+                self._silence_began = self._clock()
+            self._silent += 1
+            if self._silent >= self._end_frames:
+                return self._finish(self._silence_began)
+        if len(self._audio) >= self._max_bytes:
+            return self._finish(self._clock())
+        return None
+
+    def _finish(self, ended_at: float) -> Utterance | None:
+        voiced, silent = self._voiced, self._silent
+        # Keep ~200 ms of the trailing silence: enough for STT, not 600 ms of nothing.
+        keep = len(self._audio) - max(0, silent - 10) * self.frame_bytes
+        audio = bytes(self._audio[:keep])
+        self.reset()
+        if voiced < self._min_frames:
+            return None
+        return Utterance(resample(audio, self.sample_rate, STT_RATE), STT_RATE, ended_at)
+
+    def reset(self) -> None:
+        """Forget the open segment (after an utterance, or when the call state makes it moot)."""
+        self._audio = bytearray()
+        self._active = False
+        self._voiced = self._silent = 0
+        self._announced = False

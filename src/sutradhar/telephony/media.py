@@ -1,0 +1,141 @@
+"""The media WebSocket loop every carrier shares: wire message -> transport.decode -> session.
+
+Bad input is the caller's problem, never the server's: a malformed or out-of-order message is logged
+with the call id and ignored; a flood of them, or an oversized message, closes only this socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from loguru import logger
+
+from sutradhar.telephony.base import Dtmf, MalformedMessage, MarkPlayed, Start, Stop, Text, Transport
+from sutradhar.telephony.session import CallSession
+
+MAX_MALFORMED = 50  # per call; beyond this the peer is broken or hostile
+
+
+async def resolve_language(services: Any, start: Start) -> str:
+    """The call's first language: the stream's parameter, else the IVR's answer, else the default."""
+    s = services.settings
+    for candidate in (start.language, await _ivr_language(services, start.carrier_call_id)):
+        if candidate and candidate in s.languages:
+            return candidate
+    return s.default_language
+
+
+async def _ivr_language(services: Any, call_sid: str) -> str | None:
+    if not call_sid:
+        return None
+    try:
+        return await services.ivr_languages.get(call_sid)
+    except Exception as exc:  # Redis down: the default language is better than no call
+        logger.bind(call_id=call_sid, stage="ivr").warning("IVR language lookup failed: {}", exc)
+        return None
+
+
+async def serve_media(websocket: WebSocket, transport: Transport, services: Any) -> CallSession | None:
+    """Run one media stream until the carrier stops it, the socket closes or the call ends."""
+    settings = services.settings
+    session: CallSession | None = None
+    reason = "disconnected"
+    log = transport.log
+    limit = settings.max_message_bytes
+    try:
+        while True:
+            if session is None:  # no call yet: do not let an idle socket live forever
+                message = await asyncio.wait_for(websocket.receive(), settings.inactivity_timeout_s)
+            else:
+                message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes")
+                if data is None:
+                    continue
+            if len(data) > limit:
+                log.warning("message of {} bytes exceeds MAX_MESSAGE_BYTES={}; closing", len(data), limit)
+                reason = "message_too_big"
+                await transport.close(1009, "message too big")
+                break
+            try:
+                event = transport.decode(data)
+            except (MalformedMessage, KeyError, TypeError, ValueError) as exc:
+                if session is not None:
+                    session.malformed += 1
+                log.warning("malformed message ignored: {}", exc)
+                if session is not None and session.malformed >= MAX_MALFORMED:
+                    reason = "malformed"
+                    await transport.close(1008, "too many malformed messages")
+                    break
+                continue
+            if type(event) is bytes:  # the hot path: one frame of caller audio
+                if session is not None:
+                    await session.on_audio(event)
+                continue
+            if event is None:
+                continue
+            if session is None:
+                if isinstance(event, Start):
+                    session = await _start(websocket, transport, services, event)
+                    if session is None:
+                        reason = "refused"
+                        break
+                elif isinstance(event, Stop):
+                    break
+                else:
+                    log.warning("{} before start; ignored", type(event).__name__)
+                continue
+            session.touch()
+            if isinstance(event, MarkPlayed):
+                session.on_mark(event.name)
+            elif isinstance(event, Dtmf):
+                await session.on_dtmf(event.digit)
+            elif isinstance(event, Text):
+                await session.on_text(event.text)
+            elif isinstance(event, Stop):
+                reason = "caller_hangup"
+                break
+            elif isinstance(event, Start):
+                log.warning("second start on a running stream; ignored")
+            if session.ended:
+                break
+    except TimeoutError:
+        reason = "no_start"
+        log.warning("no start message within {}s; closing", settings.inactivity_timeout_s)
+        await transport.close(1000, "no start")
+    except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after the peer closed
+        pass
+    finally:
+        if session is not None:
+            await session.end(reason)
+        await transport.close(1000, reason)
+        if session is not None and session.log_context is not None:
+            session.log_context.__exit__(None, None, None)
+    return session
+
+
+async def _start(websocket: WebSocket, transport: Transport, services: Any, start: Start) -> CallSession | None:
+    settings = services.settings
+    transport.bind(start.call_id)
+    language = await resolve_language(services, start)
+    # No await between this check and the session registering itself: the limit holds under a rush.
+    if len(services.calls) >= settings.max_concurrent_calls:
+        transport.log.warning("refusing call: {} calls already live (MAX_CONCURRENT_CALLS)", len(services.calls))
+        await transport.close(1013, "server at capacity, try again later")
+        return None
+    if start.call_id in services.calls:
+        transport.log.warning("a call with this id is already live; refusing the second stream")
+        await transport.close(1008, "duplicate call id")
+        return None
+    # Every line logged for this call from here on (and in the tasks it spawns) carries its id.
+    context = logger.contextualize(call_id=start.call_id, language=language)
+    context.__enter__()
+    session = CallSession(services, transport, start, language)
+    session.log_context = context
+    await session.start()
+    return session

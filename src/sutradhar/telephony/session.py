@@ -1,0 +1,418 @@
+"""CallSession: one live call, whatever the carrier. LISTENING -> THINKING -> SPEAKING.
+
+Inbound frames go through the TurnDetector; a finished utterance starts `orchestrator.respond()` in
+a task; its ReplyAudio is resampled to the wire rate and paced out by the Playout with a mark after
+each sentence. Marks coming back say what the caller actually heard. Caller speech while the agent
+is thinking or speaking is a barge-in, one code path: clear the carrier's buffer, drop our queue,
+cancel the reply, and tell the orchestrator what was heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sutradhar.audio.codecs import StreamResampler
+from sutradhar.audio.playout import Playout
+from sutradhar.audio.turns import SPEECH_STARTED, TurnDetector
+from sutradhar.audio.turns import Utterance as DetectedUtterance
+from sutradhar.audio.vad import FRAME_MS, make_vad
+from sutradhar.language import LANGUAGES
+from sutradhar.orchestrator import (
+    ActionRequested,
+    Event,
+    LanguageSwitched,
+    ReplyAudio,
+    ReplyText,
+    Transcribed,
+    TurnCompleted,
+    Utterance,
+)
+from sutradhar.telephony.base import Start, Transport
+
+ACTION_GRACE_S = 2.0  # perform an action this long after its audio should have played, mark or not
+
+
+class State(enum.Enum):
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    ENDED = "ended"
+
+
+class CallSession:
+    def __init__(self, services: Any, transport: Transport, start: Start, language: str) -> None:
+        s = services.settings
+        self.services, self.settings, self.transport = services, s, transport
+        self.call_id = start.call_id
+        self.start_info = start
+        transport.bind(self.call_id)
+        self.log = transport.log.bind(stage="session")
+        wire = transport.sample_rate
+        # The detector runs at the wire rate when the VAD can (8/16 kHz); other rates are resampled.
+        vad_rate = wire if wire in (8000, 16000) else 16000
+        self._in_resampler = StreamResampler(wire, vad_rate) if vad_rate != wire else None
+        self.detector = TurnDetector(
+            make_vad(s.vad, vad_rate, s.vad_aggressiveness), end_of_turn_ms=s.end_of_turn_silence_ms,
+            min_speech_ms=s.min_speech_ms, max_utterance_s=s.max_utterance_s,
+            barge_in_ms=s.barge_in_min_speech_ms)
+        self._frame_bytes = vad_rate * FRAME_MS // 1000 * 2
+        self._inbuf = bytearray()
+        self.playout = Playout(transport.send_audio, self._mark_sent,
+                               frame_bytes=wire * transport.frame_ms // 1000 * 2,
+                               frame_ms=transport.frame_ms, lead_frames=transport.lead_frames,
+                               on_frame=self._frame_sent)
+        self.orchestrator = services.new_orchestrator(self.call_id, language)
+        self.state = State.LISTENING
+        self.started_at = time.time()
+        self.end_reason: str | None = None
+        self._reply: asyncio.Task[None] | None = None
+        self._reply_turn: int | None = None
+        self._pending: dict[str, tuple[int, str]] = {}  # mark name -> (turn, sentence): sent, not played
+        self._cleared: set[str] = set()  # marks dropped by a clear: their echoes mean nothing
+        self._heard: dict[int, list[str]] = {}
+        self._actions: dict[str, str] = {}  # mark name -> action to perform once it has played
+        self._final_mark: str | None = None
+        self._awaiting_first: float | None = None  # ended_at of the turn waiting for its first frame
+        self._last_v2v: float | None = None
+        self._resamplers: dict[int, StreamResampler] = {}  # TTS rate -> wire rate, per sentence
+        self._last_inbound = time.monotonic()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # action timers; referenced so they are not GC'd
+        self.turns: list[dict[str, Any]] = []
+        self.log_context: Any = None  # logger.contextualize() held by the media loop for this call
+        self.barge_ins = 0
+        self.malformed = 0
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        self.services.calls.register(self.call_id, self)
+        self.playout.start()
+        self._watchdog = asyncio.create_task(self._watch_inactivity(), name=f"watchdog-{self.call_id}")
+        await self._record("call_started", self.call_id, {
+            "carrier": self.transport.carrier, "carrier_call_id": self.start_info.carrier_call_id,
+            "language": self.language, **self.start_info.info})
+        self.log.info("call started carrier={} language={}", self.transport.carrier, self.language)
+        await self.transport.send_event({"type": "started", "call_id": self.call_id, "language": self.language})
+        self._play(self.orchestrator.speak(self.orchestrator.greeting()))
+
+    @property
+    def language(self) -> str:
+        return self.orchestrator.language.current
+
+    @property
+    def ended(self) -> bool:
+        return self.state is State.ENDED
+
+    async def end(self, reason: str, hang_up: bool = False) -> None:
+        """End the call once (idempotent): stop audio, hang up if asked, write the record."""
+        if self.state is State.ENDED:
+            return
+        self.state, self.end_reason = State.ENDED, reason
+        me = asyncio.current_task()
+        for task in (self._reply, self._watchdog, *self._background):
+            if task is not None and task is not me:
+                task.cancel()
+        await self.playout.aclose()
+        if hang_up:
+            try:
+                await self.transport.hang_up(reason)
+            except Exception as exc:  # the call may already be gone; the record still gets written
+                self.log.warning("hang-up failed: {}", exc)
+        self.services.calls.unregister(self.call_id)
+        self.log.info("call ended reason={} turns={} barge_ins={}", reason, len(self.turns), self.barge_ins)
+        await self._record("call_ended", self.call_id, reason, self.summary())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id, "carrier": self.transport.carrier, "language": self.language,
+            "state": self.state.value, "end_reason": self.end_reason, "turns": self.turns,
+            "barge_ins": self.barge_ins, "malformed_messages": self.malformed,
+            "duration_s": round(time.time() - self.started_at, 2),
+            "playout": vars(self.playout.stats).copy(),
+            "orchestrator": self.orchestrator.get_status(),
+            # What the LLM will see next turn: after a barge-in, only what the caller heard.
+            "context": [{"role": t.role, "content": t.content, "interrupted": getattr(t, "interrupted", False)}
+                        for t in self.orchestrator.context.history],
+        }
+
+    # --- inbound ---
+
+    async def on_audio(self, pcm: bytes) -> None:
+        """One inbound chunk of PCM at the wire rate (20 ms on phones, ~100 ms on Exotel)."""
+        self._last_inbound = time.monotonic()
+        if self._in_resampler is not None:
+            pcm = self._in_resampler.process(pcm)
+        size = self._frame_bytes
+        if not self._inbuf and len(pcm) == size:  # the common case: exactly one frame, no copy
+            await self._on_frame(pcm)
+            return
+        buf = self._inbuf
+        buf += pcm
+        while len(buf) >= size:
+            frame = bytes(buf[:size])
+            del buf[:size]
+            await self._on_frame(frame)
+
+    async def _on_frame(self, frame: bytes) -> None:
+        event = self.detector.push(frame)
+        if event is None:
+            return
+        if event is SPEECH_STARTED:
+            if self.state in (State.THINKING, State.SPEAKING):
+                await self.interrupt("barge_in")
+        elif isinstance(event, DetectedUtterance):
+            self._answer(Utterance(event.audio, event.sample_rate, event.ended_at))
+
+    def touch(self) -> None:
+        """Any inbound message (not only audio) proves the call is alive."""
+        self._last_inbound = time.monotonic()
+
+    async def on_text(self, text: str) -> None:
+        await self.interrupt("typed")
+        self._answer(Utterance(b"", 16000, time.monotonic(), text=text))
+
+    def on_mark(self, name: str) -> None:
+        if name in self._cleared:  # Twilio returns every pending mark after a clear: not heard
+            self._cleared.discard(name)
+            return
+        entry = self._pending.pop(name, None)
+        if entry is None:
+            self.log.debug("mark {} unknown or already played; ignored", name)
+            return
+        turn, sentence = entry
+        if sentence:
+            self._heard.setdefault(turn, []).append(sentence)
+        action = self._actions.pop(name, None)
+        if action is not None:
+            self._spawn(self._perform(action))
+        if name == self._final_mark and (self._reply is None or self._reply.done()):
+            self._final_mark = None
+            self._heard.pop(turn, None)  # fully played: nothing to trim later
+            if self.state is State.SPEAKING:
+                self.state = State.LISTENING
+
+    async def on_dtmf(self, digit: str) -> None:
+        s = self.settings
+        self.log.info("dtmf {}", digit)
+        await self.transport.send_event({"type": "dtmf", "digit": digit})
+        if digit == s.dtmf_human:
+            await self.interrupt("dtmf")
+            self._play(self._line_then(LANGUAGES[self.language].transfer, "transfer"))
+        elif digit == s.dtmf_repeat:
+            await self.interrupt("dtmf")
+            self._play(self.orchestrator.repeat_last())
+        elif digit.isdigit() and 1 <= int(digit) <= len(s.languages):
+            code = s.languages[int(digit) - 1]
+            await self.interrupt("dtmf")
+            old = self.language
+            self.orchestrator.set_language(code, "caller")
+            await self.transport.send_event({"type": "language", "old": old, "new": code, "reason": "dtmf"})
+            self._play(self.orchestrator.speak(LANGUAGES[code].switched))
+        else:
+            self.log.info("dtmf {} has no action; ignored", digit)
+
+    # --- barge-in ---
+
+    async def interrupt(self, reason: str) -> None:
+        """Stop the agent now: clear the carrier, drop our queue, cancel the reply, record what was heard."""
+        if self.state not in (State.THINKING, State.SPEAKING):
+            return
+        had_audio = self._pending or self.playout.busy
+        if had_audio:
+            await self.transport.send_clear()
+        self.playout.flush()
+        self._cleared.update(self._pending)
+        self._pending.clear()
+        self._actions.clear()
+        self._final_mark = None
+        task, self._reply = self._reply, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        turn = self._reply_turn
+        self.state = State.LISTENING
+        if turn is not None:
+            heard = " ".join(self._heard.pop(turn, []))
+            self.orchestrator.record_heard(turn, heard)
+            for entry in self.turns:
+                if entry.get("turn_id") == turn:
+                    entry.update(heard=heard, interrupted=True)
+            await self.transport.send_event({"type": "interrupted", "turn_id": turn, "heard": heard})
+        self.barge_ins += reason == "barge_in"
+        self.log.bind(stage="barge_in").info("agent interrupted by {} turn={} had_audio={}",
+                                             reason, turn, bool(had_audio))
+
+    # --- replies ---
+
+    def _answer(self, utterance: Utterance) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()  # interrupt() already ran for audio; typed text may race a reply
+        self.state = State.THINKING
+        self._awaiting_first = utterance.ended_at
+        self._play(self.orchestrator.respond(utterance), thinking=True)
+
+    def _play(self, events: AsyncIterator[Event], thinking: bool = False) -> None:
+        if self.state is State.ENDED:
+            return
+        if not thinking:
+            self.state = State.SPEAKING
+        self._reply_turn = None
+        self._reply = asyncio.create_task(self._stream(events), name=f"reply-{self.call_id}")
+
+    async def _line_then(self, text: str, action: str) -> AsyncIterator[Event]:
+        turn = 0
+        async for event in self.orchestrator.speak(text):
+            turn = event.turn_id
+            yield event
+        yield ActionRequested(turn, action)
+
+    async def _stream(self, events: AsyncIterator[Event]) -> None:
+        """Consume one reply's events: audio to the pacer, marks per sentence, records out."""
+        wire = self.transport.sample_rate
+        resamplers = self._resamplers = {}
+        seq: int | None = None
+        sentence = ""
+        turn = 0
+        try:
+            async for event in events:
+                kind = type(event)
+                if kind is ReplyAudio:
+                    turn = self._reply_turn = event.turn_id
+                    if seq is not None and event.seq != seq:
+                        self._mark(turn, seq, sentence)
+                    seq, sentence = event.seq, event.text
+                    chunk = event.chunk
+                    pcm = chunk.pcm
+                    if chunk.sample_rate != wire:
+                        rs = resamplers.get(chunk.sample_rate)
+                        if rs is None:
+                            rs = resamplers[chunk.sample_rate] = StreamResampler(chunk.sample_rate, wire)
+                        pcm = rs.process(pcm)
+                    if self.state is State.THINKING:
+                        self.state = State.SPEAKING
+                    self.playout.push_audio(pcm)
+                elif kind is ReplyText:
+                    self._reply_turn = event.turn_id
+                elif kind is Transcribed:
+                    self._reply_turn = event.turn_id
+                    self.log.info("caller said chars={} language={}", len(event.text), event.language)
+                    await self.transport.send_event({"type": "transcript", "turn_id": event.turn_id,
+                                                     "text": event.text, "language": event.language})
+                elif kind is LanguageSwitched:
+                    await self.transport.send_event({"type": "language", "old": event.old,
+                                                     "new": event.new, "reason": event.reason})
+                elif kind is ActionRequested:
+                    turn = event.turn_id
+                    if seq is not None:
+                        self._mark(turn, seq, sentence)
+                        seq = None
+                    name = f"{turn}.{event.action}"
+                    self._pending[name] = (turn, "")
+                    self._actions[name] = event.action
+                    self.playout.push_mark(name)
+                    self._spawn(self._action_deadline(name, self.playout.queued_s + ACTION_GRACE_S))
+                elif kind is TurnCompleted:
+                    await self._turn_completed(event)
+            if seq is not None:
+                self._mark(turn, seq, sentence, final=True)
+            else:
+                self._final_mark = name = f"{turn}.end"
+                self._pending[name] = (turn, "")
+                self.playout.push_mark(name, final=True)
+            if self.state is State.THINKING:  # no audio at all (every TTS failed)
+                self.state = State.LISTENING
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in one reply must not take the call down
+            self.log.opt(exception=exc).error("reply failed: {}", exc)
+            self.state = State.LISTENING
+
+    def _mark(self, turn: int, seq: int, sentence: str, final: bool = False) -> None:
+        # A resampler holds back a few ms of audio; flush it so the sentence's tail goes before its
+        # mark (otherwise a short sentence could be marked "played" before any of it was sent).
+        for rs in self._resamplers.values():
+            self.playout.push_audio(rs.process(b"", last=True))
+        self._resamplers.clear()
+        name = f"{turn}.{seq}"
+        self._pending[name] = (turn, sentence)
+        if final:
+            self._final_mark = name
+        self.playout.push_mark(name, final=final)
+
+    async def _mark_sent(self, name: str) -> None:
+        await self.transport.send_mark(name)
+        if not self.transport.echoes_marks:
+            self.on_mark(name)
+
+    def _frame_sent(self, now: float) -> None:
+        if self._awaiting_first is not None:
+            # Voice-to-voice as the caller feels it: end of their speech to our first frame on the wire.
+            v2v = (time.monotonic() - self._awaiting_first) * 1000
+            self._awaiting_first = None
+            self.services.metrics.record("v2v_wire_ms", v2v)
+            self._last_v2v = round(v2v, 1)
+
+    async def _turn_completed(self, event: TurnCompleted) -> None:
+        record = event.record.as_dict()
+        if self._last_v2v is not None:
+            record["timings"]["v2v_wire_ms"], self._last_v2v = self._last_v2v, None
+        self.turns.append({"turn_id": event.turn_id, "text": record["text"], "reply": record["reply"],
+                           "language": record["language"], "intent": record["intent"],
+                           "timings": record["timings"], "errors": len(record["errors"])})
+        await self.transport.send_event({"type": "turn", "turn_id": event.turn_id, "text": record["text"],
+                                         "reply": record["reply"], "language": record["language"],
+                                         "timings": record["timings"]})
+        await self._record("turn_completed", self.call_id, record)
+
+    # --- actions ---
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro, name=f"call-{self.call_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _action_deadline(self, name: str, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        if name in self._actions:
+            self.log.warning("mark {} never came back; performing its action anyway", name)
+            self.on_mark(name)
+
+    async def _perform(self, action: str) -> None:
+        if self.state is State.ENDED:
+            return
+        if action == "end_call":
+            await self.end("agent_hangup", hang_up=True)
+        elif action == "transfer":
+            number = self.settings.transfer_number
+            if not number:
+                self.log.warning("transfer requested but TRANSFER_NUMBER is not set; staying on the call")
+                return
+            if await self.transport.transfer(number):
+                await self.end("transferred")
+            else:
+                self.log.warning("{} cannot transfer this call; staying on it", self.transport.carrier)
+        else:
+            self.log.warning("unknown action {}", action)
+
+    async def _watch_inactivity(self) -> None:
+        timeout = self.settings.inactivity_timeout_s
+        while self.state is not State.ENDED:
+            remaining = self._last_inbound + timeout - time.monotonic()
+            if remaining <= 0:
+                self.log.warning("no message from the carrier for {}s; ending the call", timeout)
+                await self.end("inactivity", hang_up=True)
+                return
+            await asyncio.sleep(remaining)
+
+    async def _record(self, hook: str, *args: Any) -> None:
+        try:
+            await getattr(self.services.recorder, hook)(*args)
+        except Exception as exc:  # the store must never break a live call
+            self.log.bind(stage="recorder").warning("{} failed: {}", hook, exc)

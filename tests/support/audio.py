@@ -1,0 +1,58 @@
+"""Real speech for tests: espeak-ng phrases, converted like a phone line (8 kHz mu-law)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from sutradhar.audio.codecs import pcm16_to_ulaw, read_wav_file, resample, silence, ulaw_to_pcm16
+
+VOICES = {"en-IN": "en-us", "hi-IN": "hi", "te-IN": "te", "gu-IN": "gu"}
+CACHE = Path(os.environ.get("SUTRADHAR_TEST_AUDIO", Path(tempfile.gettempdir()) / "sutradhar-test-audio"))
+
+
+@lru_cache(maxsize=64)
+def espeak_wav(text: str, voice: str = "en-us") -> Path:
+    """Path of a WAV of `text` spoken by espeak-ng (cached on disk across test runs)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(f"{voice}|{text}".encode()).hexdigest()[:16]
+    path = CACHE / f"{voice}-{key}.wav"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.wav")
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(tmp), text], check=True, capture_output=True)
+        tmp.rename(path)
+    return path
+
+
+def speech_pcm(text: str, voice: str = "en-us", rate: int = 8000) -> bytes:
+    """espeak speech as PCM16 at `rate`, passed through a mu-law phone line when rate is 8 kHz."""
+    pcm, source_rate = read_wav_file(str(espeak_wav(text, voice)))
+    pcm = resample(pcm, source_rate, rate)
+    if rate == 8000:
+        pcm = ulaw_to_pcm16(pcm16_to_ulaw(pcm))
+    return pcm
+
+
+def phone_wav(text: str, voice: str = "en-us", tmpdir: Path | None = None) -> Path:
+    """A WAV file at 8 kHz PCM16 that sounds like a phone caller (for the simulator's --wav)."""
+    from sutradhar.audio.codecs import write_wav_file
+
+    src = espeak_wav(text, voice)
+    path = (tmpdir or CACHE) / (src.stem + "-8k.wav")
+    if not path.exists():
+        write_wav_file(str(path), speech_pcm(text, voice, 8000), 8000)
+    return path
+
+
+def frames(pcm: bytes, rate: int = 8000, frame_ms: int = 20) -> list[bytes]:
+    size = rate * frame_ms // 1000 * 2
+    pcm += bytes(-len(pcm) % size)
+    return [pcm[i:i + size] for i in range(0, len(pcm), size)]
+
+
+def with_silence(pcm: bytes, rate: int, before_ms: int = 300, after_ms: int = 1000) -> bytes:
+    return silence(before_ms, rate) + pcm + silence(after_ms, rate)
