@@ -64,7 +64,8 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
                 break
             try:
                 event = transport.decode(data)
-            except (MalformedMessage, KeyError, TypeError, ValueError) as exc:
+            except (MalformedMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
+                # AttributeError: a field of the wrong JSON type ("media": "x" where an object belongs)
                 if session is not None:
                     session.malformed += 1
                 log.warning("malformed message ignored: {}", exc)
@@ -80,7 +81,10 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
             if event is None:
                 continue
             if session is None:
-                if isinstance(event, Start):
+                if isinstance(event, Start) and not _usable_start(event):
+                    log.warning("malformed message ignored: start without a usable call id ({!r:.60})",
+                                event.call_id)
+                elif isinstance(event, Start):
                     session = await _start(websocket, transport, services, event)
                     if session is None:
                         reason = "refused"
@@ -117,6 +121,13 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
         if session is not None and session.log_context is not None:
             session.log_context.__exit__(None, None, None)
     return session
+
+
+def _usable_start(start: Start) -> bool:
+    """A start names the call with strings (ids key the live-call registry and the store)."""
+    return (isinstance(start.call_id, str) and bool(start.call_id.strip())
+            and isinstance(start.carrier_call_id, str)
+            and (start.language is None or isinstance(start.language, str)))
 
 
 async def _start(websocket: WebSocket, transport: Transport, services: Any, start: Start) -> CallSession | None:
