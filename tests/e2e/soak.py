@@ -85,7 +85,8 @@ async def soak(calls: int, minutes: float, turns: int, sample_s: float, max_grow
         "rss_mb": {"after_warmup": base, "max": max((s["rss_mb"] for s in samples), default=end_rss),
                    "end_idle": round(end_rss, 1), "growth_after_warmup": round(end_rss - base, 1)},
         "server_tasks": {"max": max((s["server_tasks"] for s in samples), default=0),
-                         "per_live_call_median": round(statistics.median(per_call_tasks), 2) if per_call_tasks else None,
+                         "per_live_call_median": (round(statistics.median(per_call_tasks), 2)
+                                                  if per_call_tasks else None),
                          "left_after_calls": len(left)},
         "live_calls_after": live_after,
         "latency_ms": {k: metrics[k] for k in ("stt_ms", "llm_ttft_ms", "tts_ttfb_ms", "v2v_ms", "v2v_wire_ms")

