@@ -14,7 +14,7 @@ import httpx
 
 from sutradhar.providers.base import ProviderError, RateLimited
 from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from tests.e2e.calls import caller_turn, place_call
+from tests.e2e.calls import agent_audio_rms, caller_turn, place_call
 from tests.e2e.fixtures import UTTERANCES
 from tests.e2e.harness import configured_services, e2e_settings, free_port, live_server, scripted_services
 
@@ -144,3 +144,26 @@ async def test_breaker_opens_after_threshold_and_closes_after_reset_during_a_cal
         health.get("providers"), list) else {}
     if status:
         assert status[("llm", "primary-llm")] == "closed"
+
+
+async def test_a_tts_stream_cut_mid_sentence_keeps_what_was_said_and_the_call_goes_on(fake_openai, logs):
+    fakes = __import__("tests.fakes", fromlist=["Fault"])
+    port = free_port()
+    settings = e2e_settings(llm=["scripted"], tts=["openai"], openai_base_url=fake_openai.base_url,
+                            openai_api_key=fake_openai.api_key, public_url=f"http://127.0.0.1:{port}", port=port)
+    llm = ScriptedLLM(replies=("This first sentence will be cut off in the middle. The second one is whole.",
+                               "Still here."))
+    # greeting (2 sentences), then the first reply sentence is cut half-way through its audio.
+    fake_openai.inject("tts", fakes.Fault(), fakes.Fault(), fakes.Fault(cut=True))
+    with live_server(settings, services_factory=lambda s: configured_services(s, llm=llm)) as server:
+        result = await place_call(server.url, [EN[0], EN[1]], language="en-IN")
+        from tests.e2e.test_multilingual_sarvam import fetch_record
+
+        record = await fetch_record(server, result.call_id)
+        left = server.wait_tasks_settled()
+    spoken = [r["json"]["input"] for r in fake_openai.calls("tts")]
+    assert "The second one is whole." in spoken and "Still here." in spoken
+    first = record["turns"][0]
+    assert any(e["stage"] == "tts" for e in first["errors"]), first["errors"]
+    assert len(result.latencies_ms) == 2 and agent_audio_rms(result) > 300
+    assert left == [] and not logs.tracebacks()
