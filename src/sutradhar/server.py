@@ -46,5 +46,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 def _include_routes(app: FastAPI) -> None:
     from sutradhar import admin
+    from sutradhar.telephony import routes
 
     app.include_router(admin.router)
+    app.include_router(routes.router)

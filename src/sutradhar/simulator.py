@@ -66,6 +66,7 @@ class SimConfig:
     call_sid: str = ""
     sample_rate: int = 8000  # exotel: ?sample-rate=
     token: str | None = None  # browser: ?token=
+    admin_token: str | None = None  # ADMIN_TOKEN, to read the live call's summary
     timeout_s: float = 60.0
     send_stream_messages: bool = True  # False: connect and stay silent (inactivity tests)
 
@@ -419,7 +420,8 @@ class _Call:
         if self.cfg.carrier == "browser":
             return
         try:
-            async with httpx.AsyncClient(base_url=self.cfg.base_url, timeout=5) as client:
+            headers = {"Authorization": f"Bearer {self.cfg.admin_token}"} if self.cfg.admin_token else {}
+            async with httpx.AsyncClient(base_url=self.cfg.base_url, timeout=5, headers=headers) as client:
                 response = await client.get(f"/telephony/calls/{self.call_sid}")
             if response.status_code == 200:
                 self.result.summary = response.json()
@@ -602,10 +604,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "seconds after it starts, instead of waiting for it to finish")
     p.add_argument("--barge-in-wav", default=None, help="what the caller says when barging in")
     p.add_argument("--speed", type=float, default=1.0, help="send caller audio N times faster than real time")
-    p.add_argument("--gap", type=float, default=0.4, help="caller silence after each agent reply (s)")
+    p.add_argument("--gap", type=float, default=1.0, help="caller silence after each agent reply (s)")
+    p.add_argument("--tail", type=float, default=2.0,
+                   help="stay on the line this long after the agent goes quiet, so a reply whose next "
+                        "sentence is still being generated is not cut off (s)")
     p.add_argument("--sample-rate", type=int, default=8000, help="exotel: stream rate (8000/16000)")
     p.add_argument("--token", default=None, help="browser: BROWSER_TOKEN")
     p.add_argument("--auth-token", default=None, help="twilio: sign requests with this auth token")
+    p.add_argument("--admin-token", default=None, help="ADMIN_TOKEN, to read the call's live summary")
     p.add_argument("--record", default=None, metavar="OUT.wav", help="save the agent's audio")
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -620,8 +626,9 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         elif turns:
             turns[-1].barge_in_at = args.barge_in_at
     return SimConfig(base_url=args.url.rstrip("/"), turns=turns, carrier=args.carrier, ivr_digit=args.ivr_digit,
-                     language=args.language, dtmf=args.dtmf, speed=args.speed, gap_s=args.gap,
+                     language=args.language, dtmf=args.dtmf, speed=args.speed, gap_s=args.gap, tail_s=args.tail,
                      sample_rate=args.sample_rate, token=args.token, auth_token=args.auth_token,
+                     admin_token=args.admin_token,
                      timeout_s=args.timeout)
 
 

@@ -76,6 +76,16 @@ async def test_call_and_turns_round_trip_on_sqlite(store, tmp_path):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_a_turn_interrupted_after_it_was_stored_is_updated_not_duplicated(store):
+    await store.call_started("call-2", started())
+    await store.turn_completed("call-2", turn(1, reply="One. Two. Three."))
+    await store.turn_completed("call-2", turn(1, reply="One. Two. Three.", heard="One.", interrupted=True))
+    await store.flush()
+    call = await store.get_call("call-2")
+    assert call["turn_count"] == 1 and len(call["turns"]) == 1
+    assert call["turns"][0]["heard"] == "One." and call["turns"][0]["interrupted"] is True
+
+
 async def test_migrations_create_the_schema_on_an_empty_database(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
     store = CallStore(url)

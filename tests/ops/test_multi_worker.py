@@ -114,3 +114,56 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
         assert "no usable stt provider" in health_b.json()["reasons"]
         metrics_b = http.get(f"{b}/metrics").text
         assert 'sutradhar_breaker_state{provider="scripted-stt",stage="stt"} 2.0' in metrics_b
+
+
+def start_serve(port: int, env: dict, log: Path) -> subprocess.Popen:
+    """`sutradhar serve`, exactly as an operator runs it."""
+    return subprocess.Popen([sys.executable, "-m", "sutradhar.cli", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+
+
+def test_ivr_webhook_on_one_server_and_media_stream_on_another_share_the_language(tmp_path):
+    import asyncio
+
+    from sutradhar.simulator import CallerTurn, SimConfig, simulate
+    from tests.support.audio import speech_pcm
+
+    redis, redis_port = start_redis()
+    env = {**os.environ, "PYTHONPATH": SRC, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}", "ADMIN_TOKEN": TOKEN,
+           "STT": "scripted", "LLM": "scripted", "TTS": "scripted", "LOG_LEVEL": "WARNING"}
+    ports = [free_port(), free_port()]
+    servers = []
+    try:
+        for n, port in enumerate(ports):
+            servers.append(start_serve(port, {**env, "PUBLIC_URL": f"http://127.0.0.1:{port}"},
+                                       tmp_path / f"serve-{n}.log"))
+            wait_for_port(port, servers[-1], 60)
+        a, b = (f"http://127.0.0.1:{p}" for p in ports)
+        call_sid = "CA" + "5" * 32
+        form = {"CallSid": call_sid, "AccountSid": "ACtest", "From": "+910000000001", "To": "+910000000002"}
+        with httpx.Client(timeout=10) as http:
+            assert "<Gather" in http.post(f"{a}/twilio/voice", data=form).text
+            twiml = http.post(f"{a}/twilio/language?attempt=1", data={**form, "Digits": "2"}).text
+            assert 'value="hi-IN"' in twiml  # digit 2 is Hindi in the default menu order
+        # The stream lands on the other server, without the <Parameter> (as from a static TwiML app):
+        # only the shared Redis map can tell it the caller chose Hindi.
+        result = asyncio.run(simulate(SimConfig(
+            b, [CallerTurn(speech_pcm("hello there"), 8000)], call_sid=call_sid, speed=2.0, timeout_s=30,
+            admin_token=TOKEN)))
+        assert result.summary["language"] == "hi-IN"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(timeout=10) as http:
+            record = eventually(lambda: (r := http.get(f"{a}/calls/{call_sid}", headers=auth)).status_code
+                                == 200 and r.json())
+        assert record["language"] == "hi-IN" and record["transport"] == "twilio"
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        redis.terminate()
+        redis.wait(10)

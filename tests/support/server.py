@@ -60,12 +60,7 @@ def build_app(settings: Settings, services: Services, with_operations: bool = Fa
     records install a RecordingRecorder, and nothing is written under data_dir."""
     from sutradhar.server import create_app
 
-    app = create_app(settings, services, with_operations=with_operations)
-    if not any(getattr(r, "path", "") == "/twilio/media" for r in app.routes):
-        from sutradhar.telephony.routes import router  # until server.py includes it
-
-        app.include_router(router)
-    return app
+    return create_app(settings, services, with_operations=with_operations)
 
 
 @contextmanager

@@ -230,12 +230,7 @@ class CallStore:
                 call = CallRow(id=call_id, status="active", turn_count=0, started_at=at,
                                language=_str(record.get("language"), 16))
                 session.add(call)
-            call.turn_count = (call.turn_count or 0) + 1
-            session.add(TurnRow(
-                call_id=call_id,
-                seq=call.turn_count,
-                turn_id=_str(record.get("turn_id"), 64),
-                created_at=at,
+            fields = dict(
                 text=record.get("text"),
                 reply=record.get("reply"),
                 heard=record.get("heard"),
@@ -249,7 +244,20 @@ class CallStore:
                 llm_provider=_str(providers.get("llm"), 64),
                 tts_provider=_str(providers.get("tts"), 64),
                 errors=[dict(e) for e in record.get("errors") or []],
-            ))
+            )
+            turn_id = _str(record.get("turn_id"), 64)
+            # A turn interrupted after it was stored comes again with what the caller heard.
+            existing = None
+            if turn_id is not None:
+                existing = (await session.execute(select(TurnRow).where(
+                    TurnRow.call_id == call_id, TurnRow.turn_id == turn_id))).scalars().first()
+            if existing is not None:
+                for key, value in fields.items():
+                    setattr(existing, key, value)
+                return
+            call.turn_count = (call.turn_count or 0) + 1
+            session.add(TurnRow(call_id=call_id, seq=call.turn_count, turn_id=turn_id, created_at=at,
+                                **fields))
 
     async def write_call_ended(self, call_id: str, reason: str, summary: dict[str, Any],
                                at: datetime | None = None) -> None:

@@ -95,7 +95,7 @@ class CallSession:
         self.playout.start()
         self._watchdog = asyncio.create_task(self._watch_inactivity(), name=f"watchdog-{self.call_id}")
         await self._record("call_started", self.call_id, {
-            "carrier": self.transport.carrier, "carrier_call_id": self.start_info.carrier_call_id,
+            "transport": self.transport.carrier, "carrier": self.transport.carrier, "carrier_call_id": self.start_info.carrier_call_id,
             "language": self.language, **self.start_info.info})
         self.log.info("call started carrier={} language={}", self.transport.carrier, self.language)
         await self.transport.send_event({"type": "started", "call_id": self.call_id, "language": self.language})
@@ -115,9 +115,18 @@ class CallSession:
             return
         self.state, self.end_reason = State.ENDED, reason
         me = asyncio.current_task()
+        reply, turn = self._reply, self._reply_turn
         for task in (self._reply, self._watchdog, *self._background):
             if task is not None and task is not me:
                 task.cancel()
+        running = reply is not None and reply is not me and not reply.done()
+        if running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reply
+        unplayed = any(t == turn for t, _ in self._pending.values())
+        if turn is not None and (running or unplayed):
+            # Hung up mid-reply: the turn is stored with what the caller heard before the line dropped.
+            await self._settle_interrupted(turn)
         await self.playout.aclose()
         if hang_up:
             try:
@@ -239,15 +248,22 @@ class CallSession:
         turn = self._reply_turn
         self.state = State.LISTENING
         if turn is not None:
-            heard = " ".join(self._heard.pop(turn, []))
-            self.orchestrator.record_heard(turn, heard)
-            for entry in self.turns:
-                if entry.get("turn_id") == turn:
-                    entry.update(heard=heard, interrupted=True)
+            heard = await self._settle_interrupted(turn)
             await self.transport.send_event({"type": "interrupted", "turn_id": turn, "heard": heard})
         self.barge_ins += reason == "barge_in"
         self.log.bind(stage="barge_in").info("agent interrupted by {} turn={} had_audio={}",
                                              reason, turn, bool(had_audio))
+
+    async def _settle_interrupted(self, turn: int) -> str:
+        """A reply stopped early: keep only what the caller heard, in the context and the record."""
+        heard = " ".join(self._heard.pop(turn, []))
+        record = self.orchestrator.record_heard(turn, heard)
+        for entry in self.turns:
+            if entry.get("turn_id") == turn:
+                entry.update(heard=heard, interrupted=True)
+        if record is not None and record.get("text"):
+            await self._record("turn_completed", self.call_id, record)
+        return heard
 
     # --- replies ---
 

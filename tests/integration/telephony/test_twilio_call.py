@@ -117,10 +117,12 @@ async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard
     long_reply = "We have three plans. The basic plan is cheap. The premium plan has everything you need."
     llm = ScriptedLLM(replies=(long_reply, "Prices start at one hundred rupees."))
     tts = ScriptedTTS(ms_per_char=30, chunk_ms=100)  # first sentence ~0.6 s, the whole reply ~2.6 s
-    with server_with(stt=stt, llm=llm, tts=tts) as srv:
+    recorder = RecordingRecorder()
+    with server_with(recorder, stt=stt, llm=llm, tts=tts) as srv:
         result = await simulate(SimConfig(
             srv.url, [turn("Tell me about your plans."), turn("Stop, what about prices?", barge_in_at=1.0)],
             timeout_s=30))
+        assert wait_until(lambda: recorder.ended)
     assert len(result.clears) == 1
     clear_at = result.clears[0]
     # the caller's barge-in speech started 1.0 s into the reply; clear came ~barge_in_min_speech later
@@ -136,6 +138,10 @@ async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard
     heard = interrupted[0]["content"]
     assert heard.startswith("We have three plans.") and "premium" not in heard
     assert result.summary["turns"][0]["reply"] == long_reply  # the record keeps what was written
+    # ... and the stored turn says it was interrupted, with what the caller heard
+    first = [r for _, r in recorder.turns if r["text"] == "tell me about your plans"]
+    assert first[-1]["interrupted"] is True and first[-1]["reply"] == long_reply
+    assert first[-1]["heard"].startswith("We have three plans.") and "premium" not in first[-1]["heard"]
     assert result.summary["barge_ins"] == 1
     assert len(result.latencies_ms) == 2  # and the barge-in turn was answered
 
