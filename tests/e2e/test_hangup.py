@@ -116,6 +116,10 @@ async def test_caller_hangs_up_mid_turn_nothing_escapes_and_the_record_is_writte
     if stage != "playout":
         assert gate.cancelled.is_set(), f"the {stage} call in flight was not cancelled"
     assert record["status"] == "completed", record
+    # The interrupted turn is kept with what the caller said and heard (nothing: no sentence of the
+    # reply finished playing); during STT there is nothing to keep yet.
+    turns = [(t["text"], t["heard"], t["interrupted"]) for t in record["turns"]]
+    assert turns == ([] if stage == "stt" else [("tell me something", "", True)]), turns
     assert record.get("end_reason") in ({"caller_hangup"} if how == "stop" else {"disconnected", "caller_hangup"})
     assert not logs.tracebacks(), logs.tracebacks()[:2]
     assert not [r for r in logs.records if r["level"] in ("ERROR", "CRITICAL")], \
