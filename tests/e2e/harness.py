@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -27,12 +26,7 @@ from loguru import logger
 from sutradhar.config import Settings, load_settings
 from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from sutradhar.services import Services, router_from_settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.server import free_port  # noqa: F401  (re-exported for the e2e tests)
 
 
 def require(module: str, piece: str) -> Any:
@@ -177,24 +171,6 @@ class LiveServer:
         return self.run(count())
 
 
-def build_app(settings: Settings, services: Services) -> Any:
-    from sutradhar.server import create_app
-
-    import inspect
-
-    from sutradhar import server
-
-    app = create_app(settings, services)
-    if "telephony" not in inspect.getsource(server._include_routes):  # until server.py includes them
-        try:
-            from sutradhar.telephony.routes import router
-        except ImportError:
-            pass
-        else:
-            app.include_router(router)
-    return app
-
-
 @contextmanager
 def live_server(settings: Settings | None = None, services: Services | None = None,
                 services_factory: Callable[[Settings], Services] | None = None,
@@ -208,7 +184,9 @@ def live_server(settings: Settings | None = None, services: Services | None = No
         settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
     if services is None:
         services = services_factory(settings) if services_factory else scripted_services(settings)
-    app = build_app(settings, services)
+    from sutradhar.server import create_app
+
+    app = create_app(settings, services)  # with operations: the call store, metrics, health
     # log_config=None: uvicorn leaves logging alone, so its errors reach the root logger (LogCapture).
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             log_config=None, ws_max_size=settings.max_message_bytes,
