@@ -329,6 +329,17 @@ async def test_a_flood_of_malformed_messages_closes_the_socket_with_1008(fuzz_se
     assert logs.find("malformed message ignored", "WARNING")
 
 
+async def test_a_flood_of_malformed_messages_before_start_closes_the_socket_with_1008(fuzz_server):
+    server, _ = fuzz_server
+    caller = await TwilioCaller(server.ws_url).connect(start=False)
+    for _ in range(200):
+        if not await caller.send("{not json"):
+            break
+    await asyncio.wait_for(caller.closed.wait(), 5)  # not after INACTIVITY_TIMEOUT_S
+    assert caller.close_code == 1008
+    assert server.live_calls() == 0
+
+
 async def test_media_flood_before_start_is_ignored_and_the_idle_socket_is_closed(fuzz_server):
     server, _ = fuzz_server
     caller = await TwilioCaller(server.ws_url).connect(start=False)
