@@ -1,0 +1,279 @@
+"""The benchmark server: the REAL app (`create_app`) under uvicorn, with scripted engines of fixed
+delays, in its own process so its CPU seconds and resident memory can be measured from outside.
+
+    python -m bench.bench_server --port 8765 --stt-ms 150 --llm-first-token-ms 200 ...
+    sutradhar bench server --port 8765            (the same, through the suite's CLI)
+
+Delays come from the command line or BENCH_* environment variables (see `Delays.to_env`).
+uvloop is used when installed, as `sutradhar serve` does. Logging defaults to WARNING (the
+per-turn INFO lines of a production server are a few per turn, not per frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
+              operations: bool = True) -> Any:
+    from sutradhar.config import load_settings
+    from sutradhar.server import create_app
+    from sutradhar.services import Services, router_from_settings
+
+    from bench.scenario import scripted_providers
+
+    import tempfile
+
+    # A throwaway data directory: the call store (operations) writes every call, as in production.
+    data_dir = os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix="sutradhar-bench-")
+    if os.environ.get("BENCH_ENGINES") == "default":
+        # The configured engines (the offline local ones by default), built by the server itself.
+        extra = {"models_dir": os.environ["BENCH_MODELS_DIR"]} if os.environ.get("BENCH_MODELS_DIR") else {}
+        settings = load_settings(log_level=log_level, data_dir=data_dir, _env_file=None, **extra)
+        services = None
+    else:
+        settings = load_settings(stt=["scripted"], llm=["scripted"], tts=["scripted"], log_level=log_level,
+                                 max_concurrent_calls=max_calls, retry_attempts=1, data_dir=data_dir,
+                                 _env_file=None)
+        stt, llm, tts = scripted_providers(delays)
+        services = Services(settings, router_from_settings(settings, [stt], [llm], [tts]))
+    try:
+        app = create_app(settings, services, with_operations=operations)
+    except TypeError:  # a server without the operations switch
+        app = create_app(settings, services)
+    quality = os.environ.get("BENCH_RESAMPLER_QUALITY")
+    if quality:
+        _patch_resampler(quality)
+    app.add_api_route("/bench/stats", _probe.stats, methods=["GET"])
+    app.add_api_route("/bench/reset", _probe.reset, methods=["POST"])
+    if not _has_route(app, "twilio_media"):
+        try:  # until server.py includes the telephony routes itself
+            from sutradhar.telephony.routes import router
+
+            app.include_router(router)
+        except ImportError:
+            pass
+    return app, settings
+
+
+class Probe:
+    """Bench-only instruments inside the server process: event-loop lag (a 10 ms ticker's lateness)
+    and garbage-collector pauses, read by the load benchmark at GET /bench/stats."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.gc: list[tuple[int, float]] = []
+        self._gc_start = 0.0
+        self._task: Any = None
+
+    async def start(self) -> None:
+        import asyncio
+        import gc
+
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif len(self.gc) < 200_000:
+            self.gc.append((info.get("generation", -1), (time.perf_counter() - self._gc_start) * 1000))
+
+    async def _tick(self) -> None:
+        import asyncio
+
+        step = 0.010
+        due = time.monotonic() + step
+        while True:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            now = time.monotonic()
+            if len(self.lags) < 500_000:
+                self.lags.append((now - due) * 1000)
+            due = max(due + step, now)
+
+    async def reset(self) -> dict[str, str]:
+        """Start measuring (the load benchmark calls this once the server is up and idle)."""
+        if self._task is None:
+            await self.start()
+            if os.environ.get("BENCH_GC_FREEZE") == "1":
+                # The fix under test: after start-up and warm-up, move every object that exists now
+                # (modules, FastAPI, models) out of the collector's reach, so a full collection
+                # during calls only walks what the calls allocated.
+                import gc
+
+                gc.collect()
+                gc.freeze()
+        self.lags.clear()
+        self.gc.clear()
+        return {"status": "reset"}
+
+    async def stats(self) -> dict[str, Any]:
+        from bench.common import summarize
+
+        by_gen: dict[str, Any] = {}
+        for gen in (0, 1, 2):
+            pauses = [ms for g, ms in self.gc if g == gen]
+            by_gen[f"gen{gen}"] = {"count": len(pauses), "total_ms": round(sum(pauses), 1),
+                                   "max_ms": round(max(pauses), 2) if pauses else None}
+        return {"loop_lag_ms": summarize(self.lags), "loop_lag_over_20ms": sum(1 for x in self.lags if x > 20),
+                "gc": by_gen}
+
+
+_probe = Probe()
+
+
+def _patch_resampler(quality: str) -> None:
+    """The fix under test for outbound pacing: the session's TTS -> wire resampler at another soxr
+    quality ("QQ" holds back ~0 ms where "HQ" holds back ~96 ms on a stream's first chunk)."""
+    import numpy as np
+    import soxr
+
+    from sutradhar.audio import codecs
+
+    class Resampler(codecs.StreamResampler):
+        def __init__(self, from_rate: int, to_rate: int) -> None:
+            self.from_rate, self.to_rate = from_rate, to_rate
+            self._stream = (soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality=quality)
+                            if from_rate != to_rate else None)
+
+    assert np is not None
+    try:
+        from sutradhar.telephony import session
+
+        session.StreamResampler = Resampler  # type: ignore[misc]
+    except ImportError:
+        pass
+
+
+def _has_route(app: Any, name: str) -> bool:
+    try:
+        app.url_path_for(name)
+        return True
+    except Exception:  # noqa: BLE001 - starlette's NoMatchFound
+        return False
+
+
+def serve(port: int, log_level: str, operations: bool = True) -> None:
+    import uvicorn
+    from loguru import logger
+
+    from bench.scenario import Delays
+
+    logger.remove()
+    logger.add(sys.stderr, level=log_level.upper())
+    app, settings = build_app(Delays.from_env(), log_level, operations=operations)
+    loop = "auto"
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        pass
+    uvicorn.run(app, host="127.0.0.1", port=port, loop=loop, log_level="warning", access_log=False,
+                ws_max_size=settings.max_message_bytes, lifespan="on", log_config=None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """Start the benchmark server as a subprocess and wait until /health answers."""
+
+    def __init__(self, delays: Any, port: int | None = None, log_level: str = "WARNING",
+                 src: str | None = None, log_path: str | None = None, operations: bool = True,
+                 gc_freeze: bool = False, engines: str = "scripted", models_dir: str | None = None,
+                 resampler_quality: str | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update(delays.to_env())
+        src_dir = src or str(_REPO / "src")
+        env["BENCH_SRC"] = src_dir
+        if gc_freeze:
+            env["BENCH_GC_FREEZE"] = "1"
+        if resampler_quality:
+            env["BENCH_RESAMPLER_QUALITY"] = resampler_quality
+        if engines == "default":
+            env["BENCH_ENGINES"] = "default"
+            if models_dir:
+                env["BENCH_MODELS_DIR"] = models_dir
+        env["PYTHONPATH"] = os.pathsep.join([src_dir, str(_REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        self._log = open(log_path or os.devnull, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bench_server", "--port", str(self.port), "--log-level", log_level,
+             *([] if operations else ["--no-operations"])],
+            cwd=str(_REPO), env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"benchmark server exited with code {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"benchmark server not ready within {timeout_s}s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+    def __enter__(self) -> ServerProcess:
+        self.wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    src = os.environ.get("BENCH_SRC") or str(_REPO / "src")
+    sys.path[:0] = [src, str(_REPO)]
+    from bench.scenario import Delays
+
+    p = argparse.ArgumentParser(prog="bench_server", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--no-operations", action="store_true",
+                   help="skip operations.start (call store, Prometheus, health monitor)")
+    Delays.add_arguments(p)
+    args = p.parse_args(argv)
+    defaults = Delays.from_env()
+    given = Delays.from_args(args)
+    # Command-line values win over BENCH_* variables when they differ from the built-in defaults.
+    for key, value in given.as_dict().items():
+        if value != getattr(Delays(), key):
+            setattr(defaults, key, value)
+    os.environ.update(defaults.to_env())
+    print(f"bench server on http://127.0.0.1:{args.port} delays={defaults.as_dict()}", file=sys.stderr)
+    serve(args.port, args.log_level, operations=not args.no_operations)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Lean scripted engines for load: fixed delays, no per-call bookkeeping, optional tracing.
+
+The package's `ScriptedSTT/LLM/TTS` keep every request in a `calls` list (useful in tests, a slow
+leak under load that would pollute memory-per-call) and synthesize a fresh tone per chunk with
+numpy (engine CPU that a real remote TTS would not spend in our process). These keep the same
+delays and token split but answer from precomputed data.
+
+Tracing: when `TRACE` (a context variable) holds a list, each engine appends (label, monotonic
+time) at the moments that bound its scripted delay. The orchestrator's tasks inherit the context
+of the turn that created them, so one turn's trace collects every stage of that turn only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sutradhar.providers.base import AudioChunk, Message, Transcript
+from sutradhar.providers.scripted import tone
+
+from bench.scenario import REPLIES, TRANSCRIPTS, Delays, tokens
+
+TRACE: contextvars.ContextVar[list[tuple[str, float]] | None] = contextvars.ContextVar("bench_trace",
+                                                                                      default=None)
+_now = time.monotonic
+
+
+def _mark(label: str) -> None:
+    trace = TRACE.get()
+    if trace is not None:
+        trace.append((label, _now()))
+
+
+class _Engine:
+    name = "bench"
+    languages = None
+
+    def supports(self, language: str | None) -> bool:
+        return True
+
+    async def health(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class BenchSTT(_Engine):
+    name = "bench-stt"
+
+    def __init__(self, d: Delays, trace: bool = False) -> None:
+        self.delay = d.stt_ms / 1000
+        self.n = 0
+
+    async def transcribe(self, audio: bytes, sample_rate: int, language: str | None = None) -> Transcript:
+        _mark("stt_start")
+        text = TRANSCRIPTS[self.n % len(TRANSCRIPTS)]
+        self.n += 1
+        await asyncio.sleep(self.delay)
+        _mark("stt_end")
+        return Transcript(text=text, language=language, provider=self.name)
+
+
+class BenchLLM(_Engine):
+    name = "bench-llm"
+
+    def __init__(self, d: Delays, trace: bool = False) -> None:
+        self.first = d.llm_first_token_ms / 1000
+        self.step = d.llm_token_ms / 1000
+        self.replies = [tokens(r) for r in REPLIES]
+        self.n = 0
+
+    async def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
+        _mark("llm_start")
+        index = self.n % len(self.replies)
+        toks = self.replies[index]
+        self.n += 1
+        _mark(f"reply:{index}")
+        await asyncio.sleep(self.first)
+        for i, tok in enumerate(toks):
+            if i and self.step:
+                await asyncio.sleep(self.step)
+            _mark(f"tok{i}")
+            yield tok
+        _mark("llm_end")
+
+
+class BenchTTS(_Engine):
+    name = "bench-tts"
+
+    def __init__(self, d: Delays, trace: bool = False) -> None:
+        self.first = d.tts_first_chunk_ms / 1000
+        self.step = d.tts_chunk_ms / 1000
+        self.rate = d.tts_sample_rate
+        self.ms_per_char = d.tts_ms_per_char
+        self.chunk_samples = d.tts_chunk_audio_ms * self.rate // 1000
+        self._tone = tone(self.chunk_samples, self.rate)
+
+    async def synthesize(self, text: str, language: str) -> AsyncIterator[AudioChunk]:
+        _mark("tts_start")
+        total = max(1, int(len(text) * self.ms_per_char * self.rate / 1000))
+        await asyncio.sleep(self.first)
+        for n, start in enumerate(range(0, total, self.chunk_samples)):
+            if n and self.step:
+                await asyncio.sleep(self.step)
+            samples = min(self.chunk_samples, total - start)
+            if n == 0:
+                _mark("tts_first")
+            yield AudioChunk(self._tone[: samples * 2], self.rate)
+
+
+def providers_info(d: Delays) -> dict[str, Any]:
+    return {"delays_ms": d.as_dict(), "replies": list(REPLIES), "transcripts": list(TRANSCRIPTS)}

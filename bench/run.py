@@ -1,0 +1,375 @@
+"""`sutradhar bench`: the benchmark suite's command line (also `python bench/run.py ...`).
+
+Subcommands (each writes JSON to bench/results/, see bench/README.md):
+  overhead  in-process orchestration overhead over many scripted turns (+ optional profile)
+  load      real server + N concurrent simulated Twilio calls over loopback, swept over N
+  local     one call's turns through the offline local engines: real latency per stage
+  frames    micro-benchmark of the per-frame telephony work (decode, VAD, encode)
+  server    run the benchmark server alone (scripted engines with fixed delays)
+  plot      draw the PNG of a load sweep result
+  all       overhead + frames + load (+ local when the engines are installed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[1]
+for _p in (str(_REPO / "src"), str(_REPO)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from bench.common import table, use_uvloop, write_result  # noqa: E402
+from bench.scenario import Delays  # noqa: E402
+
+QUICK_OVERHEAD_LEVELS = "1x25,20x4"
+DEFAULT_OVERHEAD_LEVELS = "1x100,10x20,100x5"
+
+
+def _command(args: argparse.Namespace) -> str:
+    return " ".join(["sutradhar bench", *getattr(args, "_argv", [args.command])])
+
+
+def _levels(spec: str) -> list[tuple[int, int]]:
+    """'1x100,10x20' -> [(1, 100), (10, 20)]: concurrency x turns per call."""
+    out = []
+    for part in spec.split(","):
+        c, _, t = part.strip().partition("x")
+        out.append((int(c), int(t or 10)))
+    return out
+
+
+# --- overhead ---
+
+def cmd_overhead(args: argparse.Namespace) -> dict:
+    from bench import overhead
+
+    overhead.quiet_logs(args.log_level)
+    d = Delays.from_args(args)
+    spec = args.levels or (QUICK_OVERHEAD_LEVELS if args.quick else DEFAULT_OVERHEAD_LEVELS)
+    levels = _levels(spec)
+    loop = "uvloop" if (not args.no_uvloop and use_uvloop()) else "asyncio"
+    if args.profile:
+        out = Path(args.out or "bench/results")
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"overhead-profile-{args.profile}.txt"
+        text = overhead.profile(d, levels, args.profile, str(path))
+        print("\n".join(text.splitlines()[:60]))
+        print(f"\nfull profile: {path}")
+    result = asyncio.run(overhead.run_all(d, levels, baseline_turns=10 if args.quick else 20,
+                                          full_turns=args.full_turns))
+    result.update(loop=loop, log_level=args.log_level, quick=args.quick, command=_command(args))
+    path = write_result("overhead", result, args.out)
+    print(overhead_table(result))
+    print(f"\nresult: {path}")
+    return result
+
+
+def overhead_table(result: dict) -> str:
+    rows = []
+    for lv in result["levels"]:
+        o, c = lv["overhead_ms"], lv["components_ms"]
+        fa = lv["first_audio_before_llm_end"]
+        rows.append([lv["concurrency"], lv["turns"], lv["v2v_ms"]["p50"], o["p50"], o["p95"], o["p99"],
+                     c["stt_to_llm"]["p50"], c["token_to_tts"]["p50"], c["tts_to_consumer"]["p50"],
+                     c["timer_slack"]["p50"], lv["cpu_ms_per_turn"], f"{fa['met']}/{fa['multi_sentence_turns']}"])
+    head = ["calls", "turns", "v2v p50", "overhead p50", "p95", "p99", "stt→llm p50", "token→tts p50",
+            "tts→consumer p50", "timer slack p50", "CPU ms/turn", "audio before LLM end"]
+    base = result["timer_baseline_ms"]
+    return (f"critical path {result['critical_path_ms']:.0f} ms; bare-sleep timer slack p50 "
+            f"{base['p50']} ms p95 {base['p95']} ms\n" + table(rows, head))
+
+
+# --- load ---
+
+QUICK_SWEEP = "1,20,50"
+DEFAULT_SWEEP = "1,10,50,100,200"
+
+
+def cmd_load(args: argparse.Namespace) -> dict:
+    if args.src:  # measure another checkout's server (development); before any sutradhar import
+        sys.path.insert(0, args.src)
+    from bench import load
+
+    d = Delays.from_args(args)
+    levels = [int(x) for x in (args.sweep or (QUICK_SWEEP if args.quick else DEFAULT_SWEEP)).split(",")]
+    turns = args.turns if args.turns is not None else (1 if args.quick else 2)
+    budget = args.budget_s if args.budget_s is not None else (100 if args.quick else 390)
+    result = load.sweep(levels, d, turns, extend=not args.no_extend and not args.quick,
+                        max_overhead_p95=args.max_overhead_p95, max_late_frac=args.max_late_fraction,
+                        budget_s=budget, procs=args.client_procs, src=args.src, step=args.step,
+                        max_n=args.max_calls, operations=not args.no_operations,
+                        profile_dir=Path(args.out or "bench/results"), gc_freeze=args.gc_freeze,
+                        resampler_quality=args.resampler_quality,
+                        profile_levels=tuple(int(x) for x in args.profile_server.split(",")) if args.profile_server else (),
+                        log=lambda m: print(m, flush=True))
+    result.update(delays_ms=d.as_dict(), turns_per_call=turns, plan=load.default_plan(turns), quick=args.quick,
+                  limits={"max_overhead_p95_ms": args.max_overhead_p95, "max_late_fraction": args.max_late_fraction},
+                  operations=not args.no_operations, gc_freeze=args.gc_freeze,
+                  resampler_quality=args.resampler_quality, command=_command(args))
+    path = write_result(args.name, result, args.out)
+    print(load_table(result))
+    try:
+        from bench.plot import plot_load
+
+        png = plot_load(json.loads(path.read_text()), path.parent / f"{args.name}.png")  # with the machine
+        print(f"plot: {png}")
+    except ImportError as exc:
+        print(f"no plot ({exc})")
+    print(f"result: {path}")
+    return result
+
+
+def load_table(result: dict) -> str:
+    rows = []
+    for r in result["levels"]:
+        o, v, p, b, c = r["overhead_ms"], r["v2v_ms"], r["pacing"], r["barge_in"], r["cost"]
+        rows.append([r["calls"], f"{r['calls_completed']}/{r['calls']}", r["turns_measured"], v["p50"], v["p95"],
+                     o["p50"], o["p95"], o["p99"], p["jitter_ms"]["p50"], p["jitter_ms"]["p99"], p["late_frames"],
+                     p["bunched"], b["clear_after_confirm_ms"]["p50"], b["clear_after_confirm_ms"]["p95"],
+                     b["last_frame_after_speech_ms"]["p95"], c["cpu_s_per_call_minute"], c["rss_per_call_mb"],
+                     max((lag.get("p99") or 0) for lag in r["client_loop_lag_ms"]) if r["client_loop_lag_ms"] else None])
+    head = ["N", "calls ok", "turns", "v2v p50", "v2v p95", "overhead p50", "p95", "p99", "jitter p50",
+            "jitter p99", "late frames", "bunched", "clear after VAD p50", "p95", "last frame after speech p95",
+            "CPU s/call-min", "MB/call", "client lag p99"]
+    tail = f"\nstopped: {result['stopped_because']}" if result.get("stopped_because") else ""
+    return table(rows, head) + tail
+
+
+def _add_load_args(lp: argparse.ArgumentParser) -> None:
+    lp.add_argument("--quick", action="store_true",
+                    help=f"sweep {QUICK_SWEEP}, 1 turn + barge-in per call, no extension (~1.5 min)")
+    lp.add_argument("--sweep", default=None, help=f"concurrent calls per step (default {DEFAULT_SWEEP})")
+    lp.add_argument("--no-extend", action="store_true",
+                    help="do not go past the last level (default: +STEP calls while the limits hold)")
+    lp.add_argument("--step", type=int, default=100, help="extension step in calls (default %(default)s)")
+    lp.add_argument("--max-calls", type=int, default=1000, help="never go past this many calls")
+    lp.add_argument("--turns", type=int, default=None,
+                    help="normal turns per call before the barge-in turn (default 2; quick 1)")
+    lp.add_argument("--max-overhead-p95", type=float, default=50.0,
+                    help="stop the sweep when overhead p95 passes this (ms, default %(default)s)")
+    lp.add_argument("--max-late-fraction", type=float, default=0.001,
+                    help="stop when more than this fraction of agent frames arrive late (default %(default)s)")
+    lp.add_argument("--budget-s", type=float, default=None,
+                    help="stop starting new steps after this many seconds (default 390; quick 100)")
+    lp.add_argument("--client-procs", type=int, default=None,
+                    help="client processes (default ceil(N/100), at most 4)")
+    lp.add_argument("--no-operations", action="store_true",
+                    help="server without the call store / Prometheus / health monitor")
+    lp.add_argument("--gc-freeze", action="store_true",
+                    help="server calls gc.collect(); gc.freeze() once started (the fix under test for "
+                         "full-collection pauses)")
+    lp.add_argument("--resampler-quality", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"), default=None,
+                    help="server's TTS -> phone-line stream resampler at this soxr quality (the fix under "
+                         "test for pacing; the server's own is HQ)")
+    lp.add_argument("--profile-server", default=None, metavar="N,N",
+                    help="sample the server with py-spy (30 s) at these levels; summary in the JSON")
+    lp.add_argument("--src", default=None, help=argparse.SUPPRESS)  # another checkout's src (development)
+    lp.add_argument("--out", default=None, help="results directory (default bench/results)")
+    lp.add_argument("--name", default="load",
+                    help="result name: bench/results/NAME-latest.json and NAME.png (default %(default)s)")
+    Delays.add_arguments(lp)
+
+
+# --- local engines ---
+
+def cmd_local(args: argparse.Namespace) -> dict:
+    from bench import local_engines
+    from bench.overhead import quiet_logs
+
+    quiet_logs(args.log_level)
+    if not args.no_uvloop:
+        use_uvloop()
+    result = local_engines.run(args.turns, args.models_dir)
+    if not args.in_process_only:
+        print("in process done; now one Twilio call through the real server with the same engines", flush=True)
+        result["via_server"] = local_engines.run_via_server(args.turns, args.models_dir)
+    result["command"] = _command(args)
+    path = write_result("local", result, args.out)
+    print(local_table(result))
+    print(f"result: {path}")
+    return result
+
+
+def local_table(result: dict) -> str:
+    e = result["engines"]
+    rows = [[r["turn"] + 1, r["stt_ms"], r["llm_ttft_ms"], r["llm_ms"], r["tts_ttfb_ms"], r["v2v_ms"],
+             r.get("first_audio_before_llm_end"), r.get("reply_sentences"), r["heard"], (r["reply"] or "")[:60]]
+            for r in result["turns"]]
+    st = result["stages_ms"]
+    rows.append(["p50", st["stt_ms"]["p50"], st["llm_ttft_ms"]["p50"], st["llm_ms"]["p50"],
+                 st["tts_ttfb_ms"]["p50"], st["v2v_ms"]["p50"], "", "", "", ""])
+    head = ["turn", "STT ms", "LLM TTFT ms", "LLM total ms", "TTS TTFB ms", "v2v ms", "audio before LLM end",
+            "sentences", "heard", "reply"]
+    text = (f"engines: STT {','.join(e['stt'])}; LLM {','.join(e['llm'])}; TTS {','.join(e['tts'])}"
+            f" (warm-up {result['warm_up_s']} s)\n" + table(rows, head))
+    via = result.get("via_server")
+    if via:
+        vrows = [[t.get("turn", 0) + 1, t.get("v2v_ms"), t.get("eot_window_ms"), t.get("stt_ms"), t.get("llm_ttft_ms"),
+                  t.get("tts_ttfb_ms"), t.get("v2v_wire_ms")] for t in via["turns"]]
+        st, cv = via["server_stage_ms"], via["client_v2v_ms"]
+        vrows.append(["p50", cv["p50"], via["eot_window_ms"]["p50"], st["stt_ms"]["p50"], st["llm_ttft_ms"]["p50"],
+                      st["tts_ttfb_ms"]["p50"], st["v2v_wire_ms"]["p50"]])
+        text += ("\n\nThrough the real server, one Twilio call (client clock; the server's stage timings):\n"
+                 + table(vrows, ["turn", "caller v2v ms", "end-of-turn window ms", "STT ms", "LLM TTFT ms",
+                                 "TTS TTFB ms", "server v2v_wire ms"])
+                 + (f"\ncall errors: {via['call_errors']}" if via["call_errors"] else ""))
+    return text
+
+
+# --- frames ---
+
+def cmd_frames(args: argparse.Namespace) -> dict:
+    if args.src:
+        sys.path.insert(0, args.src)
+    from bench import frames
+
+    result = frames.run(args.calls)
+    result["command"] = _command(args)
+    path = write_result("frames", result, args.out)
+    rows = [[group, name, us] for group, items in result["us_per_frame"].items() for name, us in items.items()]
+    print(table(rows, ["where", "step", "µs per frame"]))
+    print(json.dumps({"resampler": result["resampler_stream_delay"], "per_call": result["per_call"]}, indent=1))
+    print(f"result: {path}")
+    return result
+
+
+# --- all ---
+
+def cmd_all(args: argparse.Namespace) -> dict:
+    """overhead, frames, local (when its engines load) and load, each with its defaults or --quick."""
+    parser = build_parser()
+    common = ["--out", args.out] if args.out else []
+    quick = ["--quick"] if args.quick else []
+    results: dict = {}
+    steps = [("overhead", ["overhead", *quick, *common]), ("frames", ["frames", *common])]
+    if not args.skip_local:
+        steps.append(("local", ["local", "--turns", "2" if args.quick else "4", *common,
+                                *(["--in-process-only"] if args.quick else []),
+                                *(["--models-dir", args.models_dir] if args.models_dir else [])]))
+    steps.append(("load", ["load", *quick, *common]))
+    for name, argv in steps:
+        print(f"\n=== {name} ===", flush=True)
+        sub_args = parser.parse_args(argv)
+        sub_args._argv = argv
+        try:
+            results[name] = sub_args.func(sub_args) is not None
+        except Exception as exc:  # noqa: BLE001 - one benchmark failing must not hide the others
+            print(f"{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            results[name] = False
+    print("\n" + ", ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in results.items()))
+    return results if all(results.values()) else None
+
+
+# --- report ---
+
+def cmd_report(args: argparse.Namespace) -> dict:
+    from bench import report
+
+    text, path = report.write(args.results, args.output)
+    print(text)
+    print(f"written: {path}")
+    return {}
+
+
+# --- the parser ---
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sutradhar bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    o = sub.add_parser("overhead", help="in-process orchestration overhead (no server)",
+                       description="Many AgentOrchestrator turns with scripted delays; overhead = "
+                                   "first audio - utterance end - scripted critical path.")
+    o.add_argument("--quick", action="store_true", help=f"levels {QUICK_OVERHEAD_LEVELS} (~20 s)")
+    o.add_argument("--levels", default=None,
+                   help=f"CONCURRENCYxTURNS,... (default {DEFAULT_OVERHEAD_LEVELS})")
+    o.add_argument("--profile", choices=("cprofile", "pyinstrument"), default=None,
+                   help="also run under a profiler and write bench/results/overhead-profile-*.txt")
+    o.add_argument("--log-level", default="WARNING",
+                   help="loguru level on stderr; INFO-DEVNULL formats INFO lines and discards them")
+    o.add_argument("--full-turns", action="store_true",
+                   help="consume every reply to the end (default: stop once the LLM is done and "
+                        "first audio is out, as a barge-in would; keeps runs short)")
+    o.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    o.add_argument("--out", default=None, help="results directory (default bench/results)")
+    Delays.add_arguments(o)
+    o.set_defaults(func=cmd_overhead)
+
+    lp = sub.add_parser("load", help="real server + N concurrent simulated Twilio calls, swept over N",
+                        description="Starts the real server (scripted engines, fixed delays) in a subprocess "
+                                    "for every step and drives N concurrent Twilio media streams with real "
+                                    "speech paced at 20 ms over loopback.")
+    _add_load_args(lp)
+    lp.set_defaults(func=cmd_load)
+
+    lc = sub.add_parser("local", help="one call through the offline local engines: real latency per stage",
+                        description="Builds the default engines with build_providers(settings) and runs "
+                                    "several turns of real (espeak-ng) speech through the orchestrator.")
+    lc.add_argument("--turns", type=int, default=4, help="caller turns (default %(default)s)")
+    lc.add_argument("--models-dir", default=None,
+                    help="where the GGUF / Whisper models are (default: the settings' MODELS_DIR)")
+    lc.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
+    lc.add_argument("--in-process-only", action="store_true",
+                    help="skip the second part: one Twilio call through the real server with the same engines")
+    lc.add_argument("--no-uvloop", action="store_true")
+    lc.add_argument("--out", default=None, help="results directory (default bench/results)")
+    lc.set_defaults(func=cmd_local)
+
+    fr = sub.add_parser("frames", help="micro-benchmark of the per-frame telephony work (codecs, VAD)",
+                        description="Times each per-frame step of a Twilio call alone, with cheaper "
+                                    "alternatives alongside.")
+    fr.add_argument("--calls", type=int, default=200, help="scale the CPU estimate to this many calls")
+    fr.add_argument("--src", default=None, help=argparse.SUPPRESS)
+    fr.add_argument("--out", default=None, help="results directory (default bench/results)")
+    fr.set_defaults(func=cmd_frames)
+
+    al = sub.add_parser("all", help="overhead, frames, local and load in turn",
+                        description="Every benchmark with its defaults (~10 min) or --quick (~2 min).")
+    al.add_argument("--quick", action="store_true", help="the quick variant of each benchmark")
+    al.add_argument("--skip-local", action="store_true", help="leave out the local engines benchmark")
+    al.add_argument("--models-dir", default=None, help="passed to `local`")
+    al.add_argument("--out", default=None, help="results directory (default bench/results)")
+    al.set_defaults(func=cmd_all)
+
+    rp = sub.add_parser("report", help="write bench/RESULTS.md from the *-latest.json results",
+                        description="Tables for the README's Performance section, generated from the "
+                                    "result files (never typed by hand), with the targets checked.")
+    rp.add_argument("--results", default=None, help="results directory (default bench/results)")
+    rp.add_argument("--output", default=None, help="markdown file (default bench/RESULTS.md)")
+    rp.set_defaults(func=cmd_report)
+
+    sv = sub.add_parser("server", help="run the benchmark server alone (scripted engines, fixed delays)",
+                        add_help=False)
+    sv.set_defaults(func=lambda a: _delegate("bench.bench_server", a.rest))
+    pl = sub.add_parser("plot", help="draw the PNG of a load result: plot [RESULT.json [OUT.png]]",
+                        add_help=False)
+    pl.set_defaults(func=lambda a: _delegate("bench.plot", a.rest))
+    return p
+
+
+def _delegate(module: str, rest: list[str]) -> dict | None:
+    import importlib
+
+    code = importlib.import_module(module).main(rest)
+    return {} if not code else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("server", "plot"):  # their own parsers take the rest of the line
+        args = argparse.Namespace(func=build_parser().parse_args([argv[0]]).func, rest=argv[1:])
+        return 0 if args.func(args) is not None else 1
+    args = build_parser().parse_args(argv)
+    args._argv = argv
+    result = args.func(args)
+    return 0 if result is not None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""The benchmark suite runs and writes the fields the README's tables are built from.
+
+Timing is not asserted here (the machine is shared); only that the quick overhead benchmark runs
+in-process end to end and its JSON carries every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_quick_overhead_benchmark_writes_every_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.overhead
+    from bench.run import main
+
+    monkeypatch.setattr(bench.overhead, "quiet_logs", lambda level: None)  # leave loguru as tests have it
+
+    # Small delays keep it to a few seconds; the code path is the one `--quick` runs.
+    code = main(["overhead", "--levels", "1x4,3x2", "--stt-ms", "20", "--llm-first-token-ms", "20",
+                 "--llm-token-ms", "2", "--tts-first-chunk-ms", "10", "--tts-chunk-ms", "5",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "overhead-latest.json").read_text())
+    assert doc["benchmark"] == "overhead"
+    assert {"cpu_model", "cpus", "python"} <= set(doc["machine"])
+    assert doc["critical_path_ms"] == pytest.approx(20 + 20 + 6 * 2 + 10)
+    assert [lv["concurrency"] for lv in doc["levels"]] == [1, 3]
+    for level in doc["levels"]:
+        assert level["turns"] == level["concurrency"] * level["turns_per_call"]
+        assert level["failed_turns"] == 0
+        for figure in ("v2v_ms", "overhead_ms", "record_v2v_ms"):
+            assert {"count", "p50", "p95", "p99"} <= set(level[figure])
+            assert level[figure]["count"] == level["turns"]
+        assert set(level["components_ms"]) == {"pre_stt", "stt_to_llm", "token_to_tts",
+                                                "tts_to_consumer", "timer_slack"}
+        assert level["first_audio_before_llm_end"]["multi_sentence_turns"] == level["turns"]
+        assert level["cpu_ms_per_turn"] > 0
+
+
+def test_critical_path_replays_the_real_sentence_chunker() -> None:
+    from bench.scenario import REPLIES, Delays, critical_path_ms, release_token_index
+
+    # Every scripted reply releases its first sentence on the same token, so the critical path
+    # does not depend on which reply a turn gets.
+    assert len({release_token_index(r) for r in REPLIES}) == 1
+    d = Delays()
+    assert critical_path_ms(d) == d.stt_ms + d.llm_first_token_ms + 6 * d.llm_token_ms + d.tts_first_chunk_ms
+
+
+def test_pacing_counts_jitter_bunching_and_carrier_dropouts() -> None:
+    from array import array
+
+    from bench.load import _pacing
+
+    t0 = 100.0
+    # One reply: a 3-frame lead burst, then steady 20 ms frames, one 40 ms stall, then a catch-up burst.
+    times = [t0, t0, t0] + [t0 + 0.020 * k for k in range(1, 20)]
+    times += [times[-1] + 0.040, times[-1] + 0.0401, times[-1] + 0.0402]
+    jitter, bunched, late, late_ms, paced = _pacing(array("d", times), [])
+    assert paced == len(times) - 4  # gaps after the lead burst
+    assert max(jitter) > 15  # the stall
+    assert bunched == 2  # the catch-up frames
+    assert late == 0  # the 2-frame lead covered the stall: the carrier never ran dry
+    stalled = [t0 + 0.020 * k for k in range(10)] + [t0 + 0.020 * 9 + 0.100]
+    _, _, late, late_ms, _ = _pacing(array("d", stalled), [])
+    assert late == 1 and late_ms > 50
