@@ -44,6 +44,7 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
     reason = "disconnected"
     log = transport.log
     limit = settings.max_message_bytes
+    malformed_before_start = 0  # junk before a call exists counts too, or it could go on for minutes
     try:
         while True:
             if session is None:  # no call yet: do not let an idle socket live forever
@@ -64,11 +65,13 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
                 break
             try:
                 event = transport.decode(data)
-            except (MalformedMessage, KeyError, TypeError, ValueError) as exc:
+            except (MalformedMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
+                # AttributeError: a field of the wrong JSON type ("media": "x" where an object belongs)
+                malformed_before_start += session is None
                 if session is not None:
                     session.malformed += 1
                 log.warning("malformed message ignored: {}", exc)
-                if session is not None and session.malformed >= MAX_MALFORMED:
+                if (session.malformed if session is not None else malformed_before_start) >= MAX_MALFORMED:
                     reason = "malformed"
                     await transport.close(1008, "too many malformed messages")
                     break
@@ -80,7 +83,15 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
             if event is None:
                 continue
             if session is None:
-                if isinstance(event, Start):
+                if isinstance(event, Start) and not _usable_start(event):
+                    malformed_before_start += 1
+                    log.warning("malformed message ignored: start without a usable call id ({!r:.60})",
+                                event.call_id)
+                    if malformed_before_start >= MAX_MALFORMED:
+                        reason = "malformed"
+                        await transport.close(1008, "too many malformed messages")
+                        break
+                elif isinstance(event, Start):
                     session = await _start(websocket, transport, services, event)
                     if session is None:
                         reason = "refused"
@@ -117,6 +128,13 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
         if session is not None and session.log_context is not None:
             session.log_context.__exit__(None, None, None)
     return session
+
+
+def _usable_start(start: Start) -> bool:
+    """A start names the call with strings (ids key the live-call registry and the store)."""
+    return (isinstance(start.call_id, str) and bool(start.call_id.strip())
+            and isinstance(start.carrier_call_id, str)
+            and (start.language is None or isinstance(start.language, str)))
 
 
 async def _start(websocket: WebSocket, transport: Transport, services: Any, start: Start) -> CallSession | None:
