@@ -125,26 +125,11 @@ _probe = Probe()
 
 
 def _patch_resampler(quality: str) -> None:
-    """The fix under test for outbound pacing: the session's TTS -> wire resampler at another soxr
-    quality ("QQ" holds back ~0 ms where "HQ" holds back ~96 ms on a stream's first chunk)."""
-    import numpy as np
-    import soxr
+    """Compare outbound resampler qualities: the session's TTS -> wire resampler at another soxr
+    quality (the server uses LQ; "HQ" holds back ~96 ms of a stream's first chunk, "QQ" ~0 ms)."""
+    from sutradhar.telephony import session
 
-    from sutradhar.audio import codecs
-
-    class Resampler(codecs.StreamResampler):
-        def __init__(self, from_rate: int, to_rate: int) -> None:
-            self.from_rate, self.to_rate = from_rate, to_rate
-            self._stream = (soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality=quality)
-                            if from_rate != to_rate else None)
-
-    assert np is not None
-    try:
-        from sutradhar.telephony import session
-
-        session.StreamResampler = Resampler  # type: ignore[misc]
-    except ImportError:
-        pass
+    session.OUTBOUND_RESAMPLER_QUALITY = quality
 
 
 def serve(port: int, log_level: str, operations: bool = True) -> None:

@@ -23,7 +23,14 @@ from loguru import logger
 from sutradhar.context import ContextManager
 from sutradhar.language import LANGUAGES, LanguageCoordinator
 from sutradhar.metrics import MetricsCollector
-from sutradhar.providers.base import AudioChunk, LLMProvider, ProviderError, STTProvider, TTSProvider
+from sutradhar.providers.base import (
+    AudioChunk,
+    LLMProvider,
+    MalformedResponse,
+    ProviderError,
+    STTProvider,
+    TTSProvider,
+)
 from sutradhar.routing import AllProvidersFailed, StreamInterrupted, TaskRouter
 from sutradhar.text.chunker import SentenceChunker
 from sutradhar.text.intents import Intent, detect_intent
@@ -431,40 +438,52 @@ class AgentOrchestrator:
         served: list[str] = []
 
         async def write() -> None:
-            chunker = SentenceChunker()
-            began = self.clock()
             try:
-                async for delta in self.router.route_generation(messages, language, served):
-                    if not reply:
-                        record.timings["llm_ttft_ms"] = round((self.clock() - began) * 1000, 1)
-                    reply.append(delta)
-                    for sentence in chunker.push(delta):
-                        sentences.put_nowait(sentence)
-            except StreamInterrupted as exc:
-                record.error("llm", exc)
-                log.bind(stage="llm").warning("reply cut short: {}", exc)
-            except ProviderError as exc:
-                record.error("llm", exc)
-                log.bind(stage="llm").warning("no reply from any LLM: {}", exc)
+                chunker = SentenceChunker()
+                began = self.clock()
+                try:
+                    stream = contextlib.aclosing(self.router.route_generation(messages, language, served))
+                    async with stream as deltas:
+                        async for delta in deltas:
+                            if not isinstance(delta, str):
+                                raise MalformedResponse(f"LLM yielded {type(delta).__name__}, not text",
+                                                        stage="llm", provider=served[0] if served else "")
+                            if not reply:
+                                record.timings["llm_ttft_ms"] = round((self.clock() - began) * 1000, 1)
+                            reply.append(delta)
+                            for sentence in chunker.push(delta):
+                                sentences.put_nowait(sentence)
+                except StreamInterrupted as exc:
+                    record.error("llm", exc)
+                    log.bind(stage="llm").warning("reply cut short: {}", exc)
+                except ProviderError as exc:
+                    record.error("llm", exc)
+                    log.bind(stage="llm").warning("no reply from any LLM: {}", exc)
+                except Exception as exc:  # noqa: BLE001 - a provider bug must not hang the turn
+                    record.error("llm", exc)
+                    log.bind(stage="llm").opt(exception=exc).error("LLM stream failed: {}", exc)
+                finally:
+                    record.timings["llm_ms"] = round((self.clock() - began) * 1000, 1)
+                for sentence in chunker.flush():
+                    sentences.put_nowait(sentence)
+                if not "".join(reply).strip():
+                    fallback = LANGUAGES[language].trouble
+                    reply[:] = [fallback]
+                    sentences.put_nowait(fallback)
             finally:
-                record.timings["llm_ms"] = round((self.clock() - began) * 1000, 1)
-            for sentence in chunker.flush():
-                sentences.put_nowait(sentence)
-            if not "".join(reply).strip():
-                fallback = LANGUAGES[language].trouble
-                reply[:] = [fallback]
-                sentences.put_nowait(fallback)
-            sentences.put_nowait(None)
+                sentences.put_nowait(None)  # speak() ends when the writer does, whatever happened
 
         async def speak() -> None:
             seq = 0
-            while (sentence := await sentences.get()) is not None:
-                if self.state == "thinking":
-                    self.state = "speaking"
-                async for event in self._synthesize(turn_id, seq, sentence, record, first_audio):
-                    events.put_nowait(event)
-                seq += 1
-            events.put_nowait(None)
+            try:
+                while (sentence := await sentences.get()) is not None:
+                    if self.state == "thinking":
+                        self.state = "speaking"
+                    async for event in self._synthesize(turn_id, seq, sentence, record, first_audio):
+                        events.put_nowait(event)
+                    seq += 1
+            finally:
+                events.put_nowait(None)  # the consumer must never wait for a reply that is over
 
         tasks = [asyncio.create_task(write(), name=f"llm-{self.call_id}-{turn_id}"),
                  asyncio.create_task(speak(), name=f"tts-{self.call_id}-{turn_id}")]

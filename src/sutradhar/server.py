@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "ready stt={} llm={} tts={}", ",".join(p.name for p in svc.router.providers("stt")),
             ",".join(p.name for p in svc.router.providers("llm")),
             ",".join(p.name for p in svc.router.providers("tts")))
+        _warn_open_endpoints(svc.settings)
         try:
             yield
         finally:
@@ -48,6 +49,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = FastAPI(title="Sutradhar", version="0.1.0", lifespan=lifespan)
     _include_routes(app)
     return app
+
+
+def _warn_open_endpoints(settings: Settings) -> None:
+    """Say at start which doors are open, so an operator does not find out from an incident."""
+    log = logger.bind(stage="security")
+    if not settings.twilio_auth_token:
+        log.warning("TWILIO_AUTH_TOKEN is not set: Twilio webhooks and media streams are not signature-checked")
+    if not settings.admin_token:
+        log.warning("ADMIN_TOKEN is not set: /status, /calls and live-call summaries are open to anyone")
+    if not settings.browser_token:
+        log.warning("BROWSER_TOKEN is not set: the browser talk page and its socket are open to anyone")
 
 
 def _include_routes(app: FastAPI) -> None:

@@ -193,3 +193,28 @@ async def test_metrics_record_every_turn():
     assert orch.metrics.turns == 2
     assert orch.metrics.summary()["v2v_ms"]["count"] == 2
     assert "Voice-to-voice" in orch.metrics.generate_report()
+
+
+async def test_an_llm_yielding_garbage_ends_the_turn_politely_instead_of_hanging():
+    class Garbage(ScriptedLLM):
+        async def stream(self, messages, language):
+            yield "Hello"
+            yield 42  # a provider bug: not text
+
+    orch = orchestrator(llm=[Garbage(name="garbage")])
+    events = await asyncio.wait_for(run(orch, Utterance(b"", text="hi")), 3)
+    record = events[-1][1].record
+    assert record.errors and record.errors[0]["stage"] == "llm"
+    assert record.reply == "Hello"
+    assert any(isinstance(e, ReplyAudio) for _, e in events)
+
+
+async def test_sentence_done_follows_each_spoken_sentence():
+    from sutradhar.orchestrator import SentenceDone
+
+    orch = orchestrator(llm=[ScriptedLLM(replies=["One here. Two there."])])
+    events = [e for _, e in await run(orch)]
+    done = [e.seq for e in events if isinstance(e, SentenceDone)]
+    assert done == [0, 1]
+    last_audio_of_first = max(i for i, e in enumerate(events) if isinstance(e, ReplyAudio) and e.seq == 0)
+    assert isinstance(events[last_audio_of_first + 1], SentenceDone)

@@ -64,13 +64,13 @@ def resample(data: bytes, from_rate: int, to_rate: int) -> bytes:
 class StreamResampler:
     """Resamples a stream chunk by chunk without clicks at chunk boundaries."""
 
-    def __init__(self, from_rate: int, to_rate: int) -> None:
+    def __init__(self, from_rate: int, to_rate: int, quality: str = "HQ") -> None:
         self.from_rate, self.to_rate = from_rate, to_rate
         self._stream = None
         if from_rate != to_rate:
             import soxr
 
-            self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality="HQ")
+            self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality=quality)
 
     def process(self, data: bytes, last: bool = False) -> bytes:
         if self._stream is None:
