@@ -32,20 +32,10 @@ def ensure_src_on_path() -> None:
         sys.path.insert(0, bench_parent)
 
 
-def percentile(data: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of sorted `data`; NaN when empty."""
-    if not data:
-        return math.nan
-    if len(data) == 1:
-        return data[0]
-    rank = (len(data) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(data) - 1)
-    return data[low] + (data[high] - data[low]) * (rank - low)
-
-
 def summarize(values: Iterable[float | None], digits: int = 2) -> dict[str, float | int | None]:
     """count, mean, p50, p95, p99, min and max of the non-None values (None fields when empty)."""
+    from sutradhar.metrics import percentile  # the package's own, once ensure_src_on_path() ran
+
     data = sorted(float(v) for v in values if v is not None and not math.isnan(float(v)))
     if not data:
         return {"count": 0, "mean": None, "p50": None, "p95": None, "p99": None, "min": None, "max": None}

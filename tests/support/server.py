@@ -90,6 +90,17 @@ def running_server(settings: Settings | None = None, services: Services | None =
         thread.join(10)
 
 
+def scripted_server(recorder: Any = None, *, stt: ScriptedSTT | None = None, llm: ScriptedLLM | None = None,
+                    tts: ScriptedTTS | None = None, **overrides: Any) -> Any:
+    """A running server with scripted engines, settings overrides and an optional recorder."""
+    port = free_port()
+    settings = make_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
+    services = scripted_services(settings, stt=stt, llm=llm, tts=tts)
+    if recorder is not None:
+        services.recorder = recorder
+    return running_server(settings, services, port=port)
+
+
 class RecordingRecorder:
     """A call-record sink that keeps everything it is told (for assertions)."""
 

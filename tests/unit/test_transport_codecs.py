@@ -134,3 +134,14 @@ async def test_browser_codec_binary_audio_and_json_control() -> None:
     await t.send_event({"type": "transcript", "text": "नमस्ते"})
     assert ws.sent[0] == b"\x00\x00" and json.loads(ws.sent[1]) == {"type": "clear"}
     assert "नमस्ते" in ws.sent[2]
+
+
+@pytest.mark.parametrize("transport,message", [
+    (lambda: TwilioTransport(FakeSocket(), SETTINGS), {"event": "mark", "mark": {"name": ["x"]}}),
+    (lambda: ExotelTransport(FakeSocket(), SETTINGS, 8000), {"event": "mark", "mark": {"name": {"a": 1}}}),
+    (lambda: PlivoTransport(FakeSocket(), SETTINGS), {"event": "playedStream", "name": []}),
+])
+def test_a_mark_whose_name_is_not_text_is_malformed(transport, message) -> None:
+    # Found by the e2e fuzzer: a list as a mark name used to crash the socket handler.
+    with pytest.raises(MalformedMessage):
+        transport().decode(json.dumps(message))  # type: ignore[arg-type]

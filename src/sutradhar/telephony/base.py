@@ -33,6 +33,11 @@ class Dtmf:
 class MarkPlayed:
     name: str
 
+    def __post_init__(self) -> None:
+        # Every carrier's decoder builds this from untrusted JSON; the session keys dicts by it.
+        if not isinstance(self.name, str):
+            raise MalformedMessage(f"mark name is {type(self.name).__name__}, not a string")
+
 
 @dataclass(slots=True)
 class Stop:

@@ -13,20 +13,15 @@ from sutradhar.providers.base import ProviderError
 from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from sutradhar.simulator import CallerTurn, SimConfig, simulate
 from tests.support.audio import speech_pcm
-from tests.support.server import RecordingRecorder, free_port, make_settings, running_server, scripted_services
+from tests.support.server import (
+    RecordingRecorder,
+    scripted_server as server_with,
+)
 
 
 def turn(text: str, barge_in_at: float | None = None) -> CallerTurn:
     return CallerTurn(speech_pcm(text), 8000, barge_in_at)
 
-
-def server_with(*, stt=None, llm=None, tts=None, recorder=None, **overrides):
-    port = free_port()
-    settings = make_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
-    services = scripted_services(settings, stt=stt, llm=llm, tts=tts)
-    if recorder is not None:
-        services.recorder = recorder
-    return running_server(settings, services, port=port)
 
 
 async def test_ten_concurrent_calls_each_get_answers_with_steady_pacing() -> None:

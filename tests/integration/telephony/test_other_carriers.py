@@ -13,20 +13,16 @@ from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from sutradhar.simulator import CallerTurn, SimConfig, simulate
 from tests.support.audio import speech_pcm
 from tests.support.http import fake_api
-from tests.support.server import RecordingRecorder, free_port, make_settings, running_server, scripted_services, wait_until
+from tests.support.server import (
+    RecordingRecorder,
+    scripted_server as server_with,
+    wait_until,
+)
 
 
 def turn(text: str, voice: str = "en-us", rate: int = 8000, barge_in_at: float | None = None) -> CallerTurn:
     return CallerTurn(speech_pcm(text, voice, rate), rate, barge_in_at)
 
-
-def server_with(recorder=None, *, stt=None, llm=None, tts=None, **overrides):
-    port = free_port()
-    settings = make_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
-    services = scripted_services(settings, stt=stt, llm=llm, tts=tts)
-    if recorder is not None:
-        services.recorder = recorder
-    return running_server(settings, services, port=port)
 
 
 LONG = "We have three plans. The basic plan is cheap. The premium plan has everything you need."

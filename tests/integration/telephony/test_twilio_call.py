@@ -20,10 +20,7 @@ from tests.support.audio import speech_pcm
 from tests.support.http import fake_api
 from tests.support.server import (
     RecordingRecorder,
-    free_port,
-    running_server,
-    scripted_services,
-    make_settings,
+    scripted_server as server_with,
     wait_until,
 )
 
@@ -31,14 +28,6 @@ from tests.support.server import (
 def turn(text: str, voice: str = "en-us", barge_in_at: float | None = None) -> CallerTurn:
     return CallerTurn(speech_pcm(text, voice), 8000, barge_in_at)
 
-
-def server_with(recorder: RecordingRecorder | None = None, *, stt=None, llm=None, tts=None, **overrides):
-    port = free_port()
-    settings = make_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
-    services = scripted_services(settings, stt=stt, llm=llm, tts=tts)
-    if recorder is not None:
-        services.recorder = recorder
-    return running_server(settings, services, port=port)
 
 
 async def test_ivr_menu_lists_languages_in_configured_order_and_repeats_once() -> None:
