@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_api_base: str = "https://api.twilio.com"
+    # --- Exotel: when set, the media socket must carry these as Basic auth (wss://KEY:TOKEN@host/...) ---
+    exotel_api_key: str = ""
+    exotel_api_token: str = ""
     # --- Plivo ---
     plivo_auth_id: str = ""
     plivo_auth_token: str = ""

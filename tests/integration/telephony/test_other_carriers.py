@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import xml.etree.ElementTree as ET
 
@@ -117,3 +118,21 @@ async def test_browser_call_with_speech_and_typed_turns_reports_transcripts_and_
     assert turns[0]["timings"]["v2v_wire_ms"] > 0 and turns[0]["language"] == "en-IN"
     assert {size for _, size in result.frames} == {640}  # 20 ms of 16 kHz PCM16
     assert len(result.latencies_ms) == 2
+
+
+async def test_exotel_media_socket_requires_the_configured_basic_auth() -> None:
+    import base64
+
+    def auth(creds: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(creds.encode()).decode()}
+
+    url_path = "/exotel/media?sample-rate=8000"
+    with server_with(exotel_api_key="KEY", exotel_api_token="TOKEN") as srv:
+        url = f"ws://127.0.0.1:{srv.port}{url_path}"
+        for headers in ({}, auth("KEY:WRONG"), {"Authorization": "Bearer KEY:TOKEN"}):
+            with pytest.raises(websockets.InvalidStatus) as info:
+                async with websockets.connect(url, additional_headers=headers):
+                    pass
+            assert info.value.response.status_code == 403
+        async with websockets.connect(url, additional_headers=auth("KEY:TOKEN")) as ws:
+            await ws.send(json.dumps({"event": "connected"}))  # accepted: the handshake passed
