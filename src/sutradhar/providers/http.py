@@ -203,6 +203,19 @@ class HTTPProvider(Provider):
         else:
             self._last_error_at = time.monotonic()
 
+    async def _post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """One non-streaming request: HTTP errors become the right ProviderError, and the outcome
+        is remembered for health()."""
+        try:
+            response = await self.client.post(path, **kwargs)
+            await raise_for_status(response, provider=self.name, stage=self.stage)
+        except ProviderError as exc:
+            self._record(exc)
+            raise
+        except httpx.HTTPError as exc:
+            raise self._fail(exc) from exc
+        return response
+
     def _fail(self, exc: Exception) -> ProviderError:
         error = transport_error(exc, provider=self.name, stage=self.stage)
         self._record(error)

@@ -131,14 +131,7 @@ class OpenAISTT(HTTPProvider):
         if language:
             data["language"] = iso639(language) or ""
         files = {"file": ("audio.wav", pcm16_to_wav(audio, sample_rate), "audio/wav")}
-        try:
-            response = await self.client.post("/audio/transcriptions", data=data, files=files)
-            await raise_for_status(response, provider=self.name, stage="stt")
-        except ProviderError as exc:
-            self._record(exc)
-            raise
-        except httpx.HTTPError as exc:
-            raise self._fail(exc) from exc
+        response = await self._post("/audio/transcriptions", data=data, files=files)
         request_id = response.headers.get("x-request-id")
         body = parse_json(response.content, provider=self.name, stage="stt", request_id=request_id)
         text = (body.get("text") or "").strip() if isinstance(body, dict) else ""

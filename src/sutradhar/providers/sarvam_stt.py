@@ -10,11 +10,10 @@ import asyncio
 import base64
 from dataclasses import dataclass
 
-import httpx
 
 from sutradhar.audio.codecs import pcm16_to_wav, resample
 from sutradhar.providers.base import EmptyResult, ProviderError, ProviderTimeout, Stage, Transcript
-from sutradhar.providers.http import HTTPProvider, parse_json, raise_for_status
+from sutradhar.providers.http import HTTPProvider, parse_json
 from sutradhar.providers.sarvam import (
     AUTH_HEADER,
     SARVAM_LANGUAGES,
@@ -70,12 +69,7 @@ class SarvamSTT(HTTPProvider):
 
     async def _rest_piece(self, pcm: bytes, language: str | None) -> tuple[str, str | None]:
         files = {"file": ("audio.wav", pcm16_to_wav(pcm, SARVAM_STT_RATE), "audio/wav")}
-        try:
-            response = await self.client.post("/speech-to-text", data=self._fields(language),
-                                              files=files)
-            await raise_for_status(response, provider=self.name, stage="stt")
-        except httpx.HTTPError as exc:
-            raise self._fail(exc) from exc
+        response = await self._post("/speech-to-text", data=self._fields(language), files=files)
         body = parse_json(response.content, provider=self.name, stage="stt",
                           request_id=response.headers.get("x-request-id"))
         if not isinstance(body, dict):

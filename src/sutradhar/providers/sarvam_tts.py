@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 
 from sutradhar.audio.codecs import strip_wav_header
 from sutradhar.language import LANGUAGES
@@ -27,7 +26,7 @@ from sutradhar.providers.base import (
     ProviderTimeout,
     Stage,
 )
-from sutradhar.providers.http import HTTPProvider, parse_json, raise_for_status
+from sutradhar.providers.http import HTTPProvider, parse_json
 from sutradhar.providers.sarvam import AUTH_HEADER, SARVAM_LANGUAGES, open_ws, ws_base, ws_message
 from sutradhar.providers.text_pieces import split_text
 
@@ -95,11 +94,7 @@ class SarvamTTS(HTTPProvider):
 
     async def _rest_piece(self, text: str, language: str) -> AsyncIterator[AudioChunk]:
         body = {"text": text, "model": self.model, **self.voice_params(language)}
-        try:
-            response = await self.client.post("/text-to-speech", json=body)
-            await raise_for_status(response, provider=self.name, stage="tts")
-        except httpx.HTTPError as exc:
-            raise self._fail(exc) from exc
+        response = await self._post("/text-to-speech", json=body)
         request_id = response.headers.get("x-request-id")
         answer = parse_json(response.content, provider=self.name, stage="tts", request_id=request_id)
         audios = answer.get("audios") if isinstance(answer, dict) else None
