@@ -86,6 +86,17 @@ async def test_a_turn_interrupted_after_it_was_stored_is_updated_not_duplicated(
     assert call["turns"][0]["heard"] == "One." and call["turns"][0]["interrupted"] is True
 
 
+async def test_a_call_that_switched_language_is_listed_under_both_languages(store):
+    await store.call_started("call-3", started(language="hi-IN"))
+    await store.call_ended("call-3", "hangup", {"language": "gu-IN", "turns": 2})
+    await store.flush()
+    call = await store.get_call("call-3")
+    assert call["language"] == "hi-IN" and call["final_language"] == "gu-IN"
+    for code in ("hi-IN", "gu-IN"):
+        assert [c["call_id"] for c in (await store.list_calls(language=code))["calls"]] == ["call-3"]
+    assert (await store.list_calls(language="te-IN"))["total"] == 0
+
+
 async def test_migrations_create_the_schema_on_an_empty_database(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
     store = CallStore(url)
@@ -95,9 +106,10 @@ async def test_migrations_create_the_schema_on_an_empty_database(tmp_path):
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+        columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("calls")})
     await engine.dispose()
     assert {"calls", "turns", "alembic_version"} <= tables
-    assert version == "0001"
+    assert version == "0002" and "final_language" in columns
     again = CallStore(url)  # a second start on a migrated database is a no-op
     await again.start()
     await again.aclose()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import delete, event, func, select, text
+from sqlalchemy import delete, event, func, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -271,6 +271,7 @@ class CallStore:
             row.end_reason = _str(reason, 64)
             row.ended_at = at
             row.summary = _jsonable(summary)
+            row.final_language = _str(summary.get("language"), 16) or row.language
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -291,8 +292,8 @@ class CallStore:
             query = query.where(CallRow.started_at >= start)
         if (end := to_datetime(until)) is not None:
             query = query.where(CallRow.started_at < end)
-        if language:
-            query = query.where(CallRow.language == language)
+        if language:  # the language chosen at the start, or the one the call switched to
+            query = query.where(or_(CallRow.language == language, CallRow.final_language == language))
         if status:
             query = query.where(CallRow.status == status)
         async with self._session() as session:
@@ -381,6 +382,7 @@ def _call_dict(row: CallRow) -> dict[str, Any]:
         "to_number": row.to_number,
         "carrier_call_id": row.carrier_call_id,
         "language": row.language,
+        "final_language": row.final_language,
         "status": row.status,
         "end_reason": row.end_reason,
         "started_at": _iso(started),

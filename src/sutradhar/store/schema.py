@@ -24,7 +24,8 @@ class CallRow(Base):
     from_number: Mapped[str | None] = mapped_column(String(64))
     to_number: Mapped[str | None] = mapped_column(String(64))
     carrier_call_id: Mapped[str | None] = mapped_column(String(128))
-    language: Mapped[str | None] = mapped_column(String(16), index=True)
+    language: Mapped[str | None] = mapped_column(String(16), index=True)  # chosen at the start (IVR)
+    final_language: Mapped[str | None] = mapped_column(String(16), index=True)  # after any switch
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
     end_reason: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
