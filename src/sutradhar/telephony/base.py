@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import WebSocket
+from fastapi import WebSocket, WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
 from loguru import logger
 
 from sutradhar.config import Settings
@@ -54,6 +55,10 @@ class Text:
 # Inbound audio is returned as plain `bytes` (PCM16 at the wire rate), not wrapped in an object:
 # it is 50 messages a second per call and the session only needs the samples.
 Inbound = bytes | Start | Dtmf | MarkPlayed | Stop | Text | None
+
+
+# What sending to a caller who already hung up raises (Starlette, the websockets library, the socket).
+DISCONNECTED: tuple[type[BaseException], ...] = (WebSocketDisconnect, ConnectionClosed, ConnectionError)
 
 
 class MalformedMessage(ValueError):

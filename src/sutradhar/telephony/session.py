@@ -33,7 +33,7 @@ from sutradhar.orchestrator import (
     TurnCompleted,
     Utterance,
 )
-from sutradhar.telephony.base import Start, Transport
+from sutradhar.telephony.base import DISCONNECTED, Start, Transport
 
 # The TTS -> phone-line resampler holds back part of its first chunk (soxr HQ: ~96 ms at 16 kHz,
 # which stalled every sentence's start in the load benchmark); LQ holds ~24 ms and is still a
@@ -354,6 +354,9 @@ class CallSession:
                 self.state = State.LISTENING
         except asyncio.CancelledError:
             raise
+        except DISCONNECTED:  # the caller hung up mid-reply: the media loop ends the call
+            self.log.info("caller disconnected during the reply")
+            self.state = State.LISTENING
         except Exception as exc:  # a bug in one reply must not take the call down
             self.log.opt(exception=exc).error("reply failed: {}", exc)
             self.state = State.LISTENING
