@@ -204,10 +204,13 @@ class HTTPProvider(Provider):
             self._last_error_at = time.monotonic()
 
     async def _post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self._request("POST", path, **kwargs)
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One non-streaming request: HTTP errors become the right ProviderError, and the outcome
         is remembered for health()."""
         try:
-            response = await self.client.post(path, **kwargs)
+            response = await self.client.request(method, path, **kwargs)
             await raise_for_status(response, provider=self.name, stage=self.stage)
         except ProviderError as exc:
             self._record(exc)
@@ -230,14 +233,7 @@ class HTTPProvider(Provider):
             raise self._last_error
         if self.health_path is None or now - self._last_ok_at < 60:
             return
-        try:
-            response = await self.client.get(self.health_path, timeout=3.0)
-            await raise_for_status(response, provider=self.name, stage=self.stage)
-        except ProviderError as exc:
-            self._record(exc)
-            raise
-        except httpx.HTTPError as exc:
-            raise self._fail(exc) from exc
+        await self._request("GET", self.health_path, timeout=3.0)
         self._record(None)
 
     async def aclose(self) -> None:
