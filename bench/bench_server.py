@@ -25,13 +25,12 @@ _REPO = Path(__file__).resolve().parents[1]
 
 def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
               operations: bool = True) -> Any:
-    from sutradhar.config import load_settings
-    from sutradhar.server import create_app
-    from sutradhar.services import Services, router_from_settings
+    import tempfile
 
     from bench.scenario import scripted_providers
-
-    import tempfile
+    from sutradhar.config import load_settings
+    from sutradhar.engines.registry import EngineSet
+    from sutradhar.server.app import create_app
 
     # A throwaway data directory: the call store (operations) writes every call, as in production.
     data_dir = os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix="sutradhar-bench-")
@@ -39,17 +38,14 @@ def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
         # The configured engines (the offline local ones by default), built by the server itself.
         extra = {"models_dir": os.environ["BENCH_MODELS_DIR"]} if os.environ.get("BENCH_MODELS_DIR") else {}
         settings = load_settings(log_level=log_level, data_dir=data_dir, _env_file=None, **extra)
-        services = None
+        engines = None
     else:
         settings = load_settings(stt=["scripted"], llm=["scripted"], tts=["scripted"], log_level=log_level,
                                  max_concurrent_calls=max_calls, retry_attempts=1, data_dir=data_dir,
                                  _env_file=None)
         stt, llm, tts = scripted_providers(delays)
-        services = Services(settings, router_from_settings(settings, [stt], [llm], [tts]))
-    try:
-        app = create_app(settings, services, with_operations=operations)
-    except TypeError:  # a server without the operations switch
-        app = create_app(settings, services)
+        engines = EngineSet([stt], [llm], [tts])
+    app = create_app(settings, engines=engines, records=operations)
     quality = os.environ.get("BENCH_RESAMPLER_QUALITY")
     if quality:
         _patch_resampler(quality)

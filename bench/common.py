@@ -34,7 +34,9 @@ def ensure_src_on_path() -> None:
 
 def summarize(values: Iterable[float | None], digits: int = 2) -> dict[str, float | int | None]:
     """count, mean, p50, p95, p99, min and max of the non-None values (None fields when empty)."""
-    from sutradhar.metrics import percentile  # the package's own, once ensure_src_on_path() ran
+    from sutradhar.pipeline.metrics import (
+        percentile,  # the package's own, once ensure_src_on_path() ran
+    )
 
     data = sorted(float(v) for v in values if v is not None and not math.isnan(float(v)))
     if not data:

@@ -18,10 +18,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sutradhar.providers.base import AudioChunk, Message, Transcript
-from sutradhar.providers.scripted import tone
-
 from bench.scenario import REPLIES, TRANSCRIPTS, Delays, tokens
+from sutradhar.engines.base import AudioChunk, Message, Transcript
+from sutradhar.testing.scripted import tone
 
 TRACE: contextvars.ContextVar[list[tuple[str, float]] | None] = contextvars.ContextVar("bench_trace",
                                                                                       default=None)

@@ -33,7 +33,7 @@ def run(calls: int = 200) -> dict[str, Any]:
     import numpy as np
 
     from sutradhar.audio.codecs import StreamResampler, pcm16_to_ulaw, ulaw_to_pcm16
-    from sutradhar.providers.scripted import tone
+    from sutradhar.testing.scripted import tone
 
     pcm = tone(FRAME_8K, 8000)
     ulaw = pcm16_to_ulaw(pcm)
@@ -139,9 +139,9 @@ def run(calls: int = 200) -> dict[str, Any]:
 
 def _encode_high_table() -> list[int]:
     """mu-law code for each high byte of a PCM16 sample (drops the low byte: ~8-bit precision)."""
-    from sutradhar.audio.codecs import pcm16_to_ulaw
-
     import numpy as np
+
+    from sutradhar.audio.codecs import pcm16_to_ulaw
 
     highs = (np.arange(256, dtype=np.int32) << 8).astype(np.uint16).astype("<i2")
     return list(pcm16_to_ulaw(highs.tobytes()))

@@ -86,7 +86,12 @@ def prepare_phrases(settings: Any | None = None) -> list[Phrase]:
     indices the server's turn detector will act on (replayed offline)."""
     import base64
 
-    from sutradhar.audio.codecs import pcm16_to_ulaw, read_wav_file, resample, ulaw_to_pcm16
+    from sutradhar.audio.codecs import (
+        pcm16_to_ulaw,
+        read_wav_file,
+        resample,
+        ulaw_to_pcm16,
+    )
     from sutradhar.config import load_settings
 
     s = settings or load_settings(_env_file=None)

@@ -1,6 +1,6 @@
 """The offline local engines on this CPU: one call, several turns, real voice-to-voice per stage.
 
-Engines come from `sutradhar.providers.factory.build_providers(settings)` with the default settings
+Engines come from `sutradhar.engines.registry.build_engines(settings)` with the default settings
 (STT local Whisper, LLM local GGUF then the responder, TTS Piper then espeak), warmed up as the
 server warms them. The caller's turns are real speech (espeak-ng), passed through the phone path
 first (8 kHz mu-law and back, resampled to 16 kHz, as the turn detector hands them to STT).
@@ -24,9 +24,13 @@ STAGES = ("stt_ms", "llm_ttft_ms", "llm_ms", "tts_ttfb_ms", "tts_ms", "v2v_ms")
 
 def phone_utterances() -> list[tuple[str, bytes]]:
     """(text, PCM16 16 kHz) per scripted transcript, through 8 kHz mu-law like a phone call."""
-    from sutradhar.audio.codecs import pcm16_to_ulaw, read_wav_file, resample, ulaw_to_pcm16
-
     from bench.load import AUDIO_CACHE, _espeak
+    from sutradhar.audio.codecs import (
+        pcm16_to_ulaw,
+        read_wav_file,
+        resample,
+        ulaw_to_pcm16,
+    )
 
     AUDIO_CACHE.mkdir(parents=True, exist_ok=True)
     out = []
@@ -42,16 +46,17 @@ def phone_utterances() -> list[tuple[str, bytes]]:
 
 async def run_local(turns: int = 4, models_dir: str | None = None) -> dict[str, Any]:
     from sutradhar.config import load_settings
-    from sutradhar.orchestrator import ReplyAudio, TurnCompleted, Utterance
-    from sutradhar.providers.factory import build_providers
-    from sutradhar.services import Services, router_from_settings
+    from sutradhar.engines.registry import build_engines
+    from sutradhar.pipeline.orchestrator import ReplyAudio, TurnCompleted, Utterance
+    from sutradhar.ops.prometheus import Telemetry
+    from sutradhar.server.services import open_services
 
     overrides: dict[str, Any] = {"_env_file": None}
     if models_dir:
         overrides["models_dir"] = models_dir
     settings = load_settings(**overrides)
-    engines = build_providers(settings)
-    services = Services(settings, router_from_settings(settings, engines.stt, engines.llm, engines.tts))
+    engines = build_engines(settings)
+    services = await open_services(settings, engines, records=False, telemetry=Telemetry())
     t0 = time.monotonic()
     await services.warm_up()
     warm_s = time.monotonic() - t0
@@ -92,6 +97,7 @@ async def run_local(turns: int = 4, models_dir: str | None = None) -> dict[str, 
         rows.append(row)
     cpu = time.process_time() - cpu0
     await services.aclose()
+    await engines.aclose()
     return {
         "engines": {"stt": [p.name for p in engines.stt], "llm": [p.name for p in engines.llm],
                     "tts": [p.name for p in engines.tts], "skipped": engines.skipped},

@@ -24,21 +24,30 @@ import time
 from typing import Any
 
 from bench.common import summarize
-from bench.scenario import REPLIES, Delays, critical_path_ms, llm_total_ms, release_token_index, sentence_count, tokens
+from bench.scenario import (
+    REPLIES,
+    Delays,
+    critical_path_ms,
+    llm_total_ms,
+    release_token_index,
+    sentence_count,
+    tokens,
+)
 
 COMPONENTS = ("pre_stt", "stt_to_llm", "token_to_tts", "tts_to_consumer", "timer_slack")
 
 
-def _build_services(d: Delays) -> Any:
-    from sutradhar.config import load_settings
-    from sutradhar.services import Services, router_from_settings
-
+async def _build_services(d: Delays) -> Any:
     from bench.scenario import scripted_providers
+    from sutradhar.config import load_settings
+    from sutradhar.engines.registry import EngineSet
+    from sutradhar.ops.prometheus import Telemetry
+    from sutradhar.server.services import open_services
 
     settings = load_settings(stt=["scripted"], llm=["scripted"], tts=["scripted"], log_level="WARNING",
                              _env_file=None)
     stt, llm, tts = scripted_providers(d, trace=True)
-    return Services(settings, router_from_settings(settings, [stt], [llm], [tts]))
+    return await open_services(settings, EngineSet([stt], [llm], [tts]), records=False, telemetry=Telemetry())
 
 
 def _analyse(trace: list[tuple[str, float]], d: Delays, k: int, reply: str) -> dict[str, Any]:
@@ -71,9 +80,8 @@ def _analyse(trace: list[tuple[str, float]], d: Delays, k: int, reply: str) -> d
 
 async def _call(services: Any, index: int, turns: int, d: Delays, start_after: float,
                 rows: list[dict[str, Any]], gap_s: float, full_turns: bool = False) -> None:
-    from sutradhar.orchestrator import ReplyAudio, TurnCompleted, Utterance
-
     from bench.engines import TRACE
+    from sutradhar.pipeline.orchestrator import ReplyAudio, TurnCompleted, Utterance
 
     orch = services.new_orchestrator(f"bench-{index}")
     audio = bytes(16000 * 2)  # 1 s of PCM16 at 16 kHz; the scripted STT does not listen
@@ -130,7 +138,7 @@ async def _bare_sleeps(d: Delays, turns: int) -> list[float]:
 async def run_level(d: Delays, concurrency: int, turns: int, gap_s: float = 0.05,
                     full_turns: bool = False) -> dict[str, Any]:
     """`concurrency` orchestrators on this loop, `turns` turns each; returns the summary."""
-    services = _build_services(d)
+    services = await _build_services(d)
     rows: list[dict[str, Any]] = []
     turn_s = (critical_path_ms(d) + llm_total_ms(REPLIES[0], d)) / 1000
     spread = 0.0 if concurrency == 1 else turn_s

@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.set_defaults(func=cmd_load)
 
     lc = sub.add_parser("local", help="one call through the offline local engines: real latency per stage",
-                        description="Builds the default engines with build_providers(settings) and runs "
+                        description="Builds the default engines with build_engines(settings) and runs "
                                     "several turns of real (espeak-ng) speech through the orchestrator.")
     lc.add_argument("--turns", type=int, default=4, help="caller turns (default %(default)s)")
     lc.add_argument("--models-dir", default=None,

@@ -92,14 +92,14 @@ class Delays:
 
 def tokens(text: str) -> list[str]:
     """The scripted LLM's token stream for `text` (same split as ScriptedLLM)."""
-    from sutradhar.providers.scripted import _tokens
+    from sutradhar.testing.scripted import _tokens
 
     return _tokens(text)
 
 
 def release_token_index(reply: str) -> int:
     """Index of the token whose arrival releases the first speakable chunk of `reply`."""
-    from sutradhar.text.chunker import SentenceChunker
+    from sutradhar.text.sentences import SentenceChunker
 
     chunker = SentenceChunker()
     toks = tokens(reply)
@@ -120,7 +120,7 @@ def llm_total_ms(reply: str, d: Delays) -> float:
 
 
 def sentence_count(reply: str) -> int:
-    from sutradhar.text.chunker import SentenceChunker
+    from sutradhar.text.sentences import SentenceChunker
 
     chunker = SentenceChunker()
     return len([*chunker.push(reply), *chunker.flush()])

@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from sutradhar.audio.codecs import read_wav_file  # noqa: E402
 from sutradhar.config import load_settings  # noqa: E402
-from sutradhar.providers.base import Message  # noqa: E402
-from sutradhar.providers.espeak_tts import EspeakTTS  # noqa: E402
-from sutradhar.providers.factory import default_gguf  # noqa: E402
-from sutradhar.providers.local_stt import LocalSTT, resolve_whisper_model  # noqa: E402
-from sutradhar.providers.piper_tts import PiperTTS, packaged_voice  # noqa: E402
+from sutradhar.engines.base import Message  # noqa: E402
+from sutradhar.engines.local.espeak import EspeakTTS  # noqa: E402
+from sutradhar.engines.local import default_gguf  # noqa: E402
+from sutradhar.engines.local.whisper import LocalSTT, resolve_whisper_model  # noqa: E402
+from sutradhar.engines.local.piper import PiperTTS, packaged_voice  # noqa: E402
 
 RUNS = 3
 SENTENCE = "Hello, I would like to know the status of my order. It was placed last Tuesday."
@@ -71,7 +71,7 @@ async def llm() -> None:
     if not path.is_file():
         print(f"llm: no GGUF at {path}")
         return
-    from sutradhar.providers.local_llm import LocalLLM
+    from sutradhar.engines.local.llama import LocalLLM
 
     model = LocalLLM(model_path=path, max_tokens=80)
     await model.warm_up()

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.support.audio import phone_wav, speech_pcm  # noqa: F401  (re-exported for other suites)
-from tests.support.server import RecordingRecorder, running_server, scripted_services, make_settings  # noqa: F401
+from tests.support.server import (  # noqa: F401
+    RecordingRecorder,
+    live_server,
+    make_settings,
+    scripted_engines,
+)
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """Sutradhar: a real-time voice-agent orchestrator (STT -> LLM -> TTS) for live phone calls."""
 
-from sutradhar.context import ContextManager
-from sutradhar.language import LANGUAGES, LanguageCoordinator
-from sutradhar.metrics import MetricsCollector
-from sutradhar.orchestrator import AgentOrchestrator, Utterance
-from sutradhar.resilience import CircuitBreaker, RetryPolicy
-from sutradhar.routing import TaskRouter
+from sutradhar.engines.fallback import TaskRouter
+from sutradhar.engines.resilience import CircuitBreaker, RetryPolicy
+from sutradhar.pipeline.context import ContextManager
+from sutradhar.pipeline.language import LANGUAGES, LanguageCoordinator
+from sutradhar.pipeline.metrics import MetricsCollector
+from sutradhar.pipeline.orchestrator import AgentOrchestrator, Utterance
 
 __all__ = [
     "LANGUAGES",

@@ -12,9 +12,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-STT_PROVIDERS = frozenset({"local", "sarvam", "openai", "scripted"})
-LLM_PROVIDERS = frozenset({"local", "sarvam", "openai", "responder", "scripted"})
-TTS_PROVIDERS = frozenset({"piper", "espeak", "sarvam", "openai", "scripted"})
+from sutradhar.pipeline.context import DEFAULT_SYSTEM_PROMPT
 
 CSV = Annotated[list[str], NoDecode]
 
@@ -59,15 +57,11 @@ class Settings(BaseSettings):
     # --- conversation ---
     default_language: str = "en-IN"
     languages: CSV = ["te-IN", "hi-IN", "en-IN", "gu-IN"]  # IVR menu order: digit 1 is the first
-    system_prompt: str = (
-        "You are a helpful, friendly voice assistant on a phone call. Answer in one to three short "
-        "spoken sentences. Never use lists, markdown or emoji."
-    )
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_history: int = Field(10, ge=1)
     max_context_chars: int = Field(0, ge=0)  # 0: no character budget
     switch_threshold: int = Field(2, ge=1)
     min_turns_before_switch: int = Field(1, ge=0)
-    agent_name: str = "Sutradhar"
 
     # --- turn taking ---
     vad: str = "webrtc"  # webrtc | silero
@@ -162,19 +156,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        from sutradhar.language import LANGUAGES
+        from sutradhar.engines.registry import problems as engine_problems
+        from sutradhar.pipeline.language import LANGUAGES
 
-        problems: list[str] = []
-        for stage, chain, known in (("STT", self.stt, STT_PROVIDERS), ("LLM", self.llm, LLM_PROVIDERS),
-                                    ("TTS", self.tts, TTS_PROVIDERS)):
-            if not chain:
-                problems.append(f"{stage} names no provider")
-            for name in chain:
-                if name not in known:
-                    problems.append(f"{stage}: unknown provider {name!r} (known: {', '.join(sorted(known))})")
-        chains = [*self.stt, *self.llm, *self.tts]
-        if "sarvam" in chains and not self.sarvam_api_key:
-            problems.append("a Sarvam provider is configured but SARVAM_API_KEY is empty")
+        problems = engine_problems(self)
         for code in [*self.languages, self.default_language]:
             if code not in LANGUAGES:
                 problems.append(f"unknown language {code!r} (known: {', '.join(sorted(LANGUAGES))})")
@@ -189,15 +174,6 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'sutradhar.db'}"
-
-    def media_url(self, path: str) -> str:
-        """The public wss:// URL of a media-stream path, for TwiML and Plivo XML."""
-        base = self.public_url.rstrip("/")
-        if base.startswith("https://"):
-            base = "wss://" + base[len("https://"):]
-        elif base.startswith("http://"):
-            base = "ws://" + base[len("http://"):]
-        return base + path
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,17 +1,17 @@
-"""Helpers to place simulated calls (the telephony branch's `sutradhar.simulator`) at the server."""
+"""Helpers to place simulated calls (`sutradhar.testing.simulator`) at the server."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sutradhar.testing import simulator as sim_module
 from tests.e2e.fixtures import Spoken
-from tests.e2e.harness import require
 
 FAST = 3.0  # caller audio 3x faster than real time where real time is not the point
 
 
 def simulator() -> Any:
-    return require("sutradhar.simulator", "the call simulator sutradhar.simulator (telephony)")
+    return sim_module
 
 
 def caller_turn(spoken: Spoken, lead_ms: int = 0, **kw: Any) -> Any:

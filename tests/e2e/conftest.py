@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.e2e.harness import LogCapture, require
+from tests import fakes
+from tests.e2e.harness import LogCapture
 
 
 @pytest.fixture
@@ -24,13 +25,11 @@ def _isolated_cwd(tmp_path, monkeypatch) -> None:
 
 @pytest.fixture
 async def fake_sarvam() -> AsyncIterator[object]:
-    fakes = require("tests.fakes", "the loopback Sarvam server tests/fakes/sarvam_server.py (providers)")
     async with fakes.FakeSarvam() as fake:
         yield fake
 
 
 @pytest.fixture
 async def fake_openai() -> AsyncIterator[object]:
-    fakes = require("tests.fakes", "the loopback OpenAI server tests/fakes/openai_server.py (providers)")
     async with fakes.FakeOpenAI() as fake:
         yield fake

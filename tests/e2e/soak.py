@@ -26,11 +26,11 @@ MAX_CALLS, MAX_MINUTES = 500, 30
 
 
 def _services(settings: Any) -> Any:
-    from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-    from tests.e2e.harness import scripted_services
+    from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+    from tests.e2e.harness import scripted_engines
 
-    return scripted_services(
-        settings, ScriptedSTT(script=("where is my order",), delay_s=0.15),
+    return scripted_engines(
+        ScriptedSTT(script=("where is my order",), delay_s=0.15),
         ScriptedLLM(replies=("Your order is on its way. It should arrive tomorrow.",), first_token_delay_s=0.25,
                     token_delay_s=0.01),
         ScriptedTTS(sample_rate=8000, first_chunk_delay_s=0.1, ms_per_char=40, chunk_ms=200))
@@ -49,7 +49,7 @@ async def soak(calls: int, minutes: float, turns: int, sample_s: float, max_grow
     logger.add(sys.stderr, level="WARNING")
     outcomes: list[Any] = []
     samples: list[dict[str, float]] = []
-    with live_server(settings, services_factory=_services) as server:
+    with live_server(settings, engines=_services) as server:
         started = time.monotonic()
         deadline = started + minutes * 60
         warmup_end = started + min(60.0, minutes * 60 / 3)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright import async_api as playwright_api
 
 from sutradhar.audio.codecs import resample, silence, write_wav_file
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.e2e.fixtures import CACHE, UTTERANCES
-from tests.e2e.harness import e2e_settings, free_port, live_server, require, scripted_services
+from tests.e2e.harness import e2e_settings, free_port, live_server, scripted_engines
 
 CHROMIUM = os.environ.get("SUTRADHAR_CHROMIUM", "/usr/bin/chromium")
 HEARD = "where is my order"
@@ -34,16 +35,14 @@ def microphone_wav() -> Path:
 
 @pytest.mark.skipif(not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists(), reason="chromium not installed")
 async def test_browser_page_talks_to_the_agent_and_gets_the_transcript_and_audio_back(logs):
-    require("sutradhar.telephony.browser", "the browser page and WS /browser/media (telephony)")
-    playwright_api = require("playwright.async_api", "the playwright Python package")
     port = free_port()
     settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port)
     stt = ScriptedSTT(script=(HEARD,))
     tts = ScriptedTTS(sample_rate=16000, ms_per_char=40, chunk_ms=100)
-    services = lambda s: scripted_services(s, stt=stt, llm=ScriptedLLM(replies=(REPLY,)), tts=tts)  # noqa: E731
+    services = lambda s: scripted_engines(stt=stt, llm=ScriptedLLM(replies=(REPLY,)), tts=tts)  # noqa: E731
 
     frames: list[bytes] = []
-    with live_server(settings, services_factory=services) as server:
+    with live_server(settings, engines=services) as server:
         async with playwright_api.async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

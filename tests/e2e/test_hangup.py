@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.e2e.fixtures import UTTERANCES
-from tests.e2e.harness import e2e_settings, free_port, live_server, scripted_services
+from tests.e2e.harness import e2e_settings, free_port, live_server, scripted_engines
 from tests.e2e.test_multilingual_sarvam import fetch_record
 from tests.e2e.wire import TwilioCaller
 
@@ -88,7 +88,7 @@ async def test_caller_hangs_up_mid_turn_nothing_escapes_and_the_record_is_writte
     settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port, admin_token="adm",
                             end_of_turn_silence_ms=300)
     parts = engines(stage, gate)
-    with live_server(settings, services_factory=lambda s: scripted_services(s, **parts)) as server:
+    with live_server(settings, engines=lambda s: scripted_engines(**parts)) as server:
         caller = await TwilioCaller(server.ws_url).connect()
         assert await caller.wait_audio(0.1), "no greeting"
         await asyncio.sleep(0.3)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.e2e.harness import e2e_settings, free_port, live_server, require
+from tests.e2e.harness import e2e_settings, free_port, live_server
 from tests.e2e.load import rss_mb, short_call
 
 
 async def test_repeated_calls_leave_no_tasks_and_memory_roughly_flat():
-    require("sutradhar.telephony.twilio", "the Twilio media stream (telephony)")
     port = free_port()
     with live_server(e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port)) as server:
         async def round_of(n: int) -> None:

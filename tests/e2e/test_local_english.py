@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.calls import agent_audio_rms, place_call
 from tests.e2e.fixtures import UTTERANCES, word_error_rate
-from tests.e2e.harness import configured_services, e2e_settings, free_port, live_server
+from tests.e2e.harness import configured_engines, e2e_settings, free_port, live_server
 from tests.e2e.test_multilingual_sarvam import fetch_record
 
 pytestmark = [
@@ -27,7 +27,7 @@ async def test_english_call_with_offline_engines_transcribes_closely_and_speaks_
                             public_url=f"http://127.0.0.1:{port}", port=port, admin_token="adm",
                             stt_timeout_s=30, tts_timeout_s=30, default_language="en-IN")
     spoken = UTTERANCES["en-IN"][:2]
-    with live_server(settings, services_factory=configured_services) as server:
+    with live_server(settings, engines=configured_engines) as server:
         providers = {s: [p.name for p in server.services.router.providers(s)] for s in ("stt", "llm", "tts")}
         result = await place_call(server.url, spoken, language="en-IN", reply_wait_s=30, timeout_s=120)
         record = await fetch_record(server, result.call_id)

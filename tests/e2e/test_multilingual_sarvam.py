@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
-from sutradhar.language import LANGUAGES
+from sutradhar.pipeline.language import LANGUAGES
 from tests.e2e.calls import agent_audio_rms, place_call
 from tests.e2e.fixtures import UTTERANCES, Spoken
-from tests.e2e.harness import configured_services as build_services
+from tests.e2e.harness import configured_engines as build_services
 from tests.e2e.harness import e2e_settings, free_port, live_server
 
 HI, TE, GU = (UTTERANCES[code] for code in ("hi-IN", "te-IN", "gu-IN"))
@@ -64,7 +64,7 @@ async def test_call_starts_in_ivr_language_and_switches_after_two_turns_not_one(
     settings = sarvam_settings(fake_sarvam, port)
     turns = [HI[0], TE[0], TE[1], GU[0], GU[1]]
     script(fake_sarvam, turns)
-    with live_server(settings, services_factory=build_services) as server:
+    with live_server(settings, engines=build_services) as server:
         result = await place_call(server.url, turns, ivr_digit=ivr_digit(settings, "hi-IN"))
 
     # The IVR's choice is the call's first language: the greeting is spoken in Hindi.
@@ -105,7 +105,7 @@ async def test_a_single_turn_in_another_language_is_answered_in_the_call_languag
     settings = sarvam_settings(fake_sarvam, port)
     turns = [TE[0], GU[0], TE[1]]
     script(fake_sarvam, turns)
-    with live_server(settings, services_factory=build_services) as server:
+    with live_server(settings, engines=build_services) as server:
         await place_call(server.url, turns, ivr_digit=ivr_digit(settings, "te-IN"))
     assert reply_tts_languages(fake_sarvam) == ["te-IN", "te-IN", "te-IN"]
     for chat in fake_sarvam.calls("chat"):
@@ -117,7 +117,7 @@ async def test_stored_call_record_shows_the_switch(fake_sarvam):
     settings = sarvam_settings(fake_sarvam, port, admin_token="e2e-admin-token")
     turns = [TE[0], GU[0], GU[1]]
     script(fake_sarvam, turns)
-    with live_server(settings, services_factory=build_services) as server:
+    with live_server(settings, engines=build_services) as server:
         result = await place_call(server.url, turns, ivr_digit=ivr_digit(settings, "te-IN"))
         record = await fetch_record(server, result.call_id)
     # Each stored turn says the language it was answered in, and where the call switched.

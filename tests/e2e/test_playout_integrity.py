@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedTTS
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedTTS
 from tests.e2e.fixtures import UTTERANCES
-from tests.e2e.harness import e2e_settings, free_port, live_server, require, scripted_services
+from tests.e2e.harness import e2e_settings, free_port, live_server, scripted_engines
 from tests.e2e.wire import TwilioCaller
 
 REPLY = "First sentence here. And a second one."
@@ -17,12 +17,11 @@ MS_PER_CHAR = 30
 
 @pytest.mark.parametrize("tts_rate", [8000, 16000, 22050])
 async def test_each_sentence_is_on_the_line_before_its_mark_and_no_tail_is_lost(tts_rate):
-    require("sutradhar.telephony.twilio", "the Twilio media stream (telephony)")
     port = free_port()
     tts = ScriptedTTS(sample_rate=tts_rate, ms_per_char=MS_PER_CHAR, chunk_ms=100)
-    services = lambda s: scripted_services(s, llm=ScriptedLLM(replies=(REPLY,)), tts=tts)  # noqa: E731
+    services = lambda s: scripted_engines(llm=ScriptedLLM(replies=(REPLY,)), tts=tts)  # noqa: E731
     settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port)
-    with live_server(settings, services_factory=services) as server:
+    with live_server(settings, engines=services) as server:
         async with TwilioCaller(server.ws_url) as caller:
             assert await caller.turn(UTTERANCES["en-IN"][1].pcm())
             assert await caller.wait_quiet(0.5)

@@ -12,11 +12,18 @@ from typing import Any
 
 import httpx
 
-from sutradhar.providers.base import ProviderError, RateLimited
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from sutradhar.engines.base import ProviderError, RateLimited
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from tests import fakes
 from tests.e2e.calls import agent_audio_rms, caller_turn, place_call
 from tests.e2e.fixtures import UTTERANCES
-from tests.e2e.harness import configured_services, e2e_settings, free_port, live_server, scripted_services
+from tests.e2e.harness import (
+    configured_engines,
+    e2e_settings,
+    free_port,
+    live_server,
+    scripted_engines,
+)
 
 EN = UTTERANCES["en-IN"]
 
@@ -32,7 +39,6 @@ class BreakerLog:
 
 
 async def test_faults_at_every_stage_mid_call_caller_hears_fallbacks_and_call_goes_on(fake_sarvam, logs):
-    fakes = __import__("tests.fakes", fromlist=["Fault"])
     Fault = fakes.Fault
     port = free_port()
     settings = e2e_settings(stt=["sarvam"], llm=["sarvam"], tts=["sarvam"], sarvam_base_url=fake_sarvam.base_url,
@@ -52,12 +58,11 @@ async def test_faults_at_every_stage_mid_call_caller_hears_fallbacks_and_call_go
     fake_sarvam.inject("tts", Fault(), Fault(), Fault(), Fault(), Fault(malformed=True))
 
     def services(s: Any) -> Any:
-        sarvam = configured_services(s).router
-        return configured_services(s, stt=sarvam.providers("stt") + [backup_stt],
-                                   llm=sarvam.providers("llm") + [backup_llm],
-                                   tts=sarvam.providers("tts") + [backup_tts])
+        sarvam = configured_engines(s)
+        return configured_engines(s, stt=sarvam.stt + [backup_stt], llm=sarvam.llm + [backup_llm],
+                                  tts=sarvam.tts + [backup_tts])
 
-    with live_server(settings, services_factory=services) as server:
+    with live_server(settings, engines=services) as server:
         result = await place_call(server.url, [EN[i % 3] for i in range(5)], language="en-IN", reply_wait_s=8)
         from tests.e2e.test_multilingual_sarvam import fetch_record
 
@@ -95,10 +100,10 @@ async def test_when_every_llm_fails_the_caller_hears_the_polite_line_and_the_nex
     settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port, llm_timeout_s=0.5)
     tts = ScriptedTTS(sample_rate=8000, ms_per_char=10, chunk_ms=100)
     llm = ScriptedLLM(replies=("All good now.",), failures=["hang"])
-    with live_server(settings, services_factory=lambda s: scripted_services(s, llm=llm, tts=tts)) as server:
+    with live_server(settings, engines=lambda s: scripted_engines(llm=llm, tts=tts)) as server:
         result = await place_call(server.url, EN[:2], language="en-IN")
         left = server.wait_tasks_settled()
-    from sutradhar.language import LANGUAGES
+    from sutradhar.pipeline.language import LANGUAGES
 
     spoken = [text for text, _ in tts.calls]
     assert LANGUAGES["en-IN"].trouble.split(".")[0] in " ".join(spoken)
@@ -118,14 +123,10 @@ async def test_breaker_opens_after_threshold_and_closes_after_reset_during_a_cal
     tts = ScriptedTTS(sample_rate=8000, ms_per_char=10, chunk_ms=100)
     breakers = BreakerLog()
 
-    def services(s: Any) -> Any:
-        svc = scripted_services(s, llm=[primary, backup], tts=tts)
-        svc.router.listeners.append(breakers)
-        return svc
-
     # Turns 1-2 fail on the primary (breaker opens), turn 3 skips it, turn 4 comes after the reset.
     turns = [EN[0], EN[1], EN[2], caller_turn(EN[0], lead_ms=9000)]
-    with live_server(settings, services_factory=services) as server:
+    with live_server(settings, engines=scripted_engines(llm=[primary, backup], tts=tts)) as server:
+        server.services.router.listeners.append(breakers)
         result = await place_call(server.url, turns, language="en-IN")
         async with httpx.AsyncClient(base_url=server.url) as client:
             health = (await client.get("/health")).json()
@@ -147,7 +148,6 @@ async def test_breaker_opens_after_threshold_and_closes_after_reset_during_a_cal
 
 
 async def test_a_tts_stream_cut_mid_sentence_keeps_what_was_said_and_the_call_goes_on(fake_openai, logs):
-    fakes = __import__("tests.fakes", fromlist=["Fault"])
     port = free_port()
     settings = e2e_settings(llm=["scripted"], tts=["openai"], openai_base_url=fake_openai.base_url,
                             openai_api_key=fake_openai.api_key, public_url=f"http://127.0.0.1:{port}", port=port)
@@ -155,7 +155,7 @@ async def test_a_tts_stream_cut_mid_sentence_keeps_what_was_said_and_the_call_go
                                "Still here."))
     # greeting (2 sentences), then the first reply sentence is cut half-way through its audio.
     fake_openai.inject("tts", fakes.Fault(), fakes.Fault(), fakes.Fault(cut=True))
-    with live_server(settings, services_factory=lambda s: configured_services(s, llm=llm)) as server:
+    with live_server(settings, engines=lambda s: configured_engines(s, llm=llm)) as server:
         result = await place_call(server.url, [EN[0], EN[1]], language="en-IN")
         from tests.e2e.test_multilingual_sarvam import fetch_record
 

@@ -12,8 +12,14 @@ import pytest
 import websockets
 from twilio.request_validator import RequestValidator
 
+from tests import fakes
 from tests.e2e.fixtures import UTTERANCES
-from tests.e2e.harness import configured_services, e2e_settings, fast_voice, free_port, live_server, require
+from tests.e2e.harness import (
+    configured_engines,
+    e2e_settings,
+    free_port,
+    live_server,
+)
 from tests.e2e.wire import TwilioCaller
 
 AUTH_TOKEN = "tw-auth-SECRET-4f1c9e"
@@ -36,7 +42,6 @@ def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
 
 @pytest.fixture
 def twilio_server():
-    require("sutradhar.telephony.twilio", "the Twilio webhooks and media stream (telephony)")
     port = free_port()
     with live_server(twilio_settings(port)) as server:
         yield server
@@ -96,7 +101,6 @@ async def test_admin_endpoints_refuse_requests_without_the_token(path):
 
 
 async def test_excess_calls_are_refused_politely_and_the_server_keeps_serving():
-    require("sutradhar.telephony.twilio", "the Twilio webhooks and media stream (telephony)")
     port = free_port()
     with live_server(e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port, max_concurrent_calls=2)) as server:
         async with TwilioCaller(server.ws_url) as first, TwilioCaller(server.ws_url) as second:
@@ -121,7 +125,6 @@ async def test_excess_calls_are_refused_politely_and_the_server_keeps_serving():
 
 
 async def test_no_secret_in_logs_or_responses_even_when_providers_fail(fake_sarvam, fake_openai, logs):
-    fakes = require("tests.fakes", "the loopback provider fakes (providers)")
     Fault = fakes.Fault
     fake_sarvam.api_key = SARVAM_KEY
     fake_openai.api_key = OPENAI_KEY
@@ -137,7 +140,7 @@ async def test_no_secret_in_logs_or_responses_even_when_providers_fail(fake_sarv
     fake_sarvam.inject("tts", Fault(), Fault(), Fault.forbidden(), Fault.rate_limited())
 
     responses: list[str] = []
-    with live_server(settings, services_factory=lambda s: configured_services(s)) as server:
+    with live_server(settings, engines=lambda s: configured_engines(s)) as server:
         signed = "wss://" + (server.ws_url + "/twilio/media").split("://", 1)[1]
         headers = {"X-Twilio-Signature": sign(signed, {})}
         async with TwilioCaller(server.ws_url, headers=headers) as caller:
@@ -170,7 +173,7 @@ async def test_no_secret_in_logs_or_responses_even_when_providers_fail(fake_sarv
 
 
 async def _record(server: Any, call_id: str) -> Any:
-    store = server.services.extras.get("store")
-    if store is None:
-        return {}
+    store = server.services.store
+    assert store is not None, "the call store did not start"
+    await store.flush()
     return await store.get_call(call_id)

@@ -23,7 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.fixtures import UTTERANCES
-from tests.e2e.harness import LiveServer, LogCapture, e2e_settings, free_port, live_server
+from tests.e2e.harness import (
+    LiveServer,
+    LogCapture,
+    e2e_settings,
+    free_port,
+    live_server,
+)
 from tests.e2e.wire import TwilioCaller
 
 CARRIERS = {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import uuid
 from collections import deque
@@ -27,7 +26,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from sutradhar.audio.codecs import pcm16_to_wav, wav_to_pcm16
-from tests.fakes._server import Fault, FakeServer, error_body, tone_pcm
+from tests.fakes._server import FakeServer, Fault, error_body, tone_pcm
 
 Transcriber = Callable[[bytes, dict[str, Any]], tuple[str, str | None]]
 

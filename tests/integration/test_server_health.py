@@ -1,29 +1,22 @@
 """The real server on a free loopback port answers /health with every provider's state."""
 
 import asyncio
-import socket
 
 import httpx
 import uvicorn
 
 from sutradhar.config import load_settings
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.server import create_app
-from sutradhar.services import Services, router_from_settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from sutradhar.engines.registry import EngineSet
+from sutradhar.server.app import create_app
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from tests.support.server import free_port
 
 
 async def test_health_over_real_http(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load_settings(port=free_port())
-    services = Services(settings, router_from_settings(settings, [ScriptedSTT()], [ScriptedLLM()],
-                                                       [ScriptedTTS()]))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host="127.0.0.1",
+    engines = EngineSet([ScriptedSTT()], [ScriptedLLM()], [ScriptedTTS()])
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engines=engines), host="127.0.0.1",
                                            port=settings.port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:

@@ -1,37 +1,30 @@
-"""The admin HTTP API on a small app built from real Services with scripted engines."""
+"""The admin HTTP API on a small app built from real Services (open_services) with scripted engines."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from sutradhar import admin, operations, telemetry
 from sutradhar.config import load_settings
-from sutradhar.providers.base import AuthError
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.services import Services, router_from_settings
+from sutradhar.engines.base import AuthError
+from sutradhar.engines.registry import EngineSet
+from sutradhar.ops.prometheus import Telemetry
+from sutradhar.server import admin
+from sutradhar.server.services import Services, open_services
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from tests.support.calls import unstarted_session
 
 TOKEN = "s3cret-admin-token"
-
-
-@dataclass
-class FakeSession:
-    orchestrator: Any
-    transport: str = "twilio"
 
 
 async def make_app(tmp_path, **overrides) -> tuple[FastAPI, Services]:
     options = dict(stt=["scripted"], llm=["scripted"], tts=["scripted"], data_dir=tmp_path,
                    admin_token=TOKEN, health_interval_s=0.2, redis_url="", database_url="")
     settings = load_settings(**{**options, **overrides})
-    router = router_from_settings(settings, [ScriptedSTT(script=("namaste",))],
-                                  [ScriptedLLM(replies=("Hello there.",))], [ScriptedTTS()])
-    services = Services(settings, router)
-    await operations.start(services)
+    engines = EngineSet([ScriptedSTT(script=("namaste",))], [ScriptedLLM(replies=("Hello there.",))],
+                        [ScriptedTTS()])
+    services = await open_services(settings, engines, telemetry=Telemetry())
     app = FastAPI()
     app.include_router(admin.router)
     app.state.services = services
@@ -88,7 +81,7 @@ async def test_health_reports_providers_and_database_and_503_without_a_usable_st
         raise AuthError("invalid api-subscription-key", provider="scripted-stt", status=403)
 
     services.router.chains["stt"][0].provider.health = bad_key
-    await services.extras["health"].check_once()
+    await services.health.check_once()
     response = await client.get("/health")
     assert response.status_code == 503
     body = response.json()
@@ -99,28 +92,33 @@ async def test_health_reports_providers_and_database_and_503_without_a_usable_st
 
 async def test_status_shows_live_calls_and_the_aggregate_report(app_services, client):
     _, services = app_services
-    orchestrator = services.new_orchestrator("CA-live", "hi-IN")
-    await orchestrator.process_turn(b"\x00\x01" * 8000)
-    services.calls.register("CA-live", FakeSession(orchestrator))
+    session = unstarted_session(services, "CA-live", "hi-IN")
+    await session.orchestrator.process_turn(b"\x00\x01" * 8000)
+    services.calls.register(session)
     body = (await client.get("/status", headers=AUTH)).json()
     assert body["active_calls"] == 1
     call = body["calls"][0]
-    assert call["call_id"] == "CA-live" and call["turn_count"] == 1 and call["transport"] == "twilio"
+    assert call["call_id"] == "CA-live" and call["turn_count"] == 1
+    # A real session's Transport and State enum, shown as the strings they stand for.
+    assert call["transport"] == "twilio" and call["state"] == "listening" and call["language"] == "hi-IN"
     assert body["metrics"]["turns"] == 1 and "Turns: 1" in body["report"]
     services.calls.unregister("CA-live")
 
 
 async def test_a_finished_turn_and_a_live_call_move_the_prometheus_metrics(app_services, client):
     _, services = app_services
+    telemetry = services.telemetry
     before_turns = telemetry.value("sutradhar_turns_total", language="hi-IN")
     before_active = telemetry.value("sutradhar_active_calls")
-    orchestrator = services.new_orchestrator("CA-metrics", "hi-IN")
-    services.calls.register("CA-metrics", FakeSession(orchestrator))
+    session = unstarted_session(services, "CA-metrics", "hi-IN")
+    services.calls.register(session)
     assert telemetry.value("sutradhar_active_calls") == before_active + 1
-    await orchestrator.process_turn(b"\x00\x01" * 8000)
+    await session.orchestrator.process_turn(b"\x00\x01" * 8000)
     assert telemetry.value("sutradhar_turns_total", language="hi-IN") == before_turns + 1
     text = (await client.get("/metrics")).text
-    assert "sutradhar_voice_to_voice_seconds_bucket" in text
+    # No frame went out (no session played it): audio ready is counted, the wire figure is not.
+    assert "sutradhar_reply_audio_ready_seconds_bucket" in text
+    assert "sutradhar_voice_to_voice_seconds_bucket" not in text
     assert 'sutradhar_stt_latency_seconds_count{language="hi-IN",provider="scripted-stt"}' in text
     services.calls.unregister("CA-metrics")
     assert telemetry.value("sutradhar_active_calls") == before_active

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sutradhar import admin_cli
+from sutradhar.cli import calls as admin_cli
 from sutradhar.store import CallStore
 
 

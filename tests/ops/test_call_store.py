@@ -107,9 +107,10 @@ async def test_migrations_create_the_schema_on_an_empty_database(tmp_path):
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
         columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("calls")})
+        turn_columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("turns")})
     await engine.dispose()
     assert {"calls", "turns", "alembic_version"} <= tables
-    assert version == "0002" and "final_language" in columns
+    assert version == "0003" and "final_language" in columns and "v2v_wire_ms" in turn_columns
     again = CallStore(url)  # a second start on a migrated database is a no-op
     await again.start()
     await again.aclose()

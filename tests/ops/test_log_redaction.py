@@ -10,7 +10,7 @@ import pytest
 from loguru import logger
 
 from sutradhar.config import load_settings
-from sutradhar.logs import Redactor, call_context, setup_logging
+from sutradhar.ops.logs import Redactor, call_context, setup_logging
 
 
 @pytest.fixture

@@ -91,6 +91,9 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
                               ["cluster_active_calls"] == 1 and s)
         assert status_b["active_calls"] == 0
         assert [c["call_id"] for c in status_b["cluster_calls"]] == ["CA-live"]
+        # what worker b sees of a's call is what a's CallSession is: carrier, language, state
+        seen = status_b["cluster_calls"][0]
+        assert (seen["transport"], seen["language"], seen["state"]) == ("twilio", "en-IN", "listening")
         assert http.get(f"{a}/status", headers=auth).json()["calls"][0]["turn_count"] == 1
 
         # its record, written by worker a, is read through worker b
@@ -118,14 +121,14 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
 
 def start_serve(port: int, env: dict, log: Path) -> subprocess.Popen:
     """`sutradhar serve`, exactly as an operator runs it."""
-    return subprocess.Popen([sys.executable, "-m", "sutradhar.cli", "serve", "--port", str(port)],
+    return subprocess.Popen([sys.executable, "-m", "sutradhar.cli.main", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
 
 
 def test_ivr_webhook_on_one_server_and_media_stream_on_another_share_the_language(tmp_path):
     import asyncio
 
-    from sutradhar.simulator import CallerTurn, SimConfig, simulate
+    from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
     from tests.support.audio import speech_pcm
 
     redis, redis_port = start_redis()

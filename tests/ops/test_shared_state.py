@@ -7,16 +7,32 @@ from dataclasses import dataclass
 
 import pytest
 
-from sutradhar.resilience import BreakerState
-from sutradhar.routing import StagePolicy, TaskRouter
-from sutradhar.shared_state import (
+from sutradhar.engines.fallback import StagePolicy, TaskRouter
+from sutradhar.engines.resilience import BreakerState
+from sutradhar.ops.live_calls import LiveCalls
+from sutradhar.ops.prometheus import Telemetry
+from sutradhar.ops.shared_state import (
     BreakerStateStore,
     BreakerSync,
     IvrLanguageMap,
-    LiveCallRegistry,
     SharedState,
     connect_redis,
 )
+
+
+@dataclass
+class Call:
+    """The live-call shape the registry reads (a CallSession gives the same strings)."""
+
+    call_id: str
+    transport: str = "twilio"
+
+    def live_info(self) -> dict[str, str]:
+        return {"transport": self.transport, "language": "en-IN", "state": "listening"}
+
+
+def registry(redis=None, **kw) -> LiveCalls:
+    return LiveCalls(limit=100, telemetry=Telemetry(), redis=redis, **kw)
 
 
 @dataclass
@@ -42,11 +58,12 @@ async def test_in_process_defaults_work_without_redis():
     ivr = IvrLanguageMap()
     await ivr.set("CA1", "te-IN")
     assert await ivr.get("CA1") == "te-IN" and await ivr.get("CA2") is None
-    calls = LiveCallRegistry()
-    await calls.register("c1", {"transport": "twilio"})
-    await calls.register("c2")
-    await calls.unregister("c1")
-    assert await calls.count() == 1 and [c["call_id"] for c in await calls.list()] == ["c2"]
+    calls = registry()
+    calls.register(Call("c1"))
+    calls.register(Call("c2", "exotel"))
+    calls.unregister("c1")
+    assert await calls.count_all() == 1 and [c["call_id"] for c in await calls.list_all()] == ["c2"]
+    assert (await calls.list_all())[0]["transport"] == "exotel"
     breakers = BreakerStateStore()
     await breakers.set("stt", "sarvam", "open")
     assert (await breakers.get("stt", "sarvam")).state == "open"
@@ -60,18 +77,21 @@ async def test_ivr_language_chosen_on_one_worker_is_read_on_another(redis):
 
 
 async def test_live_calls_are_counted_across_workers_and_a_dead_worker_expires(redis):
-    a = LiveCallRegistry(redis, worker="a", stale_s=0.5)
-    b = LiveCallRegistry(redis, worker="b", stale_s=0.5)
-    await a.register("call-a1", {"transport": "twilio"})
-    await a.register("call-a2")
-    await b.register("call-b1")
-    assert await a.count() == 3 and await b.count() == 3
-    assert {c["worker"] for c in await b.list()} == {"a", "b"}
-    await a.unregister("call-a2")
-    assert await b.count() == 2
+    a = registry(redis, worker="a", stale_s=0.5)
+    b = registry(redis, worker="b", stale_s=0.5)
+    a.register(Call("call-a1"))
+    a.register(Call("call-a2"))
+    b.register(Call("call-b1", "plivo"))
+    await asyncio.sleep(0.05)  # mirroring into Redis is fire-and-forget
+    assert await a.count_all() == 3 and await b.count_all() == 3
+    assert {c["worker"] for c in await b.list_all()} == {"a", "b"}
+    assert {c["call_id"]: c["transport"] for c in await a.list_all()}["call-b1"] == "plivo"
+    a.unregister("call-a2")
+    await asyncio.sleep(0.05)
+    assert await b.count_all() == 2
     await asyncio.sleep(0.7)
     await b.heartbeat()  # b is alive, a stopped beating
-    assert [c["call_id"] for c in await b.list()] == ["call-b1"]
+    assert [c["call_id"] for c in await b.list_all()] == ["call-b1"]
 
 
 async def test_redis_going_away_falls_back_to_this_workers_copy(redis_url):
@@ -79,10 +99,12 @@ async def test_redis_going_away_falls_back_to_this_workers_copy(redis_url):
     state = SharedState(client)
     await state.languages.set("CA", "hi-IN")
     assert await state.languages.get("CA") == "hi-IN"
-    await state.calls.register("c")
-    assert await state.calls.count() == 1
+    calls = registry(client)
+    calls.register(Call("c"))
+    assert await calls.count_all() == 1
     with pytest.raises(Exception):
         await state.ping()
+    await calls.aclose()
     await state.aclose()
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sutradhar.telemetry import Telemetry
+from sutradhar.ops.prometheus import Telemetry
 
 
 def record(**extra) -> dict:
     r = {"language": "te-IN", "interrupted": False, "switched_to": None,
-         "timings": {"stt_ms": 120.0, "llm_ttft_ms": 300.0, "tts_ttfb_ms": 80.0, "v2v_ms": 650.0},
+         "timings": {"stt_ms": 120.0, "llm_ttft_ms": 300.0, "tts_ttfb_ms": 80.0, "v2v_ms": 650.0,
+                     "v2v_wire_ms": 672.0},
          "providers": {"stt": "sarvam", "llm": "openai", "tts": "piper"}, "errors": []}
     r.update(extra)
     return r
@@ -24,8 +25,21 @@ def test_observe_turn_fills_latency_histograms_by_provider_and_language():
     assert t.value("sutradhar_llm_ttft_seconds_count", provider="openai", language="te-IN") == 1
     assert t.value("sutradhar_tts_ttfb_seconds_bucket", provider="piper", language="te-IN",
                    le="0.1") == 1
+    # The orchestrator's figure is audio ready from TTS, not yet on the wire: named for that.
+    assert t.value("sutradhar_reply_audio_ready_seconds_count", provider="sarvam+openai+piper",
+                   language="te-IN") == 1
+    assert t.value("sutradhar_voice_to_voice_seconds_count", provider="sarvam+openai+piper",
+                   language="te-IN") == 0
+
+
+def test_voice_to_voice_is_the_first_frame_on_the_wire():
+    t = Telemetry()
+    t.observe_wire(record())
+    t.observe_wire(record(timings={"v2v_ms": 650.0}))  # no frame went out: nothing observed
     assert t.value("sutradhar_voice_to_voice_seconds_count", provider="sarvam+openai+piper",
                    language="te-IN") == 1
+    assert abs(t.value("sutradhar_voice_to_voice_seconds_sum", provider="sarvam+openai+piper",
+                       language="te-IN") - 0.672) < 1e-9
 
 
 def test_errors_and_language_switches_are_counted_from_the_turn_record():
@@ -77,6 +91,7 @@ def test_the_grafana_dashboard_only_queries_metrics_that_exist():
                            .read_text())
     t = Telemetry(process_metrics=True)
     t.observe_turn(record(errors=[{"stage": "stt", "kind": "timeout"}]))
+    t.observe_wire(record())
     t.retry("stt", "sarvam")
     t.fallback("stt")
     t.breaker("stt", "sarvam", "open")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sutradhar import tracing
 from sutradhar.config import load_settings
+from sutradhar.ops import tracing
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -16,7 +16,9 @@ def test_tracing_is_off_by_default():
 
 
 def test_a_turn_record_becomes_a_turn_span_with_stage_children():
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
 
     exporter = InMemorySpanExporter()
     assert tracing.setup_tracing(load_settings(otel_enabled=True), exporter=exporter)

@@ -1,38 +1,34 @@
-"""A worker app for the multi-worker test: real Services (scripted engines), the operations wiring
-and the admin routes, plus three test-only routes standing in for telephony until the real
-call session drives them: register a live call, store an IVR language choice, fail a provider.
+"""A worker app for the multi-worker test: real Services (open_services, scripted engines) and the
+admin routes, plus test-only routes: register a live call (a real, unstarted CallSession), store an
+IVR language choice, fail a provider.
 
 Run: uvicorn --app-dir tests/ops --factory worker_app:create_app (settings from the environment).
 """
 
 from __future__ import annotations
 
+import sys
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
-from sutradhar import admin, operations
 from sutradhar.config import load_settings
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.services import Services, router_from_settings
+from sutradhar.engines.registry import EngineSet
+from sutradhar.server import admin
+from sutradhar.server.services import Services, open_services
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
-
-@dataclass
-class FakeSession:
-    orchestrator: Any
-    transport: str = "twilio"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run by uvicorn --app-dir tests/ops
+from tests.support.calls import unstarted_session  # noqa: E402
 
 
 def create_app() -> FastAPI:
     settings = load_settings()
-    services = Services(settings, router_from_settings(settings, [ScriptedSTT()], [ScriptedLLM()],
-                                                       [ScriptedTTS()]))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await operations.start(services)
+        services = await open_services(settings, EngineSet([ScriptedSTT()], [ScriptedLLM()], [ScriptedTTS()]))
         app.state.services = services
         yield
         await services.aclose()
@@ -40,10 +36,15 @@ def create_app() -> FastAPI:
     app = FastAPI(lifespan=lifespan)
     app.include_router(admin.router)
 
+    def services_of(request: Request) -> Services:
+        return request.app.state.services
+
     @app.post("/test/calls/{call_id}")
-    async def start_call(call_id: str) -> dict:
-        orchestrator = services.new_orchestrator(call_id)
-        services.calls.register(call_id, FakeSession(orchestrator))
+    async def start_call(call_id: str, request: Request) -> dict:
+        services = services_of(request)
+        session = unstarted_session(services, call_id)
+        orchestrator = session.orchestrator
+        services.calls.register(session)
         await services.recorder.call_started(call_id, {"transport": "twilio", "language": "en-IN"})
         result = await orchestrator.process_turn(b"\x00\x10" * 8000)
         await services.recorder.turn_completed(call_id, {"turn_id": 1, "text": result["text"],
@@ -51,23 +52,24 @@ def create_app() -> FastAPI:
         return {"ok": True}
 
     @app.delete("/test/calls/{call_id}")
-    async def end_call(call_id: str) -> dict:
+    async def end_call(call_id: str, request: Request) -> dict:
+        services = services_of(request)
         services.calls.unregister(call_id)
         await services.recorder.call_ended(call_id, "hangup", {"turns": 1})
         return {"ok": True}
 
     @app.put("/test/ivr/{call_sid}/{language}")
-    async def ivr_choice(call_sid: str, language: str) -> dict:
-        await services.ivr_languages.set(call_sid, language)
+    async def ivr_choice(call_sid: str, language: str, request: Request) -> dict:
+        await services_of(request).ivr_languages.set(call_sid, language)
         return {"ok": True}
 
     @app.get("/test/ivr/{call_sid}")
-    async def ivr_lookup(call_sid: str) -> dict:
-        return {"language": await services.ivr_languages.get(call_sid)}
+    async def ivr_lookup(call_sid: str, request: Request) -> dict:
+        return {"language": await services_of(request).ivr_languages.get(call_sid)}
 
     @app.post("/test/stt-down")
-    async def stt_down() -> dict:
-        slot = services.router.chains["stt"][0]
+    async def stt_down(request: Request) -> dict:
+        slot = services_of(request).router.chains["stt"][0]
         for _ in range(settings.breaker_failure_threshold):
             slot.breaker.record_failure()
         return {"breaker": slot.breaker.state.value}

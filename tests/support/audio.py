@@ -9,7 +9,13 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from sutradhar.audio.codecs import pcm16_to_ulaw, read_wav_file, resample, silence, ulaw_to_pcm16
+from sutradhar.audio.codecs import (
+    pcm16_to_ulaw,
+    read_wav_file,
+    resample,
+    silence,
+    ulaw_to_pcm16,
+)
 
 VOICES = {"en-IN": "en-us", "hi-IN": "hi", "te-IN": "te", "gu-IN": "gu"}
 CACHE = Path(os.environ.get("SUTRADHAR_TEST_AUDIO", Path(tempfile.gettempdir()) / "sutradhar-test-audio"))

@@ -1,12 +1,18 @@
-"""A REAL server for integration tests: uvicorn on a free 127.0.0.1 port in a background thread,
-with scripted engines (fixed delays, injectable failures) instead of real models."""
+"""The one live-server harness: the REAL app under uvicorn on a free 127.0.0.1 port, on an event
+loop of its own in a background thread, so a test talks to it only over HTTP and WebSockets (like
+a carrier would) and can still look inside it: the server loop's pending asyncio tasks (`tasks()`)
+and its shared services (`services`).
+
+Engines are scripted (fixed delays, injectable failures) unless a test passes others.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +20,10 @@ from typing import Any
 import uvicorn
 
 from sutradhar.config import Settings, load_settings
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.services import Services, router_from_settings
+from sutradhar.engines.registry import EngineSet
+from sutradhar.server.services import Services
+from sutradhar.store import Recorder
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 
 def free_port() -> int:
@@ -31,74 +39,127 @@ def make_settings(**overrides: Any) -> Settings:
     return load_settings(**base)
 
 
-def scripted_services(settings: Settings, *, stt: ScriptedSTT | None = None, llm: ScriptedLLM | None = None,
-                      tts: ScriptedTTS | None = None) -> Services:
-    stt = stt or ScriptedSTT(script=("hello there",))
-    llm = llm or ScriptedLLM(replies=("Sure. I can help with that.",))
-    tts = tts or ScriptedTTS(ms_per_char=25, chunk_ms=100)
-    return Services(settings, router_from_settings(settings, [stt], [llm], [tts]))
+def _chain(value: Any, default: Any) -> list[Any]:
+    if value is None:
+        return [default]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def scripted_engines(stt: Any = None, llm: Any = None, tts: Any = None) -> EngineSet:
+    """Scripted engines for each stage; each argument is one engine or a fallback chain."""
+    return EngineSet(stt=_chain(stt, ScriptedSTT(script=("hello there",))),
+                     llm=_chain(llm, ScriptedLLM(replies=("Sure. I can help with that.",))),
+                     tts=_chain(tts, ScriptedTTS(ms_per_char=25, chunk_ms=100)))
+
+
+Engines = EngineSet | Callable[[Settings], EngineSet]
 
 
 @dataclass
-class RunningServer:
-    url: str
-    port: int
-    services: Services
+class LiveServer:
+    settings: Settings
     app: Any
+    port: int
     server: uvicorn.Server
     thread: threading.Thread
-    recorder: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    loop: asyncio.AbstractEventLoop
+    baseline_tasks: set[str] = field(default_factory=set)
 
     @property
-    def settings(self) -> Settings:
-        return self.services.settings
+    def services(self) -> Services:
+        return self.app.state.services
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
-def build_app(settings: Settings, services: Services, with_operations: bool = False) -> Any:
-    """The real app. Operations (call store, monitors) are off unless asked: tests that check call
-    records install a RecordingRecorder, and nothing is written under data_dir."""
-    from sutradhar.server import create_app
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
 
-    return create_app(settings, services, with_operations=with_operations)
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10.0) -> Any:
+        """Run a coroutine on the server's loop (e.g. to read its state safely)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def tasks(self) -> list[str]:
+        """Names of the server loop's unfinished tasks, beyond those it had once it was serving."""
+        async def names() -> list[str]:
+            current = asyncio.current_task()
+            return sorted(f"{t.get_name()}:{t.get_coro().__qualname__ if t.get_coro() else '?'}"
+                          for t in asyncio.all_tasks() if t is not current and not t.done())
+
+        return [n for n in self.run(names()) if n not in self.baseline_tasks]
+
+    def wait_tasks_settled(self, timeout: float = 5.0) -> list[str]:
+        """Wait until no task beyond the baseline is left; return what is left at the deadline."""
+        deadline = time.monotonic() + timeout
+        left = self.tasks()
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = self.tasks()
+        return left
+
+    def live_calls(self) -> int:
+        async def count() -> int:
+            return len(self.services.calls)
+
+        return self.run(count())
 
 
 @contextmanager
-def running_server(settings: Settings | None = None, services: Services | None = None,
-                   port: int | None = None, with_operations: bool = False,
-                   **overrides: Any) -> Iterator[RunningServer]:
-    """Start the real app with uvicorn; yields once it accepts connections."""
-    port = port or free_port()
+def live_server(settings: Settings | None = None, engines: Engines | None = None, *,
+                records: bool = True, recorder: Recorder | None = None,
+                **overrides: Any) -> Iterator[LiveServer]:
+    """Start the real app under uvicorn on its own loop in a thread; stop it on exit.
+
+    Given settings, it listens on `settings.port` (tests pick a free one and put it in PUBLIC_URL,
+    which signatures and stream URLs are built from). `engines` is an EngineSet or a function of
+    the settings that builds one (scripted engines when omitted); `records=False` keeps no call
+    store, `recorder` receives the records instead."""
+    from sutradhar.server.app import create_app
+
+    port = settings.port if settings is not None and settings.port != 8000 else free_port()
     if settings is None:
         settings = make_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
-    services = services or scripted_services(settings)
-    app = build_app(settings, services, with_operations)
+    if engines is None:
+        engines = scripted_engines()
+    elif callable(engines):
+        engines = engines(settings)
+    app = create_app(settings, engines=engines, records=records, recorder=recorder)
+    # log_config=None: uvicorn leaves logging alone, so its errors reach the root logger.
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            ws_max_size=settings.max_message_bytes)
+                            log_config=None, ws_max_size=settings.max_message_bytes,
+                            timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),),
+                              name=f"uvicorn-{port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
+            raise RuntimeError("the server did not start")
         time.sleep(0.02)
+    live = LiveServer(settings, app, port, server, thread, loop)
+    time.sleep(0.1)  # let startup tasks (health monitor, store writer) settle into the baseline
+    live.baseline_tasks = set(live.tasks())
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", port, services, app, server, thread)
+        yield live
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join(15)
+        if not thread.is_alive():
+            loop.close()
 
 
-def scripted_server(recorder: Any = None, *, stt: ScriptedSTT | None = None, llm: ScriptedLLM | None = None,
-                    tts: ScriptedTTS | None = None, **overrides: Any) -> Any:
-    """A running server with scripted engines, settings overrides and an optional recorder."""
+def scripted_server(recorder: Recorder | None = None, *, stt: ScriptedSTT | None = None,
+                    llm: ScriptedLLM | None = None, tts: ScriptedTTS | None = None,
+                    **overrides: Any) -> Any:
+    """A live server with scripted engines and settings overrides. No call store: a test that
+    checks call records passes a RecordingRecorder, and nothing is written under DATA_DIR."""
     port = free_port()
-    settings = make_settings(public_url=f"http://127.0.0.1:{port}", **overrides)
-    services = scripted_services(settings, stt=stt, llm=llm, tts=tts)
-    if recorder is not None:
-        services.recorder = recorder
-    return running_server(settings, services, port=port)
+    settings = make_settings(public_url=f"http://127.0.0.1:{port}", port=port, **overrides)
+    return live_server(settings, scripted_engines(stt, llm, tts), records=False, recorder=recorder)
 
 
 class RecordingRecorder:

@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sutradhar.text.chunker import SentenceChunker
+from sutradhar.text.sentences import SentenceChunker
 
 
 def chunk_stream(deltas):

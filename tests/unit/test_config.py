@@ -1,6 +1,7 @@
 import pytest
 
 from sutradhar.config import ConfigError, load_settings
+from sutradhar.urls import websocket_url
 
 
 def test_defaults_are_the_offline_engines(monkeypatch, tmp_path):
@@ -51,4 +52,4 @@ def test_dotenv_file_is_read(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text("DEFAULT_LANGUAGE=hi-IN\nPUBLIC_URL=https://voice.example.com\n")
     s = load_settings()
     assert s.default_language == "hi-IN"
-    assert s.media_url("/twilio/media") == "wss://voice.example.com/twilio/media"
+    assert websocket_url(s.public_url + "/twilio/media") == "wss://voice.example.com/twilio/media"

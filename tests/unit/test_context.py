@@ -1,4 +1,4 @@
-from sutradhar.context import ContextManager
+from sutradhar.pipeline.context import ContextManager
 
 
 def test_window_trimming_keeps_the_system_prompt():

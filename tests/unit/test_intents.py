@@ -1,6 +1,6 @@
 import pytest
 
-from sutradhar.text.intents import detect_intent
+from sutradhar.pipeline.intents import detect_intent
 
 
 @pytest.mark.parametrize("text,kind", [

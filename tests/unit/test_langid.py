@@ -1,4 +1,8 @@
-from sutradhar.text.langid import detect_text_language, dominant_script, resolve_language
+from sutradhar.pipeline.langid import (
+    detect_text_language,
+    dominant_script,
+    resolve_language,
+)
 
 ALL = ("te-IN", "hi-IN", "en-IN", "gu-IN")
 

@@ -1,6 +1,9 @@
 import pytest
 
-from sutradhar.language import LANGUAGES, LanguageCoordinator
+from sutradhar.engines.local.espeak import VOICES as ESPEAK_VOICES
+from sutradhar.engines.sarvam.common import SARVAM_LANGUAGES
+from sutradhar.engines.sarvam.tts import SarvamTTS
+from sutradhar.pipeline.language import LANGUAGES, LanguageCoordinator
 
 
 def test_registry_has_the_four_launch_languages_with_phrases():
@@ -8,7 +11,10 @@ def test_registry_has_the_four_launch_languages_with_phrases():
         info = LANGUAGES[code]
         assert info.greeting and info.not_heard and info.trouble and info.goodbye and info.instruction
         assert "{digit}" in info.menu_item
-        assert info.sarvam_speaker["bulbul:v2"] and info.sarvam_speaker["bulbul:v3"]
+        # Voices live with their vendors, and every launch language has one in each.
+        assert code in ESPEAK_VOICES and code in SARVAM_LANGUAGES
+        for model in ("bulbul:v2", "bulbul:v3"):
+            assert SarvamTTS(api_key="k", model=model).speaker_for(code)
 
 
 def test_switches_language_after_two_consecutive_turns():

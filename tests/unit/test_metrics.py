@@ -1,6 +1,6 @@
 import math
 
-from sutradhar.metrics import MetricsCollector, percentile
+from sutradhar.pipeline.metrics import MetricsCollector, percentile
 
 
 def test_percentiles_and_averages():

@@ -3,21 +3,20 @@ import time
 
 import pytest
 
-from sutradhar.language import LANGUAGES
-from sutradhar.orchestrator import (
+from sutradhar.engines.base import AuthError, ProviderError, Transcript
+from sutradhar.engines.fallback import StagePolicy, TaskRouter
+from sutradhar.engines.resilience import RetryPolicy
+from sutradhar.pipeline.language import LANGUAGES
+from sutradhar.pipeline.orchestrator import (
     ActionRequested,
     AgentOrchestrator,
     LanguageSwitched,
     ReplyAudio,
     ReplyText,
-    Transcribed,
     TurnCompleted,
     Utterance,
 )
-from sutradhar.providers.base import AuthError, ProviderError, Transcript
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.resilience import RetryPolicy
-from sutradhar.routing import StagePolicy, TaskRouter
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 SPEECH = b"\x10\x00" * 16000  # one second of (quiet) audio
 
@@ -210,7 +209,7 @@ async def test_an_llm_yielding_garbage_ends_the_turn_politely_instead_of_hanging
 
 
 async def test_sentence_done_follows_each_spoken_sentence():
-    from sutradhar.orchestrator import SentenceDone
+    from sutradhar.pipeline.orchestrator import SentenceDone
 
     orch = orchestrator(llm=[ScriptedLLM(replies=["One here. Two there."])])
     events = [e for _, e in await run(orch)]

@@ -1,7 +1,5 @@
-import pytest
 
-from sutradhar.providers.base import AuthError, ProviderTimeout, QuotaExceeded, RateLimited
-from sutradhar.resilience import BreakerState, CircuitBreaker, RetryPolicy, call_with_retry
+from sutradhar.engines.resilience import BreakerState, CircuitBreaker, RetryPolicy
 
 
 class FakeClock:
@@ -59,46 +57,6 @@ def test_state_changes_are_reported():
     breaker.allow()
     breaker.record_success()
     assert seen == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
-
-
-async def _no_sleep(_: float) -> None:
-    return None
-
-
-async def test_retries_until_success():
-    calls = []
-
-    async def flaky():
-        calls.append(1)
-        if len(calls) < 3:
-            raise RateLimited("slow down")
-        return "ok"
-
-    assert await call_with_retry(flaky, RetryPolicy(attempts=3), sleep=_no_sleep) == "ok"
-    assert len(calls) == 3
-
-
-@pytest.mark.parametrize("error", [AuthError("bad key"), QuotaExceeded("no credits")])
-async def test_retries_stop_on_non_retryable_errors(error):
-    calls = []
-
-    async def failing():
-        calls.append(1)
-        raise error
-
-    with pytest.raises(type(error)):
-        await call_with_retry(failing, RetryPolicy(attempts=5), sleep=_no_sleep)
-    assert len(calls) == 1
-
-
-async def test_per_attempt_timeout_raises_provider_timeout():
-    import asyncio
-
-    async def hangs():
-        await asyncio.sleep(10)
-
-    with pytest.raises(ProviderTimeout):
-        await call_with_retry(hangs, RetryPolicy(attempts=2, timeout=0.05), sleep=_no_sleep)
 
 
 def test_backoff_grows_and_is_capped():

@@ -2,10 +2,23 @@ import asyncio
 
 import pytest
 
-from sutradhar.providers.base import AuthError, Message, ProviderError, RateLimited, Transcript
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.resilience import BreakerState, RetryPolicy
-from sutradhar.routing import AllProvidersFailed, StagePolicy, StreamInterrupted, TaskRouter
+from sutradhar.engines.base import (
+    AuthError,
+    Message,
+    ProviderError,
+    ProviderTimeout,
+    QuotaExceeded,
+    RateLimited,
+    Transcript,
+)
+from sutradhar.engines.fallback import (
+    AllProvidersFailed,
+    StagePolicy,
+    StreamInterrupted,
+    TaskRouter,
+)
+from sutradhar.engines.resilience import BreakerState, RetryPolicy
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 
 async def _no_sleep(_: float) -> None:
@@ -154,3 +167,31 @@ def test_provider_status_lists_every_provider():
     status = router.provider_status()
     assert [(s["stage"], s["breaker"]) for s in status] == [("stt", "closed"), ("llm", "closed"),
                                                            ("tts", "closed")]
+
+
+# --- the one retry loop (every stage goes through TaskRouter._first) ---
+
+async def test_retries_until_success():
+    flaky = ScriptedSTT(name="flaky", script=["ok"], failures=[RateLimited("slow down")] * 2)
+    router = make_router(stt=[flaky], attempts=3)
+    assert (await router.route_transcription(b"\0" * 3200, 16000)).text == "ok"
+    assert len(flaky.calls) == 3
+
+
+@pytest.mark.parametrize("error", [AuthError("bad key"), QuotaExceeded("no credits")])
+async def test_retries_stop_on_non_retryable_errors(error):
+    failing = ScriptedLLM(name="failing", failures=[error] * 5)
+    router = make_router(llm=[failing], attempts=5)
+    with pytest.raises(AllProvidersFailed) as caught:
+        async for _ in router.route_generation([Message("user", "hi")], "en-IN"):
+            pass
+    assert isinstance(caught.value.errors[0], type(error))
+    assert len(failing.calls) == 1
+
+
+async def test_per_attempt_timeout_raises_provider_timeout():
+    hangs = ScriptedSTT(name="hangs", failures=["hang", "hang"])
+    router = make_router(stt=[hangs], attempts=2, timeout=0.05)
+    with pytest.raises(AllProvidersFailed) as caught:
+        await router.route_transcription(b"\0" * 3200, 16000)
+    assert isinstance(caught.value.errors[0], ProviderTimeout) and len(hangs.calls) == 2

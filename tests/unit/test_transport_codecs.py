@@ -1,4 +1,5 @@
-"""Each carrier codec: wire message -> internal event, and internal event -> wire message."""
+"""Each carrier codec (through the Transport that sends what it encodes): wire message -> internal
+event, and internal event -> wire message."""
 
 from __future__ import annotations
 
@@ -8,30 +9,25 @@ import json
 import pytest
 
 from sutradhar.audio.codecs import pcm16_to_ulaw, ulaw_to_pcm16
-from sutradhar.providers.scripted import tone
-from sutradhar.telephony.base import Dtmf, MalformedMessage, MarkPlayed, Start, Stop, Text
-from sutradhar.telephony.browser import BrowserTransport
-from sutradhar.telephony.exotel import ExotelTransport
-from sutradhar.telephony.plivo import PlivoTransport, parse_extra_headers
-from sutradhar.telephony.twilio import TwilioTransport
+from sutradhar.telephony.browser.codec import BrowserCodec
+from sutradhar.telephony.exotel.codec import ExotelCodec
+from sutradhar.telephony.plivo.codec import PlivoCodec, parse_extra_headers
+from sutradhar.telephony.transport import (
+    Dtmf,
+    MalformedMessage,
+    MarkPlayed,
+    Start,
+    Stop,
+    Text,
+    Transport,
+)
+from sutradhar.telephony.twilio.codec import TwilioCodec
+from sutradhar.testing.scripted import tone
+from tests.support.calls import RecordingSocket
 from tests.support.server import make_settings
 
 SETTINGS = make_settings()
 PCM = ulaw_to_pcm16(pcm16_to_ulaw(tone(160, 8000)))  # 20 ms that survives mu-law exactly
-
-
-class FakeSocket:
-    def __init__(self) -> None:
-        self.sent: list[str | bytes] = []
-
-    async def send_text(self, data: str) -> None:
-        self.sent.append(data)
-
-    async def send_bytes(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def json(self) -> list[dict]:
-        return [json.loads(m) for m in self.sent if isinstance(m, str)]
 
 
 def b64(data: bytes) -> str:
@@ -39,8 +35,8 @@ def b64(data: bytes) -> str:
 
 
 async def test_twilio_codec_round_trip() -> None:
-    ws = FakeSocket()
-    t = TwilioTransport(ws, SETTINGS)  # type: ignore[arg-type]
+    ws = RecordingSocket()
+    t = Transport(ws, TwilioCodec())  # type: ignore[arg-type]
     assert t.decode('{"event":"connected","protocol":"Call","version":"1.0.0"}') is None
     start = t.decode(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
         "accountSid": "AC1", "streamSid": "MZ1", "callSid": "CA1", "tracks": ["inbound"],
@@ -66,12 +62,12 @@ async def test_twilio_codec_round_trip() -> None:
                                      '{"event":"media","media":{"payload":"***"}}', '{"event":"dtmf","dtmf":{}}'])
 def test_twilio_codec_rejects_malformed_messages(message: str | bytes) -> None:
     with pytest.raises((MalformedMessage, KeyError, ValueError)):
-        TwilioTransport(FakeSocket(), SETTINGS).decode(message)  # type: ignore[arg-type]
+        Transport(RecordingSocket(), TwilioCodec()).decode(message)  # type: ignore[arg-type]
 
 
 async def test_exotel_codec_is_pcm16_snake_case_and_takes_the_rate_from_start() -> None:
-    ws = FakeSocket()
-    t = ExotelTransport(ws, SETTINGS, 8000)  # type: ignore[arg-type]
+    ws = RecordingSocket()
+    t = Transport(ws, ExotelCodec(8000))  # type: ignore[arg-type]
     start = t.decode(json.dumps({"event": "start", "sequence_number": "1", "stream_sid": "S1", "start": {
         "stream_sid": "S1", "call_sid": "C1", "account_sid": "A1", "custom_parameters": {"language": "te-IN"},
         "media_format": {"encoding": "audio/x-raw", "sample_rate": "16000", "bit_rate": "16"}}}))
@@ -92,12 +88,12 @@ async def test_exotel_codec_is_pcm16_snake_case_and_takes_the_rate_from_start() 
                        {"event": "clear", "stream_sid": "S1"}]
     # outbound pacing unit: 100 ms, a multiple of 320 bytes at every rate Exotel offers
     for rate in (8000, 16000, 24000):
-        assert (rate * ExotelTransport.frame_ms // 1000 * 2) % 320 == 0
+        assert (rate * ExotelCodec.frame_ms // 1000 * 2) % 320 == 0
 
 
 async def test_plivo_codec_speaks_play_audio_checkpoint_and_clear_audio() -> None:
-    ws = FakeSocket()
-    t = PlivoTransport(ws, SETTINGS)  # type: ignore[arg-type]
+    ws = RecordingSocket()
+    t = Transport(ws, PlivoCodec(SETTINGS.languages))  # type: ignore[arg-type]
     start = t.decode(json.dumps({"event": "start", "sequenceNumber": 1, "extra_headers": "language=guIN",
                                  "start": {"callId": "u-1", "streamId": "s-1", "accountId": "MA1",
                                            "tracks": ["inbound"],
@@ -120,8 +116,8 @@ async def test_plivo_codec_speaks_play_audio_checkpoint_and_clear_audio() -> Non
 
 
 async def test_browser_codec_binary_audio_and_json_control() -> None:
-    ws = FakeSocket()
-    t = BrowserTransport(ws, SETTINGS)  # type: ignore[arg-type]
+    ws = RecordingSocket()
+    t = Transport(ws, BrowserCodec())  # type: ignore[arg-type]
     start = t.decode('{"type":"start","language":"en-IN","call_id":"chosen-by-page"}')
     assert isinstance(start, Start) and start.call_id.startswith("web-") and start.language == "en-IN"
     assert t.decode(b"\x01\x00\x02\x00") == b"\x01\x00\x02\x00"
@@ -137,9 +133,9 @@ async def test_browser_codec_binary_audio_and_json_control() -> None:
 
 
 @pytest.mark.parametrize("transport,message", [
-    (lambda: TwilioTransport(FakeSocket(), SETTINGS), {"event": "mark", "mark": {"name": ["x"]}}),
-    (lambda: ExotelTransport(FakeSocket(), SETTINGS, 8000), {"event": "mark", "mark": {"name": {"a": 1}}}),
-    (lambda: PlivoTransport(FakeSocket(), SETTINGS), {"event": "playedStream", "name": []}),
+    (lambda: Transport(RecordingSocket(), TwilioCodec()), {"event": "mark", "mark": {"name": ["x"]}}),
+    (lambda: Transport(RecordingSocket(), ExotelCodec(8000)), {"event": "mark", "mark": {"name": {"a": 1}}}),
+    (lambda: Transport(RecordingSocket(), PlivoCodec(SETTINGS.languages)), {"event": "playedStream", "name": []}),
 ])
 def test_a_mark_whose_name_is_not_text_is_malformed(transport, message) -> None:
     # Found by the e2e fuzzer: a list as a mark name used to crash the socket handler.

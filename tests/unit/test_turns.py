@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sutradhar.audio.codecs import silence
-from sutradhar.audio.turns import SPEECH_STARTED, TurnDetector, Utterance
+from sutradhar.audio.turns import SPEECH_STARTED, SpeechSegment, TurnDetector
 from sutradhar.audio.vad import SileroVAD, WebRtcVAD, make_vad
 from tests.support.audio import frames, speech_pcm, with_silence
 
@@ -39,7 +39,7 @@ def test_one_phrase_gives_speech_started_then_one_utterance(kind: str, voice: st
     events = run(detector, with_silence(speech, rate, 400, 1200), clock)
     kinds = [e for _, e in events]
     assert kinds[0] is SPEECH_STARTED
-    utterances = [e for e in kinds if isinstance(e, Utterance)]
+    utterances = [e for e in kinds if isinstance(e, SpeechSegment)]
     assert len(utterances) == 1
     utt = utterances[0]
     assert utt.sample_rate == 16000
@@ -50,7 +50,7 @@ def test_one_phrase_gives_speech_started_then_one_utterance(kind: str, voice: st
     speech_end = 100.0 + 0.4 + spoken_s
     assert abs(utt.ended_at - speech_end) < 0.3
     # and the utterance is delivered end_of_turn_silence after that
-    delivered_at = next(t for t, e in events if isinstance(e, Utterance))
+    delivered_at = next(t for t, e in events if isinstance(e, SpeechSegment))
     assert 0.55 <= delivered_at - utt.ended_at <= 0.65
 
 
@@ -58,7 +58,7 @@ def test_preroll_keeps_the_first_syllable() -> None:
     speech = speech_pcm("Stop right there.", "en-us", 8000)
     clock = FakeClock()
     detector = TurnDetector(WebRtcVAD(8000), clock=clock, preroll_ms=200)
-    utt = next(e for _, e in run(detector, with_silence(speech, 8000, 500, 1000), clock) if isinstance(e, Utterance))
+    utt = next(e for _, e in run(detector, with_silence(speech, 8000, 500, 1000), clock) if isinstance(e, SpeechSegment))
     # the detector started before the VAD's first voiced frame: the pre-roll is in the audio
     assert len(utt.audio) / 2 / 16000 > len(speech) / 2 / 8000 + 0.1
 
@@ -68,7 +68,7 @@ def test_silence_and_short_clicks_give_nothing() -> None:
     detector = TurnDetector(WebRtcVAD(8000), clock=clock, min_speech_ms=200)
     click = (np.sin(np.arange(80) / 3) * 12000).astype("<i2").tobytes()  # 10 ms burst
     pcm = silence(500, 8000) + click + silence(1000, 8000)
-    assert [e for _, e in run(detector, pcm, clock) if isinstance(e, Utterance)] == []
+    assert [e for _, e in run(detector, pcm, clock) if isinstance(e, SpeechSegment)] == []
 
 
 def test_two_phrases_with_a_long_pause_are_two_turns() -> None:
@@ -77,7 +77,7 @@ def test_two_phrases_with_a_long_pause_are_two_turns() -> None:
     clock = FakeClock()
     detector = TurnDetector(WebRtcVAD(8000), clock=clock)
     events = run(detector, with_silence(a, 8000) + with_silence(b, 8000), clock)
-    assert sum(isinstance(e, Utterance) for _, e in events) == 2
+    assert sum(isinstance(e, SpeechSegment) for _, e in events) == 2
     assert sum(e is SPEECH_STARTED for _, e in events) == 2
 
 
@@ -87,14 +87,14 @@ def test_short_pause_inside_a_sentence_does_not_end_the_turn() -> None:
     clock = FakeClock()
     detector = TurnDetector(WebRtcVAD(8000), clock=clock, end_of_turn_ms=600)
     events = run(detector, with_silence(a + silence(300, 8000) + b, 8000), clock)
-    assert sum(isinstance(e, Utterance) for _, e in events) == 1
+    assert sum(isinstance(e, SpeechSegment) for _, e in events) == 1
 
 
 def test_max_utterance_cuts_a_monologue() -> None:
     speech = speech_pcm("one two three four five six seven eight nine ten eleven twelve", "en-us")
     clock = FakeClock()
     detector = TurnDetector(WebRtcVAD(8000), clock=clock, max_utterance_s=1.0)
-    utts = [e for _, e in run(detector, with_silence(speech, 8000), clock) if isinstance(e, Utterance)]
+    utts = [e for _, e in run(detector, with_silence(speech, 8000), clock) if isinstance(e, SpeechSegment)]
     assert len(utts) >= 2
     assert len(utts[0].audio) / 2 / 16000 == pytest.approx(1.0, abs=0.05)
 
@@ -104,7 +104,7 @@ def test_indian_language_speech_is_detected(voice: str) -> None:
     speech = speech_pcm("నమస్కారం, మీరు ఎలా ఉన్నారు" if voice == "te" else "નમસ્તે, તમે કેમ છો", voice)
     clock = FakeClock()
     detector = TurnDetector(WebRtcVAD(8000), clock=clock)
-    assert sum(isinstance(e, Utterance) for _, e in run(detector, with_silence(speech, 8000), clock)) == 1
+    assert sum(isinstance(e, SpeechSegment) for _, e in run(detector, with_silence(speech, 8000), clock)) == 1
 
 
 def test_silero_buffers_20ms_frames_into_its_window() -> None:

@@ -39,13 +39,13 @@ SPEECH_STARTED = SpeechStarted()
 
 
 @dataclass
-class Utterance:
-    """Mirror of the orchestrator's Utterance shape; the session converts with `to_orchestrator`."""
+class SpeechSegment:
+    """One finished stretch of caller speech, resampled for STT. `ended_at` is when its trailing
+    silence began (time.monotonic()); the session turns it into the pipeline's `Utterance`."""
 
     audio: bytes
     sample_rate: int = STT_RATE
     ended_at: float = 0.0
-    text: str | None = None
 
 
 class TurnDetector:
@@ -81,7 +81,7 @@ class TurnDetector:
         """True while a segment is open and has been confirmed as speech."""
         return self._announced
 
-    def push(self, frame: bytes) -> SpeechStarted | Utterance | None:
+    def push(self, frame: bytes) -> SpeechStarted | SpeechSegment | None:
         """Feed one 20 ms frame; returns an event when one happens (usually None)."""
         speech = self.vad.is_speech(frame)
         if not self._active:
@@ -109,7 +109,7 @@ class TurnDetector:
             return self._finish(self._clock())
         return None
 
-    def _finish(self, ended_at: float) -> Utterance | None:
+    def _finish(self, ended_at: float) -> SpeechSegment | None:
         voiced, silent = self._voiced, self._silent
         # Keep ~200 ms of the trailing silence: enough for STT, not 600 ms of nothing.
         keep = len(self._audio) - max(0, silent - 10) * self.frame_bytes
@@ -117,7 +117,7 @@ class TurnDetector:
         self.reset()
         if voiced < self._min_frames:
             return None
-        return Utterance(resample(audio, self.sample_rate, STT_RATE), STT_RATE, ended_at)
+        return SpeechSegment(resample(audio, self.sample_rate, STT_RATE), STT_RATE, ended_at)
 
     def reset(self) -> None:
         """Forget the open segment (after an utterance, or when the call state makes it moot)."""

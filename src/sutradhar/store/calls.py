@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from sutradhar.store.schema import TIMING_KEYS, CallRow, TurnRow
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
+STORE_DIR = Path(__file__).resolve().parent
 FAILED_REASONS = frozenset({"error", "failed", "crash", "provider_error", "internal_error"})
 _MIGRATION_LOCK = 0x5A7D  # pg_advisory_xact_lock key: one worker migrates at a time
 
@@ -354,8 +354,8 @@ def _upgrade_to_head(connection: Any) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(PACKAGE_DIR / "alembic.ini"))
-    config.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
+    config = Config(str(STORE_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(STORE_DIR / "migrations"))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 

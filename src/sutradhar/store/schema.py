@@ -62,7 +62,8 @@ class TurnRow(Base):
     llm_ms: Mapped[float | None] = mapped_column(Float)
     tts_ttfb_ms: Mapped[float | None] = mapped_column(Float)
     tts_ms: Mapped[float | None] = mapped_column(Float)
-    v2v_ms: Mapped[float | None] = mapped_column(Float)
+    v2v_ms: Mapped[float | None] = mapped_column(Float)  # first agent audio ready (TTS)
+    v2v_wire_ms: Mapped[float | None] = mapped_column(Float)  # first agent frame on the wire
     stt_provider: Mapped[str | None] = mapped_column(String(64))
     llm_provider: Mapped[str | None] = mapped_column(String(64))
     tts_provider: Mapped[str | None] = mapped_column(String(64))
@@ -71,4 +72,4 @@ class TurnRow(Base):
     call: Mapped[CallRow] = relationship(back_populates="turns")
 
 
-TIMING_KEYS = ("stt_ms", "llm_ttft_ms", "llm_ms", "tts_ttfb_ms", "tts_ms", "v2v_ms")
+TIMING_KEYS = ("stt_ms", "llm_ttft_ms", "llm_ms", "tts_ttfb_ms", "tts_ms", "v2v_ms", "v2v_wire_ms")

@@ -7,18 +7,37 @@ with the call id and ignored; a flood of them, or an oversized message, closes o
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from contextlib import ExitStack
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import Request, WebSocket, WebSocketDisconnect
 from loguru import logger
 
-from sutradhar.telephony.base import Dtmf, MalformedMessage, MarkPlayed, Start, Stop, Text, Transport
+from sutradhar.config import Settings
+from sutradhar.ops.logs import call_context
+from sutradhar.server.services import Services
 from sutradhar.telephony.session import CallSession
+from sutradhar.telephony.transport import (
+    Dtmf,
+    MalformedMessage,
+    MarkPlayed,
+    Start,
+    Stop,
+    Text,
+    Transport,
+)
+from sutradhar.urls import websocket_url
 
 MAX_MALFORMED = 50  # per call; beyond this the peer is broken or hostile
 
 
-async def resolve_language(services: Any, start: Start) -> str:
+def stream_url(request: Request, settings: Settings, path: str) -> str:
+    """The media socket's URL for a carrier to dial (TwiML, Plivo XML): under PUBLIC_URL when set,
+    else this request's own host (development)."""
+    base = settings.public_url or f"{request.url.scheme}://{request.url.netloc}"
+    return websocket_url(base.rstrip("/") + path)
+
+
+async def first_language(services: Services, start: Start) -> str:
     """The call's first language: the stream's parameter, else the IVR's answer, else the default."""
     s = services.settings
     for candidate in (start.language, await _ivr_language(services, start.carrier_call_id)):
@@ -27,7 +46,7 @@ async def resolve_language(services: Any, start: Start) -> str:
     return s.default_language
 
 
-async def _ivr_language(services: Any, call_sid: str) -> str | None:
+async def _ivr_language(services: Services, call_sid: str) -> str | None:
     if not call_sid:
         return None
     try:
@@ -37,7 +56,7 @@ async def _ivr_language(services: Any, call_sid: str) -> str | None:
         return None
 
 
-async def serve_media(websocket: WebSocket, transport: Transport, services: Any) -> CallSession | None:
+async def serve_media(websocket: WebSocket, transport: Transport, services: Services) -> CallSession | None:
     """Run one media stream until the carrier stops it, the socket closes or the call ends."""
     settings = services.settings
     session: CallSession | None = None
@@ -45,6 +64,7 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
     log = transport.log
     limit = settings.max_message_bytes
     malformed_before_start = 0  # junk before a call exists counts too, or it could go on for minutes
+    scope = ExitStack()  # the call's log context, entered at start, left when the stream ends
     try:
         while True:
             if session is None:  # no call yet: do not let an idle socket live forever
@@ -92,7 +112,7 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
                         await transport.close(1008, "too many malformed messages")
                         break
                 elif isinstance(event, Start):
-                    session = await _start(websocket, transport, services, event)
+                    session = await _start(transport, services, event, scope)
                     if session is None:
                         reason = "refused"
                         break
@@ -125,8 +145,7 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Any)
         if session is not None:
             await session.end(reason)
         await transport.close(1000, reason)
-        if session is not None and session.log_context is not None:
-            session.log_context.__exit__(None, None, None)
+        scope.close()
     return session
 
 
@@ -137,12 +156,11 @@ def _usable_start(start: Start) -> bool:
             and (start.language is None or isinstance(start.language, str)))
 
 
-async def _start(websocket: WebSocket, transport: Transport, services: Any, start: Start) -> CallSession | None:
-    settings = services.settings
-    transport.bind(start.call_id)
-    language = await resolve_language(services, start)
+async def _start(transport: Transport, services: Services, start: Start, scope: ExitStack) -> CallSession | None:
+    transport.bind(start)
+    language = await first_language(services, start)
     # No await between this check and the session registering itself: the limit holds under a rush.
-    if len(services.calls) >= settings.max_concurrent_calls:
+    if services.calls.at_capacity:
         transport.log.warning("refusing call: {} calls already live (MAX_CONCURRENT_CALLS)", len(services.calls))
         await transport.close(1013, "server at capacity, try again later")
         return None
@@ -151,9 +169,7 @@ async def _start(websocket: WebSocket, transport: Transport, services: Any, star
         await transport.close(1008, "duplicate call id")
         return None
     # Every line logged for this call from here on (and in the tasks it spawns) carries its id.
-    context = logger.contextualize(call_id=start.call_id, language=language)
-    context.__enter__()
+    scope.enter_context(call_context(start.call_id, language))
     session = CallSession(services, transport, start, language)
-    session.log_context = context
     await session.start()
     return session

@@ -18,11 +18,9 @@ from typing import Any
 
 from sutradhar.audio.codecs import StreamResampler
 from sutradhar.audio.playout import Playout
-from sutradhar.audio.turns import SPEECH_STARTED, TurnDetector
-from sutradhar.audio.turns import Utterance as DetectedUtterance
+from sutradhar.audio.turns import SPEECH_STARTED, SpeechSegment, TurnDetector
 from sutradhar.audio.vad import FRAME_MS, make_vad
-from sutradhar.language import LANGUAGES
-from sutradhar.orchestrator import (
+from sutradhar.pipeline.events import (
     ActionRequested,
     Event,
     LanguageSwitched,
@@ -33,7 +31,9 @@ from sutradhar.orchestrator import (
     TurnCompleted,
     Utterance,
 )
-from sutradhar.telephony.base import DISCONNECTED, Start, Transport
+from sutradhar.pipeline.language import LANGUAGES
+from sutradhar.server.services import Services
+from sutradhar.telephony.transport import DISCONNECTED, Start, Transport
 
 # The TTS -> phone-line resampler holds back part of its first chunk (soxr HQ: ~96 ms at 16 kHz,
 # which stalled every sentence's start in the load benchmark); LQ holds ~24 ms and is still a
@@ -50,12 +50,13 @@ class State(enum.Enum):
 
 
 class CallSession:
-    def __init__(self, services: Any, transport: Transport, start: Start, language: str) -> None:
+    def __init__(self, services: Services, transport: Transport, start: Start, language: str) -> None:
         s = services.settings
         self.services, self.settings, self.transport = services, s, transport
+        self.telemetry = services.telemetry
         self.call_id = start.call_id
         self.start_info = start
-        transport.bind(self.call_id)
+        transport.bind(start)
         self.log = transport.log.bind(stage="session")
         wire = transport.sample_rate
         # The detector runs at the wire rate when the VAD can (8/16 kHz); other rates are resampled.
@@ -83,20 +84,20 @@ class CallSession:
         self._actions: dict[str, str] = {}  # mark name -> action to perform once it has played
         self._final_mark: str | None = None
         self._awaiting_first: float | None = None  # ended_at of the turn waiting for its first frame
+        self._first_frame = asyncio.Event()  # set when that turn's first frame is on the wire
         self._last_v2v: float | None = None
         self._resamplers: dict[int, StreamResampler] = {}  # TTS rate -> wire rate, per sentence
         self._last_inbound = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # action timers; referenced so they are not GC'd
         self.turns: list[dict[str, Any]] = []
-        self.log_context: Any = None  # logger.contextualize() held by the media loop for this call
         self.barge_ins = 0
         self.malformed = 0
 
     # --- lifecycle ---
 
     async def start(self) -> None:
-        self.services.calls.register(self.call_id, self)
+        self.services.calls.register(self)
         self.playout.start()
         self._watchdog = asyncio.create_task(self._watch_inactivity(), name=f"watchdog-{self.call_id}")
         await self._record("call_started", self.call_id, {
@@ -113,6 +114,10 @@ class CallSession:
     @property
     def ended(self) -> bool:
         return self.state is State.ENDED
+
+    def live_info(self) -> dict[str, str]:
+        """What the live-call registry and /status show of this call."""
+        return {"transport": self.transport.carrier, "language": self.language, "state": self.state.value}
 
     async def end(self, reason: str, hang_up: bool = False) -> None:
         """End the call once (idempotent): stop audio, hang up if asked, write the record."""
@@ -138,6 +143,7 @@ class CallSession:
                 await self.transport.hang_up(reason)
             except Exception as exc:  # the call may already be gone; the record still gets written
                 self.log.warning("hang-up failed: {}", exc)
+                self.telemetry.error("transport", "hang_up_failed")
         self.services.calls.unregister(self.call_id)
         self.log.info("call ended reason={} turns={} barge_ins={}", reason, len(self.turns), self.barge_ins)
         await self._record("call_ended", self.call_id, reason, self.summary())
@@ -180,7 +186,7 @@ class CallSession:
         if event is SPEECH_STARTED:
             if self.state in (State.THINKING, State.SPEAKING):
                 await self.interrupt("barge_in")
-        elif isinstance(event, DetectedUtterance):
+        elif isinstance(event, SpeechSegment):
             self._answer(Utterance(event.audio, event.sample_rate, event.ended_at))
 
     def touch(self) -> None:
@@ -225,7 +231,8 @@ class CallSession:
             code = s.languages[int(digit) - 1]
             await self.interrupt("dtmf")
             old = self.language
-            self.orchestrator.set_language(code, "caller")
+            if self.orchestrator.set_language(code, "caller"):
+                self.telemetry.language_switch()
             await self.transport.send_event({"type": "language", "old": old, "new": code, "reason": "dtmf"})
             self._play(self.orchestrator.speak(LANGUAGES[code].switched))
         else:
@@ -255,7 +262,9 @@ class CallSession:
         if turn is not None:
             heard = await self._settle_interrupted(turn)
             await self.transport.send_event({"type": "interrupted", "turn_id": turn, "heard": heard})
-        self.barge_ins += reason == "barge_in"
+        if reason == "barge_in":
+            self.barge_ins += 1
+            self.telemetry.barge_in()
         self.log.bind(stage="barge_in").info("agent interrupted by {} turn={} had_audio={}",
                                              reason, turn, bool(had_audio))
 
@@ -277,6 +286,7 @@ class CallSession:
             self._reply.cancel()  # interrupt() already ran for audio; typed text may race a reply
         self.state = State.THINKING
         self._awaiting_first = utterance.ended_at
+        self._first_frame.clear()
         self._play(self.orchestrator.respond(utterance), thinking=True)
 
     def _play(self, events: AsyncIterator[Event], thinking: bool = False) -> None:
@@ -301,6 +311,7 @@ class CallSession:
         seq: int | None = None
         sentence = ""
         turn = 0
+        sent_audio = False
         try:
             async for event in events:
                 kind = type(event)
@@ -320,6 +331,7 @@ class CallSession:
                     if self.state is State.THINKING:
                         self.state = State.SPEAKING
                     self.playout.push_audio(pcm)
+                    sent_audio = True
                 elif kind is SentenceDone:
                     self._flush_resamplers()  # the tail now, not when the next sentence arrives
                 elif kind is ReplyText:
@@ -343,7 +355,7 @@ class CallSession:
                     self.playout.push_mark(name)
                     self._spawn(self._action_deadline(name, self.playout.queued_s + ACTION_GRACE_S))
                 elif kind is TurnCompleted:
-                    await self._turn_completed(event)
+                    await self._turn_completed(event, sent_audio)
             if seq is not None:
                 self._mark(turn, seq, sentence, final=True)
             else:
@@ -359,6 +371,7 @@ class CallSession:
             self.state = State.LISTENING
         except Exception as exc:  # a bug in one reply must not take the call down
             self.log.opt(exception=exc).error("reply failed: {}", exc)
+            self.telemetry.error("session", "reply_failed")
             self.state = State.LISTENING
 
     def _flush_resamplers(self) -> None:
@@ -388,11 +401,19 @@ class CallSession:
             self._awaiting_first = None
             self.services.metrics.record("v2v_wire_ms", v2v)
             self._last_v2v = round(v2v, 1)
+            self._first_frame.set()
 
-    async def _turn_completed(self, event: TurnCompleted) -> None:
+    async def _turn_completed(self, event: TurnCompleted, sent_audio: bool) -> None:
+        if sent_audio and self._awaiting_first is not None:
+            # The reply's audio is queued but its first frame may not be on the wire yet (a fast
+            # TTS): wait for it, so the record holds what the caller heard, not what we prepared.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.playout.queued_s + 1.0):
+                    await self._first_frame.wait()
         record = event.record.as_dict()
         if self._last_v2v is not None:
             record["timings"]["v2v_wire_ms"], self._last_v2v = self._last_v2v, None
+            self.telemetry.observe_wire(record)
         self.turns.append({"turn_id": event.turn_id, "text": record["text"], "reply": record["reply"],
                            "language": record["language"], "intent": record["intent"],
                            "timings": record["timings"], "errors": len(record["errors"])})
@@ -446,3 +467,4 @@ class CallSession:
             await getattr(self.services.recorder, hook)(*args)
         except Exception as exc:  # the store must never break a live call
             self.log.bind(stage="recorder").warning("{} failed: {}", hook, exc)
+            self.telemetry.error("recorder", f"{hook}_failed")

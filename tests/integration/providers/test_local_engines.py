@@ -15,13 +15,13 @@ import pytest
 
 from sutradhar.audio.codecs import read_wav_file, resample, rms
 from sutradhar.config import load_settings
-from sutradhar.language import LANGUAGES
-from sutradhar.providers.base import AudioChunk, LanguageNotSupported, Message
-from sutradhar.providers.espeak_tts import EspeakTTS
-from sutradhar.providers.factory import default_gguf
-from sutradhar.providers.local_stt import LocalSTT, resolve_whisper_model
-from sutradhar.providers.piper_tts import PiperTTS, packaged_voice
-from sutradhar.providers.responder import ScriptedResponder
+from sutradhar.engines.base import AudioChunk, LanguageNotSupported, Message
+from sutradhar.engines.local import default_gguf
+from sutradhar.engines.local.espeak import EspeakTTS
+from sutradhar.engines.local.piper import PiperTTS, packaged_voice
+from sutradhar.engines.local.responder import ScriptedResponder
+from sutradhar.engines.local.whisper import LocalSTT, resolve_whisper_model
+from sutradhar.pipeline.language import LANGUAGES
 
 pytestmark = pytest.mark.local_models
 
@@ -143,7 +143,7 @@ async def test_local_llm_answers_a_simple_question_in_english() -> None:
     path = default_gguf(load_settings())
     if not path.is_file():
         pytest.skip(f"GGUF not prepared at {path} (run scripts/prepare_models.py)")
-    from sutradhar.providers.local_llm import LocalLLM
+    from sutradhar.engines.local.llama import LocalLLM
 
     llm = LocalLLM(model_path=path, max_tokens=40, languages=frozenset({"en-IN"}))
     assert not llm.supports("hi-IN")

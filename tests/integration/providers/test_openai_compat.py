@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sutradhar.providers.base import (
+from sutradhar.engines.base import (
     AuthError,
     EmptyResult,
     Message,
@@ -13,8 +13,8 @@ from sutradhar.providers.base import (
     QuotaExceeded,
     RateLimited,
 )
-from sutradhar.providers.openai_compat import OpenAIChat, OpenAISTT, OpenAITTS
-from tests.fakes import Fault, FakeOpenAI
+from sutradhar.engines.openai.compat import OpenAIChat, OpenAISTT, OpenAITTS
+from tests.fakes import FakeOpenAI, Fault
 from tests.fakes._server import tone_pcm
 
 MESSAGES = [Message("user", "What is the capital of France?")]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sutradhar.providers.base import AuthError, Message, QuotaExceeded
-from sutradhar.providers.sarvam_llm import SarvamLLM
-from tests.fakes import Fault, FakeSarvam
+from sutradhar.engines.base import AuthError, Message, QuotaExceeded
+from sutradhar.engines.sarvam.llm import SarvamLLM
+from tests.fakes import FakeSarvam, Fault
 
 MESSAGES = [Message("system", "Be brief."), Message("user", "नमस्ते")]
 

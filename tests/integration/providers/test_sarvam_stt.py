@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sutradhar.providers.base import (
+from sutradhar.engines.base import (
     AuthError,
     BadRequest,
     EmptyResult,
@@ -14,8 +14,8 @@ from sutradhar.providers.base import (
     QuotaExceeded,
     RateLimited,
 )
-from sutradhar.providers.sarvam_stt import SarvamSTT
-from tests.fakes import Fault, FakeSarvam
+from sutradhar.engines.sarvam.stt import SarvamSTT
+from tests.fakes import FakeSarvam, Fault
 from tests.fakes._server import tone_pcm
 
 

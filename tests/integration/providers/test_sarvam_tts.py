@@ -5,10 +5,16 @@ from __future__ import annotations
 import pytest
 
 from sutradhar.audio.codecs import rms
-from sutradhar.providers.base import AudioChunk, AuthError, MalformedResponse, ProviderError, QuotaExceeded
-from sutradhar.providers.sarvam_tts import SarvamTTS
-from sutradhar.providers.text_pieces import split_text
-from tests.fakes import Fault, FakeSarvam
+from sutradhar.engines.base import (
+    AudioChunk,
+    AuthError,
+    MalformedResponse,
+    ProviderError,
+    QuotaExceeded,
+)
+from sutradhar.engines.sarvam.tts import SarvamTTS
+from sutradhar.text.sentences import split_text
+from tests.fakes import FakeSarvam, Fault
 
 
 def client(fake: FakeSarvam, **kw: object) -> SarvamTTS:

@@ -9,12 +9,14 @@ import statistics
 import pytest
 import websockets
 
-from sutradhar.providers.base import ProviderError
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.simulator import CallerTurn, SimConfig, simulate
+from sutradhar.engines.base import ProviderError
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedTTS
+from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
 from tests.support.audio import speech_pcm
 from tests.support.server import (
     RecordingRecorder,
+)
+from tests.support.server import (
     scripted_server as server_with,
 )
 
@@ -83,9 +85,9 @@ async def test_speech_while_the_agent_is_still_thinking_cancels_that_reply() -> 
 
 async def test_a_real_espeak_voice_reaches_the_caller_as_speech() -> None:
     """Real TTS (espeak-ng, 22 kHz) through resampling, mu-law and pacing: the caller hears speech."""
-    from sutradhar.audio.turns import TurnDetector, Utterance
+    from sutradhar.audio.turns import SpeechSegment, TurnDetector
     from sutradhar.audio.vad import WebRtcVAD
-    from sutradhar.providers.espeak_tts import EspeakTTS
+    from sutradhar.engines.local.espeak import EspeakTTS
 
     llm = ScriptedLLM(replies=("आपका बैलेंस पाँच सौ रुपये है। और कुछ?",))
     with server_with(llm=llm, tts=EspeakTTS()) as srv:
@@ -95,6 +97,6 @@ async def test_a_real_espeak_voice_reaches_the_caller_as_speech() -> None:
     audio = bytes(result.agent_audio) + bytes(16000)  # what was received, then a second of silence
     detector = TurnDetector(WebRtcVAD(8000), end_of_turn_ms=300)
     utterances = [e for i in range(0, len(audio) - 319, 320)
-                  if isinstance(e := detector.push(audio[i:i + 320]), Utterance)]
+                  if isinstance(e := detector.push(audio[i:i + 320]), SpeechSegment)]
     assert utterances  # webrtc VAD hears speech in what came down the line
     assert sum(len(u.audio) for u in utterances) / 2 / 16000 > 2.0  # seconds of it, not a blip

@@ -10,14 +10,16 @@ import httpx
 import pytest
 import websockets
 
-from sutradhar.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.simulator import CallerTurn, SimConfig, simulate
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
 from tests.support.audio import speech_pcm
 from tests.support.http import fake_api
 from tests.support.server import (
     RecordingRecorder,
-    scripted_server as server_with,
     wait_until,
+)
+from tests.support.server import (
+    scripted_server as server_with,
 )
 
 

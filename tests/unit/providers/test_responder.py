@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sutradhar.providers.base import LanguageNotSupported, Message
-from sutradhar.providers.responder import Script, ScriptedResponder, keyword_matches
+from sutradhar.engines.base import LanguageNotSupported, Message
+from sutradhar.engines.local.responder import Script, ScriptedResponder, keyword_matches
 
 SCRIPT = Script.load()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sutradhar.providers.http import SSEParser, error_from_response
-from sutradhar.providers.base import AuthError, QuotaExceeded, RateLimited
+from sutradhar.engines.base import AuthError, QuotaExceeded, RateLimited
+from sutradhar.engines.http import SSEParser, error_from_response
 
 STREAM = (b'data: {"a": 1}\n\n: keep-alive comment\n\ndata: {"b": 2}\r\n\r\n'
           b"event: message\ndata: line one\ndata: line two\n\ndata: [DONE]\n\n")

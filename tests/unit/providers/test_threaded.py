@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sutradhar.providers.threaded import stream_from_thread
+from sutradhar.engines.threaded import stream_from_thread
 
 
 async def test_items_arrive_in_order_and_errors_cross_the_thread() -> None:

@@ -1,0 +1,83 @@
+"""The `sutradhar` command: serve, call (the call simulator), bench, calls (call records)."""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+from sutradhar.config import ConfigError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sutradhar.server.app import create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        from sutradhar.ops.logs import setup_logging
+    except ImportError:  # logging setup arrives with the operations module
+        setup_logging = None
+    if setup_logging is not None:
+        setup_logging(settings)
+    loop = "auto"
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        pass
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop=loop,
+                log_level=settings.log_level.lower(), ws_max_size=settings.max_message_bytes,
+                log_config=None if setup_logging else uvicorn.config.LOGGING_CONFIG)
+    return 0
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+
+    return int(importlib.import_module(module).main(argv) or 0)
+
+
+def _bench(argv: list[str]) -> int:
+    # The benchmark suite lives in the repository's bench/ folder, next to the package sources.
+    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        script = base / "bench" / "run.py"
+        if script.exists():
+            sys.argv = [str(script), *argv]
+            runpy.run_path(str(script), run_name="__main__")
+            return 0
+    print("sutradhar bench: bench/run.py not found (run from a checkout of the repository)", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="sutradhar", description="Real-time voice-agent orchestrator.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP/WebSocket server (configuration from env/.env)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    sub.add_parser("call", help="simulate a phone call against a running server", add_help=False)
+    sub.add_parser("bench", help="run the benchmark suite", add_help=False)
+    sub.add_parser("calls", help="list and show stored call records", add_help=False)
+    if argv and argv[0] in ("call", "bench", "calls"):
+        command, rest = argv[0], argv[1:]
+        if command == "call":
+            return _delegate("sutradhar.testing.simulator", rest)
+        if command == "calls":
+            return _delegate("sutradhar.cli.calls", rest)
+        return _bench(rest)
+    args = parser.parse_args(argv)
+    return _serve(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""The three engine contracts (STT, LLM, TTS) and the errors every provider raises.
+
+A provider knows no call: it turns audio into text, messages into a text stream, or text into an
+audio stream. Retries, timeouts, breakers and fallback live in `sutradhar.engines.fallback`, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Stage = Literal["stt", "llm", "tts"]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What an STT engine heard. `language` is a BCP-47 code such as "hi-IN", or None if unknown."""
+
+    text: str
+    language: str | None = None
+    confidence: float | None = None
+    provider: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Mono signed 16-bit little-endian PCM at `sample_rate` Hz."""
+
+    pcm: bytes
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message for the LLM. `role` is system, user or assistant."""
+
+    role: str
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+class ProviderError(Exception):
+    """A provider failed. Carries what an operator needs: stage, provider, status and request id."""
+
+    retryable: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        stage: Stage | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.stage = stage
+        self.status = status
+        self.request_id = request_id
+        if retryable is not None:
+            self.retryable = retryable
+
+    @property
+    def kind(self) -> str:
+        """A short label for metrics and logs ("auth", "quota", "timeout", ...)."""
+        return _KIND_BY_CLASS.get(type(self), "error")
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.provider:
+            parts.append(f"provider={self.provider}")
+        if self.stage:
+            parts.append(f"stage={self.stage}")
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return " ".join(parts)
+
+
+class AuthError(ProviderError):
+    """Bad or missing credentials. Retrying cannot help."""
+
+    retryable = False
+
+
+class QuotaExceeded(ProviderError):
+    """Credits exhausted. Retrying cannot help."""
+
+    retryable = False
+
+
+class BadRequest(ProviderError):
+    """The provider rejected our input (4xx other than auth, quota and rate limit)."""
+
+    retryable = False
+
+
+class RateLimited(ProviderError):
+    """429: retry after backing off."""
+
+
+class ProviderTimeout(ProviderError):
+    """No answer within the per-attempt timeout."""
+
+
+class EmptyResult(ProviderError):
+    """The provider answered with nothing usable (no text, no audio)."""
+
+
+class MalformedResponse(ProviderError):
+    """The provider answered with something we could not parse."""
+
+
+class LanguageNotSupported(ProviderError):
+    """This provider does not serve the requested language; the router moves to the next one."""
+
+    retryable = False
+
+
+_KIND_BY_CLASS: dict[type, str] = {
+    AuthError: "auth",
+    QuotaExceeded: "quota",
+    BadRequest: "bad_request",
+    RateLimited: "rate_limit",
+    ProviderTimeout: "timeout",
+    EmptyResult: "empty",
+    MalformedResponse: "malformed",
+    LanguageNotSupported: "unsupported_language",
+}
+
+
+@dataclass
+class Provider:
+    """Common fields of every engine. `languages` None means every language."""
+
+    name: str = ""
+    languages: frozenset[str] | None = field(default=None)
+
+    def supports(self, language: str | None) -> bool:
+        return self.languages is None or language is None or language in self.languages
+
+    async def health(self) -> None:
+        """A cheap readiness check; raises ProviderError when the engine is not usable."""
+
+    async def aclose(self) -> None:
+        """Release sockets, threads or models."""
+
+
+@runtime_checkable
+class STTProvider(Protocol):
+    name: str
+
+    def supports(self, language: str | None) -> bool: ...
+
+    async def transcribe(
+        self, audio: bytes, sample_rate: int, language: str | None = None
+    ) -> Transcript:
+        """Transcribe mono PCM16 audio. `language` None asks the engine to detect it."""
+        ...
+
+    async def health(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class LLMProvider(Protocol):
+    name: str
+
+    def supports(self, language: str | None) -> bool: ...
+
+    def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
+        """Yield text deltas of the assistant's reply as they are generated."""
+        ...
+
+    async def health(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TTSProvider(Protocol):
+    name: str
+
+    def supports(self, language: str | None) -> bool: ...
+
+    def synthesize(self, text: str, language: str) -> AsyncIterator[AudioChunk]:
+        """Yield PCM chunks of `text` spoken in `language` as soon as each is ready."""
+        ...
+
+    async def health(self) -> None: ...
+
+    async def aclose(self) -> None: ...

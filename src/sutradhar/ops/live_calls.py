@@ -1,0 +1,167 @@
+"""LiveCalls: the calls this process is serving, and (with Redis) every worker's.
+
+One registry. Locally it maps call id -> the live call object (a `CallSession`); it owns the
+admission check (MAX_CONCURRENT_CALLS), keeps the `active_calls` gauge, and mirrors each call's
+carrier, language and state into Redis (a sorted set scored by heartbeat, so a dead worker's calls
+disappear within `stale_s`). Mirroring is fire-and-forget: registering never waits on Redis, and a
+Redis failure falls back to this worker's own view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from sutradhar.ops.periodic import Periodic
+from sutradhar.ops.prometheus import Telemetry
+from sutradhar.ops.shared_state import FAILED, PREFIX, RedisBacked, worker_id
+from sutradhar.pipeline.orchestrator import AgentOrchestrator
+
+
+class LiveCall(Protocol):
+    """What the registry and the admin API need of a live call (a `CallSession`)."""
+
+    call_id: str
+    orchestrator: AgentOrchestrator
+
+    def live_info(self) -> dict[str, str]:
+        """transport (carrier), language and state as plain strings (JSON for Redis, /status)."""
+        ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+class LiveCalls(RedisBacked):
+    def __init__(self, *, limit: int, telemetry: Telemetry, redis: Any | None = None,
+                 worker: str | None = None, heartbeat_s: float = 5.0, stale_s: float = 20.0) -> None:
+        super().__init__(redis)
+        self.limit = limit
+        self.telemetry = telemetry
+        self.worker = worker or worker_id()
+        self.heartbeat_s = heartbeat_s
+        self.stale_s = stale_s
+        self._calls: dict[str, LiveCall] = {}
+        self._since: dict[str, float] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._periodic = Periodic("live-call-heartbeat", self.heartbeat, heartbeat_s)
+        self._zset = f"{PREFIX}:calls"
+        self._info = f"{PREFIX}:calls:info"
+
+    # --- this process -------------------------------------------------------------------------
+
+    @property
+    def at_capacity(self) -> bool:
+        """The one admission check: webhooks answer "busy" and media sockets get 1013 past it."""
+        return len(self._calls) >= self.limit
+
+    def register(self, call: LiveCall) -> None:
+        call_id = call.call_id
+        if call_id not in self._calls:
+            self.telemetry.call_started()
+            self._since[call_id] = time.time()
+        self._calls[call_id] = call
+        if self.redis is not None:
+            self._spawn(self._publish(call_id, self._entry(call_id, call)))
+
+    def unregister(self, call_id: str) -> None:
+        if self._calls.pop(call_id, None) is not None:
+            self.telemetry.call_ended()
+        self._since.pop(call_id, None)
+        if self.redis is not None:
+            self._spawn(self._withdraw(call_id))
+
+    def get(self, call_id: str) -> LiveCall | None:
+        return self._calls.get(call_id)
+
+    def items(self) -> list[tuple[str, LiveCall]]:
+        return list(self._calls.items())
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+    # --- every worker -------------------------------------------------------------------------
+
+    async def count_all(self) -> int:
+        if self.redis is not None:
+            await self._prune()
+            value = await self._try("count", self.redis.zcard(self._zset))
+            if value is not FAILED:
+                return int(value)
+        return len(self._calls)
+
+    async def list_all(self) -> list[dict[str, Any]]:
+        if self.redis is not None:
+            await self._prune()
+            ids = await self._try("list", self.redis.zrange(self._zset, 0, -1))
+            if ids is not FAILED:
+                if not ids:
+                    return []
+                infos = await self._try("list", self.redis.hmget(self._info, ids))
+                if infos is not FAILED:
+                    return [json.loads(i) if i else {"call_id": c} for c, i in zip(ids, infos)]
+        return [self._entry(call_id, call) for call_id, call in self._calls.items()]
+
+    async def heartbeat(self) -> None:
+        """Refresh this worker's calls (and their state), so other workers keep counting them."""
+        if self.redis is None or not self._calls:
+            return
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(self._zset, {c: now for c in self._calls})
+        pipe.hset(self._info, mapping={c: json.dumps(self._entry(c, call), default=str)
+                                       for c, call in self._calls.items()})
+        await self._try("heartbeat", pipe.execute())
+
+    async def start(self) -> None:
+        if self.redis is not None:
+            self._periodic.start()
+
+    async def aclose(self) -> None:
+        await self._periodic.stop()
+        if self.redis is not None:
+            for call_id in list(self._calls):
+                await self._withdraw(call_id)
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _entry(self, call_id: str, call: LiveCall) -> dict[str, Any]:
+        return {"call_id": call_id, "worker": self.worker, "since": self._since.get(call_id),
+                **call.live_info()}
+
+    async def _publish(self, call_id: str, entry: dict[str, Any]) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(self._zset, {call_id: time.time()})
+        pipe.hset(self._info, call_id, json.dumps(entry, default=str))
+        await self._try("register", pipe.execute())
+
+    async def _withdraw(self, call_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(self._zset, call_id)
+        pipe.hdel(self._info, call_id)
+        await self._try("unregister", pipe.execute())
+
+    async def _prune(self) -> None:
+        cutoff = time.time() - self.stale_s
+        stale = await self._try("prune", self.redis.zrangebyscore(self._zset, "-inf", cutoff))
+        if stale and stale is not FAILED:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zremrangebyscore(self._zset, "-inf", cutoff)
+            pipe.hdel(self._info, *stale)
+            await self._try("prune", pipe.execute())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:  # no loop (a synchronous test): nothing to mirror to
+            coro.close()
+            return
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

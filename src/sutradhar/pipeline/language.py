@@ -1,0 +1,183 @@
+"""Languages the agent speaks, and which one a call is in.
+
+`LANGUAGES` is the registry: one entry per BCP-47 code with its phrases and the instruction
+that tells the LLM which language to answer in (voices belong to each TTS vendor's module).
+Adding a language is adding an entry here and, where a vendor needs one, a voice there.
+`LanguageCoordinator` owns one call's language: set by the IVR or the caller, and switched
+automatically only after `switch_threshold` consecutive turns detected in the same other language.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LanguageInfo:
+    code: str
+    name: str  # English name
+    native_name: str
+    script: str  # Unicode script the language is written in: Latin, Devanagari, Telugu, Gujarati, ...
+    instruction: str  # appended to the system prompt
+    greeting: str
+    not_heard: str  # STT failed or heard nothing
+    trouble: str  # the LLM failed
+    goodbye: str
+    transfer: str  # before handing the call to a human
+    switched: str  # confirms a language change
+    nothing_to_repeat: str
+    menu_item: str  # one IVR line; {digit} is replaced
+    menu_intro: str = ""
+
+
+LANGUAGES: dict[str, LanguageInfo] = {
+    info.code: info
+    for info in (
+        LanguageInfo(
+            code="en-IN", name="English", native_name="English", script="Latin",
+            instruction="Always reply in English.",
+            greeting="Hello! How can I help you today?",
+            not_heard="Sorry, I didn't catch that. Could you say it again?",
+            trouble="Sorry, I'm having some trouble right now. Please ask me again in a moment.",
+            goodbye="Thank you for calling. Goodbye!",
+            transfer="Please hold while I connect you to a person.",
+            switched="Okay, I will speak in English from now on.",
+            nothing_to_repeat="I haven't said anything yet. How can I help you?",
+            menu_item="For English, press {digit}.",
+            menu_intro="Welcome.",
+        ),
+        LanguageInfo(
+            code="hi-IN", name="Hindi", native_name="हिंदी", script="Devanagari",
+            instruction="Always reply in Hindi, written in Devanagari script (हिंदी में जवाब दें).",
+            greeting="नमस्ते! मैं आपकी क्या मदद कर सकता हूँ?",
+            not_heard="माफ़ कीजिए, मैं समझ नहीं पाया। क्या आप दोबारा कह सकते हैं?",
+            trouble="माफ़ कीजिए, अभी थोड़ी दिक्कत हो रही है। कृपया थोड़ी देर बाद फिर से पूछें।",
+            goodbye="कॉल करने के लिए धन्यवाद। नमस्ते!",
+            transfer="कृपया रुकिए, मैं आपको एक सहायक से जोड़ रहा हूँ।",
+            switched="ठीक है, अब मैं हिंदी में बात करूँगा।",
+            nothing_to_repeat="मैंने अभी तक कुछ नहीं कहा है। मैं आपकी क्या मदद कर सकता हूँ?",
+            menu_item="हिंदी के लिए {digit} दबाएँ।",
+        ),
+        LanguageInfo(
+            code="te-IN", name="Telugu", native_name="తెలుగు", script="Telugu",
+            instruction="Always reply in Telugu, written in Telugu script (తెలుగులో సమాధానం ఇవ్వండి).",
+            greeting="నమస్కారం! నేను మీకు ఎలా సహాయం చేయగలను?",
+            not_heard="క్షమించండి, నాకు అర్థం కాలేదు. దయచేసి మళ్ళీ చెప్పగలరా?",
+            trouble="క్షమించండి, ప్రస్తుతం కొంచెం సమస్య ఉంది. దయచేసి కొద్దిసేపటి తర్వాత మళ్ళీ అడగండి.",
+            goodbye="కాల్ చేసినందుకు ధన్యవాదాలు. నమస్కారం!",
+            transfer="దయచేసి వేచి ఉండండి, మిమ్మల్ని ఒక ప్రతినిధికి కలుపుతున్నాను.",
+            switched="సరే, ఇప్పటి నుండి తెలుగులో మాట్లాడతాను.",
+            nothing_to_repeat="నేను ఇంకా ఏమీ చెప్పలేదు. మీకు ఎలా సహాయం చేయగలను?",
+            menu_item="తెలుగు కోసం {digit} నొక్కండి.",
+        ),
+        LanguageInfo(
+            code="gu-IN", name="Gujarati", native_name="ગુજરાતી", script="Gujarati",
+            instruction="Always reply in Gujarati, written in Gujarati script (ગુજરાતીમાં જવાબ આપો).",
+            greeting="નમસ્તે! હું તમારી શું મદદ કરી શકું?",
+            not_heard="માફ કરશો, મને સમજાયું નહીં. કૃપા કરીને ફરીથી કહેશો?",
+            trouble="માફ કરશો, અત્યારે થોડી તકલીફ છે. કૃપા કરીને થોડી વાર પછી ફરી પૂછો.",
+            goodbye="કૉલ કરવા બદલ આભાર. આવજો!",
+            transfer="કૃપા કરીને રાહ જુઓ, હું તમને પ્રતિનિધિ સાથે જોડું છું.",
+            switched="સારું, હવેથી હું ગુજરાતીમાં વાત કરીશ.",
+            nothing_to_repeat="મેં હજી કંઈ કહ્યું નથી. હું તમારી શું મદદ કરી શકું?",
+            menu_item="ગુજરાતી માટે {digit} દબાવો.",
+        ),
+    )
+}
+
+
+def language_info(code: str) -> LanguageInfo:
+    try:
+        return LANGUAGES[code]
+    except KeyError:
+        raise KeyError(f"unknown language {code!r}; known: {', '.join(sorted(LANGUAGES))}") from None
+
+
+@dataclass
+class Detection:
+    language: str
+    at: float
+    source: str  # "stt", "text", "caller", "ivr"
+
+
+@dataclass
+class LanguageCoordinator:
+    """One call's processing language, with hysteresis against flapping detections."""
+
+    current: str = "en-IN"
+    supported: tuple[str, ...] = ("te-IN", "hi-IN", "en-IN", "gu-IN")
+    switch_threshold: int = 2
+    min_turns_before_switch: int = 1
+    history: deque[Detection] = field(default_factory=lambda: deque(maxlen=5))
+    switches: list[dict[str, Any]] = field(default_factory=list)
+    _candidate: str | None = None
+    _streak: int = 0
+    _turns: int = 0
+
+    def __post_init__(self) -> None:
+        language_info(self.current)
+        for code in self.supported:
+            language_info(code)
+
+    @property
+    def info(self) -> LanguageInfo:
+        return LANGUAGES[self.current]
+
+    def set_language(self, code: str, source: str = "caller") -> bool:
+        """Set the language explicitly (IVR digit, caller request). Returns True if it changed."""
+        if code not in self.supported:
+            raise ValueError(f"language {code!r} is not enabled for this agent ({', '.join(self.supported)})")
+        self._candidate, self._streak = None, 0
+        self.history.append(Detection(code, time.time(), source))
+        return self._switch_to(code, source)
+
+    def set_detected_language(self, code: str | None, source: str = "stt") -> bool:
+        """Record one turn's detected language; switch after enough consecutive detections.
+
+        Called once per caller turn. Returns True when this detection switched the language.
+        """
+        self._turns += 1
+        if code is None or code not in self.supported:
+            return False
+        self.history.append(Detection(code, time.time(), source))
+        if code == self.current:
+            self._candidate, self._streak = None, 0
+            return False
+        if code == self._candidate:
+            self._streak += 1
+        else:
+            self._candidate, self._streak = code, 1
+        if self._streak >= self.switch_threshold and self._turns >= self.min_turns_before_switch:
+            self._candidate, self._streak = None, 0
+            return self._switch_to(code, "auto")
+        return False
+
+    def _switch_to(self, code: str, reason: str) -> bool:
+        if code == self.current:
+            return False
+        self.switches.append({"from": self.current, "to": code, "reason": reason, "at": time.time(),
+                              "turn": self._turns})
+        self.current = code
+        return True
+
+    def ensure_consistency(self, text: str) -> bool:
+        """True when `text` is written in the current language's script (an LLM may drift)."""
+        from sutradhar.pipeline.langid import dominant_script
+
+        script = dominant_script(text)
+        return script is None or script == self.info.script
+
+    def get_switch_status(self) -> dict[str, Any]:
+        return {
+            "current": self.current,
+            "candidate": self._candidate,
+            "consecutive": self._streak,
+            "threshold": self.switch_threshold,
+            "turns": self._turns,
+            "min_turns_before_switch": self.min_turns_before_switch,
+            "history": [d.language for d in self.history],
+            "switches": list(self.switches),
+        }

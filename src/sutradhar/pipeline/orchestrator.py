@@ -1,0 +1,415 @@
+"""AgentOrchestrator: one call's conductor. One turn, top to bottom, in `respond`:
+
+    utterance -> STT -> language -> intent? -> context -> LLM stream -> sentence chunks -> TTS stream
+
+The LLM and TTS run as two tasks joined by a queue of sentences, so the first sentence is being
+spoken while later ones are still being written: first audio = STT + first clause + first TTS
+chunk. Cancelling `respond` (barge-in) cancels both tasks and every provider call in flight; the
+session then reports what the caller heard with `record_heard`, and the context keeps only that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from loguru import logger
+
+from sutradhar.engines.base import (
+    LLMProvider,
+    MalformedResponse,
+    ProviderError,
+    STTProvider,
+    TTSProvider,
+)
+from sutradhar.engines.fallback import StreamInterrupted, TaskRouter
+from sutradhar.pipeline.context import DEFAULT_SYSTEM_PROMPT, ContextManager
+from sutradhar.pipeline.events import (
+    ActionRequested,
+    Event,
+    LanguageSwitched,
+    ReplyAudio,
+    ReplyText,
+    SentenceDone,
+    Transcribed,
+    TurnCompleted,
+    TurnRecord,
+    Utterance,
+)
+from sutradhar.pipeline.intents import Intent, detect_intent
+from sutradhar.pipeline.langid import resolve_language
+from sutradhar.pipeline.language import LANGUAGES, LanguageCoordinator
+from sutradhar.pipeline.metrics import MetricsCollector
+from sutradhar.text.sentences import SentenceChunker
+
+# Audio shorter than this cannot hold a word; do not spend an STT call on it.
+MIN_UTTERANCE_S = 0.15
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class AgentOrchestrator:
+    """Conducts every turn of one call. Cheap to create: the providers live in the shared router."""
+
+    def __init__(
+        self,
+        stt: STTProvider | Sequence[STTProvider] | None = None,
+        llm: LLMProvider | Sequence[LLMProvider] | None = None,
+        tts: TTSProvider | Sequence[TTSProvider] | None = None,
+        *,
+        router: TaskRouter | None = None,
+        call_id: str = "",
+        language: str = "en-IN",
+        languages: Sequence[str] = ("te-IN", "hi-IN", "en-IN", "gu-IN"),
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        max_history: int = 10,
+        max_context_chars: int = 0,
+        switch_threshold: int = 2,
+        min_turns_before_switch: int = 1,
+        metrics: MetricsCollector | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.router = router or TaskRouter(_as_list(stt), _as_list(llm), _as_list(tts))
+        self.call_id = call_id
+        self.languages = tuple(languages) if language in languages else (*languages, language)
+        self.language = LanguageCoordinator(language, self.languages, switch_threshold,
+                                            min_turns_before_switch)
+        self.context = ContextManager(max_history, max_context_chars, system_prompt,
+                                      LANGUAGES[language].instruction)
+        self.metrics = metrics or MetricsCollector()
+        self.clock = clock
+        self.state = "idle"
+        self.turn_count = 0  # caller turns answered
+        self.records: dict[int, TurnRecord] = {}
+        self._ids = itertools.count(1)
+        self._last_reply: str = ""
+        self.log = logger.bind(call_id=call_id or "-")
+
+    # --- the seed's API ---
+
+    def set_language(self, code: str, source: str = "caller") -> bool:
+        changed = self.language.set_language(code, source)
+        self.context.language_instruction = LANGUAGES[self.language.current].instruction
+        if changed:
+            self.log.bind(stage="language").info("language set to={} source={}", code, source)
+        return changed
+
+    def set_system_prompt(self, prompt: str) -> None:
+        self.context.system_prompt = prompt
+
+    def greeting(self) -> str:
+        return LANGUAGES[self.language.current].greeting
+
+    def get_status(self) -> dict[str, Any]:
+        last = self.records[max(self.records)] if self.records else None
+        return {
+            "call_id": self.call_id,
+            "state": self.state,
+            "language": self.language.current,
+            "switching": self.language.get_switch_status(),
+            "turn_count": self.turn_count,
+            "history_length": len(self.context.history),
+            "last_turn": last.timings if last else None,
+        }
+
+    async def process_turn(
+        self, audio: bytes, language: str | None = None, system_prompt: str | None = None,
+        sample_rate: int = 16000,
+    ) -> dict[str, Any]:
+        """Batch API: one whole turn. Returns text, response, audio (PCM16), sample_rate, language."""
+        if language:
+            self.set_language(language, "caller")
+        if system_prompt:
+            self.set_system_prompt(system_prompt)
+        pcm = bytearray()
+        rate: int | None = None
+        record: TurnRecord | None = None
+        async for event in self.respond(Utterance(audio, sample_rate, self.clock())):
+            if isinstance(event, ReplyAudio):
+                if rate is None:
+                    rate = event.chunk.sample_rate
+                if event.chunk.sample_rate != rate:
+                    from sutradhar.audio.codecs import resample
+
+                    pcm += resample(event.chunk.pcm, event.chunk.sample_rate, rate)
+                else:
+                    pcm += event.chunk.pcm
+            elif isinstance(event, TurnCompleted):
+                record = event.record
+        assert record is not None
+        return {"text": record.text, "response": record.reply, "audio": bytes(pcm),
+                "sample_rate": rate, "language": record.language, "intent": record.intent,
+                "timings": record.timings, "errors": record.errors}
+
+    # --- the streaming path ---
+
+    async def respond(self, utterance: Utterance) -> AsyncIterator[Event]:
+        """Answer one caller turn as a stream of events. Cancel it to interrupt (barge-in)."""
+        turn_id = next(self._ids)
+        start = utterance.ended_at or self.clock()
+        record = TurnRecord(turn_id, self.call_id, language=self.language.current)
+        self.records[turn_id] = record
+        self._trim_records()
+        log = self.log.bind(turn=turn_id)
+        self.turn_count += 1
+        first_audio: list[float] = []
+        try:
+            async for event in self._run_turn(utterance, turn_id, record, first_audio, log):
+                yield event
+        finally:
+            self.state = "idle"
+            if first_audio:
+                record.timings["v2v_ms"] = round((first_audio[0] - start) * 1000, 1)
+            if record.intent is None and record.reply:
+                record.intent = "llm"
+            self.metrics.record_turn(record.timings, record.as_dict())
+        log.bind(stage="turn").info("turn done intent={} v2v_ms={} errors={}", record.intent,
+                                    record.timings.get("v2v_ms"), len(record.errors))
+        yield TurnCompleted(turn_id, record)
+
+    async def _run_turn(self, utterance: Utterance, turn_id: int, record: TurnRecord,
+                        first_audio: list[float], log: Any) -> AsyncIterator[Event]:
+        # 1. Speech to text.
+        self.state = "transcribing"
+        text, stt_language = await self._transcribe(utterance, record, log)
+        if text is None:
+            record.intent = "not_heard"
+            async for event in self._say(turn_id, LANGUAGES[self.language.current].not_heard,
+                                         record, first_audio, remember=False):
+                yield event
+            return
+        record.text = text
+        yield Transcribed(turn_id, text, stt_language)
+
+        # 2. Which language is this turn in; switch the call after enough consecutive turns.
+        detected = resolve_language(stt_language, text, self.languages)
+        record.detected_language = detected
+        old = self.language.current
+        if self.language.set_detected_language(detected):
+            self.context.language_instruction = LANGUAGES[self.language.current].instruction
+            record.switched_to = self.language.current
+            log.bind(stage="language").info("auto-switched from={} to={}", old, self.language.current)
+            yield LanguageSwitched(turn_id, old, self.language.current, "auto")
+        record.language = self.language.current
+
+        # 3. Actions bypass the LLM.
+        intent = detect_intent(text, self.languages)
+        if intent is not None:
+            record.intent = intent.kind
+            async for event in self._act(intent, turn_id, text, record, first_audio):
+                yield event
+            return
+
+        # 4. LLM stream -> sentence chunks -> TTS stream.
+        self.context.add_turn("user", text, self.language.current, turn_id=turn_id)
+        async for event in self._generate_and_speak(turn_id, record, first_audio, log):
+            yield event
+
+    async def speak(self, text: str, remember: bool = True) -> AsyncIterator[Event]:
+        """Speak a fixed line (greeting, DTMF answers) through the TTS chain."""
+        turn_id = next(self._ids)
+        record = TurnRecord(turn_id, self.call_id, language=self.language.current, intent="say")
+        async for event in self._say(turn_id, text, record, [], remember=remember):
+            yield event
+
+    async def repeat_last(self) -> AsyncIterator[Event]:
+        """Say the last reply again ("*" on the keypad, or "repeat that")."""
+        line = self._last_reply or LANGUAGES[self.language.current].nothing_to_repeat
+        async for event in self.speak(line, remember=False):
+            yield event
+
+    def record_heard(self, turn_id: int, heard_text: str) -> dict[str, Any] | None:
+        """After a barge-in: keep only what the caller heard of `turn_id`'s reply in the context."""
+        self.context.record_heard(turn_id, heard_text.strip(), self.language.current)
+        record = self.records.get(turn_id)
+        if record is None:
+            return None
+        record.heard, record.interrupted = heard_text.strip(), True
+        if heard_text.strip():
+            self._last_reply = heard_text.strip()
+        self.log.bind(stage="barge_in", turn=turn_id).info("caller interrupted; heard {} of {} chars",
+                                                           len(record.heard), len(record.reply))
+        return record.as_dict()
+
+    # --- steps ---
+
+    async def _transcribe(self, utterance: Utterance, record: TurnRecord, log: Any) -> tuple[str | None, str | None]:
+        if utterance.text is not None:
+            return (utterance.text.strip() or None), None
+        if utterance.duration_s < MIN_UTTERANCE_S:
+            record.error("stt", ProviderError("utterance too short to transcribe", stage="stt"))
+            return None, None
+        began = self.clock()
+        try:
+            transcript = await self.router.route_transcription(
+                utterance.audio, utterance.sample_rate, self.language.current, detect=True)
+        except ProviderError as exc:
+            record.error("stt", exc)
+            log.bind(stage="stt").warning("transcription failed: {}", exc)
+            return None, None
+        finally:
+            record.timings["stt_ms"] = round((self.clock() - began) * 1000, 1)
+        record.providers["stt"] = transcript.provider or None
+        log.bind(stage="stt").info("heard chars={} language={}", len(transcript.text), transcript.language)
+        return transcript.text.strip(), transcript.language
+
+    async def _act(self, intent: Intent, turn_id: int, text: str, record: TurnRecord,
+                   first_audio: list[float]) -> AsyncIterator[Event]:
+        self.context.add_turn("user", text, self.language.current, turn_id=turn_id)
+        info = LANGUAGES[self.language.current]
+        if intent.kind == "switch_language" and intent.language:
+            old = self.language.current
+            self.set_language(intent.language, "caller")
+            record.language = record.switched_to = self.language.current
+            if old != self.language.current:
+                yield LanguageSwitched(turn_id, old, self.language.current, "caller")
+            line = LANGUAGES[self.language.current].switched
+        elif intent.kind == "repeat":
+            line = self._last_reply or info.nothing_to_repeat
+        elif intent.kind == "human":
+            line = info.transfer
+        else:
+            line = info.goodbye
+        async for event in self._say(turn_id, line, record, first_audio, remember=True):
+            yield event
+        if intent.kind == "human":
+            yield ActionRequested(turn_id, "transfer")
+        elif intent.kind == "end_call":
+            yield ActionRequested(turn_id, "end_call")
+
+    async def _say(self, turn_id: int, line: str, record: TurnRecord, first_audio: list[float],
+                   remember: bool) -> AsyncIterator[Event]:
+        """Speak a fixed line, sentence by sentence, without the LLM."""
+        record.reply = line
+        chunker = SentenceChunker()
+        sentences = [*chunker.push(line), *chunker.flush()]
+        seq = 0
+        for sentence in sentences:
+            async for event in self._synthesize(turn_id, seq, sentence, record, first_audio):
+                yield event
+            seq += 1
+        if remember:
+            self.context.add_turn("assistant", line, self.language.current, turn_id=turn_id)
+            self._last_reply = line
+
+    async def _synthesize(self, turn_id: int, seq: int, sentence: str, record: TurnRecord,
+                          first_audio: list[float]) -> AsyncIterator[Event]:
+        text = sentence.strip()
+        if not text:
+            return
+        yield ReplyText(turn_id, seq, sentence)
+        began = self.clock()
+        first = True
+        served: list[str] = []
+        try:
+            async for chunk in self.router.route_synthesis(text, self.language.current, served):
+                now = self.clock()
+                if first:
+                    first = False
+                    record.timings.setdefault("tts_ttfb_ms", round((now - began) * 1000, 1))
+                    if not first_audio:
+                        first_audio.append(now)
+                yield ReplyAudio(turn_id, seq, sentence, chunk)
+        except ProviderError as exc:
+            # The text result still stands; the caller just does not hear this sentence.
+            record.error("tts", exc)
+            self.log.bind(stage="tts", turn=turn_id).warning("no audio for sentence {}: {}", seq, exc)
+        finally:
+            spent = round((self.clock() - began) * 1000, 1)
+            record.timings["tts_ms"] = round((record.timings.get("tts_ms") or 0.0) + spent, 1)
+        if served:
+            record.providers["tts"] = served[0]
+        if not first:
+            yield SentenceDone(turn_id, seq, sentence)
+
+    async def _generate_and_speak(self, turn_id: int, record: TurnRecord, first_audio: list[float],
+                                  log: Any) -> AsyncIterator[Event]:
+        self.state = "thinking"
+        language = self.language.current
+        messages = self.context.get_context(include_metadata=True)
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        events: asyncio.Queue[Event | None] = asyncio.Queue()
+        reply: list[str] = []
+        served: list[str] = []
+
+        async def write() -> None:
+            try:
+                chunker = SentenceChunker()
+                began = self.clock()
+                try:
+                    stream = contextlib.aclosing(self.router.route_generation(messages, language, served))
+                    async with stream as deltas:
+                        async for delta in deltas:
+                            if not isinstance(delta, str):
+                                raise MalformedResponse(f"LLM yielded {type(delta).__name__}, not text",
+                                                        stage="llm", provider=served[0] if served else "")
+                            if not reply:
+                                record.timings["llm_ttft_ms"] = round((self.clock() - began) * 1000, 1)
+                            reply.append(delta)
+                            for sentence in chunker.push(delta):
+                                sentences.put_nowait(sentence)
+                except StreamInterrupted as exc:
+                    record.error("llm", exc)
+                    log.bind(stage="llm").warning("reply cut short: {}", exc)
+                except ProviderError as exc:
+                    record.error("llm", exc)
+                    log.bind(stage="llm").warning("no reply from any LLM: {}", exc)
+                except Exception as exc:  # noqa: BLE001 - a provider bug must not hang the turn
+                    record.error("llm", exc)
+                    log.bind(stage="llm").opt(exception=exc).error("LLM stream failed: {}", exc)
+                finally:
+                    record.timings["llm_ms"] = round((self.clock() - began) * 1000, 1)
+                for sentence in chunker.flush():
+                    sentences.put_nowait(sentence)
+                if not "".join(reply).strip():
+                    fallback = LANGUAGES[language].trouble
+                    reply[:] = [fallback]
+                    sentences.put_nowait(fallback)
+            finally:
+                sentences.put_nowait(None)  # speak() ends when the writer does, whatever happened
+
+        async def speak() -> None:
+            seq = 0
+            try:
+                while (sentence := await sentences.get()) is not None:
+                    if self.state == "thinking":
+                        self.state = "speaking"
+                    async for event in self._synthesize(turn_id, seq, sentence, record, first_audio):
+                        events.put_nowait(event)
+                    seq += 1
+            finally:
+                events.put_nowait(None)  # the consumer must never wait for a reply that is over
+
+        tasks = [asyncio.create_task(write(), name=f"llm-{self.call_id}-{turn_id}"),
+                 asyncio.create_task(speak(), name=f"tts-{self.call_id}-{turn_id}")]
+        try:
+            while (event := await events.get()) is not None:
+                yield event
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            # Even when interrupted, the context gets what was written; record_heard trims it.
+            text = "".join(reply).strip()
+            record.reply = text
+            record.providers["llm"] = served[0] if served else None
+            if text:
+                self.context.add_turn("assistant", text, language, turn_id=turn_id)
+                self._last_reply = text
+            if not self.language.ensure_consistency(text):
+                log.bind(stage="llm").warning("reply is not in {}'s script", language)
+
+    def _trim_records(self) -> None:
+        # Keep the last few records for status and barge-in; the store keeps them all.
+        while len(self.records) > 20:
+            del self.records[min(self.records)]

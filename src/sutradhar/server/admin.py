@@ -1,0 +1,128 @@
+"""Admin HTTP API: /health, /status, /metrics, /calls, /calls/{id}, /telephony/calls/{id}.
+
+Reads `app.state.services`. /status, /calls and the live-call summary need
+`Authorization: Bearer <ADMIN_TOKEN>` when ADMIN_TOKEN is set; /health and /metrics stay open for
+load balancers and Prometheus (restrict them at the reverse proxy if they must not be public).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from sutradhar.ops.prometheus import CONTENT_TYPE
+from sutradhar.ops.shared_state import worker_id
+from sutradhar.server.services import Services
+from sutradhar.store import CallStore
+from sutradhar.store.calls import to_datetime
+
+router = APIRouter()
+STARTED_AT = time.time()
+
+
+def services_of(request: Request) -> Services:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        raise HTTPException(503, "starting up")
+    return services
+
+
+def require_admin(request: Request) -> None:
+    """401 unless the request carries the admin token (when one is configured)."""
+    token = services_of(request).settings.admin_token
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    """Liveness and readiness: 200 when calls can be served, 503 with reasons otherwise."""
+    services = services_of(request)
+    await services.health.first_round()
+    ready, body = services.health.report()
+    body.update(active_calls=len(services.calls), worker=worker_id(),
+                uptime_s=round(time.time() - STARTED_AT, 1))
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/status", dependencies=[Depends(require_admin)])
+async def status(request: Request) -> dict[str, Any]:
+    """Live calls with each orchestrator's status, cluster-wide count, aggregate latency report."""
+    services = services_of(request)
+    calls = []
+    for call_id, call in services.calls.items():
+        entry: dict[str, Any] = {"call_id": call_id}
+        try:
+            entry.update(call.orchestrator.get_status())
+        except Exception as exc:  # noqa: BLE001 - one broken call must not hide the others
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        entry.update(call.live_info())  # the call's state (listening/thinking/speaking) wins
+        calls.append(entry)
+    body: dict[str, Any] = {"worker": worker_id(), "active_calls": len(calls), "calls": calls}
+    if services.shared.shared:
+        body["cluster_active_calls"] = await services.calls.count_all()
+        body["cluster_calls"] = await services.calls.list_all()
+    metrics = services.metrics
+    body["metrics"] = metrics.as_dict()
+    body["report"] = metrics.generate_report()
+    body["providers"] = services.router.provider_status()
+    return body
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(services_of(request).telemetry.render(), media_type=CONTENT_TYPE)
+
+
+def _store(services: Services) -> CallStore:
+    store = services.store
+    if store is None:
+        raise HTTPException(503, "call records are not available (see /health)")
+    return store
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    try:
+        return to_datetime(value)
+    except ValueError:
+        raise HTTPException(400, f"{name}: expected an ISO date or date-time, got {value!r}") from None
+
+
+@router.get("/calls", dependencies=[Depends(require_admin)])
+async def list_calls(
+    request: Request,
+    page: int = Query(1, ge=1),
+    page_size: int = Query(50, ge=1, le=500),
+    since: str | None = Query(None, description="ISO date or date-time (UTC unless offset given)"),
+    until: str | None = None,
+    language: str | None = None,
+    status: str | None = Query(None, pattern="^(active|completed|failed)$"),
+) -> dict[str, Any]:
+    store = _store(services_of(request))
+    return await store.list_calls(page=page, page_size=page_size, since=_when(since, "since"),
+                                  until=_when(until, "until"), language=language, status=status)
+
+
+@router.get("/calls/{call_id}", dependencies=[Depends(require_admin)])
+async def get_call(request: Request, call_id: str) -> dict[str, Any]:
+    call = await _store(services_of(request)).get_call(call_id)
+    if call is None:
+        raise HTTPException(404, f"no call {call_id}")
+    return call
+
+
+@router.get("/telephony/calls/{call_id}", dependencies=[Depends(require_admin)])
+async def live_call(call_id: str, request: Request) -> dict[str, Any]:
+    """A live call's state, turns and context status (for operators, the simulator and tests)."""
+    call = services_of(request).calls.get(call_id)
+    if call is None:
+        raise HTTPException(status_code=404, detail="no live call with this id")
+    return call.summary()

@@ -1,0 +1,150 @@
+"""Services: what every call in this process shares, built once by `open_services`.
+
+Calls never share per-call state; they share only these (settings, the engines behind one
+router, metrics, call records, the live-call registry, the IVR language map, health), so one call's
+failure stays its own. `open_services` builds and starts every part from the settings, in one
+place, and `Services.aclose` takes them down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from sutradhar.config import Settings
+from sutradhar.engines.fallback import StagePolicy, TaskRouter
+from sutradhar.engines.registry import EngineSet, build_engines
+from sutradhar.engines.resilience import RetryPolicy
+from sutradhar.ops import prometheus, tracing
+from sutradhar.ops.health import HealthMonitor
+from sutradhar.ops.live_calls import LiveCalls
+from sutradhar.ops.prometheus import Telemetry
+from sutradhar.ops.shared_state import BreakerSync, IvrLanguageMap, SharedState
+from sutradhar.pipeline.metrics import MetricsCollector
+from sutradhar.pipeline.orchestrator import AgentOrchestrator
+from sutradhar.store import CallStore, NullRecorder, Recorder
+
+log = logger.bind(stage="services")
+
+
+def router_from_settings(settings: Settings, engines: EngineSet) -> TaskRouter:
+    """The fallback router over `engines`, with each stage's retry, timeout and breaker settings."""
+
+    def policy(timeout: float) -> StagePolicy:
+        return StagePolicy(RetryPolicy(settings.retry_attempts, timeout, settings.retry_backoff_s),
+                           settings.breaker_failure_threshold, settings.breaker_reset_s)
+
+    return TaskRouter(engines.stt, engines.llm, engines.tts,
+                      policies={"stt": policy(settings.stt_timeout_s),
+                                "llm": policy(settings.llm_timeout_s),
+                                "tts": policy(settings.tts_timeout_s)})
+
+
+@dataclass
+class Services:
+    settings: Settings
+    router: TaskRouter
+    metrics: MetricsCollector
+    telemetry: Telemetry
+    shared: SharedState
+    calls: LiveCalls
+    recorder: Recorder  # the call store, or what the caller of open_services asked for
+    store: CallStore | None  # None when records are off or the database did not start
+    store_error: str | None
+    health: HealthMonitor
+    breaker_sync: BreakerSync | None = None
+    _owns_engines: bool = field(default=True, repr=False)
+
+    @property
+    def ivr_languages(self) -> IvrLanguageMap:
+        return self.shared.languages
+
+    def new_orchestrator(self, call_id: str, language: str | None = None) -> AgentOrchestrator:
+        s = self.settings
+        return AgentOrchestrator(
+            router=self.router, call_id=call_id, language=language or s.default_language,
+            languages=tuple(s.languages), system_prompt=s.system_prompt, max_history=s.max_history,
+            max_context_chars=s.max_context_chars, switch_threshold=s.switch_threshold,
+            min_turns_before_switch=s.min_turns_before_switch, metrics=self.metrics,
+        )
+
+    async def warm_up(self) -> None:
+        """Load local models before the first caller needs them (failures are logged, not fatal)."""
+
+        async def one(stage: str, provider: object) -> None:
+            try:
+                await provider.warm_up()  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - the router falls back if it stays broken
+                logger.bind(stage="startup").warning("warm-up failed stage={} provider={} error={}",
+                                                     stage, getattr(provider, "name", "?"), exc)
+
+        await asyncio.gather(*(one(stage, p) for stage in ("stt", "llm", "tts")
+                               for p in self.router.providers(stage) if callable(getattr(p, "warm_up", None))))
+
+    async def aclose(self) -> None:
+        """Stop every part, the reverse of the order open_services started them."""
+        await self.health.aclose()
+        if self.store is not None:
+            await self.store.aclose()
+        await self.calls.aclose()
+        if self.breaker_sync is not None:
+            await self.breaker_sync.aclose()
+        await self.shared.aclose()
+        if self._owns_engines:
+            await self.router.aclose()
+
+
+async def open_services(
+    settings: Settings,
+    engines: EngineSet | None = None,
+    *,
+    records: bool = True,
+    recorder: Recorder | None = None,
+    telemetry: Telemetry | None = None,
+) -> Services:
+    """Build and start every shared part from the settings.
+
+    `engines` replaces the configured engines (tests, benchmarks; the caller then closes them).
+    `records=False` keeps no call store (nothing is written under DATA_DIR); `recorder` replaces
+    the store as the sink of call records. A part that fails to start is logged and reported by
+    /health; the server keeps taking calls.
+    """
+    owns_engines = engines is None
+    router = router_from_settings(settings, engines or build_engines(settings))
+    metrics = MetricsCollector()
+    telemetry = telemetry or prometheus.default
+    telemetry.attach(router, metrics)
+    if settings.otel_enabled and tracing.setup_tracing(settings):
+        metrics.listeners.append(tracing.record_turn)
+
+    shared = SharedState.from_settings(settings)
+    breaker_sync = None
+    if shared.shared:
+        breaker_sync = BreakerSync(router, shared.breakers)
+        router.listeners.append(breaker_sync)
+        await breaker_sync.start()
+    calls = LiveCalls(limit=settings.max_concurrent_calls, telemetry=telemetry, redis=shared.redis)
+    await calls.start()
+
+    store: CallStore | None = None
+    store_error: str | None = None
+    if records and recorder is None:
+        candidate = CallStore.from_settings(settings)
+        try:
+            await candidate.start()
+            store = candidate
+        except Exception as exc:  # noqa: BLE001 - records are worth less than calls
+            store_error = f"{type(exc).__name__}: {exc}"
+            log.error("call records are off: the database did not start: {}", store_error)
+            await candidate.aclose()
+
+    health = HealthMonitor(router, store=store, store_error=store_error,
+                           shared=shared if shared.shared else None,
+                           interval_s=settings.health_interval_s, timeout_s=settings.health_timeout_s)
+    await health.start()
+    return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
+                    shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
+                    store=store, store_error=store_error, health=health, breaker_sync=breaker_sync,
+                    _owns_engines=owns_engines)

@@ -1,0 +1,46 @@
+"""The browser client: GET / serves a one-page app; WS /browser/media carries the call.
+
+An optional BROWSER_TOKEN is required as ?token= on the page and the socket.
+"""
+
+from __future__ import annotations
+
+import hmac
+from importlib import resources
+
+from fastapi import APIRouter, Request, WebSocket
+from fastapi.responses import HTMLResponse, Response
+
+from sutradhar.config import Settings
+from sutradhar.pipeline.language import LANGUAGES
+from sutradhar.telephony.browser.codec import BrowserCodec
+from sutradhar.telephony.media import serve_media
+from sutradhar.telephony.transport import Transport
+
+router = APIRouter()
+
+
+def _token_ok(settings: Settings, token: str | None) -> bool:
+    return not settings.browser_token or hmac.compare_digest(settings.browser_token, token or "")
+
+
+@router.get("/", response_class=HTMLResponse)
+async def browser_page(request: Request) -> Response:
+    settings = request.app.state.services.settings
+    if not _token_ok(settings, request.query_params.get("token")):
+        return Response("a valid ?token= is required", status_code=403, media_type="text/plain")
+    page = resources.files("sutradhar").joinpath("static/index.html").read_text(encoding="utf-8")
+    options = "".join(
+        f'<option value="{code}"{" selected" if code == settings.default_language else ""}>'
+        f"{LANGUAGES[code].native_name} ({LANGUAGES[code].name})</option>" for code in settings.languages)
+    return HTMLResponse(page.replace("<!--LANGUAGES-->", options))
+
+
+@router.websocket("/browser/media")
+async def browser_media(websocket: WebSocket) -> None:
+    services = websocket.app.state.services
+    if not _token_ok(services.settings, websocket.query_params.get("token")):
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    await serve_media(websocket, Transport(websocket, BrowserCodec()), services)

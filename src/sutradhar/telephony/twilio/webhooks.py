@@ -1,0 +1,161 @@
+"""Twilio webhooks: the IVR language menu (TwiML), signature checks, and the media-stream socket.
+
+Call flow: POST /twilio/voice answers with a one-digit language menu; POST /twilio/language stores
+the choice (CallSid -> language) and connects the call to WS /twilio/media, passing the language
+and our call id as <Parameter>s (the stream URL must not carry a query string).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, WebSocket
+from fastapi.responses import Response
+from loguru import logger
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Connect, Gather, VoiceResponse
+
+from sutradhar.config import Settings
+from sutradhar.pipeline.language import LANGUAGES
+from sutradhar.telephony.media import serve_media, stream_url
+from sutradhar.telephony.transport import Transport
+from sutradhar.telephony.twilio.codec import TwilioCodec
+from sutradhar.telephony.twilio.control import TwilioControl
+from sutradhar.urls import websocket_url
+
+router = APIRouter()
+log = logger.bind(stage="twilio")
+
+# <Say> voices that speak each language (Twilio's Google voices cover Telugu and Gujarati).
+SAY_VOICES = {"en-IN": "Google.en-IN-Standard-A", "hi-IN": "Google.hi-IN-Standard-A",
+              "te-IN": "Google.te-IN-Standard-A", "gu-IN": "Google.gu-IN-Standard-A"}
+BUSY_LINE = "Sorry, all our lines are busy. Please call again in a few minutes."
+
+
+# --- signatures ---
+
+def _public_http_url(request: Request, settings: Settings) -> str:
+    if settings.public_url:
+        url = settings.public_url.rstrip("/") + request.url.path
+        return url + (f"?{request.url.query}" if request.url.query else "")
+    return str(request.url)
+
+
+def signature_ok(settings: Settings, url: str, params: dict[str, Any], signature: str | None) -> bool:
+    """True when Twilio signed this request, or when no auth token is configured (development)."""
+    if not settings.twilio_auth_token:
+        return True
+    if not signature:
+        return False
+    return RequestValidator(settings.twilio_auth_token).validate(url, params, signature)
+
+
+async def _verified_form(request: Request, settings: Settings) -> dict[str, str] | None:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    url = _public_http_url(request, settings)
+    if signature_ok(settings, url, form, request.headers.get("x-twilio-signature")):
+        return form
+    log.bind(call_id=form.get("CallSid", "-")).warning("rejected {}: bad X-Twilio-Signature", request.url.path)
+    return None
+
+
+def _xml(twiml: VoiceResponse | str, status: int = 200) -> Response:
+    return Response(str(twiml), status_code=status, media_type="application/xml")
+
+
+def _forbidden() -> Response:
+    return Response("forbidden", status_code=403, media_type="text/plain")
+
+
+# --- IVR ---
+
+def language_menu(settings: Settings, attempt: int) -> VoiceResponse:
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, action=f"/twilio/language?attempt={attempt}", method="POST", timeout=6)
+    intro = LANGUAGES[settings.default_language].menu_intro
+    if intro and attempt == 1:
+        gather.say(intro, language=settings.default_language, voice=SAY_VOICES.get(settings.default_language))
+    for digit, code in enumerate(settings.languages, start=1):
+        info = LANGUAGES[code]
+        gather.say(info.menu_item.format(digit=digit), language=code, voice=SAY_VOICES.get(code))
+    response.append(gather)
+    # No key pressed: Twilio falls through to the next verb.
+    response.redirect(f"/twilio/language?attempt={attempt}", method="POST")
+    return response
+
+
+@router.post("/twilio/voice")
+async def twilio_voice(request: Request) -> Response:
+    services = request.app.state.services
+    settings = services.settings
+    form = await _verified_form(request, settings)
+    if form is None:
+        return _forbidden()
+    if services.calls.at_capacity:
+        log.bind(call_id=form.get("CallSid", "-")).warning("refusing call: at MAX_CONCURRENT_CALLS")
+        busy = VoiceResponse()
+        busy.say(BUSY_LINE, language="en-IN", voice=SAY_VOICES["en-IN"])
+        busy.hangup()
+        return _xml(busy)
+    attempt = int(request.query_params.get("attempt", "1") or 1)
+    return _xml(language_menu(settings, attempt))
+
+
+@router.post("/twilio/language")
+async def twilio_language(request: Request) -> Response:
+    services = request.app.state.services
+    settings = services.settings
+    form = await _verified_form(request, settings)
+    if form is None:
+        return _forbidden()
+    call_sid = form.get("CallSid", "")
+    digits = form.get("Digits", "")
+    attempt = int(request.query_params.get("attempt", "1") or 1)
+    choice = int(digits) if digits.isdigit() else 0
+    if 1 <= choice <= len(settings.languages):
+        language = settings.languages[choice - 1]
+    elif attempt < 2:  # no key or a wrong key: the menu once more
+        return _xml(language_menu(settings, attempt + 1))
+    else:
+        language = settings.default_language
+    bound = log.bind(call_id=call_sid or "-")
+    try:
+        await services.ivr_languages.set(call_sid, language)
+    except Exception as exc:  # the <Parameter> below still carries it
+        bound.warning("could not store the IVR language: {}", exc)
+    bound.info("IVR chose language={} digits={!r} attempt={}", language, digits, attempt)
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=stream_url(request, settings, "/twilio/media"))
+    stream.parameter(name="language", value=language)
+    stream.parameter(name="call_id", value=call_sid)
+    response.append(connect)
+    return _xml(response)
+
+
+# --- media ---
+
+def _ws_signature_ok(websocket: WebSocket, settings: Settings) -> bool:
+    if not settings.twilio_auth_token:
+        return True
+    signature = websocket.headers.get("x-twilio-signature")
+    # Twilio signs the wss:// URL it dialled with empty params; accept our configured public form.
+    path = websocket.url.path
+    candidates = {f"wss://{websocket.url.netloc}{path}"}
+    if settings.public_url:
+        public = settings.public_url.rstrip("/") + path
+        candidates |= {websocket_url(public), websocket_url(public, secure=True)}
+    return any(signature_ok(settings, url, {}, signature) for url in candidates)
+
+
+@router.websocket("/twilio/media")
+async def twilio_media(websocket: WebSocket) -> None:
+    services = websocket.app.state.services
+    settings = services.settings
+    if not _ws_signature_ok(websocket, settings):
+        log.warning("rejected media stream from {}: bad X-Twilio-Signature",
+                    websocket.client.host if websocket.client else "?")
+        await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
+        return
+    await websocket.accept()
+    await serve_media(websocket, Transport(websocket, TwilioCodec(), TwilioControl(settings)), services)

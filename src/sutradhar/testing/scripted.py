@@ -1,0 +1,153 @@
+"""Scripted engines with fixed delays and injected failures: test doubles and benchmark load.
+
+They never become a default provider. Each takes a `failures` list: one entry per call, consumed in
+order; an entry of None means "succeed", an exception instance is raised, "hang" sleeps forever and
+"empty" returns nothing usable. After the list runs out every call succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sutradhar.engines.base import AudioChunk, Message, Provider, Transcript
+from sutradhar.engines.registry import register
+
+Failure = BaseException | str | None
+
+
+def _take(failures: list[Failure]) -> Failure:
+    return failures.pop(0) if failures else None
+
+
+async def _apply(failure: Failure) -> bool:
+    """Raise or hang for a failure entry; return True when the call must answer empty."""
+    if failure is None:
+        return False
+    if failure == "hang":
+        await asyncio.Event().wait()
+    if failure == "empty":
+        return True
+    if isinstance(failure, BaseException):
+        raise failure
+    raise ValueError(f"unknown scripted failure {failure!r}")
+
+
+@dataclass
+class ScriptedSTT(Provider):
+    """Answers with the next transcript of `script` (cycling), or `transcriber(audio)` if given."""
+
+    name: str = "scripted-stt"
+    script: Sequence[Transcript | str] = ("hello",)
+    delay_s: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    transcriber: Callable[[bytes, int, str | None], Transcript] | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    async def transcribe(
+        self, audio: bytes, sample_rate: int, language: str | None = None
+    ) -> Transcript:
+        index = len(self.calls)
+        self.calls.append({"bytes": len(audio), "sample_rate": sample_rate, "language": language})
+        empty = await _apply(_take(self.failures))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if empty:
+            return Transcript(text="", language=language, provider=self.name)
+        if self.transcriber is not None:
+            return self.transcriber(audio, sample_rate, language)
+        item = self.script[index % len(self.script)]
+        if isinstance(item, str):
+            return Transcript(text=item, language=language, provider=self.name)
+        return Transcript(item.text, item.language, item.confidence, self.name)
+
+
+@dataclass
+class ScriptedLLM(Provider):
+    """Streams the next reply of `replies` (cycling) word by word, or `responder(messages)`."""
+
+    name: str = "scripted-llm"
+    replies: Sequence[str] = ("Hello. How can I help you today?",)
+    first_token_delay_s: float = 0.0
+    token_delay_s: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    responder: Callable[[Sequence[Message], str], str] | None = None
+    # Cut the stream after this many tokens with this exception (a stream dying mid-way).
+    cut_after_tokens: int | None = None
+    cut_error: BaseException | None = None
+    calls: list[list[Message]] = field(default_factory=list)
+
+    async def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
+        index = len(self.calls)
+        self.calls.append(list(messages))
+        empty = await _apply(_take(self.failures))
+        if self.first_token_delay_s:
+            await asyncio.sleep(self.first_token_delay_s)
+        if empty:
+            return
+        if self.responder is not None:
+            reply = self.responder(messages, language)
+        else:
+            reply = self.replies[index % len(self.replies)]
+        for n, token in enumerate(_tokens(reply)):
+            if self.cut_after_tokens is not None and n == self.cut_after_tokens:
+                raise self.cut_error or ConnectionError("stream cut")
+            if n and self.token_delay_s:
+                await asyncio.sleep(self.token_delay_s)
+            yield token
+
+
+def _tokens(text: str) -> list[str]:
+    """Split into word-ish tokens that keep their leading space, like real LLM deltas."""
+    tokens: list[str] = []
+    for i, word in enumerate(text.split(" ")):
+        tokens.append(word if i == 0 else " " + word)
+    return [t for t in tokens if t]
+
+
+@dataclass
+class ScriptedTTS(Provider):
+    """Produces a tone whose length follows the text (`ms_per_char`), in `chunk_ms` pieces."""
+
+    name: str = "scripted-tts"
+    sample_rate: int = 16000
+    first_chunk_delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+    ms_per_char: float = 60.0
+    chunk_ms: int = 200
+    frequency_hz: float = 440.0
+    failures: list[Failure] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    async def synthesize(self, text: str, language: str) -> AsyncIterator[AudioChunk]:
+        self.calls.append((text, language))
+        empty = await _apply(_take(self.failures))
+        if self.first_chunk_delay_s:
+            await asyncio.sleep(self.first_chunk_delay_s)
+        if empty:
+            return
+        total = max(1, int(len(text) * self.ms_per_char * self.sample_rate / 1000))
+        step = max(1, self.chunk_ms * self.sample_rate // 1000)
+        for n, start in enumerate(range(0, total, step)):
+            if n and self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
+            yield AudioChunk(tone(min(step, total - start), self.sample_rate, self.frequency_hz),
+                             self.sample_rate)
+
+
+def tone(samples: int, sample_rate: int, frequency_hz: float = 440.0, amplitude: int = 8000) -> bytes:
+    """A sine tone as PCM16 bytes (audible, so VAD and level checks see real signal)."""
+    import numpy as np
+
+    t = np.arange(samples, dtype=np.float64) / sample_rate
+    wave = (amplitude * np.sin(2 * math.pi * frequency_hz * t)).astype("<i2")
+    return wave.tobytes()
+
+
+# Selectable as `STT=scripted` etc. for tests and benchmarks (never a default).
+register("stt", "scripted")(lambda _settings: ScriptedSTT())
+register("llm", "scripted")(lambda _settings: ScriptedLLM())
+register("tts", "scripted")(lambda _settings: ScriptedTTS())
