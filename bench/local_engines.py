@@ -47,8 +47,8 @@ def phone_utterances() -> list[tuple[str, bytes]]:
 async def run_local(turns: int = 4, models_dir: str | None = None) -> dict[str, Any]:
     from sutradhar.config import load_settings
     from sutradhar.engines.registry import build_engines
-    from sutradhar.pipeline.orchestrator import ReplyAudio, TurnCompleted, Utterance
     from sutradhar.ops.prometheus import Telemetry
+    from sutradhar.pipeline.orchestrator import ReplyAudio, TurnCompleted, Utterance
     from sutradhar.server.services import open_services
 
     overrides: dict[str, Any] = {"_env_file": None}

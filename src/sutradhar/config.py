@@ -12,13 +12,12 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sutradhar.errors import ConfigError
 from sutradhar.pipeline.context import DEFAULT_SYSTEM_PROMPT
 
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
 CSV = Annotated[list[str], NoDecode]
-
-
-class ConfigError(Exception):
-    """Configuration is invalid; the message lists every problem."""
 
 
 def _csv(value: object) -> object:
@@ -157,7 +156,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         from sutradhar.engines.registry import problems as engine_problems
-        from sutradhar.pipeline.language import LANGUAGES
+        from sutradhar.pipeline.languages import LANGUAGES
 
         problems = engine_problems(self)
         for code in [*self.languages, self.default_language]:

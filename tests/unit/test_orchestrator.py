@@ -6,7 +6,7 @@ import pytest
 from sutradhar.engines.base import AuthError, ProviderError, Transcript
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
 from sutradhar.engines.resilience import RetryPolicy
-from sutradhar.pipeline.language import LANGUAGES
+from sutradhar.pipeline.languages import LANGUAGES
 from sutradhar.pipeline.orchestrator import (
     ActionRequested,
     AgentOrchestrator,

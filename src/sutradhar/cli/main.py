@@ -13,6 +13,7 @@ from sutradhar.config import ConfigError, load_settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from sutradhar.ops.logs import setup_logging
     from sutradhar.server.app import create_app
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -21,12 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    try:
-        from sutradhar.ops.logs import setup_logging
-    except ImportError:  # logging setup arrives with the operations module
-        setup_logging = None
-    if setup_logging is not None:
-        setup_logging(settings)
+    setup_logging(settings)
     loop = "auto"
     try:
         import uvloop  # noqa: F401
@@ -36,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop=loop,
                 log_level=settings.log_level.lower(), ws_max_size=settings.max_message_bytes,
-                log_config=None if setup_logging else uvicorn.config.LOGGING_CONFIG)
+                log_config=None)  # setup_logging routes uvicorn's logging into ours
     return 0
 
 

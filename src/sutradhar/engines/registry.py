@@ -15,14 +15,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
 
 from sutradhar.engines.base import LLMProvider, Stage, STTProvider, TTSProvider
+from sutradhar.errors import ConfigError
 
-if TYPE_CHECKING:
-    from sutradhar.config import Settings
+# The registry hands the settings through to the builders without reading them, beyond the
+# three chains (`settings.stt`, `.llm`, `.tts`): so it needs no import of the config module,
+# which validates against it.
+Settings = Any
 
 log = logger.bind(stage="engines")
 
@@ -106,8 +109,6 @@ class EngineSet:
 
 def build_engines(settings: Settings) -> EngineSet:
     """Instances for every configured provider, chain order kept; unavailable ones skipped."""
-    from sutradhar.config import ConfigError
-
     specs = _specs()
     engines = EngineSet()
     for stage in STAGES:

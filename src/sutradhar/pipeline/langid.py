@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
+from sutradhar.pipeline.languages import LANGUAGES
+
 # Unicode blocks of the scripts we care about.
 _SCRIPT_RANGES: tuple[tuple[int, int, str], ...] = (
     (0x0900, 0x097F, "Devanagari"),
@@ -87,8 +89,6 @@ def detect_text_language(text: str, candidates: Iterable[str]) -> str | None:
     script = dominant_script(text)
     if script is None:
         return None
-    from sutradhar.pipeline.language import LANGUAGES
-
     by_script = [c for c in candidates if c in LANGUAGES and LANGUAGES[c].script == script]
     if script != "Latin":
         return by_script[0] if len(by_script) == 1 else _lingua_pick(text, by_script or candidates)
@@ -120,8 +120,6 @@ def resolve_language(stt_language: str | None, text: str, candidates: Iterable[s
 
     The text's script outranks the STT: an engine that claims "en-IN" for Devanagari text is wrong.
     """
-    from sutradhar.pipeline.language import LANGUAGES
-
     candidates = tuple(candidates)
     script = dominant_script(text)
     if stt_language in candidates and (script is None or LANGUAGES[stt_language].script == script):

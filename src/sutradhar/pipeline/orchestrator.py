@@ -27,6 +27,7 @@ from sutradhar.engines.base import (
     TTSProvider,
 )
 from sutradhar.engines.fallback import StreamInterrupted, TaskRouter
+from sutradhar.pipeline.call_language import LanguageCoordinator
 from sutradhar.pipeline.context import DEFAULT_SYSTEM_PROMPT, ContextManager
 from sutradhar.pipeline.events import (
     ActionRequested,
@@ -42,7 +43,7 @@ from sutradhar.pipeline.events import (
 )
 from sutradhar.pipeline.intents import Intent, detect_intent
 from sutradhar.pipeline.langid import resolve_language
-from sutradhar.pipeline.language import LANGUAGES, LanguageCoordinator
+from sutradhar.pipeline.languages import LANGUAGES
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.text.sentences import SentenceChunker
 

@@ -31,7 +31,7 @@ from sutradhar.pipeline.events import (
     TurnCompleted,
     Utterance,
 )
-from sutradhar.pipeline.language import LANGUAGES
+from sutradhar.pipeline.languages import LANGUAGES
 from sutradhar.server.services import Services
 from sutradhar.telephony.transport import DISCONNECTED, Start, Transport
 
