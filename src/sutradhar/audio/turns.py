@@ -81,6 +81,16 @@ class TurnDetector:
         """True while a segment is open and has been confirmed as speech."""
         return self._announced
 
+    @property
+    def segment_open(self) -> bool:
+        """True from the first voiced frame of a candidate segment until it ends or is dropped."""
+        return self._active
+
+    def segment_audio(self) -> bytes:
+        """The open segment so far, at the detector's rate (pre-roll included): what a streaming
+        STT opened mid-segment must hear first."""
+        return bytes(self._audio)
+
     def push(self, frame: bytes) -> SpeechStarted | SpeechSegment | None:
         """Feed one 20 ms frame; returns an event when one happens (usually None)."""
         speech = self.vad.is_speech(frame)

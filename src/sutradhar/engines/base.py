@@ -6,7 +6,7 @@ audio stream. Retries, timeouts, breakers and fallback live in `sutradhar.engine
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ class Transcript:
     language: str | None = None
     confidence: float | None = None
     provider: str = ""
+    is_final: bool = True  # False for an interim transcript of a stream, which may still change
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +203,32 @@ class TTSProvider(Protocol):
     async def health(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class STTStream(Protocol):
+    """One stretch of caller speech being transcribed as it arrives."""
+
+    async def send(self, pcm: bytes) -> None:
+        """Mono PCM16 at the stream's sample rate, in any chunk size, in order."""
+        ...
+
+    async def finish(self) -> Transcript:
+        """End of turn: flush, and return the final transcript of everything sent."""
+        ...
+
+    async def aclose(self) -> None:
+        """Drop the stream without a result (the caller went on, or hung up). Idempotent."""
+        ...
+
+
+Interim = Callable[[Transcript], None]
+
+
+@runtime_checkable
+class StreamingSTTProvider(STTProvider, Protocol):
+    """An STT that also listens while the caller speaks (it still serves batch `transcribe`)."""
+
+    async def open_stream(self, sample_rate: int, language: str | None = None,
+                          on_interim: Interim | None = None) -> STTStream:
+        """Connect a stream for one speech segment. `language` None asks it to detect."""
+        ...

@@ -20,16 +20,19 @@ from loguru import logger
 from sutradhar.engines.base import (
     AudioChunk,
     EmptyResult,
+    Interim,
     LanguageNotSupported,
     LLMProvider,
     Message,
     ProviderError,
     ProviderTimeout,
     Stage,
+    StreamingSTTProvider,
     STTProvider,
     Transcript,
     TTSProvider,
 )
+from sutradhar.engines.live_stt import LiveTranscription
 from sutradhar.engines.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -141,7 +144,8 @@ class TaskRouter:
     # --- public API ---
 
     async def route_transcription(
-        self, audio: bytes, sample_rate: int, language: str | None = None, detect: bool = False
+        self, audio: bytes, sample_rate: int, language: str | None = None, detect: bool = False,
+        skip: frozenset[str] = frozenset(),
     ) -> Transcript:
         """Transcribe through the STT chain. Raises AllProvidersFailed when none succeeds.
 
@@ -157,8 +161,8 @@ class TaskRouter:
             return result
 
         # An empty transcript is usually silence or noise, not a broken provider: no breaker count.
-        slot, result = await self._first("stt", language, transcribe, empty_counts=False)
-        self._succeeded(slot)
+        slot, result = await self._first("stt", language, transcribe, empty_counts=False, skip=skip)
+        self.record_success(slot)
         if not result.provider:
             result = Transcript(result.text, result.language, result.confidence, slot.name)
         return result
@@ -176,6 +180,19 @@ class TaskRouter:
         """Stream the audio of `text` through the TTS chain. `served` receives the provider's name."""
         async for chunk in self._stream("tts", language, lambda p: p.synthesize(text, language), served):
             yield chunk
+
+    def open_transcription(self, sample_rate: int, language: str | None,
+                           on_interim: Interim | None = None) -> LiveTranscription | None:
+        """Start transcribing while the caller speaks, when the first usable STT in the chain
+        streams; None means the chain's first choice is a batch STT (the utterance goes to
+        `route_transcription` at the end of the turn, as before)."""
+        for slot in self.chains["stt"]:
+            if not slot.provider.supports(language) or slot.breaker.state is BreakerState.OPEN:
+                continue
+            if not isinstance(slot.provider, StreamingSTTProvider) or not slot.breaker.allow():
+                return None
+            return LiveTranscription(self, slot, sample_rate, language, on_interim)
+        return None
 
     def provider_status(self) -> list[dict[str, Any]]:
         return [slot.status() for chain in self.chains.values() for slot in chain]
@@ -200,13 +217,13 @@ class TaskRouter:
     # --- internals ---
 
     async def _first(self, stage: Stage, language: str | None,
-                     call: Callable[[ProviderSlot], Awaitable[T]], *, empty_counts: bool = True
-                     ) -> tuple[ProviderSlot, T]:
+                     call: Callable[[ProviderSlot], Awaitable[T]], *, empty_counts: bool = True,
+                     skip: frozenset[str] = frozenset()) -> tuple[ProviderSlot, T]:
         """The one retry loop: each usable provider in chain order, `attempts` tries each under the
         per-attempt timeout, until `call` returns. Raises AllProvidersFailed with every error."""
         errors: list[BaseException] = []
         policy = self.policies[stage].retry
-        for slot in self._candidates(stage, language, errors):
+        for slot in self._candidates(stage, language, errors, skip):
             for attempt in range(1, policy.attempts + 1):
                 try:
                     async with asyncio.timeout(policy.timeout):
@@ -216,7 +233,7 @@ class TaskRouter:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
                     counts = empty_counts or not isinstance(exc, EmptyResult)
-                    error = self._failed(slot, exc, count_for_breaker=counts)
+                    error = self.record_failure(slot, exc, count_for_breaker=counts)
                     if self._retry_now(slot, error, attempt, policy):
                         await self.sleep(policy.delay(attempt))
                         continue
@@ -258,17 +275,21 @@ class TaskRouter:
             slot.breaker.release()
             raise
         except Exception as exc:  # noqa: BLE001 - reported as an interrupted stream
-            error = self._failed(slot, exc)
+            error = self.record_failure(slot, exc)
             raise StreamInterrupted(f"{stage} stream broke after it started: {error}",
                                     provider=slot.name, stage=stage) from error
         finally:
             await _close_quietly(stream)
-        self._succeeded(slot)
+        self.record_success(slot)
 
-    def _candidates(self, stage: Stage, language: str | None, errors: list[BaseException]):
+    def _candidates(self, stage: Stage, language: str | None, errors: list[BaseException],
+                    skip: frozenset[str] = frozenset()):
         """Yield the chain's usable slots in order, noting why others were skipped."""
         previous: ProviderSlot | None = None
         for slot in self.chains[stage]:
+            if slot.name in skip:  # already tried for this request (a failed stream)
+                previous = slot
+                continue
             if not slot.provider.supports(language):
                 errors.append(LanguageNotSupported(f"does not serve {language}", provider=slot.name,
                                                    stage=stage))
@@ -291,7 +312,7 @@ class TaskRouter:
                                            error)
         return True
 
-    def _failed(self, slot: ProviderSlot, exc: BaseException, count_for_breaker: bool = True) -> BaseException:
+    def record_failure(self, slot: ProviderSlot, exc: BaseException, count_for_breaker: bool = True) -> BaseException:
         if isinstance(exc, TimeoutError):
             exc = ProviderTimeout(f"no answer within {self.policies[slot.stage].retry.timeout:g}s")
         if isinstance(exc, ProviderError):
@@ -310,7 +331,7 @@ class TaskRouter:
                                               getattr(exc, "kind", type(exc).__name__), exc)
         return exc
 
-    def _succeeded(self, slot: ProviderSlot) -> None:
+    def record_success(self, slot: ProviderSlot) -> None:
         slot.calls += 1
         slot.last_ok_at = time.time()
         slot.breaker.record_success()

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sutradhar.engines.base import AudioChunk
+from sutradhar.engines.live_stt import LiveTranscription
 
 
 @dataclass
@@ -16,6 +17,8 @@ class Utterance:
     sample_rate: int = 16000
     ended_at: float = 0.0  # time.monotonic() when the caller stopped speaking; 0: when respond starts
     text: str | None = None  # already known (typed text, tests): STT is skipped
+    # A streaming STT that heard this utterance while it was spoken: only its flush is left.
+    transcription: LiveTranscription | None = None
 
     @property
     def duration_s(self) -> float:
@@ -94,6 +97,7 @@ class TurnRecord:
     detected_language: str | None = None
     switched_to: str | None = None
     intent: str | None = None
+    stt_streamed: bool = False  # the STT listened while the caller spoke (stt_ms is its flush)
     timings: dict[str, float | None] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     providers: dict[str, str | None] = field(default_factory=dict)

@@ -243,15 +243,23 @@ class AgentOrchestrator:
     # --- steps ---
 
     async def _transcribe(self, utterance: Utterance, record: TurnRecord, log: Any) -> tuple[str | None, str | None]:
-        if utterance.text is not None:
-            return (utterance.text.strip() or None), None
-        if utterance.duration_s < MIN_UTTERANCE_S:
+        live = utterance.transcription
+        if utterance.text is not None or utterance.duration_s < MIN_UTTERANCE_S:
+            if live is not None:
+                await live.aclose()
+            if utterance.text is not None:
+                return (utterance.text.strip() or None), None
             record.error("stt", ProviderError("utterance too short to transcribe", stage="stt"))
             return None, None
         began = self.clock()
         try:
-            transcript = await self.router.route_transcription(
-                utterance.audio, utterance.sample_rate, self.language.current, detect=True)
+            if live is not None:  # heard while spoken: the flush (or the chain's fallback) is left
+                record.stt_streamed = True
+                transcript = await live.finish(utterance.audio, utterance.sample_rate,
+                                               self.language.current, detect=True)
+            else:
+                transcript = await self.router.route_transcription(
+                    utterance.audio, utterance.sample_rate, self.language.current, detect=True)
         except ProviderError as exc:
             record.error("stt", exc)
             log.bind(stage="stt").warning("transcription failed: {}", exc)

@@ -20,6 +20,8 @@ from sutradhar.audio.codecs import StreamResampler
 from sutradhar.audio.playout import Playout
 from sutradhar.audio.turns import SPEECH_STARTED, SpeechSegment, TurnDetector
 from sutradhar.audio.vad import FRAME_MS, make_vad
+from sutradhar.engines.base import Transcript
+from sutradhar.engines.live_stt import LiveTranscription
 from sutradhar.pipeline.events import (
     ActionRequested,
     Event,
@@ -67,7 +69,10 @@ class CallSession:
             min_speech_ms=s.min_speech_ms, max_utterance_s=s.max_utterance_s,
             barge_in_ms=s.barge_in_min_speech_ms)
         self._frame_bytes = vad_rate * FRAME_MS // 1000 * 2
+        self._vad_rate = vad_rate
         self._inbuf = bytearray()
+        self._live: LiveTranscription | None = None  # a streaming STT hearing the open segment
+        self.last_interim: Transcript | None = None
         self.playout = Playout(transport.send_audio, self._mark_sent,
                                frame_bytes=wire * transport.frame_ms // 1000 * 2,
                                frame_ms=transport.frame_ms, lead_frames=transport.lead_frames,
@@ -125,6 +130,9 @@ class CallSession:
             return
         self.state, self.end_reason = State.ENDED, reason
         me = asyncio.current_task()
+        if self._live is not None:
+            live, self._live = self._live, None
+            await live.aclose()
         reply, turn = self._reply, self._reply_turn
         for task in (self._reply, self._watchdog, *self._background):
             if task is not None and task is not me:
@@ -180,14 +188,37 @@ class CallSession:
             await self._on_frame(frame)
 
     async def _on_frame(self, frame: bytes) -> None:
-        event = self.detector.push(frame)
+        detector = self.detector
+        event = detector.push(frame)
+        live = self._live
+        if live is not None:
+            if detector.segment_open:
+                live.push(frame)
+            elif not isinstance(event, SpeechSegment):  # a noise blip, dropped: no utterance came
+                self._live = None
+                self._spawn(live.aclose())
+        elif detector.segment_open:
+            self._open_live()
         if event is None:
             return
         if event is SPEECH_STARTED:
             if self.state in (State.THINKING, State.SPEAKING):
                 await self.interrupt("barge_in")
         elif isinstance(event, SpeechSegment):
-            self._answer(Utterance(event.audio, event.sample_rate, event.ended_at))
+            live, self._live = self._live, None
+            self._answer(Utterance(event.audio, event.sample_rate, event.ended_at, transcription=live))
+
+    def _open_live(self) -> None:
+        """A segment just opened: when the chain's STT streams, it hears the caller from now on."""
+        live = self.services.router.open_transcription(self._vad_rate, self.language, self._interim)
+        if live is not None:
+            live.push(self.detector.segment_audio())
+            self._live = live
+
+    def _interim(self, transcript: Transcript) -> None:
+        self.last_interim = transcript
+        # Shown on the browser page; phone codecs drop call events.
+        self._spawn(self.transport.send_event({"type": "interim", "text": transcript.text}))
 
     def touch(self) -> None:
         """Any inbound message (not only audio) proves the call is alive."""

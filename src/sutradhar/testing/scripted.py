@@ -13,7 +13,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sutradhar.engines.base import AudioChunk, Message, Provider, Transcript
+from sutradhar.engines.base import (
+    AudioChunk,
+    Interim,
+    Message,
+    Provider,
+    ProviderError,
+    Transcript,
+)
 from sutradhar.engines.registry import register
 
 Failure = BaseException | str | None
@@ -63,6 +70,66 @@ class ScriptedSTT(Provider):
         if isinstance(item, str):
             return Transcript(text=item, language=language, provider=self.name)
         return Transcript(item.text, item.language, item.confidence, self.name)
+
+
+@dataclass
+class ScriptedStreamingSTT(ScriptedSTT):
+    """A streaming STT: hears audio as it is sent, says an interim every `interim_every_s` of it,
+    and answers the flush after `flush_delay_s` (a network round trip). Batch `transcribe` still
+    works (with `delay_s`), as the fallback path uses it. `stream_failures` injects failures per
+    stream: "open" fails to connect, "send" breaks mid-utterance, "finish" fails the flush."""
+
+    name: str = "scripted-streaming-stt"
+    flush_delay_s: float = 0.02
+    interim_every_s: float = 0.5
+    stream_failures: list[str | None] = field(default_factory=list)
+    streams: list[ScriptedSTTStream] = field(default_factory=list)
+
+    async def open_stream(self, sample_rate: int, language: str | None = None,
+                          on_interim: Interim | None = None) -> ScriptedSTTStream:
+        failure = self.stream_failures.pop(0) if self.stream_failures else None
+        if failure == "open":
+            raise ProviderError("stream refused", provider=self.name, stage="stt", status=503)
+        stream = ScriptedSTTStream(self, sample_rate, language, on_interim, failure)
+        self.streams.append(stream)
+        return stream
+
+
+@dataclass
+class ScriptedSTTStream:
+    stt: ScriptedStreamingSTT
+    sample_rate: int
+    language: str | None
+    on_interim: Interim | None
+    failure: str | None = None
+    received: int = 0
+    closed: bool = False
+    finished: bool = False
+
+    async def send(self, pcm: bytes) -> None:
+        if self.failure == "send" and self.received > 0:
+            raise ProviderError("stream cut", provider=self.stt.name, stage="stt")
+        step = int(self.stt.interim_every_s * self.sample_rate) * 2
+        before, self.received = self.received, self.received + len(pcm)
+        if self.on_interim is not None and step and before // step != self.received // step:
+            words = self._text().split()
+            shown = min(len(words), self.received // step)  # a word more each `interim_every_s`
+            self.on_interim(Transcript(" ".join(words[:shown]), self.language, None, self.stt.name,
+                                       is_final=False))
+
+    async def finish(self) -> Transcript:
+        await asyncio.sleep(self.stt.flush_delay_s)
+        if self.failure == "finish":
+            raise ProviderError("flush failed", provider=self.stt.name, stage="stt", status=500)
+        self.finished = True
+        return Transcript(self._text(), self.language, None, self.stt.name)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def _text(self) -> str:
+        item = self.stt.script[(len(self.stt.streams) - 1) % len(self.stt.script)]
+        return item if isinstance(item, str) else item.text
 
 
 @dataclass
@@ -149,5 +216,6 @@ def tone(samples: int, sample_rate: int, frequency_hz: float = 440.0, amplitude:
 
 # Selectable as `STT=scripted` etc. for tests and benchmarks (never a default).
 register("stt", "scripted")(lambda _settings: ScriptedSTT())
+register("stt", "scripted-streaming")(lambda _settings: ScriptedStreamingSTT())
 register("llm", "scripted")(lambda _settings: ScriptedLLM())
 register("tts", "scripted")(lambda _settings: ScriptedTTS())
