@@ -63,6 +63,40 @@ class BenchSTT(_Engine):
         return Transcript(text=text, language=language, provider=self.name)
 
 
+class BenchStreamingSTT(BenchSTT):
+    """Hears the caller while they speak; at the end of the turn answers the flush after
+    `stt_flush_ms` (a network round trip). Batch `transcribe` keeps the batch delay."""
+
+    name = "bench-streaming-stt"
+
+    def __init__(self, d: Delays, trace: bool = False) -> None:
+        super().__init__(d, trace)
+        self.flush = d.stt_flush_ms / 1000
+
+    async def open_stream(self, sample_rate: int, language: str | None = None,
+                          on_interim: Any = None) -> BenchSTTStream:
+        text = TRANSCRIPTS[self.n % len(TRANSCRIPTS)]
+        self.n += 1
+        return BenchSTTStream(self, text, language)
+
+
+class BenchSTTStream:
+    def __init__(self, stt: BenchStreamingSTT, text: str, language: str | None) -> None:
+        self.stt, self.text, self.language = stt, text, language
+
+    async def send(self, pcm: bytes) -> None:
+        return None
+
+    async def finish(self) -> Transcript:
+        _mark("stt_start")
+        await asyncio.sleep(self.stt.flush)
+        _mark("stt_end")
+        return Transcript(text=self.text, language=self.language, provider=self.stt.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
 class BenchLLM(_Engine):
     name = "bench-llm"
 

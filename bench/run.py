@@ -5,6 +5,7 @@ Subcommands (each writes JSON to bench/results/, see bench/README.md):
   load      real server + N concurrent simulated Twilio calls over loopback, swept over N
   local     one call's turns through the offline local engines: real latency per stage
   frames    micro-benchmark of the per-frame telephony work (decode, VAD, encode)
+  stt       voice-to-voice at the caller with a batch STT and a streaming STT, same delays
   server    run the benchmark server alone (scripted engines with fixed delays)
   plot      draw the PNG of a load sweep result
   all       overhead + frames + load (+ local when the engines are installed)
@@ -175,6 +176,46 @@ def _add_load_args(lp: argparse.ArgumentParser) -> None:
     Delays.add_arguments(lp)
 
 
+# --- batch vs streaming STT ---
+
+def cmd_stt(args: argparse.Namespace) -> dict:
+    """The same calls twice through the real server: a batch STT that starts after the end of
+    the turn (`--stt-ms`), then a streaming STT fed while the caller speaks (`--stt-flush-ms`)."""
+    import dataclasses
+
+    from bench import load
+
+    levels = [int(x) for x in args.sweep.split(",")]
+    base = Delays.from_args(args)
+    runs = {}
+    for mode, d in (("batch", dataclasses.replace(base, stt_streaming=0)),
+                    ("streaming", dataclasses.replace(base, stt_streaming=1))):
+        print(f"--- {mode} STT ---", flush=True)
+        runs[mode] = load.sweep(levels, d, args.turns, extend=False, max_overhead_p95=1e9,
+                                max_late_frac=1.0, budget_s=args.budget_s, procs=None, src=None, step=0,
+                                max_n=max(levels), operations=True, profile_dir=Path(args.out or "bench/results"),
+                                gc_freeze=False, resampler_quality=None, profile_levels=(),
+                                log=lambda m: print(m, flush=True))
+        runs[mode].update(delays_ms=d.as_dict())
+    result = {"runs": runs, "turns_per_call": args.turns, "command": _command(args)}
+    path = write_result(args.name, result, args.out)
+    print(stt_table(result))
+    print(f"result: {path}")
+    return result
+
+
+def stt_table(result: dict) -> str:
+    rows = []
+    for mode, run in result["runs"].items():
+        d = run["delays_ms"]
+        stt = d["stt_flush_ms"] if d["stt_streaming"] else d["stt_ms"]
+        for r in run["levels"]:
+            v = r["v2v_ms"]
+            rows.append([mode, r["calls"], r["turns_measured"], stt, v["p50"], v["p95"], r["overhead_ms"]["p50"]])
+    return table(rows, ["STT", "calls", "turns", "STT on the critical path (ms)", "v2v p50", "v2v p95",
+                        "overhead p50"])
+
+
 # --- local engines ---
 
 def cmd_local(args: argparse.Namespace) -> dict:
@@ -336,6 +377,18 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--models-dir", default=None, help="passed to `local`")
     al.add_argument("--out", default=None, help="results directory (default bench/results)")
     al.set_defaults(func=cmd_all)
+
+    st = sub.add_parser("stt", help="voice-to-voice with a batch STT vs a streaming STT (same delays)",
+                        description="The real server and simulated Twilio callers, once with a batch STT "
+                                    "(starts after the end of the turn) and once with a streaming STT "
+                                    "(fed while the caller speaks; only the flush is left).")
+    st.add_argument("--sweep", default="1,10", help="concurrent calls per step (default %(default)s)")
+    st.add_argument("--turns", type=int, default=3, help="turns per call before the barge-in turn")
+    st.add_argument("--budget-s", type=float, default=300)
+    st.add_argument("--out", default=None, help="results directory (default bench/results)")
+    st.add_argument("--name", default="stt", help="result name (default %(default)s)")
+    Delays.add_arguments(st)
+    st.set_defaults(func=cmd_stt)
 
     rp = sub.add_parser("report", help="write bench/RESULTS.md from the *-latest.json results",
                         description="Tables for the README's Performance section, generated from the "

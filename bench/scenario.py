@@ -41,7 +41,9 @@ REPLIES = (
 class Delays:
     """Fixed engine delays of the scripted providers, in milliseconds."""
 
-    stt_ms: float = 150.0  # after the utterance is handed to STT
+    stt_ms: float = 150.0  # after the utterance is handed to STT (batch)
+    stt_streaming: int = 0  # 1: the STT streams (hears the caller while they speak)
+    stt_flush_ms: float = 20.0  # streaming: the flush's answer at the end of the turn (a round trip)
     llm_first_token_ms: float = 200.0
     llm_token_ms: float = 10.0  # between tokens after the first
     tts_first_chunk_ms: float = 100.0
@@ -55,6 +57,10 @@ class Delays:
         d = cls()
         g = p.add_argument_group("scripted engine delays (ms)")
         g.add_argument("--stt-ms", type=float, default=d.stt_ms, help="STT delay (default %(default)s)")
+        g.add_argument("--stt-streaming", action="store_true",
+                       help="a streaming STT: fed while the caller speaks, only the flush is left")
+        g.add_argument("--stt-flush-ms", type=float, default=d.stt_flush_ms,
+                       help="streaming STT: flush to final transcript (default %(default)s)")
         g.add_argument("--llm-first-token-ms", type=float, default=d.llm_first_token_ms,
                        help="LLM time to first token (default %(default)s)")
         g.add_argument("--llm-token-ms", type=float, default=d.llm_token_ms,
@@ -69,7 +75,8 @@ class Delays:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Delays:
-        return cls(stt_ms=args.stt_ms, llm_first_token_ms=args.llm_first_token_ms,
+        return cls(stt_ms=args.stt_ms, stt_streaming=int(bool(getattr(args, "stt_streaming", False))),
+                   stt_flush_ms=args.stt_flush_ms, llm_first_token_ms=args.llm_first_token_ms,
                    llm_token_ms=args.llm_token_ms, tts_first_chunk_ms=args.tts_first_chunk_ms,
                    tts_chunk_ms=args.tts_chunk_ms, tts_sample_rate=args.tts_rate)
 
@@ -112,7 +119,8 @@ def release_token_index(reply: str) -> int:
 def critical_path_ms(d: Delays, reply: str | None = None, with_stt: bool = True) -> float:
     """Scripted delays between the end of the utterance and the first TTS chunk of `reply`."""
     k = release_token_index(reply if reply is not None else REPLIES[0])
-    return (d.stt_ms if with_stt else 0.0) + d.llm_first_token_ms + k * d.llm_token_ms + d.tts_first_chunk_ms
+    stt = d.stt_flush_ms if d.stt_streaming else d.stt_ms
+    return (stt if with_stt else 0.0) + d.llm_first_token_ms + k * d.llm_token_ms + d.tts_first_chunk_ms
 
 
 def llm_total_ms(reply: str, d: Delays) -> float:
@@ -128,9 +136,10 @@ def sentence_count(reply: str) -> int:
 
 def scripted_providers(d: Delays, trace: bool = False) -> tuple[object, object, object]:
     """Scripted STT, LLM and TTS with the delays of `d`, answering the scenario above."""
-    from bench.engines import BenchLLM, BenchSTT, BenchTTS
+    from bench.engines import BenchLLM, BenchStreamingSTT, BenchSTT, BenchTTS
 
-    return BenchSTT(d, trace), BenchLLM(d, trace), BenchTTS(d, trace)
+    stt = BenchStreamingSTT(d, trace) if d.stt_streaming else BenchSTT(d, trace)
+    return stt, BenchLLM(d, trace), BenchTTS(d, trace)
 
 
 def reply_for_turn(turn_index: int) -> str:
