@@ -49,7 +49,7 @@ async def run_local(turns: int = 4, models_dir: str | None = None) -> dict[str, 
     from sutradhar.engines.registry import build_engines
     from sutradhar.ops.prometheus import Telemetry
     from sutradhar.pipeline.orchestrator import ReplyAudio, TurnCompleted, Utterance
-    from sutradhar.server.services import open_services
+    from sutradhar.services import open_services
 
     overrides: dict[str, Any] = {"_env_file": None}
     if models_dir:

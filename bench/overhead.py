@@ -42,7 +42,7 @@ async def _build_services(d: Delays) -> Any:
     from sutradhar.config import load_settings
     from sutradhar.engines.registry import EngineSet
     from sutradhar.ops.prometheus import Telemetry
-    from sutradhar.server.services import open_services
+    from sutradhar.services import open_services
 
     settings = load_settings(stt=["scripted"], llm=["scripted"], tts=["scripted"], log_level="WARNING",
                              _env_file=None)

@@ -4,9 +4,9 @@ from sutradhar.engines.fallback import TaskRouter
 from sutradhar.engines.resilience import CircuitBreaker, RetryPolicy
 from sutradhar.pipeline.call_language import LanguageCoordinator
 from sutradhar.pipeline.context import ContextManager
-from sutradhar.pipeline.languages import LANGUAGES
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.pipeline.orchestrator import AgentOrchestrator, Utterance
+from sutradhar.text.languages import LANGUAGES
 
 __all__ = [
     "LANGUAGES",

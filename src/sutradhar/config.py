@@ -13,11 +13,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sutradhar.errors import ConfigError
-from sutradhar.pipeline.context import DEFAULT_SYSTEM_PROMPT
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
 CSV = Annotated[list[str], NoDecode]
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful, friendly voice assistant on a phone call. Answer in one to three short "
+    "spoken sentences. Never use lists, markdown or emoji."
+)
 
 
 def _csv(value: object) -> object:
@@ -156,7 +159,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         from sutradhar.engines.registry import problems as engine_problems
-        from sutradhar.pipeline.languages import LANGUAGES
+        from sutradhar.text.languages import LANGUAGES
 
         problems = engine_problems(self)
         for code in [*self.languages, self.default_language]:

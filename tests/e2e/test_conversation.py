@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from sutradhar.pipeline.languages import LANGUAGES
+from sutradhar.text.languages import LANGUAGES
 from tests.e2e.calls import place_call
 from tests.e2e.fixtures import UTTERANCES
 from tests.e2e.harness import (

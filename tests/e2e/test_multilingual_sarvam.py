@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from sutradhar.pipeline.languages import LANGUAGES
+from sutradhar.text.languages import LANGUAGES
 from tests.e2e.calls import agent_audio_rms, place_call
 from tests.e2e.fixtures import UTTERANCES, Spoken
 from tests.e2e.harness import configured_engines as build_services

@@ -103,7 +103,7 @@ async def test_when_every_llm_fails_the_caller_hears_the_polite_line_and_the_nex
     with live_server(settings, engines=lambda s: scripted_engines(llm=llm, tts=tts)) as server:
         result = await place_call(server.url, EN[:2], language="en-IN")
         left = server.wait_tasks_settled()
-    from sutradhar.pipeline.languages import LANGUAGES
+    from sutradhar.text.languages import LANGUAGES
 
     spoken = [text for text, _ in tts.calls]
     assert LANGUAGES["en-IN"].trouble.split(".")[0] in " ".join(spoken)

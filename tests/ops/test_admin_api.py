@@ -11,7 +11,7 @@ from sutradhar.engines.base import AuthError
 from sutradhar.engines.registry import EngineSet
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.server import admin
-from sutradhar.server.services import Services, open_services
+from sutradhar.services import Services, open_services
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.support.calls import unstarted_session
 

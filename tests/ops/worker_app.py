@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from sutradhar.config import load_settings
 from sutradhar.engines.registry import EngineSet
 from sutradhar.server import admin
-from sutradhar.server.services import Services, open_services
+from sutradhar.services import Services, open_services
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run by uvicorn --app-dir tests/ops

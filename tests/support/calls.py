@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from sutradhar.server.services import Services
+from sutradhar.services import Services
 from sutradhar.telephony.session import CallSession
 from sutradhar.telephony.transport import Codec, Start, Transport
 from sutradhar.telephony.twilio.codec import TwilioCodec

@@ -21,7 +21,7 @@ import uvicorn
 
 from sutradhar.config import Settings, load_settings
 from sutradhar.engines.registry import EngineSet
-from sutradhar.server.services import Services
+from sutradhar.services import Services
 from sutradhar.store import Recorder
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 

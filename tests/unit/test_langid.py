@@ -1,4 +1,4 @@
-from sutradhar.pipeline.langid import (
+from sutradhar.text.langid import (
     detect_text_language,
     dominant_script,
     resolve_language,

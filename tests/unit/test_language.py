@@ -4,7 +4,7 @@ from sutradhar.engines.local.espeak import VOICES as ESPEAK_VOICES
 from sutradhar.engines.sarvam.common import SARVAM_LANGUAGES
 from sutradhar.engines.sarvam.tts import SarvamTTS
 from sutradhar.pipeline.call_language import LanguageCoordinator
-from sutradhar.pipeline.languages import LANGUAGES
+from sutradhar.text.languages import LANGUAGES
 
 
 def test_registry_has_the_four_launch_languages_with_phrases():

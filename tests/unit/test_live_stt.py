@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
+from sutradhar.engines.live_stt import open_transcription
 from sutradhar.engines.resilience import RetryPolicy
 from sutradhar.testing.scripted import ScriptedStreamingSTT, ScriptedSTT, tone
 
@@ -27,7 +28,7 @@ async def feed(live, pcm: bytes, frame: int = 320) -> None:
 async def test_the_stream_hears_every_frame_and_only_the_flush_is_left_at_the_end():
     stt = ScriptedStreamingSTT(script=("where is my order",), flush_delay_s=0.02, delay_s=1.0)
     interims = []
-    live = router(stt).open_transcription(8000, "en-IN", interims.append)
+    live = open_transcription(router(stt), 8000, "en-IN", interims.append)
     await feed(live, SPEECH)
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -41,13 +42,13 @@ async def test_the_stream_hears_every_frame_and_only_the_flush_is_left_at_the_en
 
 
 async def test_a_batch_first_choice_means_no_stream():
-    assert router(ScriptedSTT(), ScriptedStreamingSTT()).open_transcription(8000, "en-IN") is None
+    assert open_transcription(router(ScriptedSTT(), ScriptedStreamingSTT()), 8000, "en-IN") is None
 
 
 async def test_a_stream_cut_mid_utterance_sends_the_whole_utterance_to_the_next_provider():
     streaming = ScriptedStreamingSTT(stream_failures=["send"])
     backup = ScriptedSTT(name="backup", script=("I said all of this",))
-    live = router(streaming, backup).open_transcription(8000, "en-IN")
+    live = open_transcription(router(streaming, backup), 8000, "en-IN")
     await feed(live, SPEECH)
     result = await live.finish(UTTERANCE, 16000, "en-IN")
     assert result.text == "I said all of this" and result.provider == "backup"
@@ -60,7 +61,7 @@ async def test_a_stream_that_cannot_open_or_flush_falls_back_too():
     for failure in ("open", "finish"):
         streaming = ScriptedStreamingSTT(stream_failures=[failure])
         backup = ScriptedSTT(name="backup", script=("fallback words",))
-        live = router(streaming, backup).open_transcription(8000, "en-IN")
+        live = open_transcription(router(streaming, backup), 8000, "en-IN")
         await feed(live, SPEECH[:3200])
         assert (await live.finish(UTTERANCE, 16000, "en-IN")).text == "fallback words", failure
 
@@ -68,7 +69,7 @@ async def test_a_stream_that_cannot_open_or_flush_falls_back_too():
 async def test_an_empty_final_does_not_count_against_the_breaker():
     streaming = ScriptedStreamingSTT(script=("",))
     backup = ScriptedSTT(name="backup", script=("backup heard it",))
-    live = router(streaming, backup).open_transcription(8000, "en-IN")
+    live = open_transcription(router(streaming, backup), 8000, "en-IN")
     await feed(live, SPEECH[:3200])
     assert (await live.finish(UTTERANCE, 16000, "en-IN")).text == "backup heard it"
     assert router_slot(live).breaker.failures == 0
@@ -76,7 +77,7 @@ async def test_an_empty_final_does_not_count_against_the_breaker():
 
 async def test_closing_a_stream_for_a_noise_blip_releases_it():
     stt = ScriptedStreamingSTT()
-    live = router(stt).open_transcription(8000, "en-IN")
+    live = open_transcription(router(stt), 8000, "en-IN")
     await feed(live, SPEECH[:640])
     await live.aclose()
     await live.aclose()  # idempotent

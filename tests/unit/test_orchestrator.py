@@ -6,7 +6,6 @@ import pytest
 from sutradhar.engines.base import AuthError, ProviderError, Transcript
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
 from sutradhar.engines.resilience import RetryPolicy
-from sutradhar.pipeline.languages import LANGUAGES
 from sutradhar.pipeline.orchestrator import (
     ActionRequested,
     AgentOrchestrator,
@@ -17,6 +16,7 @@ from sutradhar.pipeline.orchestrator import (
     Utterance,
 )
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from sutradhar.text.languages import LANGUAGES
 
 SPEECH = b"\x10\x00" * 16000  # one second of (quiet) audio
 

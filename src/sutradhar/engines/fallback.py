@@ -20,19 +20,16 @@ from loguru import logger
 from sutradhar.engines.base import (
     AudioChunk,
     EmptyResult,
-    Interim,
     LanguageNotSupported,
     LLMProvider,
     Message,
     ProviderError,
     ProviderTimeout,
     Stage,
-    StreamingSTTProvider,
     STTProvider,
     Transcript,
     TTSProvider,
 )
-from sutradhar.engines.live_stt import LiveTranscription
 from sutradhar.engines.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -180,19 +177,6 @@ class TaskRouter:
         """Stream the audio of `text` through the TTS chain. `served` receives the provider's name."""
         async for chunk in self._stream("tts", language, lambda p: p.synthesize(text, language), served):
             yield chunk
-
-    def open_transcription(self, sample_rate: int, language: str | None,
-                           on_interim: Interim | None = None) -> LiveTranscription | None:
-        """Start transcribing while the caller speaks, when the first usable STT in the chain
-        streams; None means the chain's first choice is a batch STT (the utterance goes to
-        `route_transcription` at the end of the turn, as before)."""
-        for slot in self.chains["stt"]:
-            if not slot.provider.supports(language) or slot.breaker.state is BreakerState.OPEN:
-                continue
-            if not isinstance(slot.provider, StreamingSTTProvider) or not slot.breaker.allow():
-                return None
-            return LiveTranscription(self, slot, sample_rate, language, on_interim)
-        return None
 
     def provider_status(self) -> list[dict[str, Any]]:
         return [slot.status() for chain in self.chains.values() for slot in chain]

@@ -12,16 +12,34 @@ said is lost.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sutradhar.engines.base import EmptyResult, Interim, STTStream, Transcript
-
-if TYPE_CHECKING:
-    from sutradhar.engines.fallback import ProviderSlot, TaskRouter
+from sutradhar.engines.base import (
+    EmptyResult,
+    Interim,
+    StreamingSTTProvider,
+    STTStream,
+    Transcript,
+)
+from sutradhar.engines.fallback import ProviderSlot, TaskRouter
+from sutradhar.engines.resilience import BreakerState
 
 _END = b""  # the sender's sentinel: everything pushed has been queued
+
+
+def open_transcription(router: TaskRouter, sample_rate: int, language: str | None,
+                       on_interim: Interim | None = None) -> LiveTranscription | None:
+    """Start transcribing while the caller speaks, when the first usable STT in the router's chain
+    streams; None means the chain's first choice is a batch STT (the utterance then goes to
+    `route_transcription` at the end of the turn, as before)."""
+    for slot in router.chains["stt"]:
+        if not slot.provider.supports(language) or slot.breaker.state is BreakerState.OPEN:
+            continue
+        if not isinstance(slot.provider, StreamingSTTProvider) or not slot.breaker.allow():
+            return None
+        return LiveTranscription(router, slot, sample_rate, language, on_interim)
+    return None
 
 
 class LiveTranscription:

@@ -11,8 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sutradhar.pipeline.langid import dominant_script
-from sutradhar.pipeline.languages import LANGUAGES, LanguageInfo, language_info
+from sutradhar.text.langid import dominant_script
+from sutradhar.text.languages import LANGUAGES, LanguageInfo, language_info
 
 
 @dataclass

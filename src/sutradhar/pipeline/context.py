@@ -13,11 +13,6 @@ from typing import Any
 
 from sutradhar.engines.base import Message
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a helpful, friendly voice assistant on a phone call. Answer in one to three short "
-    "spoken sentences. Never use lists, markdown or emoji."
-)
-
 
 @dataclass
 class Turn:

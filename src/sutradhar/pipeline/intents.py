@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sutradhar.pipeline.languages import LANGUAGES
+from sutradhar.text.languages import LANGUAGES
 
 
 @dataclass(frozen=True)

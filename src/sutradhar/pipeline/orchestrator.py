@@ -19,6 +19,7 @@ from typing import Any
 
 from loguru import logger
 
+from sutradhar.config import DEFAULT_SYSTEM_PROMPT
 from sutradhar.engines.base import (
     LLMProvider,
     MalformedResponse,
@@ -28,7 +29,7 @@ from sutradhar.engines.base import (
 )
 from sutradhar.engines.fallback import StreamInterrupted, TaskRouter
 from sutradhar.pipeline.call_language import LanguageCoordinator
-from sutradhar.pipeline.context import DEFAULT_SYSTEM_PROMPT, ContextManager
+from sutradhar.pipeline.context import ContextManager
 from sutradhar.pipeline.events import (
     ActionRequested,
     Event,
@@ -42,9 +43,9 @@ from sutradhar.pipeline.events import (
     Utterance,
 )
 from sutradhar.pipeline.intents import Intent, detect_intent
-from sutradhar.pipeline.langid import resolve_language
-from sutradhar.pipeline.languages import LANGUAGES
 from sutradhar.pipeline.metrics import MetricsCollector
+from sutradhar.text.langid import resolve_language
+from sutradhar.text.languages import LANGUAGES
 from sutradhar.text.sentences import SentenceChunker
 
 # Audio shorter than this cannot hold a word; do not spend an STT call on it.

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from sutradhar.ops.prometheus import CONTENT_TYPE
 from sutradhar.ops.shared_state import worker_id
-from sutradhar.server.services import Services
+from sutradhar.services import Services
 from sutradhar.store import CallStore
 from sutradhar.store.calls import to_datetime
 

@@ -17,7 +17,7 @@ from sutradhar.config import Settings, load_settings
 from sutradhar.engines.registry import EngineSet
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.server import admin
-from sutradhar.server.services import open_services
+from sutradhar.services import open_services
 from sutradhar.store import Recorder
 from sutradhar.telephony.browser import webhooks as browser
 from sutradhar.telephony.exotel import webhooks as exotel

@@ -14,7 +14,7 @@ from loguru import logger
 
 from sutradhar.config import Settings
 from sutradhar.ops.logs import call_context
-from sutradhar.server.services import Services
+from sutradhar.services import Services
 from sutradhar.telephony.session import CallSession
 from sutradhar.telephony.transport import (
     Dtmf,

@@ -21,7 +21,7 @@ from sutradhar.audio.playout import Playout
 from sutradhar.audio.turns import SPEECH_STARTED, SpeechSegment, TurnDetector
 from sutradhar.audio.vad import FRAME_MS, make_vad
 from sutradhar.engines.base import Transcript
-from sutradhar.engines.live_stt import LiveTranscription
+from sutradhar.engines.live_stt import LiveTranscription, open_transcription
 from sutradhar.pipeline.events import (
     ActionRequested,
     Event,
@@ -33,9 +33,9 @@ from sutradhar.pipeline.events import (
     TurnCompleted,
     Utterance,
 )
-from sutradhar.pipeline.languages import LANGUAGES
-from sutradhar.server.services import Services
+from sutradhar.services import Services
 from sutradhar.telephony.transport import DISCONNECTED, Start, Transport
+from sutradhar.text.languages import LANGUAGES
 
 # The TTS -> phone-line resampler holds back part of its first chunk (soxr HQ: ~96 ms at 16 kHz,
 # which stalled every sentence's start in the load benchmark); LQ holds ~24 ms and is still a
@@ -210,7 +210,7 @@ class CallSession:
 
     def _open_live(self) -> None:
         """A segment just opened: when the chain's STT streams, it hears the caller from now on."""
-        live = self.services.router.open_transcription(self._vad_rate, self.language, self._interim)
+        live = open_transcription(self.services.router, self._vad_rate, self.language, self._interim)
         if live is not None:
             live.push(self.detector.segment_audio())
             self._live = live

@@ -21,7 +21,7 @@ from sutradhar.engines.local.espeak import EspeakTTS
 from sutradhar.engines.local.piper import PiperTTS, packaged_voice
 from sutradhar.engines.local.responder import ScriptedResponder
 from sutradhar.engines.local.whisper import LocalSTT, resolve_whisper_model
-from sutradhar.pipeline.languages import LANGUAGES
+from sutradhar.text.languages import LANGUAGES
 
 pytestmark = pytest.mark.local_models
 

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import HTMLResponse, Response
 
 from sutradhar.config import Settings
-from sutradhar.pipeline.languages import LANGUAGES
 from sutradhar.telephony.browser.codec import BrowserCodec
 from sutradhar.telephony.media import serve_media
 from sutradhar.telephony.transport import Transport
+from sutradhar.text.languages import LANGUAGES
 
 router = APIRouter()
 

@@ -16,11 +16,11 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Gather, VoiceResponse
 
 from sutradhar.config import Settings
-from sutradhar.pipeline.languages import LANGUAGES
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.transport import Transport
 from sutradhar.telephony.twilio.codec import TwilioCodec
 from sutradhar.telephony.twilio.control import TwilioControl
+from sutradhar.text.languages import LANGUAGES
 from sutradhar.urls import websocket_url
 
 router = APIRouter()

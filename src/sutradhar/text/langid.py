@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-from sutradhar.pipeline.languages import LANGUAGES
+from sutradhar.text.languages import LANGUAGES
 
 # Unicode blocks of the scripts we care about.
 _SCRIPT_RANGES: tuple[tuple[int, int, str], ...] = (
