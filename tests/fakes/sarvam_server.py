@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -369,7 +369,7 @@ class FakeSarvam(FakeServer):
             if completion_event:
                 await ws.send_json({"type": "event", "data": {
                     "event_type": "final", "message": "generation complete",
-                    "timestamp": datetime.now(timezone.utc).isoformat()}})
+                    "timestamp": datetime.now(UTC).isoformat()}})
             text = ""
         await ws.close()
         return ws

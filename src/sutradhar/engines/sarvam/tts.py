@@ -36,7 +36,7 @@ from sutradhar.text.sentences import split_text
 
 # Characters per request. v3 is documented at 2,500; v2 is commonly cited at 1,500.
 MAX_CHARS = {"bulbul:v2": 1500, "bulbul:v3": 2500, "bulbul:v4-flash": 2500}
-DEFAULT_SPEAKER = {"bulbul:v2": "anushka", "bulbul:v3": "shubh"}
+DEFAULT_SPEAKER = {"bulbul:v2": "anushka", "bulbul:v3": "shubh", "bulbul:v4-flash": "shubh_enhi_ads"}
 @dataclass
 class SarvamTTS(HTTPProvider):
     name: str = "sarvam"
