@@ -128,3 +128,11 @@ async def test_streaming_config_the_fake_refuses_surfaces_as_bad_request(fake_sa
     with pytest.raises(BadRequest, match="speaker"):
         await collect(client(fake_sarvam, streaming=True, model="bulbul:v3", speaker="anushka"),
                       "Hello there.", "en-IN")
+
+
+async def test_bulbul_v4_flash_gets_v3_parameters_and_its_own_default_voice(fake_sarvam: FakeSarvam) -> None:
+    # sarvamai 0.1.39: v4-flash has v3's contract (no pitch/loudness) and persona voices only.
+    chunks = await collect(client(fake_sarvam, model="bulbul:v4-flash"), "Hello there.", "en-IN")
+    body = fake_sarvam.calls("tts")[0]["json"]
+    assert "pitch" not in body and "loudness" not in body and "temperature" in body
+    assert body["speaker"] == "shubh_enhi_ads" and chunks
