@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     sarvam_api_key: str = ""
     sarvam_base_url: str = "https://api.sarvam.ai"
     sarvam_ws_url: str = ""  # defaults to the wss form of sarvam_base_url
-    sarvam_stt_model: str = "saarika:v2.5"
+    sarvam_stt_model: str = "saaras:v3"
     sarvam_stt_streaming: bool = False
     sarvam_tts_model: str = "bulbul:v2"
     sarvam_tts_streaming: bool = False

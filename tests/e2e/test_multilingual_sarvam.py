@@ -54,9 +54,9 @@ def system_prompt(chat_request: dict[str, Any]) -> str:
 
 
 def reply_tts_languages(fake: Any) -> list[str]:
-    """target_language_code of each LLM reply's TTS request (greeting sentences excluded)."""
+    """language_code of each LLM reply's TTS request (greeting sentences excluded)."""
     replies = set(REPLY.values())
-    return [r["json"]["target_language_code"] for r in fake.calls("tts") if r["json"]["text"] in replies]
+    return [r["json"]["language_code"] for r in fake.calls("tts") if r["json"]["text"] in replies]
 
 
 async def test_call_starts_in_ivr_language_and_switches_after_two_turns_not_one(fake_sarvam):
@@ -70,7 +70,7 @@ async def test_call_starts_in_ivr_language_and_switches_after_two_turns_not_one(
     # The IVR's choice is the call's first language: the greeting is spoken in Hindi.
     tts = fake_sarvam.calls("tts")
     assert LANGUAGES["hi-IN"].greeting.startswith(tts[0]["json"]["text"])
-    assert tts[0]["json"]["target_language_code"] == "hi-IN"
+    assert tts[0]["json"]["language_code"] == "hi-IN"
 
     # One STT request per caller turn: the VAD cut each utterance as one turn.
     stt = fake_sarvam.calls("stt")

@@ -7,10 +7,20 @@
         settings = load_settings(sarvam_base_url=fake.base_url, sarvam_api_key=fake.api_key, ...)
 
 Endpoints (fault queue names): `stt` POST /speech-to-text, `tts` POST /text-to-speech,
-`chat` POST /v1/chat/completions (SSE), `stt_ws` /speech-to-text/ws, `tts_ws` /text-to-speech/ws.
-TTS answers a tone whose length follows the text (60 ms a character) at the requested rate, and,
-like Sarvam, rejects pitch or loudness for bulbul:v3 with a 400. Every request is recorded in
-`fake.requests`. STT audio longer than 30 s is rejected with a 400, as Sarvam does.
+`chat` POST /v1/chat/completions (SSE when `stream` is true, else one JSON completion),
+`stt_ws` /speech-to-text/ws, `tts_ws` /text-to-speech/ws.
+
+Strict, as the real service: every request is checked against what the official `sarvamai` SDK
+(0.1.39, see `sarvam_contract.py`) sends, and a wrong one (unknown or renamed field, such as
+`target_language_code` on TTS; model, language, speaker, sample rate not allowed; pitch or loudness
+for bulbul:v3 over REST; audio over 30 s) is refused with Sarvam's error shape: HTTP
+`{"error": {"message", "code", "request_id"}}`, on the STT socket `{"type": "error", "data":
+{"error", "code"}}`, on the TTS socket `{"type": "error", "data": {"message", "code": <int>}}`.
+`tests/contract/test_sarvam_sdk.py` drives the SDK itself against this fake to keep it honest.
+
+TTS answers a tone whose length follows the text (60 ms a character) at the requested rate, as a
+WAV whatever `output_audio_codec` says (the fake encodes nothing). Every request, refused or not,
+is recorded in `fake.requests`.
 """
 
 from __future__ import annotations
@@ -18,21 +28,39 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from sutradhar.audio.codecs import pcm16_to_wav, wav_to_pcm16
+from tests.fakes import sarvam_contract as contract
 from tests.fakes._server import FakeServer, Fault, error_body, tone_pcm
 
 Transcriber = Callable[[bytes, dict[str, Any]], tuple[str, str | None]]
 
 MS_PER_CHAR = 60
+# The HTTP status a Sarvam error code comes with; the TTS socket sends only this integer.
+CODE_STATUS = {"invalid_api_key_error": 403, "authentication_error": 403,
+               "insufficient_quota_error": 429, "rate_limit_exceeded_error": 429,
+               "invalid_request_error": 400, "unprocessable_entity_error": 422,
+               "not_found_error": 404, "internal_server_error": 500,
+               "gateway_timeout_error": 504}
+CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "linear16": "audio/pcm",
+                 "mulaw": "audio/basic", "alaw": "audio/alaw", "opus": "audio/opus",
+                 "flac": "audio/flac", "aac": "audio/aac"}
 
 
+def _request_id() -> str:
+    return f"req_{uuid.uuid4().hex[:12]}"
+
+
+def refusal(exc: contract.Invalid) -> web.Response:
+    return error_body(exc.status, exc.code, exc.message, _request_id())
 
 
 class FakeSarvam(FakeServer):
@@ -54,7 +82,7 @@ class FakeSarvam(FakeServer):
 
     def check_auth(self, request: web.Request) -> web.Response | None:
         if request.headers.get("api-subscription-key") != self.api_key:
-            return error_body(403, "invalid_api_key_error", "Invalid API key", uuid.uuid4().hex[:12])
+            return error_body(403, "invalid_api_key_error", "Invalid API key", _request_id())
         return None
 
     def _transcript(self, pcm: bytes, fields: dict[str, Any]) -> tuple[str, str | None]:
@@ -67,53 +95,155 @@ class FakeSarvam(FakeServer):
         fault = self.take_fault("stt")
         form = await request.post()
         upload = form.get("file")
-        fields = {k: v for k, v in form.items() if k != "file"}
-        pcm, rate = wav_to_pcm16(upload.file.read())  # type: ignore[union-attr]
-        self.requests.append({"endpoint": "stt", "headers": dict(request.headers), "fields": fields,
-                              "seconds": len(pcm) / 2 / rate, "sample_rate": rate})
+        fields = {k: str(v) for k, v in form.items() if k != "file"}
+        record: dict[str, Any] = {"endpoint": "stt", "headers": dict(request.headers),
+                                  "fields": fields, "seconds": 0.0, "sample_rate": None}
+        self.requests.append(record)
         if (denied := self.check_auth(request)) is not None:
             return denied
         if (early := await self.before(fault)) is not None:
             return early
-        if len(pcm) / 2 / rate > 30.0:
-            return error_body(400, "invalid_request_error", "Audio longer than 30 seconds", "r400")
+        try:
+            contract.check_stt_fields(fields)
+            if not isinstance(upload, web.FileField):
+                raise contract.Invalid("file: field required")
+            try:
+                pcm, rate = wav_to_pcm16(upload.file.read())
+            except Exception as exc:  # noqa: BLE001 - any undecodable upload is the client's fault
+                raise contract.rule(f"file: not a readable WAV ({exc})") from None
+            record.update(seconds=len(pcm) / 2 / rate, sample_rate=rate)
+            if record["seconds"] > contract.STT_MAX_SECONDS:
+                raise contract.rule("Audio longer than 30 seconds; use the Batch API")
+        except contract.Invalid as exc:
+            return refusal(exc)
         text, language = self._transcript(pcm, fields)
-        request_id = f"req_{uuid.uuid4().hex[:12]}"
+        request_id = _request_id()
         return web.json_response({"request_id": request_id, "transcript": text,
                                   "language_code": language, "timestamps": None,
                                   "diarized_transcript": None}, headers={"x-request-id": request_id})
 
     async def tts(self, request: web.Request) -> web.StreamResponse:
         fault = self.take_fault("tts")
-        body = await request.json()
-        self.requests.append({"endpoint": "tts", "headers": dict(request.headers), "json": body})
+        raw = await request.json()
+        self.requests.append({"endpoint": "tts", "headers": dict(request.headers), "json": raw})
         if (denied := self.check_auth(request)) is not None:
             return denied
         if (early := await self.before(fault)) is not None:
             return early
-        if body.get("model", "").startswith("bulbul:v3") and ({"pitch", "loudness"} & body.keys()):
-            return error_body(400, "invalid_request_error",
-                              "pitch and loudness are not supported for bulbul:v3", "r400")
+        try:
+            body, _model = contract.check_tts_body(raw if isinstance(raw, dict) else {})
+        except contract.Invalid as exc:
+            return refusal(exc)
         rate = int(body.get("speech_sample_rate", 22050))
-        pcm = tone_pcm(len(body.get("text", "")) * MS_PER_CHAR / 1000, rate)
+        pcm = tone_pcm(len(body["text"]) * MS_PER_CHAR / 1000, rate)
         audio = base64.b64encode(pcm16_to_wav(pcm, rate)).decode()
-        return web.json_response({"request_id": "req_tts", "audios": [audio]})
+        request_id = _request_id()
+        return web.json_response({"request_id": request_id, "audios": [audio]},
+                                 headers={"x-request-id": request_id})
+
+    async def chat(self, request: web.Request, endpoint: str = "chat") -> web.StreamResponse:
+        """Chat completions: SSE chunks when `stream` is true, one JSON completion otherwise."""
+        fault = self.take_fault(endpoint)
+        raw = await request.json()
+        self.requests.append({"endpoint": endpoint, "headers": dict(request.headers), "json": raw})
+        if (denied := self.check_auth(request)) is not None:
+            return denied
+        if (early := await self.before(fault)) is not None:
+            return early
+        try:
+            body = contract.check_chat(raw)
+        except contract.Invalid as exc:
+            return refusal(exc)
+        text = self.next_reply(body["messages"])
+        request_id = fault.request_id if fault else _request_id()
+        if body.get("stream") is True:
+            return await self._sse(request, self.sse_events(text, body["model"]), request_id, fault)
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if self.reasoning:
+            message["reasoning_content"] = self.reasoning
+        return web.json_response({
+            "id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": self._usage(body["messages"], text)}, headers={"x-request-id": request_id})
+
+    async def _sse(self, request: web.Request, events: list[bytes], request_id: str,
+                   fault: Fault | None) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "x-request-id": request_id})
+        await response.prepare(request)
+        payload = b"".join(events)
+        if fault and fault.cut:
+            # Send the first half of the stream, then drop the TCP connection.
+            await response.write(payload[: len(payload) // 2])
+            request.transport.close()  # type: ignore[union-attr]
+            return response
+        size = self.sse_write_size
+        pieces = [payload[i:i + size] for i in range(0, len(payload), size)] if size else events
+        for piece in pieces:
+            await response.write(piece)
+            await asyncio.sleep(0)
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    def _usage(messages: list[dict[str, Any]], text: str) -> dict[str, int]:
+        prompt = sum(len(str(m.get("content") or "").split()) for m in messages)
+        completion = len(text.split())
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}
+
+    def sse_events(self, text: str, model: str = "sarvam-105b-conversations") -> list[bytes]:
+        """ChatCompletionChunk events: every chunk carries `id`, `created` and `model` (required
+        by the SDK's type), the last one the usage."""
+        created = int(time.time())
+
+        def event(delta: dict[str, Any] | None, finish: str | None = None,
+                  usage: dict[str, int] | None = None) -> bytes:
+            chunk: dict[str, Any] = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                                     "created": created, "model": model, "choices": []}
+            if delta is not None:
+                chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+            if usage is not None:
+                chunk["usage"] = usage
+            return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+
+        events = [event({"role": "assistant", "content": ""})]
+        for word in self.reasoning.split(" ") if self.reasoning else []:
+            events.append(event({"content": None, "reasoning_content": word + " "}))
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            events.append(event({"content": word if i == 0 else " " + word}))
+        events.append(event({}, "stop"))
+        events.append(event(None, usage={"prompt_tokens": 0, "completion_tokens": len(words),
+                                         "total_tokens": len(words)}))
+        events.append(b"data: [DONE]\n\n")
+        return events
 
     # --- WebSockets ---
-    async def _ws_open(self, request: web.Request, endpoint: str
+    async def _ws_open(self, request: web.Request, endpoint: str,
+                       check: Callable[[dict[str, str]], object]
                        ) -> tuple[web.WebSocketResponse | web.Response, Fault | None]:
+        """Auth, an injected handshake status, then the query check: each refuses the upgrade
+        with an HTTP error body, as Sarvam does."""
         fault = self.take_fault(endpoint)
+        query = dict(request.query)
         self.requests.append({"endpoint": endpoint, "headers": dict(request.headers),
-                              "query": dict(request.query), "messages": []})
+                              "query": query, "messages": []})
         if (denied := self.check_auth(request)) is not None:
             return denied, fault
         if fault is not None and fault.status is not None and fault.status != 200:
             return error_body(fault.status, fault.code, fault.message, fault.request_id), None
+        try:
+            check(query)
+        except contract.Invalid as exc:
+            return refusal(exc), None
         ws = web.WebSocketResponse(max_msg_size=64 * 1024 * 1024)
         await ws.prepare(request)
         return ws, fault
 
-    async def _ws_fault(self, ws: web.WebSocketResponse, fault: Fault | None) -> bool:
+    async def _ws_fault(self, ws: web.WebSocketResponse, fault: Fault | None,
+                        error: Callable[[str, str, str], dict[str, Any]]) -> bool:
         """Apply a fault once the client has asked for output; True when the exchange is over."""
         if fault is None:
             return False
@@ -123,73 +253,123 @@ class FakeSarvam(FakeServer):
             await self._stopping.wait()
             return True
         if fault.code:
-            await ws.send_json({"type": "error", "data": {"message": fault.message, "code": fault.code,
-                                                          "request_id": fault.request_id}})
+            await ws.send_json(error(fault.message, fault.code, fault.request_id))
             return True
         if fault.malformed:
             await ws.send_str("{not json")
             return True
         return False
 
+    @staticmethod
+    def stt_error(message: str, code: str, request_id: str = "") -> dict[str, Any]:
+        """STT socket error (sarvamai ErrorData): the text is under `error`, the code a string."""
+        return {"type": "error", "data": {"error": message, "code": code}}
+
+    @staticmethod
+    def tts_error(message: str, code: str, request_id: str = "") -> dict[str, Any]:
+        """TTS socket error (sarvamai ErrorResponseData): `message`, and `code` an integer."""
+        return {"type": "error", "data": {"message": message, "code": CODE_STATUS.get(code, 500),
+                                          "request_id": request_id or _request_id()}}
+
     async def stt_ws(self, request: web.Request) -> web.StreamResponse:
-        ws, fault = await self._ws_open(request, "stt_ws")
+        ws, fault = await self._ws_open(request, "stt_ws", contract.check_stt_query)
         if not isinstance(ws, web.WebSocketResponse):
             return ws
         record = self.requests[-1]
+        query = record["query"]
+        connection_rate = int(query.get("sample_rate", "16000"))
         audio = b""
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 break
-            message = json.loads(msg.data)
-            record["messages"].append(message.get("type") or "audio")
-            if "audio" in message:
-                raw = base64.b64decode(message["audio"]["data"])
-                audio += wav_to_pcm16(raw)[0] if raw[:4] == b"RIFF" else raw
-            elif message.get("type") == "flush":
-                if await self._ws_fault(ws, fault):
-                    break
-                if fault is not None and fault.cut:
-                    await ws.close()
-                    break
-                text, language = self._transcript(audio, dict(request.query))
-                await ws.send_json({"type": "data", "data": {
-                    "request_id": "req_ws", "transcript": text, "language_code": language,
-                    "metrics": {"audio_duration": len(audio) / 32000, "processing_latency": 0.01}}})
-                audio = b""
+            try:
+                message = json.loads(msg.data)
+                if not isinstance(message, dict):
+                    raise contract.Invalid("message: a JSON object is required")
+                record["messages"].append(message.get("type") or "audio")
+                if "audio" in message:
+                    contract.check_stt_audio(message["audio"], connection_rate)
+                    raw = base64.b64decode(message["audio"]["data"])
+                    audio += wav_to_pcm16(raw)[0] if raw[:4] == b"RIFF" else raw
+                    continue
+                if message.get("type") != "flush":
+                    raise contract.Invalid(f"unknown message {message.get('type')!r}")
+            except (ValueError, contract.Invalid) as exc:
+                code = exc.code if isinstance(exc, contract.Invalid) else "invalid_request_error"
+                await ws.send_json(self.stt_error(str(exc), code))
+                break
+            if await self._ws_fault(ws, fault, self.stt_error):
+                break
+            if fault is not None and fault.cut:
+                await ws.close()
+                break
+            text, language = self._transcript(audio, query)
+            await ws.send_json({"type": "data", "data": {
+                "request_id": _request_id(), "transcript": text, "timestamps": None,
+                "diarized_transcript": None, "language_code": language,
+                "language_probability": 0.9 if query.get("language-code", "unknown") == "unknown"
+                else None,
+                "metrics": {"audio_duration": len(audio) / 2 / connection_rate,
+                            "processing_latency": 0.01}}})
+            audio = b""
         await ws.close()
         return ws
 
     async def tts_ws(self, request: web.Request) -> web.StreamResponse:
-        ws, fault = await self._ws_open(request, "tts_ws")
+        ws, fault = await self._ws_open(request, "tts_ws", contract.check_tts_query)
         if not isinstance(ws, web.WebSocketResponse):
             return ws
         record = self.requests[-1]
-        config: dict[str, Any] = {}
+        model = record["query"].get("model", contract.TTS_DEFAULT_MODEL)
+        completion_event = record["query"].get("send_completion_event") == "true"
+        config: dict[str, Any] | None = None
         text = ""
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 break
-            message = json.loads(msg.data)
-            kind = message.get("type")
-            record["messages"].append(message)
-            if kind == "config":
-                config = message.get("data", {})
-            elif kind == "text":
-                text += message["data"]["text"]
-            elif kind == "flush":
-                if await self._ws_fault(ws, fault):
-                    break
-                rate = int(config.get("speech_sample_rate", 22050))
-                pcm = tone_pcm(len(text) * MS_PER_CHAR / 1000, rate)
-                step = rate // 5 * 2  # 200 ms messages
-                pieces = [pcm[i:i + step] for i in range(0, len(pcm), step)]
-                for n, piece in enumerate(pieces):
-                    if fault is not None and fault.cut and n == len(pieces) // 2:
-                        await ws.close()
-                        return ws
-                    await ws.send_json({"type": "audio", "data": {
-                        "audio": base64.b64encode(piece).decode(), "request_id": "req_tts_ws"}})
-                await ws.send_json({"type": "event", "data": {"event_type": "final"}})
-                text = ""
+            try:
+                message = json.loads(msg.data)
+                if not isinstance(message, dict):
+                    raise contract.Invalid("message: a JSON object is required")
+                kind = message.get("type")
+                record["messages"].append(message)
+                if kind == "config":
+                    config = contract.check_tts_config(message.get("data"), model)
+                    continue
+                if kind == "ping":
+                    continue
+                if config is None:
+                    raise contract.Invalid("the first message must be config")
+                if kind == "text":
+                    piece = (message.get("data") or {}).get("text")
+                    if not isinstance(piece, str) or not 1 <= len(text + piece) <= contract.TTS_WS_MAX_CHARS:
+                        raise contract.Invalid("text: 1-2500 characters are required")
+                    text += piece
+                    continue
+                if kind != "flush":
+                    raise contract.Invalid(f"unknown message type {kind!r}")
+            except (ValueError, contract.Invalid) as exc:
+                code = exc.code if isinstance(exc, contract.Invalid) else "invalid_request_error"
+                await ws.send_json(self.tts_error(str(exc), code))
+                break
+            if await self._ws_fault(ws, fault, self.tts_error):
+                break
+            rate = int(config.get("speech_sample_rate", 22050))
+            codec = config.get("output_audio_codec", "mp3")
+            pcm = tone_pcm(len(text) * MS_PER_CHAR / 1000, rate)
+            step = rate // 5 * 2  # 200 ms messages
+            pieces = [pcm[i:i + step] for i in range(0, len(pcm), step)]
+            for n, piece in enumerate(pieces):
+                if fault is not None and fault.cut and n == len(pieces) // 2:
+                    await ws.close()
+                    return ws
+                await ws.send_json({"type": "audio", "data": {
+                    "content_type": CONTENT_TYPES.get(codec, "application/octet-stream"),
+                    "audio": base64.b64encode(piece).decode(), "request_id": "req_tts_ws"}})
+            if completion_event:
+                await ws.send_json({"type": "event", "data": {
+                    "event_type": "final", "message": "generation complete",
+                    "timestamp": datetime.now(UTC).isoformat()}})
+            text = ""
         await ws.close()
         return ws

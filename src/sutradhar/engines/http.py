@@ -27,11 +27,15 @@ from sutradhar.engines.base import (
     Stage,
 )
 
-# Error codes that mean "no credits": Sarvam's and OpenAI's spellings.
+# Provider error codes in Sarvam's spelling (sarvamai 0.1.39 `ErrorCode`) and OpenAI's. They matter
+# most where no HTTP status comes with them (WebSocket errors); with a status, 5xx stays retryable.
 _QUOTA_CODES = frozenset({"insufficient_quota_error", "insufficient_quota"})
-_AUTH_CODES = frozenset({"invalid_api_key_error", "invalid_api_key"})
+_AUTH_CODES = frozenset({"invalid_api_key_error", "invalid_api_key", "authentication_error"})
 _RATE_CODES = frozenset({"rate_limit_exceeded_error", "rate_limit_exceeded"})
 _BAD_REQUEST_CODES = frozenset({"invalid_request_error", "unprocessable_entity_error", "not_found_error"})
+_TIMEOUT_CODES = frozenset({"gateway_timeout_error"})
+_SERVER_CODES = frozenset({"internal_server_error", "model_call_error",
+                           "billing_service_unavailable_error"})
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
@@ -68,9 +72,9 @@ def error_for(
         return AuthError(message, **kwargs)
     if status == 429 or code in _RATE_CODES:
         return RateLimited(message, **kwargs)
-    if status == 408:
+    if status == 408 or (status is None and code in _TIMEOUT_CODES):
         return ProviderTimeout(message, **kwargs)
-    if status is not None and status >= 500:
+    if (status is not None and status >= 500) or (status is None and code in _SERVER_CODES):
         return ProviderError(message, retryable=True, **kwargs)
     if (status is not None and 400 <= status < 500) or code in _BAD_REQUEST_CODES:
         return BadRequest(message, **kwargs)

@@ -34,9 +34,37 @@ async def test_sends_unknown_language_and_returns_detected_language(fake_sarvam:
     assert (result.text, result.language, result.provider) == ("नमस्ते", "hi-IN", "sarvam")
     call = fake_sarvam.calls("stt")[0]
     assert call["fields"]["language_code"] == "unknown"
-    assert call["fields"]["model"] == "saarika:v2.5"
+    assert call["fields"]["model"] == "saaras:v3" and call["fields"]["mode"] == "transcribe"
     assert call["sample_rate"] == 16000  # resampled from 8 kHz, as Sarvam wants
     assert call["headers"]["api-subscription-key"] == fake_sarvam.api_key
+
+
+async def test_saarika_is_refused_as_the_sdk_no_longer_lists_it(fake_sarvam: FakeSarvam) -> None:
+    stt = client(fake_sarvam, model="saarika:v2.5")
+    with pytest.raises(BadRequest, match="model"):
+        await stt.transcribe(AUDIO_8K, 8000, "hi-IN")
+    await stt.aclose()
+
+
+async def test_default_model_is_one_the_sdk_lists_in_config_and_client() -> None:
+    from sarvamai.types import SpeechToTextModel
+
+    from sutradhar.config import Settings
+    from tests.fakes.sarvam_contract import STT_WS_MODELS, literals
+
+    assert Settings().sarvam_stt_model == SarvamSTT().model
+    assert SarvamSTT().model in literals(SpeechToTextModel) & STT_WS_MODELS
+
+
+async def test_saaras_v4_gets_no_mode_over_rest_but_does_on_the_socket(fake_sarvam: FakeSarvam) -> None:
+    stt = client(fake_sarvam, model="saaras:v4")
+    await stt.transcribe(AUDIO_8K, 8000, "hi-IN")  # the strict fake refuses mode with v4 over REST
+    await stt.aclose()
+    assert "mode" not in fake_sarvam.calls("stt")[0]["fields"]
+    stt = client(fake_sarvam, model="saaras:v4", streaming=True)
+    await stt.transcribe(AUDIO_8K, 8000, "hi-IN")
+    await stt.aclose()
+    assert fake_sarvam.calls("stt_ws")[0]["query"]["mode"] == "transcribe"
 
 
 async def test_saaras_v3_sends_transcribe_mode(fake_sarvam: FakeSarvam) -> None:
@@ -114,13 +142,15 @@ async def test_streaming_websocket_sends_audio_then_flush(fake_sarvam: FakeSarva
     assert (result.text, result.language) == ("వెంటనే", "te-IN")
     call = fake_sarvam.calls("stt_ws")[0]
     assert call["messages"] == ["audio", "flush"]
-    assert call["query"]["language-code"] == "te-IN"
+    assert call["query"]["language-code"] == "te-IN" and call["query"]["model"] == "saaras:v3"
     assert call["headers"]["api-subscription-key"] == fake_sarvam.api_key
 
 
 @pytest.mark.parametrize(("fault", "error"), [
     (Fault(code="insufficient_quota_error", message="no credits"), QuotaExceeded),
-    (Fault(code="internal_error", message="boom"), ProviderError),
+    (Fault(code="authentication_error", message="key revoked"), AuthError),
+    (Fault(code="rate_limit_exceeded_error", message="slow down"), RateLimited),
+    (Fault(code="internal_server_error", message="boom"), ProviderError),
     (Fault(cut=True), ProviderError),
     (Fault(status=403, code="invalid_api_key_error", message="bad key"), AuthError),
 ])
@@ -129,5 +159,19 @@ async def test_streaming_errors_become_provider_errors(
     fake_sarvam.inject("stt_ws", fault)
     stt = client(fake_sarvam, streaming=True)
     with pytest.raises(error):
+        await stt.transcribe(AUDIO_8K, 8000, "hi-IN")
+    await stt.aclose()
+
+
+@pytest.mark.parametrize(("fault", "error"), [
+    (Fault(code="insufficient_quota_error", message="no credits left"), QuotaExceeded),
+    (Fault(code="unprocessable_entity_error", message="audio too short"), BadRequest),
+])
+async def test_streaming_error_keeps_the_text_sarvam_sends_under_error(
+        fake_sarvam: FakeSarvam, fault: Fault, error: type) -> None:
+    # The STT socket's error is {"data": {"error": "<text>", "code": "<code>"}} (sarvamai ErrorData).
+    fake_sarvam.inject("stt_ws", fault)
+    stt = client(fake_sarvam, streaming=True)
+    with pytest.raises(error, match=fault.message):
         await stt.transcribe(AUDIO_8K, 8000, "hi-IN")
     await stt.aclose()

@@ -8,9 +8,11 @@ from sutradhar.audio.codecs import rms
 from sutradhar.engines.base import (
     AudioChunk,
     AuthError,
+    BadRequest,
     MalformedResponse,
     ProviderError,
     QuotaExceeded,
+    RateLimited,
 )
 from sutradhar.engines.sarvam.tts import SarvamTTS
 from sutradhar.text.sentences import split_text
@@ -32,7 +34,8 @@ async def test_bulbul_v2_sends_pitch_and_loudness_and_registry_speaker(fake_sarv
     body = fake_sarvam.calls("tts")[0]["json"]
     assert body["model"] == "bulbul:v2" and body["speaker"] == "anushka"
     assert {"pitch", "loudness", "pace"} <= body.keys() and "temperature" not in body
-    assert body["speech_sample_rate"] == 8000 and body["target_language_code"] == "hi-IN"
+    assert body["speech_sample_rate"] == 8000 and body["language_code"] == "hi-IN"
+    assert "target_language_code" not in body  # the strict fake would refuse it with a 422
     assert all(c.sample_rate == 8000 for c in chunks)
 
 
@@ -41,6 +44,7 @@ async def test_bulbul_v3_never_sends_pitch_or_loudness(fake_sarvam: FakeSarvam) 
     body = fake_sarvam.calls("tts")[0]["json"]
     assert "pitch" not in body and "loudness" not in body
     assert body["speaker"] == "shubh" and "temperature" in body and "pace" in body
+    assert "enable_preprocessing" not in body  # v2 only: v3 always preprocesses
     assert sum(c.duration_s for c in chunks) > 0.5
 
 
@@ -89,12 +93,12 @@ async def test_streaming_sends_config_text_flush_and_reads_until_final(fake_sarv
     assert kinds == ["config", "text", "flush"]
     config = call["messages"][0]["data"]
     assert config["output_audio_codec"] == "linear16" and "pitch" not in config
+    assert config["language_code"] == "te-IN" and "target_language_code" not in config
     assert call["query"]["send_completion_event"] == "true"
     assert len(chunks) > 2 and all(c.sample_rate == 8000 for c in chunks)
 
 
 @pytest.mark.parametrize(("fault", "error"), [
-    (Fault(code="insufficient_quota_error"), QuotaExceeded),
     (Fault(cut=True), ProviderError),
     (Fault(malformed=True), MalformedResponse),
 ])
@@ -102,3 +106,33 @@ async def test_streaming_errors(fake_sarvam: FakeSarvam, fault: Fault, error: ty
     fake_sarvam.inject("tts_ws", fault)
     with pytest.raises(error):
         await collect(client(fake_sarvam, streaming=True), "Hello there, how are you?", "en-IN")
+
+
+@pytest.mark.parametrize(("fault", "error", "retryable"), [
+    (Fault(code="rate_limit_exceeded_error", message="slow down"), RateLimited, True),  # code 429
+    (Fault(code="invalid_api_key_error", message="bad key"), AuthError, False),  # code 403
+    (Fault(code="unprocessable_entity_error", message="bad config"), BadRequest, False),  # 422
+    (Fault(code="internal_server_error", message="boom"), ProviderError, True),  # code 500
+])
+async def test_streaming_integer_error_codes_map_like_http_statuses(
+        fake_sarvam: FakeSarvam, fault: Fault, error: type, retryable: bool) -> None:
+    # The TTS socket's error code is an integer (sarvamai ErrorResponseData.code: int).
+    fake_sarvam.inject("tts_ws", fault)
+    with pytest.raises(error, match=fault.message) as caught:
+        await collect(client(fake_sarvam, streaming=True), "Hello there, how are you?", "en-IN")
+    assert type(caught.value) is error and caught.value.retryable is retryable
+
+
+async def test_streaming_config_the_fake_refuses_surfaces_as_bad_request(fake_sarvam: FakeSarvam) -> None:
+    # A v2 voice on bulbul:v3 is refused in-socket with {"type": "error", "data": {"code": 422}}.
+    with pytest.raises(BadRequest, match="speaker"):
+        await collect(client(fake_sarvam, streaming=True, model="bulbul:v3", speaker="anushka"),
+                      "Hello there.", "en-IN")
+
+
+async def test_bulbul_v4_flash_gets_v3_parameters_and_its_own_default_voice(fake_sarvam: FakeSarvam) -> None:
+    # sarvamai 0.1.39: v4-flash has v3's contract (no pitch/loudness) and persona voices only.
+    chunks = await collect(client(fake_sarvam, model="bulbul:v4-flash"), "Hello there.", "en-IN")
+    body = fake_sarvam.calls("tts")[0]["json"]
+    assert "pitch" not in body and "loudness" not in body and "temperature" in body
+    assert body["speaker"] == "shubh_enhi_ads" and chunks

@@ -1,4 +1,4 @@
-"""Sarvam AI: speech-to-text (saaras/saarika), text-to-speech (bulbul) and chat (sarvam-m)."""
+"""Sarvam AI: speech-to-text (saaras), text-to-speech (bulbul) and chat (sarvam-105b)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What Sarvam's STT, TTS and chat clients share: languages, auth, WebSocket URL and error mapping.
 
-The clients themselves live in `sarvam_stt.py`, `sarvam_tts.py` and `sarvam_llm.py`.
+The clients themselves live in `stt.py`, `tts.py` and `llm.py`.
 """
 
 from __future__ import annotations
@@ -30,14 +30,39 @@ def ws_base(base_url: str, ws_url: str = "") -> str:
 
 
 def ws_error(data: Any, *, provider: str, stage: Stage) -> ProviderError:
-    """A `{"type": "error", "data": {...}}` message as the error class its code implies."""
+    """A `{"type": "error", "data": {...}}` message as the error class its code implies.
+
+    The two sockets disagree (sarvamai 0.1.39): STT sends `{"error": "<text>", "code": "<str>"}`
+    (ErrorData), TTS sends `{"message": "<text>", "code": <int>, "details": {...}}`
+    (ErrorResponseData). An integer code is an HTTP status, a string code a provider code; both go
+    through `error_for`, so a socket error fails over exactly like the same HTTP error.
+    """
     data = data if isinstance(data, dict) else {"message": str(data)}
-    inner = data.get("error") if isinstance(data.get("error"), dict) else data
-    message = str(inner.get("message") or data.get("message") or "Sarvam WebSocket error")
-    code = inner.get("code") or data.get("code")
+    nested = data.get("error") if isinstance(data.get("error"), dict) else None
+    inner = nested or data
+    text = inner.get("message") or data.get("message")
+    if not text and isinstance(data.get("error"), str):
+        text = data["error"]
+    details = inner.get("details") if isinstance(inner.get("details"), dict) else {}
     status = inner.get("status_code") if isinstance(inner.get("status_code"), int) else None
-    return error_for(status, code, message, provider=provider, stage=stage,
-                     request_id=inner.get("request_id") or data.get("request_id"))
+    code: str | None = None
+    for raw in (inner.get("code"), data.get("code"), details.get("code")):
+        number = _status_code(raw)
+        if number is not None:
+            status = status or number
+        elif isinstance(raw, str) and raw and code is None:
+            code = raw
+    return error_for(status, code, str(text or "Sarvam WebSocket error"), provider=provider,
+                     stage=stage, request_id=inner.get("request_id") or data.get("request_id"))
+
+
+def _status_code(raw: object) -> int | None:
+    """An HTTP-status-like code (429, "429"); bool is not a code."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw if 100 <= raw <= 599 else None
+    if isinstance(raw, str) and raw.isdigit() and 100 <= int(raw) <= 599:
+        return int(raw)
+    return None
 
 
 @asynccontextmanager

@@ -29,6 +29,10 @@ from sutradhar.engines.sarvam.common import (
 
 SARVAM_STT_RATE = 16000
 MAX_PIECE_S = 30
+# Where `mode` applies, per sarvamai 0.1.39: REST says "only saaras:v3", the socket "saaras:v3 or
+# saaras:v4". Elsewhere it is not sent.
+REST_MODE_MODELS = ("saaras:v3",)
+WS_MODE_MODELS = ("saaras:v3", "saaras:v4")
 
 
 def split_pcm(audio: bytes, sample_rate: int, max_seconds: float = MAX_PIECE_S) -> list[bytes]:
@@ -40,7 +44,7 @@ def split_pcm(audio: bytes, sample_rate: int, max_seconds: float = MAX_PIECE_S) 
 @dataclass
 class SarvamSTT(HTTPProvider):
     name: str = "sarvam"
-    model: str = "saarika:v2.5"
+    model: str = "saaras:v3"  # the SDK's REST default; saarika is in neither of its model lists
     streaming: bool = False
     ws_url: str = ""
     stage: Stage = "stt"
@@ -68,7 +72,7 @@ class SarvamSTT(HTTPProvider):
 
     def _fields(self, language: str | None) -> dict[str, str]:
         fields = {"model": self.model, "language_code": language or "unknown"}
-        if self.model.startswith("saaras:v3"):
+        if self.model.startswith(REST_MODE_MODELS):
             fields["mode"] = "transcribe"  # not translate: the agent answers in the caller's language
         return fields
 
@@ -85,7 +89,7 @@ class SarvamSTT(HTTPProvider):
         """One utterance over the WebSocket: audio, flush, then the final `data` segment."""
         params = {"model": self.model, "language-code": language or "unknown",
                   "sample_rate": str(SARVAM_STT_RATE), "flush_signal": "true"}
-        if self.model.startswith("saaras:v3"):
+        if self.model.startswith(WS_MODE_MODELS):
             params["mode"] = "transcribe"
         url = ws_base(self.base_url, self.ws_url) + "/speech-to-text/ws"
         try:

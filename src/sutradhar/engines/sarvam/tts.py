@@ -35,8 +35,8 @@ from sutradhar.engines.sarvam.common import (
 from sutradhar.text.sentences import split_text
 
 # Characters per request. v3 is documented at 2,500; v2 is commonly cited at 1,500.
-MAX_CHARS = {"bulbul:v2": 1500, "bulbul:v3": 2500}
-DEFAULT_SPEAKER = {"bulbul:v2": "anushka", "bulbul:v3": "shubh"}
+MAX_CHARS = {"bulbul:v2": 1500, "bulbul:v3": 2500, "bulbul:v4-flash": 2500}
+DEFAULT_SPEAKER = {"bulbul:v2": "anushka", "bulbul:v3": "shubh", "bulbul:v4-flash": "shubh_enhi_ads"}
 @dataclass
 class SarvamTTS(HTTPProvider):
     name: str = "sarvam"
@@ -57,7 +57,8 @@ class SarvamTTS(HTTPProvider):
 
     @property
     def is_v3(self) -> bool:
-        return self.model.startswith("bulbul:v3")
+        # bulbul:v4-flash has v3's request contract (sarvamai 0.1.39).
+        return self.model.startswith(("bulbul:v3", "bulbul:v4"))
 
     def speaker_for(self, language: str) -> str:
         if self.speaker:
@@ -65,16 +66,21 @@ class SarvamTTS(HTTPProvider):
         return DEFAULT_SPEAKER.get(self.model, "anushka")
 
     def voice_params(self, language: str) -> dict[str, Any]:
-        """Parameters of this model only: never pitch/loudness on v3 (it answers 400)."""
-        params: dict[str, Any] = {"target_language_code": language,
-                                  "speaker": self.speaker_for(language), "pace": self.pace,
-                                  "speech_sample_rate": self.sample_rate,
-                                  "enable_preprocessing": True}
+        """Parameters of this model only, under the names sarvamai 0.1.39 sends.
+
+        The language goes as `language_code` on REST and in the socket's config (the SDK's
+        `configure(target_language_code=...)` argument is renamed on the wire). pitch, loudness and
+        enable_preprocessing are bulbul:v2 only: v3 answers 400 to pitch/loudness and always
+        preprocesses; temperature is v3 only.
+        """
+        params: dict[str, Any] = {"language_code": language, "speaker": self.speaker_for(language),
+                                  "pace": self.pace, "speech_sample_rate": self.sample_rate}
         if self.is_v3:
             params["temperature"] = self.temperature
         else:
             params["pitch"] = self.pitch
             params["loudness"] = self.loudness
+            params["enable_preprocessing"] = True
         return params
 
     async def synthesize(self, text: str, language: str) -> AsyncIterator[AudioChunk]:
