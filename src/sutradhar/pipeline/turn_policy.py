@@ -1,0 +1,129 @@
+"""EndOfTurn: how long to wait after the caller pauses, decided from what they said so far.
+
+A complete sentence ends the turn at the short pause; an unfinished one ("my number is", a trailing
+"and" / "और" / "మరియు" / "અને", digits still being read out) waits up to `max_wait_ms` for the caller
+to go on. With no transcript yet, the plain silence window applies. The words are data, per
+language, in `data/turn_taking.yaml`; the rules here know no language.
+
+Backchannels ("hmm", "haan", "avunu", "haa") come from the same file: said while the agent speaks,
+they must not stop it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+# Punctuation a transcript may end with; "?" alone also marks a finished question.
+_TRAILING = " \t\n.,!;:…।॥-–—\"'”’"
+_DIGITS = re.compile(r"\d")
+FULL_NUMBER_DIGITS = 10  # a phone number read out in full; fewer digits may still be going on
+
+
+@dataclass(frozen=True)
+class LanguageWords:
+    continuation: frozenset[str] = frozenset()
+    unfinished: tuple[str, ...] = ()
+    number_words: frozenset[str] = frozenset()
+    backchannels: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TurnWords:
+    """The per-language word lists, loaded once from YAML."""
+
+    languages: dict[str, LanguageWords] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> TurnWords:
+        text = (Path(path).read_text(encoding="utf-8") if path else
+                resources.files("sutradhar").joinpath("data/turn_taking.yaml").read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text) or {}
+        languages = {}
+        for code, entry in raw.items():
+            languages[code] = LanguageWords(
+                continuation=frozenset(_norm(w) for w in entry.get("continuation") or ()),
+                unfinished=tuple(_norm(p) for p in entry.get("unfinished") or ()),
+                number_words=frozenset(_norm(w) for w in entry.get("number_words") or ()),
+                backchannels=frozenset(_norm(w) for w in entry.get("backchannels") or ()))
+        return cls(languages)
+
+    def get(self, language: str) -> LanguageWords:
+        return self.languages.get(language) or self.languages.get(language.split("-")[0], LanguageWords())
+
+
+@lru_cache(maxsize=1)
+def default_words() -> TurnWords:
+    return TurnWords.load()
+
+
+def _norm(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", str(text)).lower().split())
+
+
+def _words(text: str) -> list[str]:
+    return _norm(text).strip(_TRAILING).replace(",", " ").split()
+
+
+@dataclass
+class EndOfTurn:
+    """Turns a transcript into the silence to wait for before answering.
+
+    `pause_ms`: the short pause at which a complete turn is answered (and a speculation starts).
+    `max_wait_ms`: the longest wait after an unfinished phrase. `silence_ms`: the plain window,
+    used while no transcript is known."""
+
+    pause_ms: int = 200
+    max_wait_ms: int = 1500
+    silence_ms: int = 600
+    words: TurnWords = field(default_factory=default_words)
+
+    def is_complete(self, text: str, language: str) -> bool:
+        """Whether `text` reads as a finished turn in `language`."""
+        stripped = _norm(text).rstrip(" \t\n\"'”’")
+        if stripped.endswith("?"):
+            return True
+        words = _words(text)
+        if not words:
+            return False
+        lang = self.words.get(language)
+        if words[-1] in lang.continuation:
+            return False
+        joined = " ".join(words)
+        if any(joined == phrase or joined.endswith(" " + phrase) for phrase in lang.unfinished):
+            return False
+        return not self._reading_a_number(words, lang)
+
+    def wait_ms(self, text: str | None, language: str) -> int:
+        """Silence (from the end of speech) to wait for before the turn counts as over."""
+        if text is None or not text.strip():
+            return self.silence_ms
+        return self.pause_ms if self.is_complete(text, language) else self.max_wait_ms
+
+    def is_backchannel(self, text: str, language: str) -> bool:
+        """A short acknowledgement ("hmm", "haan ji", "avunu") that must not stop the agent."""
+        words = _words(text)
+        if not words or len(words) > 3:
+            return False
+        backchannels = self.words.get(language).backchannels | self.words.get("en-IN").backchannels
+        joined = " ".join(words)
+        return joined in backchannels or all(w in backchannels for w in words)
+
+    @staticmethod
+    def _reading_a_number(words: list[str], lang: LanguageWords) -> bool:
+        """The turn ends in a run of digits (or spoken digits) shorter than a full phone number."""
+        digits = 0
+        for word in reversed(words):
+            if _DIGITS.search(word) and not word.isalpha():
+                digits += len(_DIGITS.findall(word))
+            elif word in lang.number_words:
+                digits += 1
+            else:
+                break
+        return 0 < digits < FULL_NUMBER_DIGITS
