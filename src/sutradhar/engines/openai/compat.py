@@ -41,6 +41,9 @@ class OpenAIChat(HTTPProvider):
     model: str = "gpt-4o-mini"
     health_path: str | None = "/models"
     max_tokens: int | None = None
+    # OpenAI deprecated `max_tokens` for `max_completion_tokens` and its reasoning models reject
+    # the old name; servers that only know the old one (Sarvam) override this.
+    max_tokens_param: str = "max_completion_tokens"
     temperature: float | None = 0.4
     extra_body: dict[str, Any] = field(default_factory=dict)
 
@@ -48,7 +51,7 @@ class OpenAIChat(HTTPProvider):
         body: dict[str, Any] = {"model": self.model, "stream": True,
                                 "messages": [m.as_dict() for m in messages], **self.extra_body}
         if self.max_tokens:
-            body["max_tokens"] = self.max_tokens
+            body[self.max_tokens_param] = self.max_tokens
         if self.temperature is not None:
             body["temperature"] = self.temperature
         produced = False
