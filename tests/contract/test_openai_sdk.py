@@ -149,10 +149,9 @@ async def test_transcription_quota_is_429_insufficient_quota(fake_openai: FakeOp
 
 
 async def test_speech_pcm_streams_bytes_through_the_sdk(fake_openai: FakeOpenAI) -> None:
-    async with sdk(fake_openai) as client:
-        async with client.audio.speech.with_streaming_response.create(
-                model="tts-1", voice="alloy", input="Hello there.", response_format="pcm") as response:
-            audio = b"".join([piece async for piece in response.iter_bytes()])
+    async with sdk(fake_openai) as client, client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input="Hello there.", response_format="pcm") as response:
+        audio = b"".join([piece async for piece in response.iter_bytes()])
     assert audio == tone_pcm(len("Hello there.") * 0.06, 24000)
 
 

@@ -30,12 +30,20 @@ from typing import Any
 
 from aiohttp import web
 from openai.types import AudioModel, Model
-from openai.types.audio import Transcription, speech_create_params, transcription_create_params
+from openai.types.audio import (
+    Transcription,
+    speech_create_params,
+    transcription_create_params,
+)
 from openai.types.audio.speech_model import SpeechModel
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, completion_create_params
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    completion_create_params,
+)
 from openai.types.shared.reasoning_effort import ReasoningEffort
 
-from tests.fakes._server import Fault, FakeServer, tone_pcm
+from tests.fakes._server import FakeServer, Fault, tone_pcm
 
 MS_PER_CHAR = 60
 CREATED = 1_700_000_000
