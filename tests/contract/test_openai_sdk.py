@@ -83,6 +83,14 @@ async def test_chat_rejects_what_the_api_rejects(fake_openai: FakeOpenAI, extra:
     assert set(caught.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
 
 
+async def test_chat_rejects_a_temperature_on_reasoning_models(fake_openai: FakeOpenAI) -> None:
+    async with sdk(fake_openai) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(model="o4-mini", messages=MESSAGES, temperature=0.4)
+        await client.chat.completions.create(model="o4-mini", messages=MESSAGES)  # default is fine
+    assert caught.value.param == "temperature" and caught.value.code == "unsupported_value"
+
+
 async def test_chat_rejects_empty_messages(fake_openai: FakeOpenAI) -> None:
     async with sdk(fake_openai) as client:
         with pytest.raises(openai.BadRequestError) as caught:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import typing
 import uuid
 import wave
@@ -60,6 +61,8 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 # Reasoning models refuse the deprecated `max_tokens`; the fake refuses it for every model, so a
 # client still sending it fails here before it fails against o-series models in production.
 DEPRECATED_CHAT_FIELDS = {"max_tokens": "max_completion_tokens"}
+# Reasoning models (o1, o3, o4-mini, gpt-5...) take only the default sampling temperature.
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 # Status -> OpenAI's `error.type` when the injected fault does not say.
 TYPE_BY_STATUS = {400: "invalid_request_error", 401: "invalid_request_error",
                   403: "invalid_request_error", 404: "invalid_request_error",
@@ -135,6 +138,12 @@ def validate_chat(body: Any) -> None:
         raise InvalidRequest("Invalid type for 'stream': expected a boolean.", "stream", "invalid_type")
     _check_number(body, "temperature", 0, 2)
     _check_number(body, "top_p", 0, 1)
+    if REASONING_MODEL.match(body["model"]):
+        for name in ("temperature", "top_p"):
+            if body.get(name) not in (None, 1):
+                raise InvalidRequest(f"Unsupported value: '{name}' does not support {body[name]} "
+                                     "with this model. Only the default (1) value is supported.",
+                                     name, "unsupported_value")
     limit = body.get("max_completion_tokens")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidRequest("Invalid 'max_completion_tokens': expected an integer >= 1.",

@@ -6,6 +6,7 @@ vLLM, Ollama) that speak the same wire format.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ from sutradhar.engines.http import (
 )
 
 OPENAI_TTS_RATE = 24000  # response_format=pcm is 24 kHz mono PCM16, little-endian
+# OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...) answer 400 to any temperature but 1.
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 
 
 @dataclass
@@ -52,7 +55,7 @@ class OpenAIChat(HTTPProvider):
                                 "messages": [m.as_dict() for m in messages], **self.extra_body}
         if self.max_tokens:
             body[self.max_tokens_param] = self.max_tokens
-        if self.temperature is not None:
+        if self.temperature is not None and not REASONING_MODEL.match(self.model):
             body["temperature"] = self.temperature
         produced = False
         try:
