@@ -154,6 +154,19 @@ async def test_a_cut_mid_stream_raises_provider_error(fake: FakeDeepgram) -> Non
     assert type(caught.value) is ProviderError and caught.value.retryable
 
 
+async def test_deepgram_closing_an_idle_stream_is_a_retryable_error(fake: FakeDeepgram) -> None:
+    fake.idle_timeout_s = 0.1  # Deepgram's NET-0001: no audio for a while closes with 1011
+    engine = stt(fake)
+    stream = await engine.open_stream(RATE, "en-IN")
+    await speak(stream, 0.1)
+    await asyncio.sleep(0.3)
+    with pytest.raises(ProviderError) as caught:
+        await stream.finish()
+    await stream.aclose()
+    await engine.aclose()
+    assert type(caught.value) is ProviderError and caught.value.retryable and "1011" in caught.value.message
+
+
 async def test_a_slow_finalize_answer_is_a_timeout(fake: FakeDeepgram) -> None:
     fake.inject("listen", Fault(delay_s=0.5))
     engine = stt(fake, finalize_timeout_s=0.2)  # shorter than the fake's delay
@@ -204,3 +217,20 @@ async def test_router_gives_the_whole_utterance_to_the_backup_when_the_stream_is
     assert result.text == "I said all of this" and result.provider == "backup"
     assert len(backup.calls) == 1 and backup.calls[0]["bytes"] == len(utterance)
     assert len(fake.streams) == 1  # the cut provider is not asked again for this utterance
+
+
+async def test_router_takes_the_streamed_final_when_the_stream_holds(fake: FakeDeepgram) -> None:
+    fake.transcripts.append("my order number is four two")
+    backup = ScriptedSTT(name="backup", script=("never asked",))
+    router = TaskRouter([stt(fake), backup])
+    interims: list[Transcript] = []
+    live = router.open_transcription(RATE, "en-IN", interims.append)
+    assert live is not None
+    utterance = tone_pcm(1.0, RATE)
+    for i in range(0, len(utterance), FRAME):
+        live.push(utterance[i:i + FRAME])
+        await asyncio.sleep(0.001)
+    result = await live.finish(utterance, RATE, "en-IN")
+    await router.aclose()
+    assert result.text == "my order number is four two" and result.provider == "deepgram"
+    assert interims and backup.calls == []

@@ -200,8 +200,10 @@ class DeepgramStream:
     async def finish(self) -> Transcript:
         if self._error is not None:
             raise self._error
+        if self._closed or self._reader.done():
+            raise ProviderError("Deepgram stream is closed", provider=self._provider, stage="stt")
         if self.sent_bytes:
-            self._finalized.clear()
+            self._finalized.clear()  # the reader sets it again on from_finalize, or when it stops
             try:
                 await self._ws.send(FINALIZE)
                 async with asyncio.timeout(self._finalize_timeout_s):
