@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     openai_tts_model: str = "tts-1"
     openai_tts_voice: str = "alloy"
 
+    # --- Deepgram (live streaming STT over WebSocket, batch over REST) ---
+    deepgram_api_key: str = ""
+    deepgram_base_url: str = "https://api.deepgram.com"  # the WebSocket is its ws(s):// form
+    deepgram_model: str = "nova-3"
+
     # --- offline local engines ---
     # Where scripts/prepare_models.py puts joined model files: the checkout's models/ by default,
     # so the server finds them whatever directory it is started from.

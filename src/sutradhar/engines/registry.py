@@ -34,6 +34,7 @@ VENDORS = (
     "sutradhar.engines.local",
     "sutradhar.engines.sarvam",
     "sutradhar.engines.openai",
+    "sutradhar.engines.deepgram",
     "sutradhar.testing.scripted",
 )
 STAGES: tuple[Stage, ...] = ("stt", "llm", "tts")

@@ -6,6 +6,7 @@ import pytest
 
 from sutradhar.engines.base import (
     AuthError,
+    BadRequest,
     EmptyResult,
     Message,
     ProviderError,
@@ -112,3 +113,31 @@ async def test_health_does_one_cheap_authenticated_get(fake_openai: FakeOpenAI) 
     with pytest.raises(AuthError):
         await bad.health()
     await bad.aclose()
+
+
+async def test_chat_limits_length_with_max_completion_tokens(fake_openai: FakeOpenAI) -> None:
+    # The strict fake, like o-series models, answers 400 to the deprecated `max_tokens`.
+    fake_openai.reply("Paris.")
+    llm = OpenAIChat(base_url=fake_openai.base_url, api_key=fake_openai.api_key, max_tokens=120,
+                     model="o4-mini", timeout_s=2.0)
+    assert "".join(await reply_of(llm)) == "Paris."
+    body = fake_openai.calls("chat")[0]["json"]
+    assert body["max_completion_tokens"] == 120 and "max_tokens" not in body
+
+
+async def test_chat_sends_no_temperature_to_reasoning_models(fake_openai: FakeOpenAI) -> None:
+    # o-series and gpt-5 models answer 400 to any temperature but the default; gpt-4o keeps ours.
+    for model, sent in (("o4-mini", None), ("gpt-5-mini", None), ("gpt-4o-mini", 0.4)):
+        fake_openai.reply("Paris.")
+        llm = OpenAIChat(base_url=fake_openai.base_url, api_key=fake_openai.api_key, model=model,
+                         temperature=0.4, timeout_s=2.0)
+        assert "".join(await reply_of(llm)) == "Paris.", model
+        assert fake_openai.calls("chat")[-1]["json"].get("temperature") == sent, model
+
+
+async def test_chat_request_the_api_rejects_is_bad_request_with_its_message(fake_openai: FakeOpenAI) -> None:
+    llm = OpenAIChat(base_url=fake_openai.base_url, api_key=fake_openai.api_key, temperature=5.0,
+                     timeout_s=2.0)
+    with pytest.raises(BadRequest) as caught:
+        await reply_of(llm)
+    assert "temperature" in caught.value.message and caught.value.status == 400

@@ -48,3 +48,19 @@ def test_whisper_languages_follow_the_model(tmp_path: Path) -> None:
     missing_base = load_settings(stt="local,scripted", whisper_model="base", models_dir=tmp_path,
                                  llm="responder", tts="espeak")
     assert names(build_engines(missing_base).stt) == ["scripted-stt"]
+
+
+def test_deepgram_stt_is_built_from_its_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(stt="deepgram,scripted", llm="responder", tts="espeak",
+                             deepgram_api_key="dg-k", deepgram_base_url="http://127.0.0.1:9",
+                             deepgram_model="nova-2", models_dir=tmp_path)
+    stt = build_engines(settings).stt[0]
+    assert (stt.name, stt.api_key, stt.base_url, stt.model) == ("deepgram", "dg-k", "http://127.0.0.1:9", "nova-2")
+    assert stt.auth_headers() == {"Authorization": "Token dg-k"}
+
+
+def test_deepgram_without_a_key_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="DEEPGRAM_API_KEY is empty"):
+        load_settings(stt="deepgram", llm="responder", tts="espeak", models_dir=tmp_path)

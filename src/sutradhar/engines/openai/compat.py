@@ -6,6 +6,7 @@ vLLM, Ollama) that speak the same wire format.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ from sutradhar.engines.http import (
 )
 
 OPENAI_TTS_RATE = 24000  # response_format=pcm is 24 kHz mono PCM16, little-endian
+# OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...) answer 400 to any temperature but 1.
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 
 
 @dataclass
@@ -41,6 +44,9 @@ class OpenAIChat(HTTPProvider):
     model: str = "gpt-4o-mini"
     health_path: str | None = "/models"
     max_tokens: int | None = None
+    # OpenAI deprecated `max_tokens` for `max_completion_tokens` and its reasoning models reject
+    # the old name; servers that only know the old one (Sarvam) override this.
+    max_tokens_param: str = "max_completion_tokens"
     temperature: float | None = 0.4
     extra_body: dict[str, Any] = field(default_factory=dict)
 
@@ -48,8 +54,8 @@ class OpenAIChat(HTTPProvider):
         body: dict[str, Any] = {"model": self.model, "stream": True,
                                 "messages": [m.as_dict() for m in messages], **self.extra_body}
         if self.max_tokens:
-            body["max_tokens"] = self.max_tokens
-        if self.temperature is not None:
+            body[self.max_tokens_param] = self.max_tokens
+        if self.temperature is not None and not REASONING_MODEL.match(self.model):
             body["temperature"] = self.temperature
         produced = False
         try:

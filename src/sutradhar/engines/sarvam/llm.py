@@ -22,6 +22,7 @@ class SarvamLLM(OpenAIChat):
     reasoning_effort: str | None = None  # None is sent as JSON null: no reasoning, lowest latency
     languages: frozenset[str] | None = SARVAM_LANGUAGES
     extra_body: dict[str, Any] = field(default_factory=dict)
+    max_tokens_param: str = "max_tokens"  # Sarvam's chat API documents max_tokens only
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
