@@ -21,6 +21,7 @@ from sutradhar.engines.base import (
 )
 from sutradhar.engines.deepgram.stt import DeepgramSTT
 from sutradhar.engines.fallback import TaskRouter
+from sutradhar.engines.live_stt import open_transcription
 from sutradhar.testing.scripted import ScriptedSTT
 from tests.fakes import Fault
 from tests.fakes._server import tone_pcm
@@ -206,7 +207,7 @@ async def test_router_gives_the_whole_utterance_to_the_backup_when_the_stream_is
     fake.inject("listen", Fault(cut=True))
     backup = ScriptedSTT(name="backup", script=("I said all of this",))
     router = TaskRouter([stt(fake), backup])
-    live = router.open_transcription(RATE, "en-IN")
+    live = open_transcription(router, RATE, "en-IN")
     assert live is not None and live.provider == "deepgram"
     utterance = tone_pcm(1.0, RATE)
     for i in range(0, len(utterance), FRAME):
@@ -224,7 +225,7 @@ async def test_router_takes_the_streamed_final_when_the_stream_holds(fake: FakeD
     backup = ScriptedSTT(name="backup", script=("never asked",))
     router = TaskRouter([stt(fake), backup])
     interims: list[Transcript] = []
-    live = router.open_transcription(RATE, "en-IN", interims.append)
+    live = open_transcription(router, RATE, "en-IN", interims.append)
     assert live is not None
     utterance = tone_pcm(1.0, RATE)
     for i in range(0, len(utterance), FRAME):
