@@ -68,7 +68,12 @@ class Settings(BaseSettings):
     # --- turn taking ---
     vad: str = "webrtc"  # webrtc | silero
     vad_aggressiveness: int = Field(2, ge=0, le=3)
-    end_of_turn_silence_ms: int = Field(600, ge=100)
+    end_of_turn_silence_ms: int = Field(600, ge=100)  # the plain window (TURN_POLICY=silence)
+    # semantic: at a short pause, decide from what the caller said (pipeline/turn_policy.py):
+    # a complete turn is answered at PAUSE_MS, an unfinished one waits up to END_OF_TURN_MAX_MS.
+    turn_policy: str = "silence"
+    pause_ms: int = Field(200, ge=60)
+    end_of_turn_max_ms: int = Field(1500, ge=200)
     min_speech_ms: int = Field(200, ge=0)
     max_utterance_s: float = Field(30.0, gt=0)
     barge_in_min_speech_ms: int = Field(120, ge=20)
@@ -152,6 +157,13 @@ class Settings(BaseSettings):
         value = value.upper()
         if value not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
+        return value
+
+    @field_validator("turn_policy")
+    @classmethod
+    def _turn_policy(cls, value: str) -> str:
+        if value not in {"silence", "semantic"}:
+            raise ValueError(f"TURN_POLICY must be silence or semantic, not {value!r}")
         return value
 
     @field_validator("vad")

@@ -111,3 +111,40 @@ def test_silero_buffers_20ms_frames_into_its_window() -> None:
     vad = SileroVAD(16000)
     for frame in frames(silence(200, 16000), 16000):
         assert vad.is_speech(frame) is False
+
+
+def test_a_short_pause_is_reported_and_resuming_keeps_one_segment() -> None:
+    """With pause_ms, the detector reports the pause (audio so far) and the resume; the segment
+    goes on and ends as one utterance holding both halves."""
+    from sutradhar.audio.turns import SPEECH_RESUMED, SpeechPaused
+
+    first = speech_pcm("my number is", "en-us", 8000)
+    second = speech_pcm("nine eight four five", "en-us", 8000)
+    clock = FakeClock()
+    detector = TurnDetector(WebRtcVAD(8000), end_of_turn_ms=1500, pause_ms=200, clock=clock)
+    pcm = silence(300, 8000) + first + silence(500, 8000) + second + silence(1600, 8000)
+    events = [e for _, e in run(detector, pcm, clock)]
+    paused = [e for e in events if isinstance(e, SpeechPaused)]
+    assert len(paused) >= 2 and SPEECH_RESUMED in events
+    utterances = [e for e in events if isinstance(e, SpeechSegment)]
+    assert len(utterances) == 1
+    # the first pause's segment is the first half only; the utterance holds both
+    assert len(paused[0].segment.audio) < len(utterances[0].audio)
+    assert len(utterances[0].audio) / 2 / 16000 > (len(first) + len(second)) / 2 / 8000
+
+
+def test_end_segment_ends_the_turn_where_the_policy_decides() -> None:
+    from sutradhar.audio.turns import SpeechPaused
+
+    speech = speech_pcm("what are your hours", "en-us", 8000)
+    clock = FakeClock()
+    detector = TurnDetector(WebRtcVAD(8000), end_of_turn_ms=1500, pause_ms=200, clock=clock)
+    segment = None
+    for frame in frames(silence(300, 8000) + speech + silence(400, 8000), 8000):
+        event = detector.push(frame)
+        clock.now += 0.02
+        if isinstance(event, SpeechPaused):
+            segment = detector.end_segment()
+            break
+    assert segment is not None and not detector.segment_open
+    assert detector.end_segment() is None  # nothing open any more

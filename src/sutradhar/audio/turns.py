@@ -11,6 +11,9 @@ Rules, in frames of 20 ms:
 - `end_of_turn_ms` of unvoiced frames ends the segment. It is an utterance when it held at least
   `min_speech_ms` of voiced frames, otherwise it was a noise blip and is dropped.
 - A segment longer than `max_utterance_s` is cut and delivered as an utterance.
+- With `pause_ms`, a confirmed segment that has been silent that long reports `SpeechPaused` (once
+  per pause) with the audio so far, and `SPEECH_RESUMED` if the caller then goes on: the session's
+  end-of-turn policy may end the turn there (`end_segment`) instead of waiting for `end_of_turn_ms`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ class SpeechStarted:
 SPEECH_STARTED = SpeechStarted()
 
 
+class SpeechResumed:
+    """The caller spoke again after a reported pause: the segment goes on (singleton)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SPEECH_RESUMED"
+
+
+SPEECH_RESUMED = SpeechResumed()
+
+
 @dataclass
 class SpeechSegment:
     """One finished stretch of caller speech, resampled for STT. `ended_at` is when its trailing
@@ -46,6 +61,16 @@ class SpeechSegment:
     audio: bytes
     sample_rate: int = STT_RATE
     ended_at: float = 0.0
+
+
+@dataclass
+class SpeechPaused:
+    """A confirmed segment fell silent for `pause_ms`; `segment` is the audio so far (for STT)."""
+
+    segment: SpeechSegment
+
+
+Event = SpeechStarted | SpeechResumed | SpeechPaused | SpeechSegment
 
 
 class TurnDetector:
@@ -58,6 +83,7 @@ class TurnDetector:
         max_utterance_s: float = 30.0,
         barge_in_ms: int = 120,
         preroll_ms: int = 200,
+        pause_ms: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.vad = vad
@@ -67,6 +93,8 @@ class TurnDetector:
         self._min_frames = max(1, min_speech_ms // FRAME_MS)
         self._max_bytes = int(max_utterance_s * self.sample_rate) * 2
         self._barge_frames = max(1, barge_in_ms // FRAME_MS)
+        self._pause_frames = pause_ms // FRAME_MS if pause_ms else 0
+        self._paused = False
         self._clock = clock
         self._preroll: deque[bytes] = deque(maxlen=max(0, preroll_ms // FRAME_MS))
         self._audio = bytearray()
@@ -91,7 +119,18 @@ class TurnDetector:
         STT opened mid-segment must hear first."""
         return bytes(self._audio)
 
-    def push(self, frame: bytes) -> SpeechStarted | SpeechSegment | None:
+    @property
+    def silence_ms(self) -> int:
+        """Silence at the end of the open segment so far."""
+        return self._silent * FRAME_MS
+
+    def end_segment(self) -> SpeechSegment | None:
+        """End the open segment now (the end-of-turn policy decided): the utterance, or None."""
+        if not self._active:
+            return None
+        return self._finish(self._silence_began if self._silent else self._clock())
+
+    def push(self, frame: bytes) -> Event | None:
         """Feed one 20 ms frame; returns an event when one happens (usually None)."""
         speech = self.vad.is_speech(frame)
         if not self._active:
@@ -109,25 +148,34 @@ class TurnDetector:
             if not self._announced and self._voiced >= self._barge_frames:
                 self._announced = True
                 return SPEECH_STARTED
+            if self._paused:
+                self._paused = False
+                return SPEECH_RESUMED
         else:
             if self._silent == 0:
                 self._silence_began = self._clock()
             self._silent += 1
             if self._silent >= self._end_frames:
                 return self._finish(self._silence_began)
+            if (self._silent == self._pause_frames and self._announced and not self._paused
+                    and self._voiced >= self._min_frames):
+                self._paused = True
+                return SpeechPaused(self._segment(self._silence_began))
         if len(self._audio) >= self._max_bytes:
             return self._finish(self._clock())
         return None
 
-    def _finish(self, ended_at: float) -> SpeechSegment | None:
-        voiced, silent = self._voiced, self._silent
+    def _segment(self, ended_at: float) -> SpeechSegment:
         # Keep ~200 ms of the trailing silence: enough for STT, not 600 ms of nothing.
-        keep = len(self._audio) - max(0, silent - 10) * self.frame_bytes
-        audio = bytes(self._audio[:keep])
+        keep = len(self._audio) - max(0, self._silent - 10) * self.frame_bytes
+        return SpeechSegment(resample(bytes(self._audio[:keep]), self.sample_rate, STT_RATE), STT_RATE,
+                             ended_at)
+
+    def _finish(self, ended_at: float) -> SpeechSegment | None:
+        voiced = self._voiced
+        segment = self._segment(ended_at) if voiced >= self._min_frames else None
         self.reset()
-        if voiced < self._min_frames:
-            return None
-        return SpeechSegment(resample(audio, self.sample_rate, STT_RATE), STT_RATE, ended_at)
+        return segment
 
     def reset(self) -> None:
         """Forget the open segment (after an utterance, or when the call state makes it moot)."""
@@ -135,3 +183,4 @@ class TurnDetector:
         self._active = False
         self._voiced = self._silent = 0
         self._announced = False
+        self._paused = False

@@ -95,6 +95,9 @@ class Telemetry:
         self.language_switches = Counter("sutradhar_language_switches",
                                          "Processing-language switches", registry=r)
         self.calls = Counter("sutradhar_calls", "Calls started", registry=r)
+        self.speculations = Counter("sutradhar_speculations",
+                                    "Early STT at a caller's pause: started, used, or dropped because "
+                                    "the caller went on (resumed)", ("outcome",), registry=r)
         self.active_calls = Gauge("sutradhar_active_calls", "Calls in progress in this process",
                                   registry=r, multiprocess_mode="livesum")
         self.breaker_state = Gauge("sutradhar_breaker_state",
@@ -136,6 +139,9 @@ class Telemetry:
 
     def fallback(self, stage: str) -> None:
         self.fallbacks.labels(_label(stage)).inc()
+
+    def speculation(self, outcome: str) -> None:
+        self.speculations.labels(_label(outcome)).inc()
 
     def barge_in(self) -> None:
         self.barge_ins.inc()

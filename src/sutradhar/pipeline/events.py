@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sutradhar.engines.base import AudioChunk
+from sutradhar.engines.base import AudioChunk, Transcript
 from sutradhar.engines.live_stt import LiveTranscription
 
 
@@ -19,6 +20,10 @@ class Utterance:
     text: str | None = None  # already known (typed text, tests): STT is skipped
     # A streaming STT that heard this utterance while it was spoken: only its flush is left.
     transcription: LiveTranscription | None = None
+    # A batch STT started early, at the caller's pause, on the audio so far (the caller did not go
+    # on): the turn awaits it instead of starting one. `early_started` is its time.monotonic() start.
+    early_stt: asyncio.Task[Transcript] | None = None
+    early_started: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -97,7 +102,9 @@ class TurnRecord:
     detected_language: str | None = None
     switched_to: str | None = None
     intent: str | None = None
-    stt_streamed: bool = False  # the STT listened while the caller spoke (stt_ms is its flush)
+    # "batch": STT after the end of the turn; "stream": it listened while the caller spoke (stt_ms is
+    # its flush); "early": a batch STT started at the caller's pause (stt_ms is that call).
+    stt_mode: str = "batch"
     timings: dict[str, float | None] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     providers: dict[str, str | None] = field(default_factory=dict)

@@ -254,8 +254,12 @@ class AgentOrchestrator:
             return None, None
         began = self.clock()
         try:
-            if live is not None:  # heard while spoken: the flush (or the chain's fallback) is left
-                record.stt_streamed = True
+            if utterance.early_stt is not None:  # started at the pause; the caller did not go on
+                record.stt_mode = "early"
+                began = utterance.early_started or began
+                transcript = await utterance.early_stt
+            elif live is not None:  # heard while spoken: the flush (or the chain's fallback) is left
+                record.stt_mode = "stream"
                 transcript = await live.finish(utterance.audio, utterance.sample_rate,
                                                self.language.current, detect=True)
             else:

@@ -18,7 +18,13 @@ from typing import Any
 
 from sutradhar.audio.codecs import StreamResampler
 from sutradhar.audio.playout import Playout
-from sutradhar.audio.turns import SPEECH_STARTED, SpeechSegment, TurnDetector
+from sutradhar.audio.turns import (
+    SPEECH_RESUMED,
+    SPEECH_STARTED,
+    SpeechPaused,
+    SpeechSegment,
+    TurnDetector,
+)
 from sutradhar.audio.vad import FRAME_MS, make_vad
 from sutradhar.engines.base import Transcript
 from sutradhar.engines.live_stt import LiveTranscription, open_transcription
@@ -33,6 +39,7 @@ from sutradhar.pipeline.events import (
     TurnCompleted,
     Utterance,
 )
+from sutradhar.pipeline.turn_policy import EndOfTurn
 from sutradhar.services import Services
 from sutradhar.telephony.transport import DISCONNECTED, Start, Transport
 from sutradhar.text.languages import LANGUAGES
@@ -64,10 +71,18 @@ class CallSession:
         # The detector runs at the wire rate when the VAD can (8/16 kHz); other rates are resampled.
         vad_rate = wire if wire in (8000, 16000) else 16000
         self._in_resampler = StreamResampler(wire, vad_rate) if vad_rate != wire else None
+        semantic = s.turn_policy == "semantic"
+        # Semantic turns: the detector reports short pauses and waits at most END_OF_TURN_MAX_MS;
+        # the policy ends the turn earlier when what the caller said is complete.
+        self.policy = EndOfTurn(s.pause_ms, s.end_of_turn_max_ms, s.end_of_turn_silence_ms) if semantic else None
         self.detector = TurnDetector(
-            make_vad(s.vad, vad_rate, s.vad_aggressiveness), end_of_turn_ms=s.end_of_turn_silence_ms,
+            make_vad(s.vad, vad_rate, s.vad_aggressiveness),
+            end_of_turn_ms=s.end_of_turn_max_ms if semantic else s.end_of_turn_silence_ms,
             min_speech_ms=s.min_speech_ms, max_utterance_s=s.max_utterance_s,
-            barge_in_ms=s.barge_in_min_speech_ms)
+            barge_in_ms=s.barge_in_min_speech_ms, pause_ms=s.pause_ms if semantic else 0)
+        self._wait_ms: int | None = None  # the policy's decision for the current pause
+        self._early: asyncio.Task[Transcript] | None = None  # batch STT started at the pause
+        self._early_started = 0.0
         self._frame_bytes = vad_rate * FRAME_MS // 1000 * 2
         self._vad_rate = vad_rate
         self._inbuf = bytearray()
@@ -133,6 +148,8 @@ class CallSession:
         if self._live is not None:
             live, self._live = self._live, None
             await live.aclose()
+        if self._early is not None:
+            self._early.cancel()
         reply, turn = self._reply, self._reply_turn
         for task in (self._reply, self._watchdog, *self._background):
             if task is not None and task is not me:
@@ -200,13 +217,70 @@ class CallSession:
         elif detector.segment_open:
             self._open_live()
         if event is None:
+            if self._wait_ms is not None and detector.segment_open and detector.silence_ms >= self._wait_ms:
+                self._end_turn(detector.end_segment())  # the policy's wait is over
             return
         if event is SPEECH_STARTED:
             if self.state in (State.THINKING, State.SPEAKING):
                 await self.interrupt("barge_in")
         elif isinstance(event, SpeechSegment):
-            live, self._live = self._live, None
-            self._answer(Utterance(event.audio, event.sample_rate, event.ended_at, transcription=live))
+            self._end_turn(event)
+        elif isinstance(event, SpeechPaused):
+            self._on_pause(event.segment)
+        elif event is SPEECH_RESUMED:
+            self._drop_early("resumed")
+
+    # --- end of turn (TURN_POLICY=semantic) ---
+
+    def _on_pause(self, segment: SpeechSegment) -> None:
+        """A short pause: decide from the interim transcript, or transcribe the audio so far now."""
+        if self.state is not State.LISTENING:
+            return
+        if self._live is not None:
+            self._decide(self.last_interim.text if self.last_interim else None)
+            return
+        self._early_started = time.monotonic()
+        self._early = asyncio.create_task(self.services.router.route_transcription(
+            segment.audio, segment.sample_rate, self.language, detect=True), name=f"early-stt-{self.call_id}")
+        self.telemetry.speculation("started")
+        self._wait_ms = self.policy.silence_ms  # until the transcript says otherwise
+        self._early.add_done_callback(self._early_done)
+
+    def _early_done(self, task: asyncio.Task[Transcript]) -> None:
+        if task is not self._early or task.cancelled() or self.state is State.ENDED:
+            return
+        self._decide(None if task.exception() is not None else task.result().text)
+        if self._wait_ms is not None and self.detector.segment_open and self.detector.silence_ms >= self._wait_ms:
+            self._end_turn(self.detector.end_segment())
+
+    def _decide(self, text: str | None) -> None:
+        self._wait_ms = self.policy.wait_ms(text, self.language)
+        self.log.bind(stage="turn").debug("pause: wait_ms={} complete={}", self._wait_ms,
+                                          self._wait_ms <= self.policy.pause_ms)
+
+    def _drop_early(self, reason: str) -> None:
+        """The caller went on: forget the pause's decision and its speculative STT (no trace)."""
+        self._wait_ms = None
+        early, self._early = self._early, None
+        if early is not None:
+            if not early.done():
+                early.cancel()
+            self.telemetry.speculation(reason)
+
+    def _end_turn(self, segment: SpeechSegment | None) -> None:
+        live, self._live = self._live, None
+        early, self._early = self._early, None
+        self._wait_ms = None
+        if segment is None:  # too little speech: not an utterance
+            if live is not None:
+                self._spawn(live.aclose())
+            if early is not None:
+                early.cancel()
+            return
+        if early is not None:
+            self.telemetry.speculation("used")
+        self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at, transcription=live,
+                               early_stt=early, early_started=self._early_started))
 
     def _open_live(self) -> None:
         """A segment just opened: when the chain's STT streams, it hears the caller from now on."""

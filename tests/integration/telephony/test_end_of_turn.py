@@ -1,0 +1,69 @@
+"""The semantic end of turn through the real server: a complete turn is answered at the short
+pause, an unfinished one waits for the caller to go on (one utterance, one answer), with a batch
+STT (transcribed early, at the pause) and with a streaming STT (decided from its interim)."""
+
+from __future__ import annotations
+
+from sutradhar.audio.codecs import silence
+from sutradhar.engines.base import Transcript
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedStreamingSTT, ScriptedSTT, ScriptedTTS
+from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
+from tests.support.audio import speech_pcm
+from tests.support.server import scripted_server
+
+COMPLETE = speech_pcm("What are your opening hours today?", "en-us", 8000)
+FIRST = speech_pcm("my number is", "en-us", 8000)
+SECOND = speech_pcm("nine eight four five zero one two three four five", "en-us", 8000)
+
+
+def by_length(short: str, long: str, cut_s: float) -> ScriptedSTT:
+    """A batch STT that says `short` for audio under `cut_s` seconds (the first half) and `long`
+    for the whole utterance, after 150 ms."""
+    def transcribe(audio: bytes, rate: int, language: str | None) -> Transcript:
+        return Transcript(short if len(audio) / 2 / rate < cut_s else long, language, None, "by-length")
+
+    return ScriptedSTT(name="by-length", transcriber=transcribe, delay_s=0.15)
+
+
+def tts() -> ScriptedTTS:
+    return ScriptedTTS(sample_rate=8000, ms_per_char=20, chunk_ms=100)
+
+
+async def one_call(turns: list[CallerTurn], **settings) -> object:
+    stt = settings.pop("stt")
+    with scripted_server(stt=stt, llm=ScriptedLLM(replies=("We are open from nine to nine.",)), tts=tts(),
+                         **settings) as srv:
+        return await simulate(SimConfig(srv.url, turns, speed=1, timeout_s=30, gap_s=0.3, tail_s=0.5))
+
+
+async def test_a_complete_question_is_answered_sooner_than_the_silence_window():
+    stt = lambda: ScriptedSTT(script=("What are your opening hours today?",), delay_s=0.15)  # noqa: E731
+    plain = await one_call([CallerTurn(COMPLETE, 8000)], stt=stt(), turn_policy="silence")
+    semantic = await one_call([CallerTurn(COMPLETE, 8000)], stt=stt(), turn_policy="semantic")
+    [before], [after] = plain.latencies_ms, semantic.latencies_ms
+    print(f"\ncaller-side voice-to-voice: silence policy {before} ms, semantic {after} ms")
+    assert after < before - 250  # the 600 ms window became a 200 ms pause (+ STT started at it)
+    turn = semantic.summary["turns"][0]
+    assert turn["text"] == "What are your opening hours today?"
+
+
+async def test_an_unfinished_phrase_waits_and_both_halves_are_one_turn():
+    stt = by_length("my number is", "my number is nine eight four five zero one two three four five",
+                    cut_s=len(FIRST) / 2 / 8000 + 0.45)
+    pcm = FIRST + silence(700, 8000) + SECOND
+    result = await one_call([CallerTurn(pcm, 8000)], stt=stt, turn_policy="semantic")
+    turns = result.summary["turns"]
+    assert len(turns) == 1, [t["text"] for t in turns]  # no reply to half a sentence
+    assert turns[0]["text"].startswith("my number is nine eight")
+    assert len(result.latencies_ms) == 1
+
+
+async def test_with_a_streaming_stt_the_interim_decides_and_only_the_flush_is_left():
+    stt = ScriptedStreamingSTT(script=("What are your opening hours today?",), interim_every_s=0.2,
+                               flush_delay_s=0.02, delay_s=1.0)
+    result = await one_call([CallerTurn(COMPLETE, 8000)], stt=stt, turn_policy="semantic")
+    assert len(result.latencies_ms) == 1
+    assert stt.calls == []  # the batch path (1 s) never ran
+    [latency] = result.latencies_ms
+    print(f"\ncaller-side voice-to-voice with a streaming STT and the semantic policy: {latency} ms")
+    assert latency < 900
