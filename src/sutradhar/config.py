@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     min_speech_ms: int = Field(200, ge=0)
     max_utterance_s: float = Field(30.0, gt=0)
     barge_in_min_speech_ms: int = Field(120, ge=20)
+    # Caller speech while the agent talks first pauses the reply; a backchannel ("hmm", "haan"),
+    # a cough or speech shorter than BACKCHANNEL_MAX_MS resumes it, longer speech interrupts.
+    backchannels: bool = False
+    backchannel_max_ms: int = Field(700, ge=100)
     inactivity_timeout_s: float = Field(300.0, gt=0)
 
     # --- DTMF during a call ---

@@ -59,6 +59,8 @@ class Playout:
         self._generation = 0
         self._next_due = 0.0
         self._in_reply = False
+        self._resumed = asyncio.Event()
+        self._resumed.set()
         self.queued_frames = 0
         self.stats = PlayoutStats()
         self._task: asyncio.Task[None] | None = None
@@ -74,6 +76,20 @@ class Playout:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    def pause(self) -> None:
+        """Stop sending frames, keep the queue (the caller may only be saying "hmm")."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        """Go on where it paused, on a fresh clock (a pause is not an underrun)."""
+        if not self._resumed.is_set():
+            self._in_reply = False
+            self._resumed.set()
 
     @property
     def busy(self) -> bool:
@@ -115,6 +131,7 @@ class Playout:
         self.queued_frames = 0
         self._generation += 1
         self._in_reply = False
+        self._resumed.set()
         self.stats.flushes += 1
         return dropped
 
@@ -122,6 +139,9 @@ class Playout:
         loop = asyncio.get_running_loop()
         queue, stats = self._queue, self.stats
         while True:
+            if not self._resumed.is_set():
+                await self._resumed.wait()
+                continue
             if not queue:
                 self._wake.clear()
                 await self._wake.wait()
@@ -145,6 +165,10 @@ class Playout:
                 generation = self._generation
                 await asyncio.sleep(self._next_due - self._lead_s - now)
                 if generation != self._generation:  # flushed while we waited: drop this frame
+                    continue
+                if not self._resumed.is_set():  # paused while we waited: this frame goes first later
+                    queue.appendleft(item)
+                    self.queued_frames += 1
                     continue
                 late = loop.time() - (self._next_due - self._lead_s)
                 if late * 1000 > stats.max_late_ms:

@@ -120,6 +120,11 @@ class TurnDetector:
         return bytes(self._audio)
 
     @property
+    def voiced_ms(self) -> int:
+        """Voiced audio in the open segment so far."""
+        return self._voiced * FRAME_MS
+
+    @property
     def silence_ms(self) -> int:
         """Silence at the end of the open segment so far."""
         return self._silent * FRAME_MS

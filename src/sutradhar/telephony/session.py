@@ -48,7 +48,8 @@ from sutradhar.text.languages import LANGUAGES
 # which stalled every sentence's start in the load benchmark); LQ holds ~24 ms and is still a
 # proper low-pass filter, plenty for a 3.4 kHz phone channel.
 OUTBOUND_RESAMPLER_QUALITY = "LQ"
-ACTION_GRACE_S = 2.0  # perform an action this long after its audio should have played, mark or not
+ACTION_GRACE_S = 2.0
+BACKCHANNEL_PAUSE_MS = 200  # silence after short speech over the reply before judging what it was  # perform an action this long after its audio should have played, mark or not
 
 
 class State(enum.Enum):
@@ -81,6 +82,10 @@ class CallSession:
             min_speech_ms=s.min_speech_ms, max_utterance_s=s.max_utterance_s,
             barge_in_ms=s.barge_in_min_speech_ms, pause_ms=s.pause_ms if semantic else 0)
         self._wait_ms: int | None = None  # the policy's decision for the current pause
+        self.words = self.policy or EndOfTurn()  # backchannel words, whichever turn policy
+        self._held: float | None = None  # playout paused at this time: the caller spoke over us
+        self._judging: asyncio.Task[None] | None = None  # deciding: backchannel or interruption
+        self.backchannels = 0
         self._early: asyncio.Task[Transcript] | None = None  # batch STT started at the pause
         self._early_started = 0.0
         self._frame_bytes = vad_rate * FRAME_MS // 1000 * 2
@@ -150,6 +155,8 @@ class CallSession:
             await live.aclose()
         if self._early is not None:
             self._early.cancel()
+        if self._judging is not None:
+            self._judging.cancel()
         reply, turn = self._reply, self._reply_turn
         for task in (self._reply, self._watchdog, *self._background):
             if task is not None and task is not me:
@@ -177,7 +184,8 @@ class CallSession:
         return {
             "call_id": self.call_id, "carrier": self.transport.carrier, "language": self.language,
             "state": self.state.value, "end_reason": self.end_reason, "turns": self.turns,
-            "barge_ins": self.barge_ins, "malformed_messages": self.malformed,
+            "barge_ins": self.barge_ins, "backchannels": self.backchannels,
+            "malformed_messages": self.malformed,
             "duration_s": round(time.time() - self.started_at, 2),
             "playout": vars(self.playout.stats).copy(),
             "orchestrator": self.orchestrator.get_status(),
@@ -216,19 +224,96 @@ class CallSession:
                 self._spawn(live.aclose())
         elif detector.segment_open:
             self._open_live()
+        if self._held is not None and self._judging is None:
+            await self._while_held()
         if event is None:
             if self._wait_ms is not None and detector.segment_open and detector.silence_ms >= self._wait_ms:
                 self._end_turn(detector.end_segment())  # the policy's wait is over
             return
         if event is SPEECH_STARTED:
-            if self.state in (State.THINKING, State.SPEAKING):
+            if self.state is State.SPEAKING and self.settings.backchannels:
+                self._hold()
+            elif self.state in (State.THINKING, State.SPEAKING):
                 await self.interrupt("barge_in")
         elif isinstance(event, SpeechSegment):
-            self._end_turn(event)
+            if self._held is not None and self._judging is None:
+                self._judge(event)
+            else:
+                self._end_turn(event)
         elif isinstance(event, SpeechPaused):
             self._on_pause(event.segment)
         elif event is SPEECH_RESUMED:
             self._drop_early("resumed")
+
+    # --- backchannels (BACKCHANNELS=true) ---
+
+    def _hold(self) -> None:
+        """The caller spoke over the reply: pause it at once (a real interruption is then instant)."""
+        self._held = time.monotonic()
+        self.playout.pause()
+        self.log.bind(stage="barge_in").debug("caller speech over the reply: paused")
+
+    async def _while_held(self) -> None:
+        """Speech that goes on past BACKCHANNEL_MAX_MS is an interruption; a blip that ended
+        without an utterance (a cough, a click) resumes the reply; short speech followed by a
+        short pause is judged by what it said."""
+        assert self._held is not None
+        detector = self.detector
+        if self.state is not State.SPEAKING:
+            self._held = None
+        elif not detector.segment_open:
+            self._resume("noise")
+        elif detector.voiced_ms >= self.settings.backchannel_max_ms:
+            self._held = None
+            await self.interrupt("barge_in")
+        elif detector.silence_ms >= BACKCHANNEL_PAUSE_MS:
+            segment = detector.end_segment()
+            if segment is None:
+                self._resume("noise")
+            else:
+                self._judge(segment)
+
+    def _judge(self, segment: SpeechSegment) -> None:
+        """A short utterance over the reply: a backchannel resumes it, anything else interrupts it
+        and is answered."""
+        live, self._live = self._live, None
+
+        async def judge() -> None:
+            try:
+                if live is not None:
+                    transcript = await live.finish(segment.audio, segment.sample_rate, self.language)
+                else:
+                    transcript = await self.services.router.route_transcription(
+                        segment.audio, segment.sample_rate, self.language, detect=True)
+                text = transcript.text
+            except Exception as exc:  # noqa: BLE001 - an STT failure: treat it as a noise, go on talking
+                self.log.bind(stage="barge_in").info("could not hear the caller's short speech: {}", exc)
+                text = ""
+            finally:
+                self._judging = None
+            if self.state is not State.SPEAKING or self._held is None:
+                return
+            if not text.strip() or self.words.is_backchannel(text, self.language):
+                self._resume("backchannel" if text.strip() else "noise")
+                return
+            self._held = None
+            await self.interrupt("barge_in")
+            done: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+            done.set_result(transcript)
+            self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at,
+                                   early_stt=done, early_started=time.monotonic()))  # type: ignore[arg-type]
+
+        self._judging = asyncio.create_task(judge(), name=f"backchannel-{self.call_id}")
+
+    def _resume(self, what: str) -> None:
+        self._held = None
+        self.playout.resume()
+        if what == "backchannel":
+            self.backchannels += 1
+            for entry in self.turns:  # the reply's turn, once it is complete (noted in the summary)
+                if entry.get("turn_id") == self._reply_turn:
+                    entry["backchannels"] = entry.get("backchannels", 0) + 1
+        self.log.bind(stage="barge_in").info("caller {} over the reply; going on", what)
 
     # --- end of turn (TURN_POLICY=semantic) ---
 
@@ -349,6 +434,7 @@ class CallSession:
         """Stop the agent now: clear the carrier, drop our queue, cancel the reply, record what was heard."""
         if self.state not in (State.THINKING, State.SPEAKING):
             return
+        self._held = None
         had_audio = self._pending or self.playout.busy
         if had_audio:
             await self.transport.send_clear()

@@ -67,3 +67,38 @@ async def test_with_a_streaming_stt_the_interim_decides_and_only_the_flush_is_le
     [latency] = result.latencies_ms
     print(f"\ncaller-side voice-to-voice with a streaming STT and the semantic policy: {latency} ms")
     assert latency < 900
+
+
+LONG_REPLY = ("Our opening hours are from nine in the morning to nine at night on weekdays. On Saturdays we "
+              "open at ten and close at six. On Sundays and public holidays the store stays closed, but our "
+              "phone line is open every day.")
+
+
+async def call_with_reply_and_interjection(interjection: bytes, stt: ScriptedSTT) -> object:
+    with scripted_server(stt=stt, llm=ScriptedLLM(replies=(LONG_REPLY,)), tts=tts(), backchannels=True) as srv:
+        turns = [CallerTurn(COMPLETE, 8000), CallerTurn(interjection, 8000, barge_in_at=1.5)]
+        return await simulate(SimConfig(srv.url, turns, speed=1, timeout_s=40, gap_s=0.3, tail_s=1.0,
+                                        reply_wait_s=20))
+
+
+async def test_a_backchannel_over_the_reply_does_not_stop_it():
+    okay = speech_pcm("okay", "en-us", 8000)
+    stt = by_length("okay", "What are your opening hours today?", cut_s=len(okay) / 2 / 8000 + 0.3)
+    result = await call_with_reply_and_interjection(okay, stt)
+    summary = result.summary
+    assert summary["barge_ins"] == 0 and summary["backchannels"] == 1
+    assert len(summary["turns"]) == 1  # "okay" was not answered as a turn
+    assert not any(t.get("interrupted") for t in summary["turns"])
+    # the whole reply reached the caller: about LONG_REPLY's length at 20 ms a character
+    assert len(result.agent_audio) / 2 / 8000 > 0.9 * len(LONG_REPLY) * 0.020
+
+
+async def test_a_real_interruption_over_the_reply_stops_it_and_is_answered():
+    stop = speech_pcm("Stop, stop. What about the prices of the premium plan for families?", "en-us", 8000)
+    stt = by_length("What are your opening hours today?", "Stop. What about the prices?",
+                    cut_s=len(COMPLETE) / 2 / 8000 + 0.5)
+    result = await call_with_reply_and_interjection(stop, stt)
+    summary = result.summary
+    assert summary["barge_ins"] == 1 and summary["backchannels"] == 0
+    assert summary["turns"][0].get("interrupted") is True
+    assert summary["turns"][-1]["text"] == "Stop. What about the prices?"
