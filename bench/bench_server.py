@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request
+
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -50,8 +52,17 @@ def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
     if quality:
         _patch_resampler(quality)
     app.add_api_route("/bench/stats", _probe.stats, methods=["GET"])
+    app.add_api_route("/bench/item", _oracle_item, methods=["POST"])
     app.add_api_route("/bench/reset", _probe.reset, methods=["POST"])
     return app, settings
+
+
+async def _oracle_item(request: Request) -> dict:
+    """bench turns: what the next caller says, for the oracle STT (prefix seconds -> text)."""
+    from bench.engines import OracleSTT
+
+    OracleSTT.prefixes = [(float(s), str(t)) for s, t in (await request.json())["prefixes"]]
+    return {"ok": True}
 
 
 class Probe:
@@ -160,11 +171,13 @@ class ServerProcess:
     def __init__(self, delays: Any, port: int | None = None, log_level: str = "WARNING",
                  src: str | None = None, log_path: str | None = None, operations: bool = True,
                  gc_freeze: bool = False, engines: str = "scripted", models_dir: str | None = None,
-                 resampler_quality: str | None = None) -> None:
+                 resampler_quality: str | None = None, env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        extra = env or {}
         env = dict(os.environ)
         env.update(delays.to_env())
+        env.update(extra)
         src_dir = src or str(_REPO / "src")
         env["BENCH_SRC"] = src_dir
         if gc_freeze:

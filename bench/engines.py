@@ -97,6 +97,50 @@ class BenchSTTStream:
         return None
 
 
+class OracleSTT(BenchStreamingSTT):
+    """A perfect STT with the scripted latency, for `bench turns`: the benchmark tells it (POST
+    /bench/item) the texts the current caller says and how long each prefix lasts; it answers the
+    prefix whose length is nearest the audio it got. So the early STT at a pause hears "my number
+    is", and the whole utterance hears the whole sentence, as a real STT would."""
+
+    name = "oracle-stt"
+    prefixes: list[tuple[float, str]] = []  # (seconds of segment audio, text); set per call
+    streaming = False
+
+    @classmethod
+    def text_for(cls, seconds: float) -> str:
+        if not cls.prefixes:
+            return ""
+        return min(cls.prefixes, key=lambda p: abs(p[0] - seconds))[1]
+
+    async def transcribe(self, audio: bytes, sample_rate: int, language: str | None = None) -> Transcript:
+        _mark("stt_start")
+        await asyncio.sleep(self.delay)
+        _mark("stt_end")
+        return Transcript(self.text_for(len(audio) / 2 / sample_rate), language, None, self.name)
+
+    async def open_stream(self, sample_rate: int, language: str | None = None,
+                          on_interim: Any = None) -> OracleStream:
+        return OracleStream(self, sample_rate, language, on_interim)
+
+
+class OracleStream(BenchSTTStream):
+    def __init__(self, stt: OracleSTT, rate: int, language: str | None, on_interim: Any) -> None:
+        super().__init__(stt, "", language)
+        self.rate, self.on_interim, self.received = rate, on_interim, 0
+
+    async def send(self, pcm: bytes) -> None:
+        before, self.received = self.received, self.received + len(pcm)
+        step = self.rate * 2 // 10  # an interim every 100 ms of audio, like a live STT
+        if self.on_interim is not None and before // step != self.received // step:
+            self.on_interim(Transcript(OracleSTT.text_for(self.received / 2 / self.rate), self.language,
+                                       None, self.stt.name, is_final=False))
+
+    async def finish(self) -> Transcript:
+        self.text = OracleSTT.text_for(self.received / 2 / self.rate)
+        return await super().finish()
+
+
 class BenchLLM(_Engine):
     name = "bench-llm"
 

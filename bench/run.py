@@ -6,6 +6,7 @@ Subcommands (each writes JSON to bench/results/, see bench/README.md):
   local     one call's turns through the offline local engines: real latency per stage
   frames    micro-benchmark of the per-frame telephony work (decode, VAD, encode)
   stt       voice-to-voice at the caller with a batch STT and a streaming STT, same delays
+  turns     turn-taking at the caller in four languages: pauses, short answers, backchannels
   server    run the benchmark server alone (scripted engines with fixed delays)
   plot      draw the PNG of a load sweep result
   all       overhead + frames + load (+ local when the engines are installed)
@@ -216,6 +217,21 @@ def stt_table(result: dict) -> str:
                         "overhead p50"])
 
 
+# --- turn-taking ---
+
+def cmd_turns(args: argparse.Namespace) -> dict:
+    from bench import turns
+
+    if args.languages:
+        turns.CORPUS = {k: v for k, v in turns.CORPUS.items() if k in args.languages.split(",")}
+    result = turns.run(Delays.from_args(args), log=lambda m: print(m, flush=True))
+    result["command"] = _command(args)
+    path = write_result(args.name, result, args.out)
+    print(turns.table(result))
+    print(f"result: {path}")
+    return result
+
+
 # --- local engines ---
 
 def cmd_local(args: argparse.Namespace) -> dict:
@@ -389,6 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--name", default="stt", help="result name (default %(default)s)")
     Delays.add_arguments(st)
     st.set_defaults(func=cmd_stt)
+
+    tu = sub.add_parser("turns", help="turn-taking at the caller: pauses, short answers, backchannels, interruptions",
+                        description=(__import__("bench.turns", fromlist=["x"]).__doc__ or "").split("\n\n")[0])
+    tu.add_argument("--languages", default=None, help="comma-separated subset (default: all four)")
+    tu.add_argument("--out", default=None, help="results directory (default bench/results)")
+    tu.add_argument("--name", default="turns", help="result name (default %(default)s)")
+    Delays.add_arguments(tu)
+    tu.set_defaults(func=cmd_turns)
 
     rp = sub.add_parser("report", help="write bench/RESULTS.md from the *-latest.json results",
                         description="Tables for the README's Performance section, generated from the "

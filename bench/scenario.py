@@ -136,10 +136,28 @@ def sentence_count(reply: str) -> int:
 
 def scripted_providers(d: Delays, trace: bool = False) -> tuple[object, object, object]:
     """Scripted STT, LLM and TTS with the delays of `d`, answering the scenario above."""
-    from bench.engines import BenchLLM, BenchStreamingSTT, BenchSTT, BenchTTS
+    from bench.engines import BenchLLM, BenchStreamingSTT, BenchSTT, BenchTTS, OracleSTT
 
-    stt = BenchStreamingSTT(d, trace) if d.stt_streaming else BenchSTT(d, trace)
+    if os.environ.get("BENCH_ORACLE_STT") == "1":
+        stt = OracleSTT(d, trace) if d.stt_streaming else _batch_oracle(d, trace)
+    else:
+        stt = BenchStreamingSTT(d, trace) if d.stt_streaming else BenchSTT(d, trace)
     return stt, BenchLLM(d, trace), BenchTTS(d, trace)
+
+
+def _batch_oracle(d: Delays, trace: bool) -> object:
+    """The oracle without open_stream: a batch STT, so the session takes the batch path."""
+    from bench.engines import _Engine, OracleSTT
+
+    oracle = OracleSTT(d, trace)
+
+    class BatchOracle(_Engine):
+        name = "oracle-stt"
+
+        async def transcribe(self, audio: bytes, sample_rate: int, language: str | None = None):
+            return await oracle.transcribe(audio, sample_rate, language)
+
+    return BatchOracle()
 
 
 def reply_for_turn(turn_index: int) -> str:

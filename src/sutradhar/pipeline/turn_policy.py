@@ -1,8 +1,8 @@
 """EndOfTurn: how long to wait after the caller pauses, decided from what they said so far.
 
 A complete sentence ends the turn at the short pause; an unfinished one ("my number is", a trailing
-"and" / "और" / "మరియు" / "અને", digits still being read out) waits up to `max_wait_ms` for the caller
-to go on. With no transcript yet, the plain silence window applies. The words are data, per
+"and" / "और" / "మరియు" / "અને") waits up to `max_wait_ms` for the caller to go on, and digits that
+may still be being read out (fewer than a phone number's) wait `number_wait_ms`. With no transcript yet, the plain silence window applies. The words are data, per
 language, in `data/turn_taking.yaml`; the rules here know no language.
 
 Backchannels ("hmm", "haan", "avunu", "haa") come from the same file: said while the agent speaks,
@@ -82,29 +82,35 @@ class EndOfTurn:
     pause_ms: int = 200
     max_wait_ms: int = 1500
     silence_ms: int = 600
+    number_wait_ms: int = 800  # digits may be all of an order id, or a phone number half read
     words: TurnWords = field(default_factory=default_words)
 
     def is_complete(self, text: str, language: str) -> bool:
         """Whether `text` reads as a finished turn in `language`."""
-        stripped = _norm(text).rstrip(" \t\n\"'”’")
-        if stripped.endswith("?"):
-            return True
-        words = _words(text)
-        if not words:
-            return False
-        lang = self.words.get(language)
-        if words[-1] in lang.continuation:
-            return False
-        joined = " ".join(words)
-        if any(joined == phrase or joined.endswith(" " + phrase) for phrase in lang.unfinished):
-            return False
-        return not self._reading_a_number(words, lang)
+        return self._judge(text, language) == "complete"
 
     def wait_ms(self, text: str | None, language: str) -> int:
         """Silence (from the end of speech) to wait for before the turn counts as over."""
         if text is None or not text.strip():
             return self.silence_ms
-        return self.pause_ms if self.is_complete(text, language) else self.max_wait_ms
+        return {"complete": self.pause_ms, "number": self.number_wait_ms}.get(self._judge(text, language),
+                                                                             self.max_wait_ms)
+
+    def _judge(self, text: str, language: str) -> str:
+        """complete | unfinished | number (digits that may still be going on)."""
+        stripped = _norm(text).rstrip(" \t\n\"'”’")
+        if stripped.endswith("?"):
+            return "complete"
+        words = _words(text)
+        if not words:
+            return "unfinished"
+        lang = self.words.get(language)
+        if words[-1] in lang.continuation:
+            return "unfinished"
+        joined = " ".join(words)
+        if any(joined == phrase or joined.endswith(" " + phrase) for phrase in lang.unfinished):
+            return "unfinished"
+        return "number" if self._reading_a_number(words, lang) else "complete"
 
     def is_backchannel(self, text: str, language: str) -> bool:
         """A short acknowledgement ("hmm", "haan ji", "avunu") that must not stop the agent."""

@@ -75,7 +75,8 @@ class CallSession:
         semantic = s.turn_policy == "semantic"
         # Semantic turns: the detector reports short pauses and waits at most END_OF_TURN_MAX_MS;
         # the policy ends the turn earlier when what the caller said is complete.
-        self.policy = EndOfTurn(s.pause_ms, s.end_of_turn_max_ms, s.end_of_turn_silence_ms) if semantic else None
+        self.policy = (EndOfTurn(s.pause_ms, s.end_of_turn_max_ms, s.end_of_turn_silence_ms,
+                                 s.end_of_turn_number_ms) if semantic else None)
         self.detector = TurnDetector(
             make_vad(s.vad, vad_rate, s.vad_aggressiveness),
             end_of_turn_ms=s.end_of_turn_max_ms if semantic else s.end_of_turn_silence_ms,

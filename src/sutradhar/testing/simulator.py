@@ -79,6 +79,7 @@ class SimConfig:
 @dataclass
 class TurnResult:
     index: int
+    speech_start: float | None = None  # monotonic time the first voiced caller frame was sent
     speech_end: float | None = None  # monotonic time the last voiced caller frame was sent
     first_audio: float | None = None  # first agent frame received after it
     barge_in: bool = False
@@ -292,7 +293,7 @@ class _Call:
         next_tick = time.monotonic()
         batch: list[bytes] = []
         current: list[bytes] = []  # frames of the turn being spoken
-        last_voiced = -1
+        last_voiced = first_voiced = -1
         turn_result: TurnResult | None = None
         waiting_since = t0
         # wait for the greeting (or previous reply) to start, then for it to end (or barge in)
@@ -340,10 +341,14 @@ class _Call:
                     levels = [np.sqrt(np.mean(np.frombuffer(f, "<i2").astype(np.float64) ** 2)) for f in current]
                     voiced = [i for i, level in enumerate(levels) if level > VOICED_RMS]
                     last_voiced = voiced[-1] if voiced else len(current) - 1
+                    first_voiced = voiced[0] if voiced else 0
                     phase = "talking"
             if cfg.send_stream_messages:
                 if phase == "talking" and current:
                     frame = current.pop(0)
+                    if first_voiced == 0 and turn_result is not None and turn_result.speech_start is None:
+                        turn_result.speech_start = time.monotonic()
+                    first_voiced -= 1
                     last_voiced -= 1
                     if last_voiced == -1 and turn_result is not None:
                         turn_result.speech_end = time.monotonic()
