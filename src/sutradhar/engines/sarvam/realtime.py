@@ -35,7 +35,13 @@ from sutradhar.engines.base import (
     Transcript,
 )
 from sutradhar.engines.http import HTTPProvider
-from sutradhar.engines.sarvam.common import SARVAM_LANGUAGES, open_ws, ws_base, ws_error, ws_message
+from sutradhar.engines.sarvam.common import (
+    SARVAM_LANGUAGES,
+    open_ws,
+    ws_base,
+    ws_error,
+    ws_message,
+)
 
 PATH = "/speech-to-text-realtime/ws"
 WIRE_RATES = (8000, 16000)  # "Any other value closes the connection with code 4000"
@@ -190,9 +196,10 @@ class SarvamRealtimeStream:
                                 stage="stt") from exc
 
     def _raise_if_failed(self) -> None:
-        if self._final is not None and self._final.done() and not self._final.cancelled():
-            if (exc := self._final.exception()) is not None:
-                raise exc
+        final = self._final
+        if final is not None and final.done() and not final.cancelled() \
+                and (exc := final.exception()) is not None:
+            raise exc
 
     async def _next(self) -> dict | None:
         """The next server message; an `error` event raises its mapped class; None when closed."""
