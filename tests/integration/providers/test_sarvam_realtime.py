@@ -198,3 +198,18 @@ async def test_cut_stream_through_the_router_falls_back_with_the_whole_utterance
     assert interims and interims[0].text == "लंबा"  # it did stream before the cut
     # The backup got the whole utterance the turn detector kept, at its 16 kHz.
     assert [(c["bytes"], c["sample_rate"]) for c in backup.calls] == [(len(utterance_16k), 16000)]
+
+
+def test_stt_sarvam_realtime_builds_a_streaming_engine_on_an_sdk_listed_model() -> None:
+    from sutradhar.config import load_settings
+    from sutradhar.engines.registry import build_engines
+    from tests.fakes.sarvam_contract import RT_MODELS
+
+    settings = load_settings(stt="sarvam-realtime,sarvam", llm="responder", tts="espeak",
+                             sarvam_api_key="k", sarvam_ws_url="ws://127.0.0.1:9")
+    realtime, rest = build_engines(settings).stt
+    assert isinstance(realtime, SarvamRealtimeSTT) and isinstance(realtime, StreamingSTTProvider)
+    assert not isinstance(rest, StreamingSTTProvider)  # REST sarvam stays the batch fallback
+    assert realtime.model == settings.sarvam_stt_realtime_model == SarvamRealtimeSTT().model
+    assert realtime.model in RT_MODELS
+    assert realtime.url() == "ws://127.0.0.1:9/speech-to-text-realtime/ws"
