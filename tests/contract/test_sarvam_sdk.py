@@ -8,6 +8,7 @@ than the SDK (our clients are tested against it), a raw request shows what it re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 
@@ -170,9 +171,12 @@ def audio_input(seconds: float, rate: int) -> list[RealtimeAudioInput]:
 
 
 async def received_until(socket: object, kind: type) -> list[object]:
-    messages = [await socket.recv()]  # type: ignore[attr-defined]
-    while not isinstance(messages[-1], kind | RealtimeError):
-        messages.append(await socket.recv())  # type: ignore[attr-defined]
+    """Messages up to one of `kind` (or an error). The SDK hands back a message it cannot parse as
+    a plain dict and reads on, so a wrong shape would wait forever: the timeout fails it instead."""
+    async with asyncio.timeout(5):
+        messages = [await socket.recv()]  # type: ignore[attr-defined]
+        while not isinstance(messages[-1], kind | RealtimeError):
+            messages.append(await socket.recv())  # type: ignore[attr-defined]
     return messages
 
 
