@@ -41,7 +41,7 @@ def frames(seconds: float, rate: int) -> list[bytes]:
 
 async def test_interims_arrive_while_sending_and_final_follows_finish(fake_sarvam: FakeSarvam) -> None:
     fake_sarvam.transcribe_as("मुझे कल का टिकट चाहिए", "hi-IN")
-    stt = client(fake_sarvam)
+    stt = client(fake_sarvam, detect_language=False)
     assert isinstance(stt, StreamingSTTProvider)
     interims: list[tuple[int, Transcript]] = []
     stream = await stt.open_stream(8000, "hi-IN", lambda t: interims.append((sent, t)))
@@ -72,14 +72,24 @@ async def test_interims_arrive_while_sending_and_final_follows_finish(fake_sarva
     await stt.aclose()
 
 
-async def test_unknown_language_asks_auto_and_returns_detected_odia_as_od_in(
+async def test_by_default_it_detects_so_a_caller_switching_language_is_followed(
         fake_sarvam: FakeSarvam) -> None:
-    fake_sarvam.transcribe_as("ନମସ୍କାର", "od-IN")
-    stt = client(fake_sarvam)
-    result = await stt.transcribe(tone_pcm(0.5, 16000), 16000, None)
-    assert (result.text, result.language) == ("ନମସ୍କାର", "od-IN")
+    fake_sarvam.transcribe_as("నాకు టికెట్ కావాలి", "te-IN")
+    interims: list[Transcript] = []
+    stream = await client(fake_sarvam).open_stream(8000, "hi-IN", interims.append)  # the call's language
+    for frame in frames(0.5, 8000):
+        await stream.send(frame)
+    result = await stream.finish()
     assert fake_sarvam.calls("stt_rt")[0]["query"]["language_code"] == "auto"
-    await stt.transcribe(tone_pcm(0.5, 16000), 16000, "od-IN")
+    assert (result.text, result.language) == ("నాకు టికెట్ కావాలి", "te-IN")
+    assert interims and {t.language for t in interims} == {"te-IN"}
+
+
+async def test_odia_is_or_in_on_this_socket_and_od_in_to_us(fake_sarvam: FakeSarvam) -> None:
+    fake_sarvam.transcribe_as("ନମସ୍କାର", "od-IN")
+    result = await client(fake_sarvam).transcribe(tone_pcm(0.5, 16000), 16000, None)
+    assert (result.text, result.language) == ("ନମସ୍କାର", "od-IN")
+    await client(fake_sarvam, detect_language=False).transcribe(tone_pcm(0.5, 16000), 16000, "od-IN")
     assert fake_sarvam.calls("stt_rt")[1]["query"]["language_code"] == "or-IN"  # the socket's code
 
 
@@ -211,5 +221,5 @@ def test_stt_sarvam_realtime_builds_a_streaming_engine_on_an_sdk_listed_model() 
     assert isinstance(realtime, SarvamRealtimeSTT) and isinstance(realtime, StreamingSTTProvider)
     assert not isinstance(rest, StreamingSTTProvider)  # REST sarvam stays the batch fallback
     assert realtime.model == settings.sarvam_stt_realtime_model == SarvamRealtimeSTT().model
-    assert realtime.model in RT_MODELS
+    assert realtime.model in RT_MODELS and realtime.detect_language
     assert realtime.url() == "ws://127.0.0.1:9/speech-to-text-realtime/ws"

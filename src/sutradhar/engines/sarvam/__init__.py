@@ -26,6 +26,7 @@ def _stt_realtime(s: Settings):
 
     return SarvamRealtimeSTT(base_url=s.sarvam_base_url, api_key=s.sarvam_api_key,
                              model=s.sarvam_stt_realtime_model, ws_url=s.sarvam_ws_url,
+                             detect_language=s.sarvam_stt_realtime_detect,
                              timeout_s=s.stt_timeout_s)
 
 

@@ -62,6 +62,10 @@ class SarvamRealtimeSTT(HTTPProvider):
     name: str = "sarvam-realtime"
     model: str = "saaras:v3-realtime"  # the SDK's default for this endpoint
     ws_url: str = ""
+    # The session opens a stream with the call's language, yet still wants to follow a caller who
+    # switches (its batch path asks the chain to detect). So by default the socket detects (`auto`)
+    # and the given language only labels a final that reports none; False sends it as the hint.
+    detect_language: bool = True
     stage: Stage = "stt"
     languages: frozenset[str] | None = SARVAM_LANGUAGES
 
@@ -69,7 +73,8 @@ class SarvamRealtimeSTT(HTTPProvider):
         return ws_base(self.base_url, self.ws_url) + PATH
 
     def params(self, sample_rate: int, language: str | None) -> dict[str, str]:
-        return {"language_code": WIRE_LANGUAGE.get(language or "", language or "auto"),
+        code = None if self.detect_language else language
+        return {"language_code": WIRE_LANGUAGE.get(code or "", code or "auto"),
                 "model": self.model, "encoding": "linear16", "sample_rate": str(sample_rate),
                 "endpointing": "manual"}
 
@@ -128,8 +133,11 @@ class SarvamRealtimeStream:
             stt.url(), stt.params(self.wire_rate, self.language), stt.api_key, provider=stt.name,
             stage="stt", timeout_s=stt.timeout_s))
         self._ws.close_timeout = CLOSE_TIMEOUT_S
-        async with asyncio.timeout(stt.timeout_s):
-            first = await self._next()
+        try:
+            async with asyncio.timeout(stt.timeout_s):
+                first = await self._next()
+        except TimeoutError:
+            raise ProviderTimeout("no session.begin in time", provider=stt.name, stage="stt") from None
         if first is None:
             raise self._closed_error()
         if first.get("event") != "session.begin":
@@ -149,10 +157,10 @@ class SarvamRealtimeStream:
     async def finish(self) -> Transcript:
         """`speech_end` finalizes the utterance; its `transcript.final` is one round trip away."""
         assert self._final is not None, "finish() before open_stream() returned"
-        if self._resampler is not None and (tail := self._resampler.process(b"", last=True)):
-            await self._send({"event": "audio_input", "audio": base64.b64encode(tail).decode()})
-        await self._send({"event": "speech_end"})
         try:
+            if self._resampler is not None and (tail := self._resampler.process(b"", last=True)):
+                await self._send({"event": "audio_input", "audio": base64.b64encode(tail).decode()})
+            await self._send({"event": "speech_end"})
             async with asyncio.timeout(self.stt.timeout_s):
                 result = await asyncio.shield(self._final)
         except TimeoutError:
