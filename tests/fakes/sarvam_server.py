@@ -12,9 +12,10 @@ Endpoints (fault queue names): `stt` POST /speech-to-text, `tts` POST /text-to-s
 
 The realtime socket answers `session.begin`, then a `transcript.partial` every 200 ms of audio
 heard inside an utterance (the scripted transcript a word more each time; none with
-`stream_type=simulated`) and `transcript.final` on `speech_end`/`flush` (manual endpointing) or
-`end`. Refusals there follow the SDK: the upgrade is accepted, a fatal `error` event (with
-`status_code`) is sent and the socket closed with 4000 (bad query or message) or 1003 (bad key).
+`stream_type=simulated`; partials peek at the transcript queue, the final pops it) and
+`transcript.final` on `speech_end`/`flush` (manual endpointing) or `end`. Refusals there follow
+the SDK: the upgrade is accepted, a fatal `error` event (with `status_code`) is sent and the socket
+closed with 4000 (bad query or message) or 1003 (bad key).
 `stt_rt` faults: `status` refuses the handshake itself; `code` sends a fatal error at the first
 audio; `cut` drops the TCP connection after the first partial; `delay_s`, `hang` and `malformed`
 apply to the final.
@@ -524,7 +525,7 @@ class RealtimeSession:
             await self.send({"event": "vad.speech_end", "utterance_idx": self.utterance_idx,
                              "confidence": 0.9})
         final: dict[str, Any] = {"event": "transcript.final", "utterance_idx": self.utterance_idx,
-                                 "text": self.transcript()[0]}
+                                 "text": self.transcript(final=True)[0]}
         if self.config["return_timestamps"] == "true":
             final.update(start_s=0.0, end_s=len(self.audio) / 2 / self.rate)
         await self.send(self.with_language(final))
@@ -542,13 +543,17 @@ class RealtimeSession:
         self.config.update({k: str(message[k]) for k in applied})
         await self.send({"event": "config.updated", "applied": applied})
 
-    def transcript(self) -> tuple[str, str | None]:
-        """The utterance's scripted answer: the queue is popped once per utterance; a transcriber
-        sees the audio heard so far."""
+    def transcript(self, final: bool = False) -> tuple[str, str | None]:
+        """The utterance's scripted answer. Partials peek at the queue and only the final pops
+        it, so a stream dropped before its final (a noise blip) leaves the script in step; a
+        transcriber sees the audio heard so far."""
         if self.fake.transcriber is not None:
             return self.fake.transcriber(self.audio, self.config)
-        if self.script is None:
+        if final:
             self.script = self.fake._transcript(self.audio, self.config)
+        if self.script is None:
+            queued = self.fake.transcripts
+            return queued[0] if queued else self.fake.default_transcript
         return self.script
 
     def with_language(self, event: dict[str, Any]) -> dict[str, Any]:
