@@ -106,7 +106,11 @@ class Settings(BaseSettings):
     sarvam_base_url: str = "https://api.sarvam.ai"
     sarvam_ws_url: str = ""  # defaults to the wss form of sarvam_base_url
     sarvam_stt_model: str = "saaras:v3"
-    sarvam_stt_streaming: bool = False
+    sarvam_stt_streaming: bool = False  # STT=sarvam over the older /speech-to-text/ws, per utterance
+    # STT=sarvam-realtime: /speech-to-text-realtime/ws while the caller speaks (saaras:v3-realtime
+    # or saaras:v4, per sarvamai 0.1.39)
+    sarvam_stt_realtime_model: str = "saaras:v3-realtime"
+    sarvam_stt_realtime_detect: bool = True  # language_code=auto, so language switches are heard
     sarvam_tts_model: str = "bulbul:v2"
     sarvam_tts_streaming: bool = False
     sarvam_tts_sample_rate: int = 8000  # 8000 | 16000 | 22050 | 24000; 8 kHz suits telephony

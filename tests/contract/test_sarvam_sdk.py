@@ -1,6 +1,6 @@
 """The official Sarvam SDK (sarvamai 0.1.39) against our fake: the fake must speak the real wire.
 
-Every Sarvam endpoint the project uses is driven by the SDK's async client with its environment
+Every Sarvam endpoint the project uses (the realtime STT socket included) is driven by the SDK's async client with its environment
 pointed at the loopback fake. Success answers must parse into the SDK's own response types; error
 answers must raise the SDK's error classes with Sarvam's error body. Where the fake is stricter
 than the SDK (our clients are tested against it), a raw request shows what it refuses and how.
@@ -8,6 +8,7 @@ than the SDK (our clients are tested against it), a raw request shows what it re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 
@@ -27,6 +28,22 @@ from sarvamai.types import (
     ErrorMessage,
     ErrorResponse,
     EventResponse,
+    RealtimeAudioInput,
+    RealtimeConfigUpdate,
+    RealtimeConfigUpdated,
+    RealtimeEnd,
+    RealtimeError,
+    RealtimeFlush,
+    RealtimePing,
+    RealtimePong,
+    RealtimeSessionBegin,
+    RealtimeSessionEnd,
+    RealtimeSpeechEnd,
+    RealtimeSpeechStart,
+    RealtimeTranscriptFinal,
+    RealtimeTranscriptPartial,
+    RealtimeVadSpeechEnd,
+    RealtimeVadSpeechStart,
     SpeechToTextResponse,
     SpeechToTextStreamingResponse,
     SpeechToTextTranscriptionData,
@@ -34,6 +51,7 @@ from sarvamai.types import (
 )
 from sarvamai.types import ErrorData as SttErrorData
 from sarvamai.types.chat_completion_chunk import ChatCompletionChunk  # not re-exported
+from websockets.exceptions import ConnectionClosed
 
 from sutradhar.audio.codecs import pcm16_to_wav, wav_to_pcm16
 from tests.fakes import FakeSarvam, Fault
@@ -140,6 +158,133 @@ async def test_stt_socket_bad_key_and_bad_model_refuse_the_handshake(fake: FakeS
                                                               model="saarika:v2.5"):
             pass
     assert invalid.value.status_code == 422
+
+
+# --- STT realtime WebSocket /speech-to-text-realtime/ws ---
+
+def audio_input(seconds: float, rate: int) -> list[RealtimeAudioInput]:
+    """100 ms audio_input messages of a tone, base64 PCM16 as the SDK's type describes."""
+    pcm = tone_pcm(seconds, rate)
+    step = rate // 10 * 2
+    return [RealtimeAudioInput(audio=base64.b64encode(pcm[i:i + step]).decode())
+            for i in range(0, len(pcm), step)]
+
+
+async def received_until(socket: object, kind: type) -> list[object]:
+    """Messages up to one of `kind` (or an error). The SDK hands back a message it cannot parse as
+    a plain dict and reads on, so a wrong shape would wait forever: the timeout fails it instead."""
+    async with asyncio.timeout(5):
+        messages = [await socket.recv()]  # type: ignore[attr-defined]
+        while not isinstance(messages[-1], kind | RealtimeError):
+            messages.append(await socket.recv())  # type: ignore[attr-defined]
+    return messages
+
+
+async def test_realtime_manual_turn_gives_partials_then_final_after_speech_end(fake: FakeSarvam) -> None:
+    fake.transcribe_as("मुझे कल का टिकट चाहिए", "hi-IN")
+    async with sdk(fake).speech_to_text_realtime_streaming.connect(
+            language_code="hi-IN", model="saaras:v3-realtime", endpointing="manual",
+            encoding="linear16", sample_rate="8000", mode="transcribe") as socket:
+        begin = await socket.recv()
+        await socket.send_realtime_speech_start(RealtimeSpeechStart())
+        for message in audio_input(1.0, 8000):
+            await socket.send_realtime_audio_input(message)
+        await socket.send_realtime_speech_end(RealtimeSpeechEnd())
+        messages = await received_until(socket, RealtimeTranscriptFinal)
+    assert isinstance(begin, RealtimeSessionBegin) and begin.config is not None
+    assert (begin.config.sample_rate, begin.config.turn_detection) == (8000, "manual")
+    partials, final = messages[:-1], messages[-1]
+    assert partials and all(isinstance(m, RealtimeTranscriptPartial) for m in partials)
+    assert [m.text for m in partials] == ["मुझे", "मुझे कल", "मुझे कल का", "मुझे कल का टिकट",
+                                          "मुझे कल का टिकट चाहिए"]
+    assert isinstance(final, RealtimeTranscriptFinal)
+    assert (final.text, final.utterance_idx, final.language) == ("मुझे कल का टिकट चाहिए", 0, None)
+
+
+async def test_realtime_vad_turn_ends_with_end_and_reports_language_for_auto(fake: FakeSarvam) -> None:
+    fake.transcribe_as("ନମସ୍କାର", "od-IN")
+    async with sdk(fake).speech_to_text_realtime_streaming.connect(language_code="auto") as socket:
+        await socket.recv()
+        for message in audio_input(0.5, 16000):
+            await socket.send_realtime_audio_input(message)
+        await socket.send_realtime_end(RealtimeEnd())
+        messages = await received_until(socket, RealtimeSessionEnd)
+    kinds = [type(m) for m in messages]
+    assert kinds[0] is RealtimeVadSpeechStart and RealtimeVadSpeechEnd in kinds
+    final = next(m for m in messages if isinstance(m, RealtimeTranscriptFinal))
+    assert (final.text, final.language, final.language_confidence) == ("ନମସ୍କାର", "or-IN", 0.9)
+    assert isinstance(messages[-1], RealtimeSessionEnd) and messages[-1].total_utterances == 1
+
+
+async def test_realtime_flush_in_vad_mode_is_a_fatal_error_and_close_4000(fake: FakeSarvam) -> None:
+    async with sdk(fake).speech_to_text_realtime_streaming.connect(language_code="en-IN") as socket:
+        await socket.recv()
+        await socket.send_realtime_flush(RealtimeFlush())
+        error = await socket.recv()
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.recv()
+    assert isinstance(error, RealtimeError) and error.is_fatal and error.status_code == 400
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+
+
+@pytest.mark.parametrize(("kwargs", "status"), [
+    ({"sample_rate": "22050"}, 422),  # "Any other value closes the connection with code 4000"
+    ({"model": "saaras:v3"}, 422),  # the batch model is not a realtime one
+    ({"keyterms": '["Sarvam"]'}, 400),  # "only supported with model=saaras:v4"
+])
+async def test_realtime_bad_query_is_refused_in_band_with_close_4000(
+        fake: FakeSarvam, kwargs: dict[str, str], status: int) -> None:
+    async with sdk(fake).speech_to_text_realtime_streaming.connect(
+            language_code="hi-IN", **kwargs) as socket:  # type: ignore[arg-type]
+        error = await socket.recv()
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.recv()
+    assert isinstance(error, RealtimeError) and (error.is_fatal, error.status_code) == (True, status)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+
+
+async def test_realtime_bad_key_is_a_fatal_403_then_close_1003(fake: FakeSarvam) -> None:
+    async with sdk(fake, key="wrong").speech_to_text_realtime_streaming.connect(
+            language_code="hi-IN") as socket:
+        error = await socket.recv()
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.recv()
+    assert isinstance(error, RealtimeError) and error.status_code == 403
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+
+
+@pytest.mark.parametrize("fault", [Fault.forbidden(), Fault.rate_limited()])
+async def test_realtime_handshake_refusal_is_an_sdk_api_error(fake: FakeSarvam, fault: Fault) -> None:
+    fake.inject("stt_rt", fault)
+    with pytest.raises(ApiError) as caught:
+        async with sdk(fake).speech_to_text_realtime_streaming.connect(language_code="hi-IN"):
+            pass
+    assert caught.value.status_code == fault.status
+
+
+async def test_realtime_error_event_mid_stream_parses_as_realtime_error(fake: FakeSarvam) -> None:
+    fake.inject("stt_rt", Fault(code="insufficient_quota_error", message="no credits left"))
+    async with sdk(fake).speech_to_text_realtime_streaming.connect(language_code="hi-IN") as socket:
+        await socket.recv()
+        await socket.send_realtime_audio_input(audio_input(0.1, 16000)[0])
+        error = await socket.recv()
+    assert isinstance(error, RealtimeError)
+    assert (error.code, error.message, error.is_fatal, error.status_code) == (
+        "insufficient_quota_error", "no credits left", True, 429)
+
+
+async def test_realtime_config_update_to_simulated_is_a_non_fatal_invalid_config(fake: FakeSarvam) -> None:
+    async with sdk(fake).speech_to_text_realtime_streaming.connect(language_code="hi-IN") as socket:
+        await socket.recv()
+        await socket.send_realtime_config_update(RealtimeConfigUpdate(stream_type="simulated"))
+        error = await socket.recv()
+        await socket.send_realtime_config_update(RealtimeConfigUpdate(stream_type="fast"))
+        updated = await socket.recv()
+        await socket.send_realtime_ping(RealtimePing())
+        pong = await socket.recv()
+    assert isinstance(error, RealtimeError) and (error.code, error.is_fatal) == ("invalid_config", False)
+    assert isinstance(updated, RealtimeConfigUpdated) and updated.applied == ["stream_type"]
+    assert isinstance(pong, RealtimePong)
 
 
 # --- REST /text-to-speech ---

@@ -36,9 +36,10 @@ def reply_in_prompt_language(messages: list[dict[str, Any]]) -> str:
 
 
 def sarvam_settings(fake: Any, port: int, **overrides: Any) -> Any:
-    return e2e_settings(stt=["sarvam"], llm=["sarvam"], tts=["sarvam"], sarvam_base_url=fake.base_url,
+    defaults: dict[str, Any] = {"stt": ["sarvam"], "llm": ["sarvam"], "tts": ["sarvam"]}
+    return e2e_settings(**{**defaults, **overrides}, sarvam_base_url=fake.base_url,
                         sarvam_api_key=fake.api_key, public_url=f"http://127.0.0.1:{port}",
-                        port=port, **overrides)
+                        port=port)
 
 
 def script(fake: Any, spoken: list[Spoken]) -> None:
@@ -151,3 +152,20 @@ async def fetch_record(server: Any, call_id: str, timeout: float = 5.0) -> dict[
 
 def record_language_story(record: dict[str, Any]) -> list[str]:
     return [turn.get("language") for turn in record.get("turns", [])]
+
+
+async def test_realtime_stt_streams_every_turn_and_still_follows_the_switch(fake_sarvam):
+    """STT=sarvam-realtime,sarvam: each caller turn goes over the realtime socket while it is
+    spoken (REST stays unused behind it), and the socket's detected language drives the switch."""
+    port = free_port()
+    settings = sarvam_settings(fake_sarvam, port, stt=["sarvam-realtime", "sarvam"])
+    turns = [TE[0], GU[0], GU[1]]
+    script(fake_sarvam, turns)
+    with live_server(settings, engines=build_services) as server:
+        result = await place_call(server.url, turns, ivr_digit=ivr_digit(settings, "te-IN"))
+    streams = [c for c in fake_sarvam.calls("stt_rt") if "transcript.final" in c["sent"]]
+    assert len(streams) == len(turns) and not fake_sarvam.calls("stt")
+    assert all(c["query"]["language_code"] == "auto" for c in streams)
+    assert all("transcript.partial" in c["sent"] for c in streams)  # heard while spoken
+    assert reply_tts_languages(fake_sarvam) == ["te-IN", "te-IN", "gu-IN"]
+    assert len(result.latencies_ms) == len(turns)

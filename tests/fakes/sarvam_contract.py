@@ -8,9 +8,19 @@ server (`sarvam_server.py`) runs these checks and answers the real error shapes.
 
 from __future__ import annotations
 
+import base64
 import typing
 from typing import Any
 
+from sarvamai.speech_to_text_realtime_streaming.types import (
+    SpeechToTextRealtimeStreamingEncoding,
+    SpeechToTextRealtimeStreamingEndpointing,
+    SpeechToTextRealtimeStreamingLanguageCode,
+    SpeechToTextRealtimeStreamingMode,
+    SpeechToTextRealtimeStreamingModel,
+    SpeechToTextRealtimeStreamingReturnTimestamps,
+    SpeechToTextRealtimeStreamingStreamType,
+)
 from sarvamai.speech_to_text_streaming.types import (
     SpeechToTextStreamingInputAudioCodec,
     SpeechToTextStreamingLanguageCode,
@@ -80,6 +90,33 @@ STT_WS_PARAMS = frozenset({
     "negative_frames_count", "negative_frames_window", "start_speech_volume_threshold",
     "interrupt_min_speech_frames", "pre_speech_pad_frames", "num_initial_ignored_frames",
     "input_audio_codec"}) | STT_WS_BOOL_PARAMS
+
+# --- STT realtime WebSocket /speech-to-text-realtime/ws (SpeechToTextRealtimeStreamingClient) ---
+RT_MODELS = literals(SpeechToTextRealtimeStreamingModel)  # saaras:v3-realtime (default), saaras:v4
+RT_DEFAULT_MODEL = "saaras:v3-realtime"  # "`saaras:v3-realtime` (default) or `saaras:v4`"
+RT_LANGUAGES = literals(SpeechToTextRealtimeStreamingLanguageCode)  # Odia is or-IN here, "auto" detects
+RT_MODES = literals(SpeechToTextRealtimeStreamingMode)
+RT_STREAM_TYPES = literals(SpeechToTextRealtimeStreamingStreamType)
+RT_ENDPOINTING = literals(SpeechToTextRealtimeStreamingEndpointing)
+RT_ENCODINGS = literals(SpeechToTextRealtimeStreamingEncoding)
+RT_TIMESTAMPS = literals(SpeechToTextRealtimeStreamingReturnTimestamps)
+RT_RATES = frozenset({"8000", "16000"})  # "Any other value closes the connection with code 4000"
+RT_PARAMS = frozenset({"language_code", "model", "stream_type", "mode", "prompt", "keyterms",
+                       "endpointing", "encoding", "sample_rate", "return_timestamps", "threshold",
+                       "prefix_padding_ms", "silence_duration_ms", "min_speech_duration_ms"})
+RT_VAD_PARAMS = frozenset({"threshold", "prefix_padding_ms", "silence_duration_ms",
+                           "min_speech_duration_ms"})  # "Only applies when `endpointing=vad`"
+# Client messages by `event` (RealtimeAudioInput, RealtimeSpeechStart, ...): the fields each may carry.
+RT_CLIENT_EVENTS = {"audio_input": frozenset({"event", "audio"}),
+                    "speech_start": frozenset({"event"}), "speech_end": frozenset({"event"}),
+                    "flush": frozenset({"event"}), "end": frozenset({"event"}),
+                    "ping": frozenset({"event"}),
+                    "config.update": frozenset({"event", "language_code", "prompt", "mode",
+                                                "stream_type", "endpointing", "threshold",
+                                                "silence_duration_ms", "min_speech_duration_ms"})}
+RT_MANUAL_ONLY = frozenset({"speech_start", "speech_end", "flush"})  # "(endpointing=manual only)"
+# Close codes (RealtimeError docstring): rate/quota/key, inactivity, internal, application rejection.
+RT_CLOSE_RATE, RT_CLOSE_IDLE, RT_CLOSE_INTERNAL, RT_CLOSE_REJECTED = 1003, 1008, 1011, 4000
 
 # --- TTS REST /text-to-speech (TextToSpeechClient.convert) ---
 TTS_MODELS = literals(TextToSpeechModel)
@@ -180,6 +217,53 @@ def check_stt_query(query: dict[str, str]) -> None:
         one_of("input_audio_codec", query["input_audio_codec"], STT_WS_CODECS)
     for name in STT_WS_BOOL_PARAMS & query.keys():
         one_of(name, query[name], frozenset({"true", "false"}))
+
+
+def check_realtime_query(query: dict[str, str]) -> dict[str, str]:
+    """The query of the /speech-to-text-realtime/ws handshake; returns it with defaults filled."""
+    no_unknown("speech-to-text-realtime/ws", query, RT_PARAMS)
+    if "language_code" not in query:  # "BCP-47 language code of the input audio. **Required.**"
+        raise Invalid("language_code: query parameter required")
+    one_of("language_code", query["language_code"], RT_LANGUAGES)
+    resolved = {"model": RT_DEFAULT_MODEL, "stream_type": "balanced", "mode": "transcribe",
+                "endpointing": "vad", "encoding": "linear16", "sample_rate": "16000",
+                "return_timestamps": "false", **query}
+    one_of("model", resolved["model"], RT_MODELS)
+    one_of("stream_type", resolved["stream_type"], RT_STREAM_TYPES)
+    one_of("mode", resolved["mode"], RT_MODES)
+    one_of("endpointing", resolved["endpointing"], RT_ENDPOINTING)
+    one_of("encoding", resolved["encoding"], RT_ENCODINGS)
+    one_of("sample_rate", resolved["sample_rate"], RT_RATES)
+    one_of("return_timestamps", resolved["return_timestamps"], RT_TIMESTAMPS)
+    if "keyterms" in query and resolved["model"] != "saaras:v4":
+        raise rule("keyterms are only supported with saaras:v4")
+    if resolved["endpointing"] == "manual" and RT_VAD_PARAMS & query.keys():
+        raise rule(f"{sorted(RT_VAD_PARAMS & query.keys())} only apply when endpointing=vad")
+    return resolved
+
+
+def check_realtime_message(message: object, endpointing: str, encoding: str) -> dict[str, Any]:
+    """One client message on the realtime socket; returns it (audio checked to decode)."""
+    if not isinstance(message, dict):
+        raise Invalid("message: a JSON object is required")
+    event = message.get("event")
+    if event not in RT_CLIENT_EVENTS:
+        raise Invalid(f"event: {event!r} is not one of {sorted(RT_CLIENT_EVENTS)}")
+    no_unknown(str(event), message, RT_CLIENT_EVENTS[event])
+    if event in RT_MANUAL_ONLY and endpointing != "manual":
+        raise rule(f"{event} is only accepted with endpointing=manual")
+    if event == "audio_input":
+        audio = message.get("audio")
+        if not isinstance(audio, str):
+            raise Invalid("audio: a base64 string is required")
+        try:
+            raw = base64.b64decode(audio, validate=True)
+        except ValueError:
+            raise Invalid("audio: not valid base64") from None
+        width = {"linear16": 2, "linear32": 4}.get(encoding, 1)
+        if len(raw) % width:
+            raise Invalid(f"audio: {len(raw)} bytes is not whole {encoding} samples")
+    return message
 
 
 def check_stt_audio(audio: object, connection_rate: int) -> None:

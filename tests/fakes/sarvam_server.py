@@ -8,7 +8,17 @@
 
 Endpoints (fault queue names): `stt` POST /speech-to-text, `tts` POST /text-to-speech,
 `chat` POST /v1/chat/completions (SSE when `stream` is true, else one JSON completion),
-`stt_ws` /speech-to-text/ws, `tts_ws` /text-to-speech/ws.
+`stt_ws` /speech-to-text/ws, `tts_ws` /text-to-speech/ws, `stt_rt` /speech-to-text-realtime/ws.
+
+The realtime socket answers `session.begin`, then a `transcript.partial` every 200 ms of audio
+heard inside an utterance (the scripted transcript a word more each time; none with
+`stream_type=simulated`; partials peek at the transcript queue, the final pops it) and
+`transcript.final` on `speech_end`/`flush` (manual endpointing) or `end`. Refusals there follow
+the SDK: the upgrade is accepted, a fatal `error` event (with `status_code`) is sent and the socket
+closed with 4000 (bad query or message) or 1003 (bad key).
+`stt_rt` faults: `status` refuses the handshake itself; `code` sends a fatal error at the first
+audio; `cut` drops the TCP connection after the first partial; `delay_s`, `hang` and `malformed`
+apply to the final.
 
 Strict, as the real service: every request is checked against what the official `sarvamai` SDK
 (0.1.39, see `sarvam_contract.py`) sends, and a wrong one (unknown or renamed field, such as
@@ -44,6 +54,7 @@ from tests.fakes._server import FakeServer, Fault, error_body, tone_pcm
 Transcriber = Callable[[bytes, dict[str, Any]], tuple[str, str | None]]
 
 MS_PER_CHAR = 60
+RT_PARTIAL_EVERY_S = 0.2
 # The HTTP status a Sarvam error code comes with; the TTS socket sends only this integer.
 CODE_STATUS = {"invalid_api_key_error": 403, "authentication_error": 403,
                "insufficient_quota_error": 429, "rate_limit_exceeded_error": 429,
@@ -79,6 +90,7 @@ class FakeSarvam(FakeServer):
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/speech-to-text/ws", self.stt_ws)
         app.router.add_get("/text-to-speech/ws", self.tts_ws)
+        app.router.add_get("/speech-to-text-realtime/ws", self.stt_realtime)
 
     def check_auth(self, request: web.Request) -> web.Response | None:
         if request.headers.get("api-subscription-key") != self.api_key:
@@ -315,6 +327,28 @@ class FakeSarvam(FakeServer):
         await ws.close()
         return ws
 
+    # --- realtime STT socket ---
+    async def stt_realtime(self, request: web.Request) -> web.StreamResponse:
+        fault = self.take_fault("stt_rt")
+        query = dict(request.query)
+        record: dict[str, Any] = {"endpoint": "stt_rt", "headers": dict(request.headers),
+                                  "query": query, "messages": [], "sent": []}
+        self.requests.append(record)
+        if fault is not None and fault.status is not None and fault.status != 200:
+            return error_body(fault.status, fault.code, fault.message, fault.request_id)
+        ws = web.WebSocketResponse(max_msg_size=64 * 1024 * 1024)
+        await ws.prepare(request)
+        session = RealtimeSession(self, ws, record, fault, request)
+        if request.headers.get("api-subscription-key") != self.api_key:
+            return await session.reject(403, "invalid_api_key_error", "Invalid API key",
+                                        contract.RT_CLOSE_RATE)
+        try:
+            session.config = contract.check_realtime_query(query)
+        except contract.Invalid as exc:
+            return await session.reject(exc.status, exc.code, exc.message, contract.RT_CLOSE_REJECTED)
+        await session.run()
+        return ws
+
     async def tts_ws(self, request: web.Request) -> web.StreamResponse:
         ws, fault = await self._ws_open(request, "tts_ws", contract.check_tts_query)
         if not isinstance(ws, web.WebSocketResponse):
@@ -373,3 +407,160 @@ class FakeSarvam(FakeServer):
             text = ""
         await ws.close()
         return ws
+
+
+class RealtimeSession:
+    """One /speech-to-text-realtime/ws connection: the SDK's events in, the SDK's events out."""
+
+    def __init__(self, fake: FakeSarvam, ws: web.WebSocketResponse, record: dict[str, Any],
+                 fault: Fault | None, request: web.Request) -> None:
+        self.fake, self.ws, self.record, self.fault, self.request = fake, ws, record, fault, request
+        self.config: dict[str, str] = {}
+        self.request_id = _request_id()
+        self.utterance_idx = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.audio = b""
+        self.speaking = False
+        self.partials = 0
+        self.script: tuple[str, str | None] | None = None
+
+    @property
+    def rate(self) -> int:
+        return int(self.config["sample_rate"])
+
+    async def send(self, event: dict[str, Any]) -> None:
+        self.record["sent"].append(event["event"])
+        await self.ws.send_json(event)
+
+    async def reject(self, status: int, code: str, message: str, close_code: int) -> web.WebSocketResponse:
+        """A fatal error event, then the close code (its reason capped at 123 bytes, as Sarvam's)."""
+        await self.send({"event": "error", "code": code, "is_fatal": True, "message": message,
+                         "status_code": status})
+        await self.ws.close(code=close_code, message=message.encode()[:123])
+        return self.ws
+
+    async def run(self) -> None:
+        await self.send({"event": "session.begin", "request_id": self.request_id, "config": {
+            "model": self.config["model"], "language_code": self.config["language_code"],
+            "encoding": self.config["encoding"], "sample_rate": self.rate,
+            "stream_type": self.config["stream_type"], "mode": self.config["mode"],
+            "turn_detection": self.config["endpointing"],
+            "return_timestamps": self.config["return_timestamps"] == "true"}})
+        async for msg in self.ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            try:
+                message = contract.check_realtime_message(json.loads(msg.data),
+                                                          self.config["endpointing"],
+                                                          self.config["encoding"])
+            except (ValueError, contract.Invalid) as exc:
+                status, code = (exc.status, exc.code) if isinstance(exc, contract.Invalid) \
+                    else (400, "invalid_request_error")
+                await self.reject(status, code, str(exc), contract.RT_CLOSE_REJECTED)
+                return
+            event = message["event"]
+            self.record["messages"].append(event)
+            if event == "audio_input":
+                if not await self.hear(base64.b64decode(message["audio"])):
+                    return
+            elif event == "speech_start":
+                self.speaking = True
+            elif event in ("speech_end", "flush"):
+                if not await self.finalize():
+                    return
+            elif event == "end":
+                if (self.audio or self.speaking) and not await self.finalize():
+                    return
+                await self.send({"event": "session.end", "request_id": self.request_id,
+                                 "total_utterances": self.utterance_idx})
+                break
+            elif event == "ping":
+                await self.send({"event": "pong"})
+            else:
+                await self.config_update(message)
+        await self.ws.close()
+
+    async def hear(self, pcm: bytes) -> bool:
+        """Buffer audio; partials while an utterance is open. False when the exchange is over."""
+        fault = self.fault
+        if fault is not None and fault.code:
+            status = CODE_STATUS.get(fault.code, 500)
+            close = contract.RT_CLOSE_RATE if status in (403, 429) else \
+                contract.RT_CLOSE_INTERNAL if status >= 500 else contract.RT_CLOSE_REJECTED
+            await self.reject(status, fault.code, fault.message, close)
+            return False
+        if self.config["endpointing"] == "vad" and not self.speaking:
+            self.speaking = True
+            await self.send({"event": "vad.speech_start", "utterance_idx": self.utterance_idx,
+                             "confidence": 0.9})
+        self.audio += pcm
+        step = int(RT_PARTIAL_EVERY_S * self.rate) * 2
+        if not self.speaking or self.config["stream_type"] == "simulated":
+            return True
+        words = self.transcript()[0].split()
+        while self.partials < len(words) and len(self.audio) >= (self.partials + 1) * step:
+            self.partials += 1
+            await self.send(self.with_language({"event": "transcript.partial",
+                                                "utterance_idx": self.utterance_idx,
+                                                "text": " ".join(words[:self.partials])}))
+            if fault is not None and fault.cut:
+                self.request.transport.close()  # type: ignore[union-attr]  # no close frame
+                return False
+        return True
+
+    async def finalize(self) -> bool:
+        fault = self.fault
+        if fault is not None:
+            if fault.delay_s:
+                await asyncio.sleep(fault.delay_s)
+            if fault.hang:
+                await self.fake._stopping.wait()
+                return False
+            if fault.malformed:
+                await self.ws.send_str("{not json")
+                return False
+        if self.config["endpointing"] == "vad":
+            await self.send({"event": "vad.speech_end", "utterance_idx": self.utterance_idx,
+                             "confidence": 0.9})
+        final: dict[str, Any] = {"event": "transcript.final", "utterance_idx": self.utterance_idx,
+                                 "text": self.transcript(final=True)[0]}
+        if self.config["return_timestamps"] == "true":
+            final.update(start_s=0.0, end_s=len(self.audio) / 2 / self.rate)
+        await self.send(self.with_language(final))
+        self.utterance_idx += 1
+        self._reset()
+        return True
+
+    async def config_update(self, message: dict[str, Any]) -> None:
+        applied = sorted(k for k in message if k != "event")
+        simulated = "simulated" in (message.get("stream_type"), self.config["stream_type"])
+        if "stream_type" in message and simulated and message["stream_type"] != self.config["stream_type"]:
+            await self.send({"event": "error", "code": "invalid_config", "is_fatal": False,
+                             "message": "stream_type cannot change to or from simulated"})
+            return
+        self.config.update({k: str(message[k]) for k in applied})
+        await self.send({"event": "config.updated", "applied": applied})
+
+    def transcript(self, final: bool = False) -> tuple[str, str | None]:
+        """The utterance's scripted answer. Partials peek at the queue and only the final pops
+        it, so a stream dropped before its final (a noise blip) leaves the script in step; a
+        transcriber sees the audio heard so far."""
+        if self.fake.transcriber is not None:
+            return self.fake.transcriber(self.audio, self.config)
+        if final:
+            self.script = self.fake._transcript(self.audio, self.config)
+        if self.script is None:
+            queued = self.fake.transcripts
+            return queued[0] if queued else self.fake.default_transcript
+        return self.script
+
+    def with_language(self, event: dict[str, Any]) -> dict[str, Any]:
+        """`language` (and on finals its confidence) only when the connection asked for auto."""
+        if self.config["language_code"] == "auto":
+            language = self.transcript()[1]
+            event["language"] = {"od-IN": "or-IN"}.get(language or "", language)
+            if event["event"] == "transcript.final":
+                event["language_confidence"] = 0.9
+        return event

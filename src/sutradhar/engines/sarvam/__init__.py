@@ -18,6 +18,18 @@ def _stt(s: Settings):
                      streaming=s.sarvam_stt_streaming, ws_url=s.sarvam_ws_url, timeout_s=s.stt_timeout_s)
 
 
+@register("stt", "sarvam-realtime", check=_needs_key)
+def _stt_realtime(s: Settings):
+    # A separate name, not a SARVAM_STT_STREAMING mode of `sarvam`: another endpoint with its own
+    # models, so `STT=sarvam-realtime,sarvam` puts the REST endpoint behind it with its own breaker.
+    from sutradhar.engines.sarvam.realtime import SarvamRealtimeSTT
+
+    return SarvamRealtimeSTT(base_url=s.sarvam_base_url, api_key=s.sarvam_api_key,
+                             model=s.sarvam_stt_realtime_model, ws_url=s.sarvam_ws_url,
+                             detect_language=s.sarvam_stt_realtime_detect,
+                             timeout_s=s.stt_timeout_s)
+
+
 @register("llm", "sarvam", check=_needs_key)
 def _llm(s: Settings):
     from sutradhar.engines.sarvam.llm import SarvamLLM
