@@ -147,7 +147,7 @@ def scripted_providers(d: Delays, trace: bool = False) -> tuple[object, object, 
 
 def _batch_oracle(d: Delays, trace: bool) -> object:
     """The oracle without open_stream: a batch STT, so the session takes the batch path."""
-    from bench.engines import _Engine, OracleSTT
+    from bench.engines import OracleSTT, _Engine
 
     oracle = OracleSTT(d, trace)
 

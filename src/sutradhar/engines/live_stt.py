@@ -29,24 +29,28 @@ _END = b""  # the sender's sentinel: everything pushed has been queued
 
 
 def open_transcription(router: TaskRouter, sample_rate: int, language: str | None,
-                       on_interim: Interim | None = None) -> LiveTranscription | None:
+                       on_interim: Interim | None = None, detect: bool = False) -> LiveTranscription | None:
     """Start transcribing while the caller speaks, when the first usable STT in the router's chain
     streams; None means the chain's first choice is a batch STT (the utterance then goes to
-    `route_transcription` at the end of the turn, as before)."""
+    `route_transcription` at the end of the turn, as before). `language` picks the providers that
+    serve it; with `detect` the stream is asked to detect the spoken language (as the batch path
+    does), so a caller who changes language is followed."""
     for slot in router.chains["stt"]:
         if not slot.provider.supports(language) or slot.breaker.state is BreakerState.OPEN:
             continue
         if not isinstance(slot.provider, StreamingSTTProvider) or not slot.breaker.allow():
             return None
-        return LiveTranscription(router, slot, sample_rate, language, on_interim)
+        return LiveTranscription(router, slot, sample_rate, None if detect else language, on_interim,
+                                 call_language=language)
     return None
 
 
 class LiveTranscription:
     def __init__(self, router: TaskRouter, slot: ProviderSlot, sample_rate: int, language: str | None,
-                 on_interim: Interim | None = None) -> None:
+                 on_interim: Interim | None = None, call_language: str | None = None) -> None:
         self.router, self.slot = router, slot
-        self.sample_rate, self.language = sample_rate, language
+        self.sample_rate, self.language = sample_rate, language  # None: the provider detects it
+        self.call_language = call_language or language  # labels a final that names no language
         self._on_interim = on_interim
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._stream: STTStream | None = None
@@ -109,7 +113,7 @@ class LiveTranscription:
             self.router.record_success(self.slot)
         await self.aclose()
         if result is not None:
-            return Transcript(result.text, result.language or self.language, result.confidence,
+            return Transcript(result.text, result.language or self.call_language, result.confidence,
                               result.provider or self.slot.name)
         return await self.router.route_transcription(audio, audio_rate, language, detect=detect,
                                                      skip=frozenset({self.slot.name}))

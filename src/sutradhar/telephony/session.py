@@ -370,7 +370,8 @@ class CallSession:
 
     def _open_live(self) -> None:
         """A segment just opened: when the chain's STT streams, it hears the caller from now on."""
-        live = open_transcription(self.services.router, self._vad_rate, self.language, self._interim)
+        live = open_transcription(self.services.router, self._vad_rate, self.language, self._interim,
+                                  detect=True)
         if live is not None:
             live.push(self.detector.segment_audio())
             self._live = live

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from sutradhar.audio.codecs import silence
 from sutradhar.engines.base import Transcript
-from sutradhar.testing.scripted import ScriptedLLM, ScriptedStreamingSTT, ScriptedSTT, ScriptedTTS
+from sutradhar.testing.scripted import (
+    ScriptedLLM,
+    ScriptedStreamingSTT,
+    ScriptedSTT,
+    ScriptedTTS,
+)
 from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
 from tests.support.audio import speech_pcm
 from tests.support.server import scripted_server
