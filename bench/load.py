@@ -65,8 +65,9 @@ class Phrase:
     payloads: list[str]  # base64 mu-law, one per 20 ms frame (speech, then trailing silence)
     first_voiced: int  # first frame the server's VAD hears as speech
     confirm: int  # frame on which the detector confirms speech (SPEECH_STARTED: barge-in)
-    last_voiced: int  # last voiced frame before the end-of-turn window
+    last_voiced: int  # last frame the server's VAD hears as speech before the end-of-turn window
     trigger: int  # frame that completes the end-of-turn window (the utterance is emitted)
+    last_spoken: int = 0  # last frame of the recorded speech (by energy): where the caller stops
 
     @property
     def speech_s(self) -> float:
@@ -108,9 +109,22 @@ def prepare_phrases(settings: Any | None = None) -> list[Phrase]:
         ulaw += silence_ulaw[: -len(ulaw) % FRAME_BYTES] if len(ulaw) % FRAME_BYTES else b""
         frames = [ulaw[j:j + FRAME_BYTES] for j in range(0, len(ulaw), FRAME_BYTES)]
         frames += [silence_ulaw] * TRAILING_SILENCE_FRAMES
-        marks = _replay_detector([ulaw_to_pcm16(f) for f in frames], ulaw_to_pcm16(silence_ulaw), s)
-        phrases.append(Phrase(text, [base64.b64encode(f).decode() for f in frames], **marks))
+        pcm_frames = [ulaw_to_pcm16(f) for f in frames]
+        marks = _replay_detector(pcm_frames, ulaw_to_pcm16(silence_ulaw), s)
+        spoken = [j for j, f in enumerate(pcm_frames) if _rms(f) > SPOKEN_RMS and j < marks["trigger"]]
+        phrases.append(Phrase(text, [base64.b64encode(f).decode() for f in frames], **marks,
+                              last_spoken=spoken[-1] if spoken else marks["last_voiced"]))
     return phrases
+
+
+SPOKEN_RMS = 300.0  # the simulator's threshold: a louder frame is caller speech (the latency clock)
+
+
+def _rms(pcm: bytes) -> float:
+    import numpy as np
+
+    samples = np.frombuffer(pcm, "<i2").astype(np.float64)
+    return float(np.sqrt(np.mean(samples ** 2))) if len(samples) else 0.0
 
 
 def _replay_detector(frames: list[bytes], silence: bytes, s: Any) -> dict[str, int]:
@@ -319,6 +333,8 @@ class Call:
                 t["confirm"] = now
             if i == p.last_voiced:
                 t["last_voiced"] = now
+            if i == p.last_spoken:
+                t["last_spoken"] = now
             if i == p.trigger:
                 t["trigger"] = now
             self.pos += 1
@@ -369,7 +385,10 @@ class Call:
             t = turn.t
             row: dict[str, Any] = {"turn": turn.index, "barge_in": turn.barge_in}
             if turn.first_audio is not None and "trigger" in t and "last_voiced" in t:
-                row["v2v_ms"] = (turn.first_audio - t["last_voiced"]) * 1000
+                # Voice-to-voice as the caller hears it: from the last frame of their recorded
+                # speech; v2v_vad_ms starts where the server's VAD heard the speech end.
+                row["v2v_ms"] = (turn.first_audio - t.get("last_spoken", t["last_voiced"])) * 1000
+                row["v2v_vad_ms"] = (turn.first_audio - t["last_voiced"]) * 1000
                 row["eot_window_ms"] = (t["trigger"] - t["last_voiced"]) * 1000
                 row["overhead_ms"] = (turn.first_audio - t["trigger"]) * 1000 - crit
             turns.append(row)

@@ -181,6 +181,10 @@ def run(d: Delays, log: Any = print) -> dict[str, Any]:
     cache = Path(tempfile.gettempdir()) / "sutradhar-bench-turns"
     items = build_items(cache)
     out: dict[str, Any] = {"configs": {}, "delays_ms": d.as_dict(), "pauses_ms": list(PAUSES_MS)}
+    # Replies of ~3 s (20 ms of audio a character): long enough to speak over at 1.5 s, short
+    # enough that 96 calls take minutes, not half an hour.
+    d = dataclasses.replace(d, tts_ms_per_char=min(d.tts_ms_per_char, 20.0))
+    out["delays_ms"] = d.as_dict()
     for name, cfg in CONFIGS.items():
         delays = dataclasses.replace(d, stt_streaming=cfg["stt_streaming"])
         env = {"BENCH_ORACLE_STT": "1", "TURN_POLICY": cfg["TURN_POLICY"], "BACKCHANNELS": cfg["BACKCHANNELS"]}

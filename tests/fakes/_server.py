@@ -150,10 +150,15 @@ class FakeServer:
             return early
         text = self.next_reply(body.get("messages", []))
         request_id = fault.request_id if fault else f"req_{uuid.uuid4().hex[:12]}"
+        return await self.write_sse(request, self.sse_events(text), request_id, fault)
+
+    async def write_sse(self, request: web.Request, events: list[bytes], request_id: str,
+                        fault: Fault | None) -> web.StreamResponse:
+        """Answer with `events` as server-sent events; a `cut` fault drops the connection halfway,
+        and `sse_write_size` splits the body into pieces (SSE lines cut across TCP writes)."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "x-request-id": request_id})
         await response.prepare(request)
-        events = self.sse_events(text)
         payload = b"".join(events)
         if fault and fault.cut:
             # Send the first half of the stream, then drop the TCP connection.

@@ -269,23 +269,8 @@ class FakeOpenAI(FakeServer):
             return web.json_response(self.completion(body["model"], text).model_dump(mode="json"),
                                      headers={"x-request-id": request_id})
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "x-request-id": request_id})
-        await response.prepare(request)
-        events = self.sse_events(text, body["model"], include_usage)
-        payload = b"".join(events)
-        if fault and fault.cut:
-            # Send the first half of the stream, then drop the TCP connection.
-            await response.write(payload[: len(payload) // 2])
-            request.transport.close()  # type: ignore[union-attr]
-            return response
-        size = self.sse_write_size
-        pieces = [payload[i:i + size] for i in range(0, len(payload), size)] if size else events
-        for piece in pieces:
-            await response.write(piece)
-            await asyncio.sleep(0)
-        await response.write_eof()
-        return response
+        return await self.write_sse(request, self.sse_events(text, body["model"], include_usage),
+                                    request_id, fault)
 
     @staticmethod
     def completion(model: str, text: str) -> ChatCompletion:

@@ -169,7 +169,7 @@ class FakeSarvam(FakeServer):
         text = self.next_reply(body["messages"])
         request_id = fault.request_id if fault else _request_id()
         if body.get("stream") is True:
-            return await self._sse(request, self.sse_events(text, body["model"]), request_id, fault)
+            return await self.write_sse(request, self.sse_events(text, body["model"]), request_id, fault)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if self.reasoning:
             message["reasoning_content"] = self.reasoning
@@ -178,25 +178,6 @@ class FakeSarvam(FakeServer):
             "model": body["model"],
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
             "usage": self._usage(body["messages"], text)}, headers={"x-request-id": request_id})
-
-    async def _sse(self, request: web.Request, events: list[bytes], request_id: str,
-                   fault: Fault | None) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "x-request-id": request_id})
-        await response.prepare(request)
-        payload = b"".join(events)
-        if fault and fault.cut:
-            # Send the first half of the stream, then drop the TCP connection.
-            await response.write(payload[: len(payload) // 2])
-            request.transport.close()  # type: ignore[union-attr]
-            return response
-        size = self.sse_write_size
-        pieces = [payload[i:i + size] for i in range(0, len(payload), size)] if size else events
-        for piece in pieces:
-            await response.write(piece)
-            await asyncio.sleep(0)
-        await response.write_eof()
-        return response
 
     @staticmethod
     def _usage(messages: list[dict[str, Any]], text: str) -> dict[str, int]:

@@ -215,13 +215,17 @@ class HTTPProvider(Provider):
         is remembered for health()."""
         try:
             response = await self.client.request(method, path, **kwargs)
-            await raise_for_status(response, provider=self.name, stage=self.stage)
+            await self._check(response)
         except ProviderError as exc:
             self._record(exc)
             raise
         except httpx.HTTPError as exc:
             raise self._fail(exc) from exc
         return response
+
+    async def _check(self, response: httpx.Response) -> None:
+        """Raise the mapped error of a non-2xx answer (a vendor with its own error body overrides)."""
+        await raise_for_status(response, provider=self.name, stage=self.stage)
 
     def _fail(self, exc: Exception) -> ProviderError:
         error = transport_error(exc, provider=self.name, stage=self.stage)

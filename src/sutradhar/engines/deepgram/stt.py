@@ -299,19 +299,11 @@ class DeepgramSTT(HTTPProvider):
         return Transcript(text, language_out,
                           float(confidence) if isinstance(confidence, int | float) else None, self.name)
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """As HTTPProvider's, with Deepgram's error body (`err_code`/`err_msg`, 402 = no credits)."""
-        try:
-            response = await self.client.request(method, path, **kwargs)
-            if not response.is_success:
-                raise deepgram_error(response.status_code, response.content, response.headers,
-                                     provider=self.name)
-        except ProviderError as exc:
-            self._record(exc)
-            raise
-        except httpx.HTTPError as exc:
-            raise self._fail(exc) from exc
-        return response
+    async def _check(self, response: httpx.Response) -> None:
+        """Deepgram's error body (`err_code`/`err_msg`; 402 means no credits)."""
+        if not response.is_success:
+            raise deepgram_error(response.status_code, await response.aread(), response.headers,
+                                 provider=self.name)
 
 
 __all__ = ["DeepgramSTT", "DeepgramStream", "deepgram_error", "deepgram_language", "model_for"]
