@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     pause_ms: int = Field(200, ge=60)
     end_of_turn_max_ms: int = Field(1500, ge=200)
     end_of_turn_number_ms: int = Field(800, ge=100)  # after digits that may still be going on
+    speculate: bool = True  # semantic: prepare the reply (held back) while the policy waits
     min_speech_ms: int = Field(200, ge=0)
     max_utterance_s: float = Field(30.0, gt=0)
     barge_in_min_speech_ms: int = Field(120, ge=20)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import copy
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
@@ -58,6 +59,18 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+@dataclass
+class Checkpoint:
+    history: list[Any]
+    total_turns: int
+    language_instruction: str
+    language: LanguageCoordinator
+    last_reply: str
+    turn_count: int
+    next_id: int
+    records: set[int]
+
+
 class AgentOrchestrator:
     """Conducts every turn of one call. Cheap to create: the providers live in the shared router."""
 
@@ -91,8 +104,10 @@ class AgentOrchestrator:
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
         self.records: dict[int, TurnRecord] = {}
-        self._ids = itertools.count(1)
+        self._next_id = 1
         self._last_reply: str = ""
+        self._speculative: set[int] = set()  # turns started ahead of the end of turn, not committed
+        self._held_metrics: dict[int, tuple[dict[str, float | None], dict[str, Any]]] = {}
         self.log = logger.bind(call_id=call_id or "-")
 
     # --- the seed's API ---
@@ -153,9 +168,46 @@ class AgentOrchestrator:
 
     # --- the streaming path ---
 
-    async def respond(self, utterance: Utterance) -> AsyncIterator[Event]:
-        """Answer one caller turn as a stream of events. Cancel it to interrupt (barge-in)."""
-        turn_id = next(self._ids)
+    def _new_turn_id(self) -> int:
+        turn_id, self._next_id = self._next_id, self._next_id + 1
+        return turn_id
+
+    # --- speculation: a reply started before the end of turn is certain ---
+
+    def checkpoint(self) -> Checkpoint:
+        """Everything a turn changes, so a speculative reply can be undone without a trace."""
+        return Checkpoint(list(self.context.history), self.context.total_turns,
+                          self.context.language_instruction, copy.deepcopy(self.language),
+                          self._last_reply, self.turn_count, self._next_id, set(self.records))
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Undo a speculative reply that was cancelled (await its task first): context, language,
+        turn ids and records are as they were; it is not counted in the metrics."""
+        c = checkpoint
+        self.context.history[:] = c.history
+        self.context.total_turns, self.context.language_instruction = c.total_turns, c.language_instruction
+        self.language, self._last_reply, self.turn_count = c.language, c.last_reply, c.turn_count
+        for turn_id in [t for t in self.records if t not in c.records]:
+            del self.records[turn_id]
+            self._speculative.discard(turn_id)
+            self._held_metrics.pop(turn_id, None)
+        self._next_id = c.next_id
+        self.state = "idle"
+
+    def commit(self) -> None:
+        """The caller did stop: the speculative reply is a real turn (counted in the metrics)."""
+        for turn_id in sorted(self._speculative):
+            held = self._held_metrics.pop(turn_id, None)
+            if held is not None:
+                self.metrics.record_turn(*held)
+        self._speculative.clear()
+
+    async def respond(self, utterance: Utterance, speculative: bool = False) -> AsyncIterator[Event]:
+        """Answer one caller turn as a stream of events. Cancel it to interrupt (barge-in).
+        `speculative`: started before the end of turn is certain; `commit` or `restore` after."""
+        turn_id = self._new_turn_id()
+        if speculative:
+            self._speculative.add(turn_id)
         start = utterance.ended_at or self.clock()
         record = TurnRecord(turn_id, self.call_id, language=self.language.current)
         self.records[turn_id] = record
@@ -172,7 +224,10 @@ class AgentOrchestrator:
                 record.timings["v2v_ms"] = round((first_audio[0] - start) * 1000, 1)
             if record.intent is None and record.reply:
                 record.intent = "llm"
-            self.metrics.record_turn(record.timings, record.as_dict())
+            if turn_id in self._speculative:  # counted when committed, never if undone
+                self._held_metrics[turn_id] = (record.timings, record.as_dict())
+            else:
+                self.metrics.record_turn(record.timings, record.as_dict())
         log.bind(stage="turn").info("turn done intent={} v2v_ms={} errors={}", record.intent,
                                     record.timings.get("v2v_ms"), len(record.errors))
         yield TurnCompleted(turn_id, record)
@@ -217,7 +272,7 @@ class AgentOrchestrator:
 
     async def speak(self, text: str, remember: bool = True) -> AsyncIterator[Event]:
         """Speak a fixed line (greeting, DTMF answers) through the TTS chain."""
-        turn_id = next(self._ids)
+        turn_id = self._new_turn_id()
         record = TurnRecord(turn_id, self.call_id, language=self.language.current, intent="say")
         async for event in self._say(turn_id, text, record, [], remember=remember):
             yield event

@@ -14,9 +14,10 @@ import contextlib
 import enum
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-from sutradhar.audio.codecs import StreamResampler
+from sutradhar.audio.codecs import StreamResampler, resample
 from sutradhar.audio.playout import Playout
 from sutradhar.audio.turns import (
     SPEECH_RESUMED,
@@ -39,6 +40,7 @@ from sutradhar.pipeline.events import (
     TurnCompleted,
     Utterance,
 )
+from sutradhar.pipeline.orchestrator import Checkpoint
 from sutradhar.pipeline.turn_policy import EndOfTurn
 from sutradhar.services import Services
 from sutradhar.telephony.transport import DISCONNECTED, Start, Transport
@@ -50,6 +52,14 @@ from sutradhar.text.languages import LANGUAGES
 OUTBOUND_RESAMPLER_QUALITY = "LQ"
 ACTION_GRACE_S = 2.0
 BACKCHANNEL_PAUSE_MS = 200  # silence after short speech over the reply before judging what it was  # perform an action this long after its audio should have played, mark or not
+
+
+@dataclass
+class Speculation:
+    task: asyncio.Task[None]  # runs orchestrator.respond(speculative=True) into `events`
+    events: asyncio.Queue[Event | None]
+    checkpoint: Checkpoint
+    utterance: Utterance
 
 
 class State(enum.Enum):
@@ -89,6 +99,7 @@ class CallSession:
         self.backchannels = 0
         self._early: asyncio.Task[Transcript] | None = None  # batch STT started at the pause
         self._early_started = 0.0
+        self._spec: Speculation | None = None  # a reply prepared while the policy still waits
         self._frame_bytes = vad_rate * FRAME_MS // 1000 * 2
         self._vad_rate = vad_rate
         self._inbuf = bytearray()
@@ -156,6 +167,8 @@ class CallSession:
             await live.aclose()
         if self._early is not None:
             self._early.cancel()
+        if self._spec is not None:
+            self._spec.task.cancel()
         if self._judging is not None:
             self._judging.cancel()
         reply, turn = self._reply, self._reply_turn
@@ -244,7 +257,7 @@ class CallSession:
         elif isinstance(event, SpeechPaused):
             self._on_pause(event.segment)
         elif event is SPEECH_RESUMED:
-            self._drop_early("resumed")
+            await self._drop_early("resumed")
 
     # --- backchannels (BACKCHANNELS=true) ---
 
@@ -335,28 +348,71 @@ class CallSession:
     def _early_done(self, task: asyncio.Task[Transcript]) -> None:
         if task is not self._early or task.cancelled() or self.state is State.ENDED:
             return
-        self._decide(None if task.exception() is not None else task.result().text)
+        failed = task.exception() is not None
+        self._decide(None if failed else task.result().text)
         if self._wait_ms is not None and self.detector.segment_open and self.detector.silence_ms >= self._wait_ms:
             self._end_turn(self.detector.end_segment())
+        elif (not failed and self.settings.speculate and self._wait_ms is not None
+              and self._wait_ms > self.policy.pause_ms):
+            self._speculate(task)
+
+    def _speculate(self, early: asyncio.Task[Transcript]) -> None:
+        """The policy waits (an unfinished phrase, digits): prepare the reply to what was said so
+        far meanwhile, held back. If the caller stops, it plays at once; if they go on, it is
+        undone without a trace (orchestrator checkpoint)."""
+        segment = self.detector.segment_audio()
+        utterance = Utterance(resample(segment, self._vad_rate, 16000) if self._vad_rate != 16000 else segment,
+                              16000, time.monotonic() - self.detector.silence_ms / 1000,
+                              early_stt=early, early_started=self._early_started)
+        checkpoint = self.orchestrator.checkpoint()
+        events: asyncio.Queue[Event | None] = asyncio.Queue()
+
+        async def prepare() -> None:
+            try:
+                async for event in self.orchestrator.respond(utterance, speculative=True):
+                    events.put_nowait(event)
+            finally:
+                events.put_nowait(None)
+
+        task = asyncio.create_task(prepare(), name=f"speculation-{self.call_id}")
+        self._spec = Speculation(task, events, checkpoint, utterance)
+        self.telemetry.speculation("reply_started")
 
     def _decide(self, text: str | None) -> None:
         self._wait_ms = self.policy.wait_ms(text, self.language)
         self.log.bind(stage="turn").debug("pause: wait_ms={} complete={}", self._wait_ms,
                                           self._wait_ms <= self.policy.pause_ms)
 
-    def _drop_early(self, reason: str) -> None:
-        """The caller went on: forget the pause's decision and its speculative STT (no trace)."""
+    async def _drop_early(self, reason: str) -> None:
+        """The caller went on: forget the pause's decision, its speculative STT and reply (no trace)."""
         self._wait_ms = None
         early, self._early = self._early, None
         if early is not None:
             if not early.done():
                 early.cancel()
             self.telemetry.speculation(reason)
+        await self._undo_speculation()
+
+    async def _undo_speculation(self) -> None:
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return
+        spec.task.cancel()
+        await asyncio.gather(spec.task, return_exceptions=True)
+        self.orchestrator.restore(spec.checkpoint)
+        self.telemetry.speculation("reply_undone")
 
     def _end_turn(self, segment: SpeechSegment | None) -> None:
         live, self._live = self._live, None
         early, self._early = self._early, None
         self._wait_ms = None
+        spec, self._spec = self._spec, None
+        if segment is not None and spec is not None and live is None:
+            self._play_speculation(spec)  # the caller stopped where we prepared for: play it now
+            return
+        if spec is not None:
+            self._spec = spec
+            self._spawn(self._undo_speculation())
         if segment is None:  # too little speech: not an utterance
             if live is not None:
                 self._spawn(live.aclose())
@@ -473,6 +529,24 @@ class CallSession:
         return heard
 
     # --- replies ---
+
+    def _play_speculation(self, spec: Speculation) -> None:
+        self.orchestrator.commit()
+        self.telemetry.speculation("reply_used")
+        self.state = State.THINKING
+        self._awaiting_first = spec.utterance.ended_at
+        self._first_frame.clear()
+
+        async def prepared() -> AsyncIterator[Event]:
+            try:
+                while (event := await spec.events.get()) is not None:
+                    yield event
+            finally:
+                if not spec.task.done():  # barge-in or hang-up while it plays
+                    spec.task.cancel()
+                    await asyncio.gather(spec.task, return_exceptions=True)
+
+        self._play(prepared(), thinking=True)
 
     def _answer(self, utterance: Utterance) -> None:
         if self._reply is not None and not self._reply.done():

@@ -107,3 +107,42 @@ async def test_a_real_interruption_over_the_reply_stops_it_and_is_answered():
     assert summary["barge_ins"] == 1 and summary["backchannels"] == 0
     assert summary["turns"][0].get("interrupted") is True
     assert summary["turns"][-1]["text"] == "Stop. What about the prices?"
+
+
+DIGITS = speech_pcm("my order number is four five six", "en-us", 8000)
+MORE = speech_pcm("seven eight nine", "en-us", 8000)
+
+
+async def test_while_the_policy_waits_after_digits_the_reply_is_prepared_and_plays_at_once():
+    text = "my order number is four five six"
+    slow_llm = dict(first_token_delay_s=0.4)
+    results = {}
+    for speculate in (False, True):
+        stt = ScriptedSTT(script=(text,), delay_s=0.15)
+        with scripted_server(stt=stt, llm=ScriptedLLM(replies=("Let me check order four five six.",), **slow_llm),
+                             tts=tts(), turn_policy="semantic", end_of_turn_number_ms=800,
+                             speculate=speculate) as srv:
+            results[speculate] = await simulate(SimConfig(srv.url, [CallerTurn(DIGITS, 8000)], speed=1,
+                                                          timeout_s=30, gap_s=0.3, tail_s=0.5))
+    [with_spec] = results[True].latencies_ms
+    [without] = results[False].latencies_ms
+    print(f"\nafter digits: {without} ms without speculation, {with_spec} ms with")
+    assert with_spec < without - 250  # the LLM's 400 ms ran while the policy waited
+    assert with_spec > 800  # and it still waited the policy's 800 ms
+    assert results[True].summary["turns"][0]["text"] == text
+
+
+async def test_a_speculation_the_caller_talks_over_leaves_no_trace():
+    first_text = "my order number is four five six"
+    full_text = "my order number is four five six seven eight nine"
+    stt = by_length(first_text, full_text, cut_s=len(DIGITS) / 2 / 8000 + 0.45)
+    # espeak leaves ~380 ms of silence after the digits: a 600 ms gap in all, past the 200 ms pause and
+    # the STT (the speculation starts) and short of the 800 ms wait
+    pcm = DIGITS + silence(220, 8000) + MORE
+    result = await one_call([CallerTurn(pcm, 8000)], stt=stt, turn_policy="semantic",
+                            end_of_turn_number_ms=800)
+    summary = result.summary
+    assert [t["text"] for t in summary["turns"]] == [full_text]
+    users = [m["content"] for m in summary["context"] if m["role"] == "user"]
+    assert users == [full_text]  # the undone speculation left nothing in the context
+    assert summary["orchestrator"]["turn_count"] == 1
