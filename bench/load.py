@@ -716,6 +716,7 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
         "call_errors": sorted({c["error"] for c in failed})[:5] + [e.get("error") for e in errors][:3],
         "turns_measured": len(turns),
         "v2v_ms": summarize(t["v2v_ms"] for t in turns),
+        "v2v_vad_ms": summarize(t.get("v2v_vad_ms") for t in turns),
         "overhead_ms": summarize(t["overhead_ms"] for t in turns),
         "eot_window_ms": summarize(t["eot_window_ms"] for t in turns),
         "barge_in": {

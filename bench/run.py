@@ -211,9 +211,11 @@ def stt_table(result: dict) -> str:
         d = run["delays_ms"]
         stt = d["stt_flush_ms"] if d["stt_streaming"] else d["stt_ms"]
         for r in run["levels"]:
-            v = r["v2v_ms"]
-            rows.append([mode, r["calls"], r["turns_measured"], stt, v["p50"], v["p95"], r["overhead_ms"]["p50"]])
-    return table(rows, ["STT", "calls", "turns", "STT on the critical path (ms)", "v2v p50", "v2v p95",
+            v, vad = r["v2v_ms"], r.get("v2v_vad_ms") or {}
+            rows.append([mode, r["calls"], r["turns_measured"], stt, v["p50"], v["p95"], vad.get("p50"),
+                         r["overhead_ms"]["p50"]])
+    return table(rows, ["STT", "calls", "turns", "STT on the critical path (ms)",
+                        "v2v p50 (at the caller)", "v2v p95", "v2v p50 from the server's VAD end",
                         "overhead p50"])
 
 

@@ -146,3 +146,14 @@ async def test_a_speculation_the_caller_talks_over_leaves_no_trace():
     users = [m["content"] for m in summary["context"] if m["role"] == "user"]
     assert users == [full_text]  # the undone speculation left nothing in the context
     assert summary["orchestrator"]["turn_count"] == 1
+
+
+async def test_interim_transcripts_reach_the_browser_page_before_the_final_one():
+    stt = ScriptedStreamingSTT(script=("What are your opening hours today?",), interim_every_s=0.2)
+    with scripted_server(stt=stt, llm=ScriptedLLM(replies=("Nine to nine.",)), tts=tts()) as srv:
+        result = await simulate(SimConfig(srv.url, [CallerTurn(COMPLETE, 8000)], carrier="browser", speed=1,
+                                          timeout_s=30, gap_s=0.3, tail_s=0.5))
+    kinds = [e.get("type") for e in result.events]
+    interims = [e["text"] for e in result.events if e.get("type") == "interim"]
+    assert interims and kinds.index("interim") < kinds.index("transcript")
+    assert interims[-1] == "What are your opening hours today?"  # the last one before the final
