@@ -145,7 +145,8 @@ def _replay_detector(frames: list[bytes], silence: bytes, s: Any) -> dict[str, i
             vad.reset()
 
     detector = TurnDetector(Recording(), end_of_turn_ms=s.end_of_turn_silence_ms, min_speech_ms=s.min_speech_ms,
-                            max_utterance_s=s.max_utterance_s, barge_in_ms=s.barge_in_min_speech_ms)
+                            max_utterance_s=s.max_utterance_s, barge_in_ms=s.barge_in_min_speech_ms,
+                            energy_floor=s.vad_energy_floor)
     lead = 25
     for _ in range(lead):
         detector.push(silence)

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
 
     # --- turn taking ---
     vad: str = "webrtc"  # webrtc | silero
+    vad_energy_floor: float = Field(150.0, ge=0)  # RMS below which a frame is silence (0: VAD only)
     vad_aggressiveness: int = Field(2, ge=0, le=3)
     end_of_turn_silence_ms: int = Field(600, ge=100)  # the plain window (TURN_POLICY=silence)
     # semantic: at a short pause, decide from what the caller said (pipeline/turn_policy.py):

@@ -74,3 +74,11 @@ def test_backchannels_in_every_language(language, text):
     ("en-IN", "okay but what about the refund")])
 def test_real_interruptions_are_not_backchannels(language, text):
     assert not POLICY.is_backchannel(text, language)
+
+
+@pytest.mark.parametrize(("language", "text"), [
+    ("hi-IN", "मेरा बैलेंस कितना है"), ("hi-IN", "mera order kal aaya tha"), ("hi-IN", "mujhe bhi"),
+    ("gu-IN", "મારો ઓર્ડર આવ્યો છે"), ("gu-IN", "maro order aavyo che"), ("te-IN", "నాకు కూడా")])
+def test_verb_final_sentences_are_complete(language, text):
+    """Hindi and Gujarati put the verb (है, था, છે) last: it ends a sentence, it does not continue it."""
+    assert POLICY.is_complete(text, language)

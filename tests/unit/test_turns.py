@@ -148,3 +148,16 @@ def test_end_segment_ends_the_turn_where_the_policy_decides() -> None:
             break
     assert segment is not None and not detector.segment_open
     assert detector.end_segment() is None  # nothing open any more
+
+
+def test_the_end_of_turn_counts_from_the_last_sound_not_the_vads_hangover() -> None:
+    """WebRTC VAD calls ~100 ms of digital silence after the last syllable speech; with an
+    energy floor the turn ends that much sooner after the caller's last sound."""
+    speech = speech_pcm("What are your opening hours today?", "en-us", 8000)
+    pcm = silence(300, 8000) + speech + silence(1200, 8000)
+    delivered = {}
+    for floor in (0.0, 150.0):
+        clock = FakeClock()
+        detector = TurnDetector(WebRtcVAD(8000), end_of_turn_ms=600, energy_floor=floor, clock=clock)
+        delivered[floor] = next(t for t, e in run(detector, pcm, clock) if isinstance(e, SpeechSegment))
+    assert 0.06 <= delivered[0.0] - delivered[150.0] <= 0.14

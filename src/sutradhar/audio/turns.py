@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from sutradhar.audio.codecs import resample
 from sutradhar.audio.vad import FRAME_MS, VAD
 
@@ -84,6 +86,7 @@ class TurnDetector:
         barge_in_ms: int = 120,
         preroll_ms: int = 200,
         pause_ms: int = 0,
+        energy_floor: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.vad = vad
@@ -94,6 +97,10 @@ class TurnDetector:
         self._max_bytes = int(max_utterance_s * self.sample_rate) * 2
         self._barge_frames = max(1, barge_in_ms // FRAME_MS)
         self._pause_frames = pause_ms // FRAME_MS if pause_ms else 0
+        # WebRTC VAD keeps saying "speech" for ~100 ms of digital silence after the last syllable
+        # (its hangover): a frame quieter than this RMS is silence whatever the VAD says, so the
+        # end of turn counts from the caller's last sound, not from the VAD's.
+        self._floor_sq = energy_floor * energy_floor * (self.frame_bytes // 2)
         self._paused = False
         self._clock = clock
         self._preroll: deque[bytes] = deque(maxlen=max(0, preroll_ms // FRAME_MS))
@@ -138,6 +145,9 @@ class TurnDetector:
     def push(self, frame: bytes) -> Event | None:
         """Feed one 20 ms frame; returns an event when one happens (usually None)."""
         speech = self.vad.is_speech(frame)
+        if speech and self._floor_sq:
+            samples = np.frombuffer(frame, "<i2").astype(np.int32)
+            speech = int(np.dot(samples, samples)) >= self._floor_sq
         if not self._active:
             if not speech:
                 self._preroll.append(frame)

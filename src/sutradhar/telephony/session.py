@@ -91,7 +91,8 @@ class CallSession:
             make_vad(s.vad, vad_rate, s.vad_aggressiveness),
             end_of_turn_ms=s.end_of_turn_max_ms if semantic else s.end_of_turn_silence_ms,
             min_speech_ms=s.min_speech_ms, max_utterance_s=s.max_utterance_s,
-            barge_in_ms=s.barge_in_min_speech_ms, pause_ms=s.pause_ms if semantic else 0)
+            barge_in_ms=s.barge_in_min_speech_ms, pause_ms=s.pause_ms if semantic else 0,
+            energy_floor=s.vad_energy_floor)
         self._wait_ms: int | None = None  # the policy's decision for the current pause
         self.words = self.policy or EndOfTurn()  # backchannel words, whichever turn policy
         self._held: float | None = None  # playout paused at this time: the caller spoke over us
