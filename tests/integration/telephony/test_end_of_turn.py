@@ -99,7 +99,7 @@ async def test_a_backchannel_over_the_reply_does_not_stop_it():
 
 
 async def test_a_real_interruption_over_the_reply_stops_it_and_is_answered():
-    stop = speech_pcm("Stop, stop. What about the prices of the premium plan for families?", "en-us", 8000)
+    stop = speech_pcm("Wait, what about the prices of the premium plan for families?", "en-us", 8000)
     stt = by_length("What are your opening hours today?", "Stop. What about the prices?",
                     cut_s=len(COMPLETE) / 2 / 8000 + 0.5)
     result = await call_with_reply_and_interjection(stop, stt)
