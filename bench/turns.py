@@ -200,11 +200,16 @@ def run(d: Delays, log: Any = print) -> dict[str, Any]:
 
 
 def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    v2v = [r["v2v_ms"] for r in rows if r.get("v2v_ms") is not None]
+    def v2v(*kinds: str) -> list[float]:
+        return [r["v2v_ms"] for r in rows if r.get("v2v_ms") is not None and r["kind"] in kinds]
+
     cut = {p: [r["cut_off"] for r in rows if r.get("pause_ms") == p] for p in PAUSES_MS}
     back = [r["survived"] for r in rows if "survived" in r]
     stop = [r["silence_after_ms"] for r in rows if r.get("silence_after_ms") is not None]
-    return {"v2v_ms": summarize(v2v, 1),
+    return {"v2v_ms": summarize(v2v("question", "short answer"), 1),  # complete turns
+            "v2v_after_digits_ms": summarize(v2v("unfinished + pause"), 1),  # ends reading a number
+            "not_answered": sum(1 for r in rows if r["kind"] in ("question", "short answer")
+                                and r.get("v2v_ms") is None),
             "cut_offs": {str(p): f"{sum(v)}/{len(v)}" for p, v in cut.items()},
             "backchannels_survived": f"{sum(back)}/{len(back)}",
             "interruption_to_silence_ms": summarize(stop, 1)}
@@ -216,8 +221,9 @@ def table(result: dict[str, Any]) -> str:
     rows = []
     for name, c in result["configs"].items():
         s = c["summary"]
-        rows.append([name, s["v2v_ms"]["p50"], s["v2v_ms"]["p95"],
+        rows.append([name, s["v2v_ms"]["p50"], s["v2v_ms"]["p95"], s["v2v_after_digits_ms"]["p50"],
                      " / ".join(s["cut_offs"][str(p)] for p in PAUSES_MS), s["backchannels_survived"],
                      s["interruption_to_silence_ms"]["p50"], s["interruption_to_silence_ms"]["max"]])
-    return render(rows, ["policy", "v2v p50 (ms)", "v2v p95", "cut off at 300 / 500 / 800 / 1200 ms pauses",
-                         "backchannels that did not stop the agent", "interruption -> silence p50 (ms)", "max"])
+    return render(rows, ["policy", "v2v p50, complete turns (ms)", "p95", "v2v p50 after digits",
+                         "cut off at 300 / 500 / 800 / 1200 ms pauses", "backchannels that did not stop the agent",
+                         "interruption -> silence p50 (ms)", "max"])
