@@ -58,7 +58,6 @@ class LiveTranscription:
         self._closed = False
         self._settled = False  # a success or failure was recorded for the slot's breaker
         self._sender = asyncio.create_task(self._send_all(), name=f"stt-stream-{slot.name}")
-        self.sent_bytes = 0
 
     @property
     def provider(self) -> str:
@@ -77,7 +76,6 @@ class LiveTranscription:
                                                                     self._on_interim)
             while (chunk := await self._queue.get()) is not _END:
                 await self._stream.send(chunk)
-                self.sent_bytes += len(chunk)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the batch fallback takes over at finish

@@ -22,7 +22,7 @@ class Utterance:
     transcription: LiveTranscription | None = None
     # A batch STT started early, at the caller's pause, on the audio so far (the caller did not go
     # on): the turn awaits it instead of starting one. `early_started` is its time.monotonic() start.
-    early_stt: asyncio.Task[Transcript] | None = None
+    early_stt: asyncio.Future[Transcript] | None = None  # a Task, or an answer already known
     early_started: float = 0.0
 
     @property

@@ -2,8 +2,9 @@
 
 A complete sentence ends the turn at the short pause; an unfinished one ("my number is", a trailing
 "and" / "और" / "మరియు" / "અને") waits up to `max_wait_ms` for the caller to go on, and digits that
-may still be being read out (fewer than a phone number's) wait `number_wait_ms`. With no transcript yet, the plain silence window applies. The words are data, per
-language, in `data/turn_taking.yaml`; the rules here know no language.
+may still be being read out (fewer than a phone number's) wait `number_wait_ms`. With no
+transcript yet, the plain silence window applies. The words are data, per language, in
+`data/turn_taking.yaml`; the rules here know no language.
 
 Backchannels ("hmm", "haan", "avunu", "haa") come from the same file: said while the agent speaks,
 they must not stop it.

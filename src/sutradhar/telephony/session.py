@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sutradhar.audio.codecs import StreamResampler, resample
+from sutradhar.audio.codecs import StreamResampler
 from sutradhar.audio.playout import Playout
 from sutradhar.audio.turns import (
     SPEECH_RESUMED,
@@ -50,8 +50,8 @@ from sutradhar.text.languages import LANGUAGES
 # which stalled every sentence's start in the load benchmark); LQ holds ~24 ms and is still a
 # proper low-pass filter, plenty for a 3.4 kHz phone channel.
 OUTBOUND_RESAMPLER_QUALITY = "LQ"
-ACTION_GRACE_S = 2.0
-BACKCHANNEL_PAUSE_MS = 200  # silence after short speech over the reply before judging what it was  # perform an action this long after its audio should have played, mark or not
+ACTION_GRACE_S = 2.0  # perform an action this long after its audio should have played, mark or not
+BACKCHANNEL_PAUSE_MS = 200  # silence after short speech over the reply before judging what it was
 
 
 @dataclass
@@ -100,6 +100,7 @@ class CallSession:
         self.backchannels = 0
         self._early: asyncio.Task[Transcript] | None = None  # batch STT started at the pause
         self._early_started = 0.0
+        self._paused_segment: SpeechSegment | None = None  # the audio that early STT hears
         self._spec: Speculation | None = None  # a reply prepared while the policy still waits
         self._frame_bytes = vad_rate * FRAME_MS // 1000 * 2
         self._vad_rate = vad_rate
@@ -316,7 +317,7 @@ class CallSession:
             done: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
             done.set_result(transcript)
             self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at,
-                                   early_stt=done, early_started=time.monotonic()))  # type: ignore[arg-type]
+                                   early_stt=done, early_started=time.monotonic()))
 
         self._judging = asyncio.create_task(judge(), name=f"backchannel-{self.call_id}")
 
@@ -340,6 +341,7 @@ class CallSession:
             self._decide(self.last_interim.text if self.last_interim else None)
             return
         self._early_started = time.monotonic()
+        self._paused_segment = segment
         self._early = asyncio.create_task(self.services.router.route_transcription(
             segment.audio, segment.sample_rate, self.language, detect=True), name=f"early-stt-{self.call_id}")
         self.telemetry.speculation("started")
@@ -354,16 +356,14 @@ class CallSession:
         if self._wait_ms is not None and self.detector.segment_open and self.detector.silence_ms >= self._wait_ms:
             self._end_turn(self.detector.end_segment())
         elif (not failed and self.settings.speculate and self._wait_ms is not None
-              and self._wait_ms > self.policy.pause_ms):
-            self._speculate(task)
+              and self._wait_ms > self.policy.pause_ms and self._paused_segment is not None):
+            self._speculate(task, self._paused_segment)
 
-    def _speculate(self, early: asyncio.Task[Transcript]) -> None:
+    def _speculate(self, early: asyncio.Task[Transcript], segment: SpeechSegment) -> None:
         """The policy waits (an unfinished phrase, digits): prepare the reply to what was said so
-        far meanwhile, held back. If the caller stops, it plays at once; if they go on, it is
-        undone without a trace (orchestrator checkpoint)."""
-        segment = self.detector.segment_audio()
-        utterance = Utterance(resample(segment, self._vad_rate, 16000) if self._vad_rate != 16000 else segment,
-                              16000, time.monotonic() - self.detector.silence_ms / 1000,
+        far (`segment`, the audio the early STT heard) meanwhile, held back. If the caller stops,
+        it plays at once; if they go on, it is undone without a trace (orchestrator checkpoint)."""
+        utterance = Utterance(segment.audio, segment.sample_rate, segment.ended_at,
                               early_stt=early, early_started=self._early_started)
         checkpoint = self.orchestrator.checkpoint()
         events: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -392,12 +392,11 @@ class CallSession:
             if not early.done():
                 early.cancel()
             self.telemetry.speculation(reason)
-        await self._undo_speculation()
-
-    async def _undo_speculation(self) -> None:
         spec, self._spec = self._spec, None
-        if spec is None:
-            return
+        if spec is not None:
+            await self._undo(spec)
+
+    async def _undo(self, spec: Speculation) -> None:
         spec.task.cancel()
         await asyncio.gather(spec.task, return_exceptions=True)
         self.orchestrator.restore(spec.checkpoint)
@@ -412,8 +411,7 @@ class CallSession:
             self._play_speculation(spec)  # the caller stopped where we prepared for: play it now
             return
         if spec is not None:
-            self._spec = spec
-            self._spawn(self._undo_speculation())
+            self._spawn(self._undo(spec))
         if segment is None:  # too little speech: not an utterance
             if live is not None:
                 self._spawn(live.aclose())
