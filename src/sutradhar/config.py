@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     otel_enabled: bool = False
     health_interval_s: float = Field(30.0, gt=0)  # background provider/database/Redis checks
     health_timeout_s: float = Field(5.0, gt=0)
+    # SIGTERM: stop admitting calls, let live ones finish for DRAIN_TIMEOUT_S, then say the
+    # `drained` line in each call's language (at most DRAIN_GOODBYE_S) and hang up.
+    drain_timeout_s: float = Field(45.0, ge=0)
+    drain_goodbye_s: float = Field(8.0, ge=0)
+    # Crash recovery: each worker beats in the call store; one silent for WORKER_DEAD_AFTER_S is
+    # lost, and a live worker closes its calls as server_lost.
+    worker_heartbeat_s: float = Field(5.0, gt=0)
+    worker_dead_after_s: float = Field(20.0, gt=0)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
                              mode="before")(_csv)

@@ -25,6 +25,7 @@ from sutradhar.ops.shared_state import BreakerSync, IvrLanguageMap, SharedState
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
 from sutradhar.store import CallStore, NullRecorder, Recorder
+from sutradhar.store.workers import WorkerLedger
 
 log = logger.bind(stage="services")
 
@@ -55,6 +56,7 @@ class Services:
     store_error: str | None
     health: HealthMonitor
     breaker_sync: BreakerSync | None = None
+    workers: WorkerLedger | None = None  # this worker's heartbeat in the store (crash recovery)
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -87,6 +89,9 @@ class Services:
         """Stop every part, the reverse of the order open_services started them."""
         await self.health.aclose()
         if self.store is not None:
+            await self.store.flush()  # the calls' last records before the worker says it stopped
+            if self.workers is not None:
+                await self.workers.aclose()
             await self.store.aclose()
         await self.calls.aclose()
         if self.breaker_sync is not None:
@@ -130,6 +135,7 @@ async def open_services(
 
     store: CallStore | None = None
     store_error: str | None = None
+    workers: WorkerLedger | None = None
     if records and recorder is None:
         candidate = CallStore.from_settings(settings)
         try:
@@ -139,6 +145,13 @@ async def open_services(
             store_error = f"{type(exc).__name__}: {exc}"
             log.error("call records are off: the database did not start: {}", store_error)
             await candidate.aclose()
+    if store is not None and store.worker_id:
+        workers = WorkerLedger(store, store.worker_id, heartbeat_s=settings.worker_heartbeat_s,
+                               dead_after_s=settings.worker_dead_after_s)
+        try:
+            await workers.start()  # closes the calls a crashed predecessor left active
+        except Exception as exc:  # noqa: BLE001 - recovery is worth less than taking calls
+            log.error("crash recovery did not run: {}", exc)
 
     health = HealthMonitor(router, store=store, store_error=store_error,
                            shared=shared if shared.shared else None,
@@ -147,4 +160,4 @@ async def open_services(
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, breaker_sync=breaker_sync,
-                    _owns_engines=owns_engines)
+                    workers=workers, _owns_engines=owns_engines)

@@ -169,12 +169,16 @@ class RecordingRecorder:
         self.started: list[tuple[str, dict]] = []
         self.turns: list[tuple[str, dict]] = []
         self.ended: list[tuple[str, str, dict]] = []
+        self.heard: list[tuple[str, Any, str | None, bool]] = []  # playout progress updates
 
     async def call_started(self, call_id: str, info: dict) -> None:
         self.started.append((call_id, info))
 
     async def turn_completed(self, call_id: str, record: dict) -> None:
         self.turns.append((call_id, record))
+
+    async def turn_heard(self, call_id: str, turn_id: Any, heard: str | None, playing: bool) -> None:
+        self.heard.append((call_id, turn_id, heard, playing))
 
     async def call_ended(self, call_id: str, reason: str, summary: dict) -> None:
         self.ended.append((call_id, reason, summary))

@@ -11,10 +11,8 @@ from sutradhar.config import ConfigError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from sutradhar.ops.logs import setup_logging
-    from sutradhar.server.app import create_app
+    from sutradhar.server.runner import serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
@@ -23,16 +21,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     setup_logging(settings)
-    loop = "auto"
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        pass
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop=loop,
-                log_level=settings.log_level.lower(), ws_max_size=settings.max_message_bytes,
-                log_config=None)  # setup_logging routes uvicorn's logging into ours
+    serve(settings)
     return 0
 
 

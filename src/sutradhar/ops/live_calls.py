@@ -44,6 +44,7 @@ class LiveCalls(RedisBacked):
         self.heartbeat_s = heartbeat_s
         self.stale_s = stale_s
         self._calls: dict[str, LiveCall] = {}
+        self.draining = False  # SIGTERM: no new calls; the live ones finish
         self._since: dict[str, float] = {}
         self._pending: set[asyncio.Task[Any]] = set()
         self._periodic = Periodic("live-call-heartbeat", self.heartbeat, heartbeat_s)
@@ -54,8 +55,14 @@ class LiveCalls(RedisBacked):
 
     @property
     def at_capacity(self) -> bool:
-        """The one admission check: webhooks answer "busy" and media sockets get 1013 past it."""
-        return len(self._calls) >= self.limit
+        """The one admission check: webhooks answer "busy" and media sockets are refused past it
+        (and while the worker drains)."""
+        return self.draining or len(self._calls) >= self.limit
+
+    @property
+    def refusal(self) -> str:
+        """Why at_capacity refuses a call, for logs and close reasons."""
+        return "server draining" if self.draining else "server at capacity"
 
     def register(self, call: LiveCall) -> None:
         call_id = call.call_id

@@ -48,6 +48,10 @@ async def health(request: Request) -> JSONResponse:
     services = services_of(request)
     await services.health.first_round()
     ready, body = services.health.report()
+    if services.calls.draining:  # load balancers stop sending calls; the live ones finish
+        ready = False
+        body["status"] = "draining"
+        body["reasons"] = ["draining: finishing live calls, taking no new ones", *body["reasons"]]
     body.update(active_calls=len(services.calls), worker=worker_id(),
                 uptime_s=round(time.time() - STARTED_AT, 1))
     return JSONResponse(body, status_code=200 if ready else 503)

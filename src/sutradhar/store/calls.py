@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import delete, event, func, or_, select, text
+from sqlalchemy import delete, event, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 from sutradhar.store.schema import TIMING_KEYS, CallRow, TurnRow
 
 STORE_DIR = Path(__file__).resolve().parent
-FAILED_REASONS = frozenset({"error", "failed", "crash", "provider_error", "internal_error"})
+FAILED_REASONS = frozenset({"error", "failed", "crash", "provider_error", "internal_error", "server_lost"})
 _MIGRATION_LOCK = 0x5A7D  # pg_advisory_xact_lock key: one worker migrates at a time
 
 log = logger.bind(stage="store")
@@ -88,8 +88,10 @@ class CallStore:
         queue_size: int = 10_000,
         write_timeout_s: float = 10.0,
         write_attempts: int = 2,
+        worker_id: str | None = None,
     ) -> None:
         self.url = url
+        self.worker_id = worker_id  # stamped on the calls this process serves (crash recovery)
         self.retention_days = retention_days
         self.write_timeout_s = write_timeout_s
         self.write_attempts = max(1, write_attempts)
@@ -103,7 +105,9 @@ class CallStore:
 
     @classmethod
     def from_settings(cls, settings: Any) -> CallStore:
-        return cls(settings.database, retention_days=settings.retention_days)
+        from sutradhar.ops.shared_state import worker_id
+
+        return cls(settings.database, retention_days=settings.retention_days, worker_id=worker_id())
 
     @property
     def dialect(self) -> str:
@@ -169,6 +173,9 @@ class CallStore:
     async def turn_completed(self, call_id: str, record: dict[str, Any]) -> None:
         self._enqueue(self.write_turn, call_id, dict(record or {}), utcnow())
 
+    async def turn_heard(self, call_id: str, turn_id: Any, heard: str | None, playing: bool) -> None:
+        self._enqueue(self.write_turn_heard, call_id, turn_id, heard, playing)
+
     async def call_ended(self, call_id: str, reason: str, summary: dict[str, Any]) -> None:
         self._enqueue(self.write_call_ended, call_id, reason, dict(summary or {}), utcnow())
 
@@ -219,6 +226,7 @@ class CallStore:
             row.carrier_call_id = _str(info.get("carrier_call_id"), 128)
             row.language = _str(info.get("language"), 16)
             row.started_at = to_datetime(info.get("started_at")) or utcnow()
+            row.worker_id = self.worker_id
 
     async def write_turn(self, call_id: str, record: dict[str, Any], at: datetime | None = None) -> None:
         at = at or utcnow()
@@ -235,6 +243,7 @@ class CallStore:
                 reply=record.get("reply"),
                 heard=record.get("heard"),
                 interrupted=bool(record.get("interrupted")),
+                playing=bool(record.get("playing")),
                 language=_str(record.get("language"), 16),
                 detected_language=_str(record.get("detected_language"), 16),
                 switched_to=_str(record.get("switched_to"), 16),
@@ -258,6 +267,14 @@ class CallStore:
             call.turn_count = (call.turn_count or 0) + 1
             session.add(TurnRow(call_id=call_id, seq=call.turn_count, turn_id=turn_id, created_at=at,
                                 **fields))
+
+    async def write_turn_heard(self, call_id: str, turn_id: Any, heard: str | None, playing: bool) -> None:
+        """Playout progress of a stored turn: what the caller's marks confirmed so far. One small
+        UPDATE per sentence, so a crash mid-reply leaves the record holding what was heard."""
+        async with self._session() as session, session.begin():
+            await session.execute(
+                update(TurnRow).where(TurnRow.call_id == call_id, TurnRow.turn_id == _str(turn_id, 64))
+                .values(heard=heard, playing=playing))
 
     async def write_call_ended(self, call_id: str, reason: str, summary: dict[str, Any],
                                at: datetime | None = None) -> None:
@@ -402,6 +419,7 @@ def _turn_dict(row: TurnRow) -> dict[str, Any]:
         "reply": row.reply,
         "heard": row.heard,
         "interrupted": row.interrupted,
+        "playing": row.playing,
         "language": row.language,
         "detected_language": row.detected_language,
         "switched_to": row.switched_to,

@@ -15,6 +15,10 @@ class Recorder(Protocol):
 
     async def turn_completed(self, call_id: str, record: dict[str, Any]) -> None: ...
 
+    async def turn_heard(self, call_id: str, turn_id: Any, heard: str | None, playing: bool) -> None:
+        """Playout progress of a turn already recorded: `heard` so far (None: all of it)."""
+        ...
+
     async def call_ended(self, call_id: str, reason: str, summary: dict[str, Any]) -> None: ...
 
 
@@ -28,6 +32,9 @@ class NullRecorder:
         pass
 
     async def turn_completed(self, call_id: str, record: dict[str, Any]) -> None:
+        pass
+
+    async def turn_heard(self, call_id: str, turn_id: Any, heard: str | None, playing: bool) -> None:
         pass
 
     async def call_ended(self, call_id: str, reason: str, summary: dict[str, Any]) -> None:

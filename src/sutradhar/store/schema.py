@@ -1,4 +1,4 @@
-"""The two tables of call records: one row per call, one row per turn.
+"""The tables of call records: one row per call, one row per turn, one row per worker process.
 
 The Alembic migrations in `sutradhar/migrations` create these tables; this module is what the
 queries use. Change both together: a new column here needs a new migration there.
@@ -32,6 +32,7 @@ class CallRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict | None] = mapped_column(JSON)
+    worker_id: Mapped[str | None] = mapped_column(String(128), index=True)  # the process serving it
 
     turns: Mapped[list[TurnRow]] = relationship(
         back_populates="call", cascade="all, delete-orphan", passive_deletes=True,
@@ -53,6 +54,8 @@ class TurnRow(Base):
     reply: Mapped[str | None] = mapped_column(Text)
     heard: Mapped[str | None] = mapped_column(Text)
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The reply was still going out when this was written; `heard` is what the marks confirmed.
+    playing: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[str | None] = mapped_column(String(16))
     detected_language: Mapped[str | None] = mapped_column(String(16))
     switched_to: Mapped[str | None] = mapped_column(String(16))
@@ -70,6 +73,20 @@ class TurnRow(Base):
     errors: Mapped[list | None] = mapped_column(JSON)
 
     call: Mapped[CallRow] = relationship(back_populates="turns")
+
+
+class WorkerRow(Base):
+    """A server process: its heartbeat tells the others whether its `active` calls are still live."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|draining|stopped|lost
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 TIMING_KEYS = ("stt_ms", "llm_ttft_ms", "llm_ms", "tts_ttfb_ms", "tts_ms", "v2v_ms", "v2v_wire_ms")

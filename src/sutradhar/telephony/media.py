@@ -161,8 +161,11 @@ async def _start(transport: Transport, services: Services, start: Start, scope: 
     language = await first_language(services, start)
     # No await between this check and the session registering itself: the limit holds under a rush.
     if services.calls.at_capacity:
-        transport.log.warning("refusing call: {} calls already live (MAX_CONCURRENT_CALLS)", len(services.calls))
-        await transport.close(1013, "server at capacity, try again later")
+        calls = services.calls
+        transport.log.warning("refusing call: {} ({} calls live, MAX_CONCURRENT_CALLS={})",
+                              calls.refusal, len(calls), calls.limit)
+        # 1012 "service restart" while draining (another worker takes the retry), else 1013
+        await transport.close(1012 if calls.draining else 1013, f"{calls.refusal}, try again later")
         return None
     if start.call_id in services.calls:
         transport.log.warning("a call with this id is already live; refusing the second stream")

@@ -130,6 +130,8 @@ class CallSession:
         self._watchdog: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # action timers; referenced so they are not GC'd
         self.turns: list[dict[str, Any]] = []
+        self._playing: set[int] = set()  # recorded turns whose reply is still going out
+        self._closing = False  # saying the drain goodbye: the caller cannot talk over it
         self.barge_ins = 0
         self.malformed = 0
 
@@ -181,7 +183,8 @@ class CallSession:
         if running:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reply
-        unplayed = any(t == turn for t, _ in self._pending.values())
+        # Sentence marks still out: audio the caller may not have heard (action and end marks carry none).
+        unplayed = any(t == turn and sentence for t, sentence in self._pending.values())
         if turn is not None and (running or unplayed):
             # Hung up mid-reply: the turn is stored with what the caller heard before the line dropped.
             await self._settle_interrupted(turn)
@@ -195,6 +198,22 @@ class CallSession:
         self.services.calls.unregister(self.call_id)
         self.log.info("call ended reason={} turns={} barge_ins={}", reason, len(self.turns), self.barge_ins)
         await self._record("call_ended", self.call_id, reason, self.summary())
+
+    async def end_politely(self, reason: str, line: str, within_s: float) -> None:
+        """End the call from our side with `line` said first (in the call's language), whatever
+        the call was doing; hang up once it has played, or after `within_s` at the latest."""
+        if self.state is State.ENDED:
+            return
+        await self.interrupt(reason)
+        self._closing = True
+        self._play(self._line_then(line, reason))
+        try:
+            async with asyncio.timeout(within_s):
+                while self.state is not State.ENDED:
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            self.log.warning("the {} line did not finish within {}s; hanging up", reason, within_s)
+        await self.end(reason, hang_up=True)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -229,6 +248,8 @@ class CallSession:
             await self._on_frame(frame)
 
     async def _on_frame(self, frame: bytes) -> None:
+        if self._closing:  # the goodbye plays to the end; nothing the caller says starts a turn
+            return
         detector = self.detector
         event = detector.push(frame)
         live = self._live
@@ -441,6 +462,8 @@ class CallSession:
         self._last_inbound = time.monotonic()
 
     async def on_text(self, text: str) -> None:
+        if self._closing:
+            return
         await self.interrupt("typed")
         self._answer(Utterance(b"", 16000, time.monotonic(), text=text))
 
@@ -454,19 +477,32 @@ class CallSession:
             return
         turn, sentence = entry
         if sentence:
-            self._heard.setdefault(turn, []).append(sentence)
+            self._heard.setdefault(turn, []).append(sentence.strip())
         action = self._actions.pop(name, None)
         if action is not None:
             self._spawn(self._perform(action))
         if name == self._final_mark and (self._reply is None or self._reply.done()):
             self._final_mark = None
             self._heard.pop(turn, None)  # fully played: nothing to trim later
+            self._progress(turn, None)
             if self.state is State.SPEAKING:
                 self.state = State.LISTENING
+        elif sentence:
+            self._progress(turn, " ".join(self._heard[turn]))
+
+    def _progress(self, turn: int, heard: str | None) -> None:
+        """Persist what the caller has heard of a recorded turn (None: all of it), so a crash
+        mid-reply leaves the record holding only that."""
+        if turn in self._playing:
+            if heard is None:
+                self._playing.discard(turn)
+            self._spawn(self._record("turn_heard", self.call_id, turn, heard, heard is not None))
 
     async def on_dtmf(self, digit: str) -> None:
         s = self.settings
         self.log.info("dtmf {}", digit)
+        if self._closing:
+            return
         await self.transport.send_event({"type": "dtmf", "digit": digit})
         if digit == s.dtmf_human:
             await self.interrupt("dtmf")
@@ -489,7 +525,7 @@ class CallSession:
 
     async def interrupt(self, reason: str) -> None:
         """Stop the agent now: clear the carrier, drop our queue, cancel the reply, record what was heard."""
-        if self.state not in (State.THINKING, State.SPEAKING):
+        if self.state not in (State.THINKING, State.SPEAKING) or self._closing:
             return
         self._held = None
         had_audio = self._pending or self.playout.busy
@@ -519,6 +555,7 @@ class CallSession:
     async def _settle_interrupted(self, turn: int) -> str:
         """A reply stopped early: keep only what the caller heard, in the context and the record."""
         heard = " ".join(self._heard.pop(turn, []))
+        self._playing.discard(turn)  # the record below is final
         record = self.orchestrator.record_heard(turn, heard)
         for entry in self.turns:
             if entry.get("turn_id") == turn:
@@ -686,6 +723,10 @@ class CallSession:
         await self.transport.send_event({"type": "turn", "turn_id": event.turn_id, "text": record["text"],
                                          "reply": record["reply"], "language": record["language"],
                                          "timings": record["timings"]})
+        if sent_audio and self._reply_turn == event.turn_id:
+            # Still going out: stored with what was heard so far, brought up to date by the marks.
+            record.update(playing=True, heard=" ".join(self._heard.get(event.turn_id, [])))
+            self._playing.add(event.turn_id)
         await self._record("turn_completed", self.call_id, record)
 
     # --- actions ---
@@ -706,6 +747,8 @@ class CallSession:
             return
         if action == "end_call":
             await self.end("agent_hangup", hang_up=True)
+        elif action == "drained":
+            await self.end("drained", hang_up=True)
         elif action == "transfer":
             number = self.settings.transfer_number
             if not number:

@@ -21,6 +21,7 @@ class LanguageInfo:
     not_heard: str  # STT failed or heard nothing
     trouble: str  # the LLM failed
     goodbye: str
+    drained: str  # the server is restarting and the call must end now
     transfer: str  # before handing the call to a human
     switched: str  # confirms a language change
     nothing_to_repeat: str
@@ -38,6 +39,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             not_heard="Sorry, I didn't catch that. Could you say it again?",
             trouble="Sorry, I'm having some trouble right now. Please ask me again in a moment.",
             goodbye="Thank you for calling. Goodbye!",
+            drained="I'm sorry, I have to end this call now. Please call again in a minute. Goodbye!",
             transfer="Please hold while I connect you to a person.",
             switched="Okay, I will speak in English from now on.",
             nothing_to_repeat="I haven't said anything yet. How can I help you?",
@@ -51,6 +53,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             not_heard="माफ़ कीजिए, मैं समझ नहीं पाया। क्या आप दोबारा कह सकते हैं?",
             trouble="माफ़ कीजिए, अभी थोड़ी दिक्कत हो रही है। कृपया थोड़ी देर बाद फिर से पूछें।",
             goodbye="कॉल करने के लिए धन्यवाद। नमस्ते!",
+            drained="माफ़ कीजिए, मुझे अब यह कॉल समाप्त करनी होगी। कृपया एक मिनट बाद फिर से कॉल करें। नमस्ते!",
             transfer="कृपया रुकिए, मैं आपको एक सहायक से जोड़ रहा हूँ।",
             switched="ठीक है, अब मैं हिंदी में बात करूँगा।",
             nothing_to_repeat="मैंने अभी तक कुछ नहीं कहा है। मैं आपकी क्या मदद कर सकता हूँ?",
@@ -63,6 +66,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             not_heard="క్షమించండి, నాకు అర్థం కాలేదు. దయచేసి మళ్ళీ చెప్పగలరా?",
             trouble="క్షమించండి, ప్రస్తుతం కొంచెం సమస్య ఉంది. దయచేసి కొద్దిసేపటి తర్వాత మళ్ళీ అడగండి.",
             goodbye="కాల్ చేసినందుకు ధన్యవాదాలు. నమస్కారం!",
+            drained="క్షమించండి, నేను ఇప్పుడు ఈ కాల్‌ను ముగించాలి. దయచేసి ఒక నిమిషం తర్వాత మళ్ళీ కాల్ చేయండి. నమస్కారం!",
             transfer="దయచేసి వేచి ఉండండి, మిమ్మల్ని ఒక ప్రతినిధికి కలుపుతున్నాను.",
             switched="సరే, ఇప్పటి నుండి తెలుగులో మాట్లాడతాను.",
             nothing_to_repeat="నేను ఇంకా ఏమీ చెప్పలేదు. మీకు ఎలా సహాయం చేయగలను?",
@@ -75,6 +79,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             not_heard="માફ કરશો, મને સમજાયું નહીં. કૃપા કરીને ફરીથી કહેશો?",
             trouble="માફ કરશો, અત્યારે થોડી તકલીફ છે. કૃપા કરીને થોડી વાર પછી ફરી પૂછો.",
             goodbye="કૉલ કરવા બદલ આભાર. આવજો!",
+            drained="માફ કરશો, મારે હવે આ કૉલ સમાપ્ત કરવો પડશે. કૃપા કરીને એક મિનિટ પછી ફરી કૉલ કરો. આવજો!",
             transfer="કૃપા કરીને રાહ જુઓ, હું તમને પ્રતિનિધિ સાથે જોડું છું.",
             switched="સારું, હવેથી હું ગુજરાતીમાં વાત કરીશ.",
             nothing_to_repeat="મેં હજી કંઈ કહ્યું નથી. હું તમારી શું મદદ કરી શકું?",

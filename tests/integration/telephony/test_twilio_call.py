@@ -135,6 +135,13 @@ async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard
     assert first[-1]["heard"].startswith("We have three plans.") and "premium" not in first[-1]["heard"]
     assert result.summary["barge_ins"] == 1
     assert len(result.latencies_ms) == 2  # and the barge-in turn was answered
+    # While it played, the stored turn said so and held what the marks had confirmed (crash safety);
+    # the second reply, heard to its end, was then marked complete.
+    assert first[0]["playing"] is True and long_reply.startswith(first[0]["heard"])
+    progress = [(turn, heard, playing) for _, turn, heard, playing in recorder.heard]
+    assert (first[0]["turn_id"], "We have three plans.", True) in progress
+    second = [r for _, r in recorder.turns if r["text"] == "stop, what about prices"][0]
+    assert progress[-1] == (second["turn_id"], None, False)
 
 
 async def test_dtmf_changes_language_repeats_and_transfers_via_rest() -> None:

@@ -32,7 +32,7 @@ async def plivo_answer(request: Request) -> Response:
         params.update({k: str(v) for k, v in (await request.form()).items()})
     call_uuid = params.get("CallUUID", "")
     if services.calls.at_capacity:
-        log.bind(call_id=call_uuid or "-").warning("refusing call: at MAX_CONCURRENT_CALLS")
+        log.bind(call_id=call_uuid or "-").warning("refusing call: {}", services.calls.refusal)
         return _xml("<Response><Speak>Sorry, all our lines are busy. Please call again later.</Speak>"
                     "<Hangup/></Response>")
     language = params.get("language") if params.get("language") in s.languages else s.default_language

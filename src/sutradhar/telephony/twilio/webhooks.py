@@ -63,6 +63,15 @@ def _xml(twiml: VoiceResponse | str, status: int = 200) -> Response:
     return Response(str(twiml), status_code=status, media_type="application/xml")
 
 
+def _busy(services: Any, form: dict[str, str]) -> Response:
+    """At capacity or draining: a polite line and a hang-up, before the caller waits for nothing."""
+    log.bind(call_id=form.get("CallSid", "-")).warning("refusing call: {}", services.calls.refusal)
+    busy = VoiceResponse()
+    busy.say(BUSY_LINE, language="en-IN", voice=SAY_VOICES["en-IN"])
+    busy.hangup()
+    return _xml(busy)
+
+
 def _forbidden() -> Response:
     return Response("forbidden", status_code=403, media_type="text/plain")
 
@@ -92,11 +101,7 @@ async def twilio_voice(request: Request) -> Response:
     if form is None:
         return _forbidden()
     if services.calls.at_capacity:
-        log.bind(call_id=form.get("CallSid", "-")).warning("refusing call: at MAX_CONCURRENT_CALLS")
-        busy = VoiceResponse()
-        busy.say(BUSY_LINE, language="en-IN", voice=SAY_VOICES["en-IN"])
-        busy.hangup()
-        return _xml(busy)
+        return _busy(services, form)
     attempt = int(request.query_params.get("attempt", "1") or 1)
     return _xml(language_menu(settings, attempt))
 
@@ -108,6 +113,8 @@ async def twilio_language(request: Request) -> Response:
     form = await _verified_form(request, settings)
     if form is None:
         return _forbidden()
+    if services.calls.at_capacity:  # filled up or began draining while the caller chose
+        return _busy(services, form)
     call_sid = form.get("CallSid", "")
     digits = form.get("Digits", "")
     attempt = int(request.query_params.get("attempt", "1") or 1)
