@@ -91,6 +91,8 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
                               ["cluster_active_calls"] == 1 and s)
         assert status_b["active_calls"] == 0
         assert [c["call_id"] for c in status_b["cluster_calls"]] == ["CA-live"]
+        # both workers' heartbeats reach Redis
+        eventually(lambda: len(http.get(f"{b}/status", headers=auth).json()["cluster_workers"]) == 2)
         # what worker b sees of a's call is what a's CallSession is: carrier, language, state
         seen = status_b["cluster_calls"][0]
         assert (seen["transport"], seen["language"], seen["state"]) == ("twilio", "en-IN", "listening")

@@ -3,7 +3,7 @@
 One registry. Locally it maps call id -> the live call object (a `CallSession`); it owns the
 admission check (MAX_CONCURRENT_CALLS), keeps the `active_calls` gauge, and mirrors each call's
 carrier, language and state into Redis (a sorted set scored by heartbeat, so a dead worker's calls
-disappear within `stale_s`). Mirroring is fire-and-forget: registering never waits on Redis, and a
+disappear within `stale_s`), with the worker's own heartbeat beside them. Mirroring is fire-and-forget: registering never waits on Redis, and a
 Redis failure falls back to this worker's own view.
 """
 
@@ -50,6 +50,7 @@ class LiveCalls(RedisBacked):
         self._periodic = Periodic("live-call-heartbeat", self.heartbeat, heartbeat_s)
         self._zset = f"{PREFIX}:calls"
         self._info = f"{PREFIX}:calls:info"
+        self._workers = f"{PREFIX}:workers"
 
     # --- this process -------------------------------------------------------------------------
 
@@ -114,12 +115,27 @@ class LiveCalls(RedisBacked):
                     return [json.loads(i) if i else {"call_id": c} for c, i in zip(ids, infos)]
         return [self._entry(call_id, call) for call_id, call in self._calls.items()]
 
+    async def workers_alive(self) -> list[str]:
+        """Workers whose heartbeat reached Redis within `stale_s` (this one alone without Redis)."""
+        if self.redis is not None:
+            found = await self._try("workers", self.redis.zrangebyscore(
+                self._workers, time.time() - self.stale_s, "+inf"))
+            if found is not FAILED:
+                return sorted(found)
+        return [self.worker]
+
     async def heartbeat(self) -> None:
-        """Refresh this worker's calls (and their state), so other workers keep counting them."""
-        if self.redis is None or not self._calls:
+        """Refresh this worker's presence and its calls (and their state), so other workers keep
+        counting them."""
+        if self.redis is None:
             return
         now = time.time()
         pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(self._workers, {self.worker: now})
+        pipe.zremrangebyscore(self._workers, "-inf", now - 10 * self.stale_s)
+        if not self._calls:
+            await self._try("heartbeat", pipe.execute())
+            return
         pipe.zadd(self._zset, {c: now for c in self._calls})
         pipe.hset(self._info, mapping={c: json.dumps(self._entry(c, call), default=str)
                                        for c, call in self._calls.items()})
@@ -134,6 +150,7 @@ class LiveCalls(RedisBacked):
         if self.redis is not None:
             for call_id in list(self._calls):
                 await self._withdraw(call_id)
+            await self._try("unregister", self.redis.zrem(self._workers, self.worker))
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 

@@ -74,6 +74,7 @@ async def status(request: Request) -> dict[str, Any]:
     if services.shared.shared:
         body["cluster_active_calls"] = await services.calls.count_all()
         body["cluster_calls"] = await services.calls.list_all()
+        body["cluster_workers"] = await services.calls.workers_alive()
     metrics = services.metrics
     body["metrics"] = metrics.as_dict()
     body["report"] = metrics.generate_report()
