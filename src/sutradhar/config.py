@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     public_url: str = ""  # https://voice.example.com; wss:// is derived for media streams
     data_dir: Path = Path("./data")
-    max_concurrent_calls: int = Field(200, ge=1)
+    max_concurrent_calls: int = Field(200, ge=1)  # per worker
+    workers: int = Field(0, ge=0, le=64)  # `serve` processes sharing the port; 0: one per core
     max_message_bytes: int = Field(256 * 1024, ge=1024)
     admin_token: str = ""
     browser_token: str = ""

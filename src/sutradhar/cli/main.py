@@ -13,14 +13,19 @@ from sutradhar.config import ConfigError, load_settings
 def _serve(args: argparse.Namespace) -> int:
     from sutradhar.ops.logs import setup_logging
     from sutradhar.server.runner import serve
+    from sutradhar.server.workers import Supervisor, default_workers
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
+                 if v is not None}
     try:
         settings = load_settings(**overrides)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     setup_logging(settings)
+    count = settings.workers or default_workers()
+    if count > 1:
+        return Supervisor(settings, count, overrides).run()
     serve(settings)
     return 0
 
@@ -50,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the HTTP/WebSocket server (configuration from env/.env)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--workers", type=int, default=None,
+                       help="server processes sharing the port (default: WORKERS, 0 = one per core)")
     sub.add_parser("call", help="simulate a phone call against a running server", add_help=False)
     sub.add_parser("bench", help="run the benchmark suite", add_help=False)
     sub.add_parser("calls", help="list and show stored call records", add_help=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -56,9 +57,9 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(settings: Settings, engines: EngineSet | None = None) -> None:
+def serve(settings: Settings, engines: EngineSet | None = None, sock: socket.socket | None = None) -> None:
     """Run the server in this process until SIGTERM (drain) or SIGINT (stop). `engines`: prepared
-    engines instead of the configured ones (tests)."""
+    engines instead of the configured ones (tests); `sock`: a bound socket to serve on (workers)."""
     loop = "auto"
     try:
         import uvloop  # noqa: F401
@@ -71,4 +72,4 @@ def serve(settings: Settings, engines: EngineSet | None = None) -> None:
                             log_level=settings.log_level.lower(), ws_max_size=settings.max_message_bytes,
                             timeout_graceful_shutdown=5,
                             log_config=None)  # setup_logging routes uvicorn's logging into ours
-    DrainingServer(config, app).run()
+    DrainingServer(config, app).run(sockets=[sock] if sock is not None else None)

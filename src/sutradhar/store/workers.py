@@ -116,8 +116,9 @@ class WorkerLedger:
             if not result.rowcount:
                 return None  # another worker reaped it first, or it came back
             calls = await self._close_calls(session, CallRow.worker_id == worker, last_beat)
-        log.warning("worker {} stopped beating at {}; closed {} of its calls as server_lost: {}",
-                    worker, last_beat.isoformat(), len(calls), ",".join(calls) or "-")
+        (log.warning if calls else log.info)(
+            "worker {} stopped beating at {}; closed {} of its calls as server_lost: {}",
+            worker, last_beat.isoformat(), len(calls), ",".join(calls) or "-")
         return calls
 
     async def _close_unowned(self) -> list[str]:
