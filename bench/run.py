@@ -226,7 +226,9 @@ def cmd_turns(args: argparse.Namespace) -> dict:
 
     if args.languages:
         turns.CORPUS = {k: v for k, v in turns.CORPUS.items() if k in args.languages.split(",")}
-    result = turns.run(Delays.from_args(args), log=lambda m: print(m, flush=True))
+    kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else ()
+    result = turns.run(Delays.from_args(args), log=lambda m: print(m, flush=True), calls=args.calls,
+                       kinds=kinds)
     result["command"] = _command(args)
     path = write_result(args.name, result, args.out)
     print(turns.table(result))
@@ -411,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("turns", help="turn-taking at the caller: pauses, short answers, backchannels, interruptions",
                         description=(__import__("bench.turns", fromlist=["x"]).__doc__ or "").split("\n\n")[0])
     tu.add_argument("--languages", default=None, help="comma-separated subset (default: all four)")
+    tu.add_argument("--calls", type=int, default=1, help="callers saying each item at once (default 1)")
+    tu.add_argument("--kinds", default=None,
+                    help="comma-separated item kinds: question, short answer, unfinished + pause, "
+                         "backchannel, interruption (default: all)")
     tu.add_argument("--out", default=None, help="results directory (default bench/results)")
     tu.add_argument("--name", default="turns", help="result name (default %(default)s)")
     Delays.add_arguments(tu)

@@ -1,14 +1,16 @@
 """`sutradhar bench turns`: turn-taking as the caller hears it, in four languages.
 
 The real server (scripted engines on the 500 ms provider path; an oracle STT that answers what
-the caller said so far) and one simulated Twilio caller at a time, playing espeak-ng speech:
+the caller said so far) and simulated Twilio callers (one at a time, or `--calls N` saying each
+item together), playing espeak-ng speech:
 complete questions, unfinished phrases with a pause of 300 / 500 / 800 / 1,200 ms before the rest
 (a number being read out), short answers, a backchannel over the agent's reply and a real
 interruption. Everything is measured at the caller, from the last frame of their recorded speech.
 
 Reported per configuration (today's fixed silence window, the semantic end of turn with a batch
 STT, and with a streaming STT): voice-to-voice p50/p95, false cut-offs (a reply to half a
-sentence), backchannel survival, and the time from the start of a real interruption to silence.
+sentence), backchannel survival, the time from the start of a real interruption to silence, and
+the server's CPU seconds per call-minute.
 """
 
 from __future__ import annotations
@@ -147,15 +149,21 @@ def silenced_after(result: Any, start: float) -> float | None:
     return round((last - start) * 1000, 1)
 
 
-async def run_item(url: str, item: Item) -> dict[str, Any]:
+async def run_item(url: str, item: Item, calls: int = 1) -> list[dict[str, Any]]:
+    """`calls` callers say the same item at once (the oracle STT knows one item at a time)."""
     import httpx
 
     from sutradhar.testing.simulator import SimConfig, simulate
 
     async with httpx.AsyncClient() as client:
         await client.post(f"{url}/bench/item", json={"prefixes": item.prefixes})
-    result = await simulate(SimConfig(url, item.turns, language=item.language, speed=1, timeout_s=60,
-                                      gap_s=0.3, tail_s=1.0, reply_wait_s=20))
+    results = await asyncio.gather(*(simulate(SimConfig(
+        url, item.turns, language=item.language, speed=1, timeout_s=60, gap_s=0.3, tail_s=1.0,
+        reply_wait_s=20)) for _ in range(calls)))
+    return [_row(item, result) for result in results]
+
+
+def _row(item: Item, result: Any) -> dict[str, Any]:
     summary = result.summary or {}
     turns = summary.get("turns") or []
     row: dict[str, Any] = {"kind": item.kind, "language": item.language, "pause_ms": item.pause_ms}
@@ -173,14 +181,20 @@ async def run_item(url: str, item: Item) -> dict[str, Any]:
     return row
 
 
-def run(d: Delays, log: Any = print) -> dict[str, Any]:
+def run(d: Delays, log: Any = print, calls: int = 1, kinds: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every item of the corpus (or of `kinds`), each said by `calls` callers at once, under each
+    configuration; the server's CPU per call-minute beside the turn-taking figures."""
     import dataclasses
+    import time
+
+    import psutil
 
     from bench.bench_server import ServerProcess
 
     cache = Path(tempfile.gettempdir()) / "sutradhar-bench-turns"
-    items = build_items(cache)
-    out: dict[str, Any] = {"configs": {}, "delays_ms": d.as_dict(), "pauses_ms": list(PAUSES_MS)}
+    items = [i for i in build_items(cache) if not kinds or i.kind in kinds]
+    out: dict[str, Any] = {"configs": {}, "delays_ms": d.as_dict(), "pauses_ms": list(PAUSES_MS),
+                           "calls": calls, "kinds": sorted({i.kind for i in items})}
     # Replies of ~3 s (20 ms of audio a character): long enough to speak over at 1.5 s, short
     # enough that 96 calls take minutes, not half an hour.
     d = dataclasses.replace(d, tts_ms_per_char=min(d.tts_ms_per_char, 20.0))
@@ -191,11 +205,19 @@ def run(d: Delays, log: Any = print) -> dict[str, Any]:
         log(f"--- {name} ---")
         rows = []
         with ServerProcess(delays, env=env) as server:
+            proc = psutil.Process(server.proc.pid)
+            cpu0, call_s = sum(proc.cpu_times()[:2]), 0.0
             for item in items:
-                row = asyncio.run(run_item(server.url, item))
-                log(f"  {row}")
-                rows.append(row)
-        out["configs"][name] = {"rows": rows, "summary": summarize_rows(rows)}
+                began = time.monotonic()
+                batch = asyncio.run(run_item(server.url, item, calls))
+                call_s += (time.monotonic() - began) * calls
+                log(f"  {batch[0]}" if calls == 1 else f"  {item.kind} {item.language} {item.pause_ms}: "
+                    f"{summarize_rows(batch)['v2v_ms']}")
+                rows.extend(batch)
+            cpu = sum(proc.cpu_times()[:2]) - cpu0
+        summary = summarize_rows(rows)
+        summary["cpu_s_per_call_minute"] = round(cpu / (call_s / 60), 3) if call_s else None
+        out["configs"][name] = {"rows": rows, "summary": summary}
     return out
 
 
@@ -223,7 +245,8 @@ def table(result: dict[str, Any]) -> str:
         s = c["summary"]
         rows.append([name, s["v2v_ms"]["p50"], s["v2v_ms"]["p95"], s["v2v_after_digits_ms"]["p50"],
                      " / ".join(s["cut_offs"][str(p)] for p in PAUSES_MS), s["backchannels_survived"],
-                     s["interruption_to_silence_ms"]["p50"], s["interruption_to_silence_ms"]["max"]])
+                     s["interruption_to_silence_ms"]["p50"], s["interruption_to_silence_ms"]["max"],
+                     s.get("cpu_s_per_call_minute")])
     return render(rows, ["policy", "v2v p50, complete turns (ms)", "p95", "v2v p50 after digits",
                          "cut off at 300 / 500 / 800 / 1200 ms pauses", "backchannels that did not stop the agent",
-                         "interruption -> silence p50 (ms)", "max"])
+                         "interruption -> silence p50 (ms)", "max", "server CPU-s per call-minute"])
