@@ -1,8 +1,8 @@
 """How the HTTP routes answer when something is wrong, always JSON in FastAPI's `{"detail": ...}`
 form: 4xx for bad input (the routes declare typed, bounded parameters), and a JSON 500 for a bug.
 
-A 422 names the field and the rule it broke but does not echo the input back: a 200 KB call id
-or a caller's form fields have no business in a response (or in the access log of a proxy).
+A 422 names the field and the rule it broke but does not echo the input back (FastAPI's default
+does): a 200 KB call id or a caller's form fields have no business in a response.
 """
 
 from __future__ import annotations
