@@ -3,6 +3,8 @@ declared types and bounds and values that break them, in the query, the path and
 of the carriers' webhooks (their fields are declared, so they are in the schema), sent to the real
 server on a loopback port. Whatever comes in, the answer is never a 5xx.
 
+A second pass puts hostile values (unicode digits, 20-digit integers, 5,000-digit strings, 20 KB
+ids) into every declared field one at a time: random text rarely draws the values that broke us.
 The schema is read from the app itself, so a new route is fuzzed as soon as it exists.
 """
 
