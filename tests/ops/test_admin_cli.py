@@ -64,3 +64,16 @@ def test_list_show_and_purge(database, capsys):
 
 def test_a_bad_date_is_a_clear_error(database, capsys):
     assert admin_cli.main(["list", "--since", "last tuesday"]) == 2
+
+
+@pytest.mark.parametrize("argv", [["--page", "99999999999999999999"], ["--page", "0"],
+                                  ["list", "--page-size", "501"], ["--page", "two"]])
+def test_paging_outside_the_bounds_is_a_usage_error_not_an_overflow(database, capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        admin_cli.main(argv)
+    assert exit_.value.code == 2 and "--page" in capsys.readouterr().err
+
+
+def test_a_date_off_the_calendar_is_reported_not_a_traceback(database, capsys):
+    assert admin_cli.main(["--since", "0001-01-01T00:00:00+01:00"]) == 2
+    assert "out of range" in capsys.readouterr().err

@@ -186,6 +186,27 @@ async def test_a_turn_without_call_started_is_kept(store):
     assert call["turn_count"] == 1 and call["status"] == "completed"
 
 
+async def test_an_unbounded_call_id_is_never_handed_to_the_database(store):
+    for call_id in ("C" * 200_000, "CA one", ""):
+        await store.call_started(call_id, started())
+        await store.turn_completed(call_id, turn(1))
+        await store.call_ended(call_id, "hangup", {})
+    await store.call_started("C" * 128, started())  # the longest id that fits the column
+    await store.flush()
+    assert [c["call_id"] for c in (await store.list_calls())["calls"]] == ["C" * 128]
+    assert await store.get_call("C" * 200_000) is None
+
+
+async def test_a_page_number_past_the_64_bit_offset_is_clamped_not_an_overflow(store):
+    page = await store.list_calls(page=99_999_999_999_999_999_999, page_size=10**9)
+    assert (page["page"], page["page_size"], page["calls"]) == (1_000_000, 500, [])
+
+
+async def test_a_date_a_timezone_pushes_off_the_calendar_is_a_value_error(store):
+    with pytest.raises(ValueError, match="out of range"):
+        await store.list_calls(since="0001-01-01T00:00:00+01:00")
+
+
 async def test_null_recorder_accepts_every_hook():
     r = NullRecorder()
     await r.call_started("x", {})

@@ -141,3 +141,15 @@ def test_a_mark_whose_name_is_not_text_is_malformed(transport, message) -> None:
     # Found by the e2e fuzzer: a list as a mark name used to crash the socket handler.
     with pytest.raises(MalformedMessage):
         transport().decode(json.dumps(message))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("transport,message", [
+    (lambda: Transport(RecordingSocket(), TwilioCodec()), {"event": "dtmf", "dtmf": {"digit": "²"}}),
+    (lambda: Transport(RecordingSocket(), ExotelCodec(8000)), {"event": "dtmf", "dtmf": {"digit": "12"}}),
+    (lambda: Transport(RecordingSocket(), PlivoCodec(SETTINGS.languages)), {"event": "dtmf", "dtmf": {"digit": "A"}}),
+    (lambda: Transport(RecordingSocket(), BrowserCodec()), {"type": "dtmf", "digit": ""}),
+], ids=["twilio-superscript", "exotel-two-keys", "plivo-letter", "browser-empty"])
+def test_a_dtmf_digit_that_is_not_one_keypad_key_is_malformed(transport, message) -> None:
+    # "²".isdigit() is True but int("²") raises: the session's language switch used to crash on it.
+    with pytest.raises(MalformedMessage):
+        transport().decode(json.dumps(message))  # type: ignore[arg-type]

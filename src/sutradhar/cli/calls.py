@@ -14,10 +14,26 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from sutradhar.config import ConfigError, load_settings
 from sutradhar.store import CallStore
+from sutradhar.store.calls import MAX_PAGE, MAX_PAGE_SIZE
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], else a usage error (not an overflow later)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r:.40}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--until", help="ISO date or date-time; calls that started before it")
         p.add_argument("--language", help="e.g. hi-IN")
         p.add_argument("--status", choices=("active", "completed", "failed"))
-        p.add_argument("--page", type=int, default=1)
-        p.add_argument("--page-size", type=int, default=50)
+        p.add_argument("--page", type=_bounded(1, MAX_PAGE), default=1)
+        p.add_argument("--page-size", type=_bounded(1, MAX_PAGE_SIZE), default=50)
         p.add_argument("--json", action="store_true", help="print JSON")
     show = sub.add_parser("show", help="one call with every turn")
     show.add_argument("call_id")

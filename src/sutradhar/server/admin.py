@@ -10,19 +10,21 @@ from __future__ import annotations
 import hmac
 import time
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS
 from sutradhar.ops.prometheus import CONTENT_TYPE
 from sutradhar.ops.shared_state import worker_id
 from sutradhar.services import Services
 from sutradhar.store import CallStore
-from sutradhar.store.calls import to_datetime
+from sutradhar.store.calls import MAX_PAGE, MAX_PAGE_SIZE, to_datetime
 
 router = APIRouter()
 STARTED_AT = time.time()
+CallId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 
 
 def services_of(request: Request) -> Services:
@@ -104,11 +106,12 @@ def _when(value: str | None, name: str) -> datetime | None:
 @router.get("/calls", dependencies=[Depends(require_admin)])
 async def list_calls(
     request: Request,
-    page: int = Query(1, ge=1),
-    page_size: int = Query(50, ge=1, le=500),
-    since: str | None = Query(None, description="ISO date or date-time (UTC unless offset given)"),
-    until: str | None = None,
-    language: str | None = None,
+    page: int = Query(1, ge=1, le=MAX_PAGE),
+    page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    since: str | None = Query(None, max_length=64,
+                              description="ISO date or date-time (UTC unless offset given)"),
+    until: str | None = Query(None, max_length=64),
+    language: str | None = Query(None, max_length=16),
     status: str | None = Query(None, pattern="^(active|completed|failed)$"),
 ) -> dict[str, Any]:
     store = _store(services_of(request))
@@ -117,7 +120,7 @@ async def list_calls(
 
 
 @router.get("/calls/{call_id}", dependencies=[Depends(require_admin)])
-async def get_call(request: Request, call_id: str) -> dict[str, Any]:
+async def get_call(request: Request, call_id: CallId) -> dict[str, Any]:
     call = await _store(services_of(request)).get_call(call_id)
     if call is None:
         raise HTTPException(404, f"no call {call_id}")
@@ -125,7 +128,7 @@ async def get_call(request: Request, call_id: str) -> dict[str, Any]:
 
 
 @router.get("/telephony/calls/{call_id}", dependencies=[Depends(require_admin)])
-async def live_call(call_id: str, request: Request) -> dict[str, Any]:
+async def live_call(call_id: CallId, request: Request) -> dict[str, Any]:
     """A live call's state, turns and context status (for operators, the simulator and tests)."""
     call = services_of(request).calls.get(call_id)
     if call is None:

@@ -20,11 +20,16 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
 
+from sutradhar.ids import is_call_id
 from sutradhar.store.schema import TIMING_KEYS, CallRow, TurnRow
 
 STORE_DIR = Path(__file__).resolve().parent
 FAILED_REASONS = frozenset({"error", "failed", "crash", "provider_error", "internal_error", "server_lost"})
 _MIGRATION_LOCK = 0x5A7D  # pg_advisory_xact_lock key: one worker migrates at a time
+# Paging bounds: (page - 1) * page_size must fit the databases' 64-bit OFFSET (SQLite raises
+# OverflowError beyond it); a million pages of 500 is far more calls than any deployment keeps.
+MAX_PAGE = 1_000_000
+MAX_PAGE_SIZE = 500
 
 log = logger.bind(stage="store")
 
@@ -34,7 +39,15 @@ def utcnow() -> datetime:
 
 
 def to_datetime(value: Any) -> datetime | None:
-    """Accept a datetime, a date, epoch seconds or an ISO string; return an aware UTC datetime."""
+    """Accept a datetime, a date, epoch seconds or an ISO string; return an aware UTC datetime.
+    ValueError for anything else, including moments outside what a datetime can hold."""
+    try:
+        return _to_datetime(value)
+    except (OverflowError, OSError) as exc:  # year 0 or 10000 after the offset, epoch 1e20
+        raise ValueError(f"{value!r:.60} is out of range: {exc}") from None
+
+
+def _to_datetime(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -180,6 +193,9 @@ class CallStore:
         self._enqueue(self.write_call_ended, call_id, reason, dict(summary or {}), utcnow())
 
     def _enqueue(self, op: Callable[..., Awaitable[None]], *args: Any) -> None:
+        if not is_call_id(args[0]):  # callers check ids at the door; an unbounded one never gets in
+            log.bind(call_id="-").error("call record dropped: unusable call id {!r:.60}", args[0])
+            return
         try:
             self._queue.put_nowait((op, args))
         except asyncio.QueueFull:
@@ -302,8 +318,8 @@ class CallStore:
         status: str | None = None,
     ) -> dict[str, Any]:
         """One page of calls, newest first: {"total", "page", "page_size", "calls": [...]}."""
-        page = max(1, int(page))
-        page_size = min(max(1, int(page_size)), 500)
+        page = min(max(1, int(page)), MAX_PAGE)
+        page_size = min(max(1, int(page_size)), MAX_PAGE_SIZE)
         query = select(CallRow)
         if (start := to_datetime(since)) is not None:
             query = query.where(CallRow.started_at >= start)
@@ -323,6 +339,8 @@ class CallStore:
 
     async def get_call(self, call_id: str) -> dict[str, Any] | None:
         """The call with every turn in order, or None."""
+        if not is_call_id(call_id):  # no such id can have been stored
+            return None
         async with self._session() as session:
             row = await session.scalar(
                 select(CallRow).where(CallRow.id == call_id).options(selectinload(CallRow.turns)))

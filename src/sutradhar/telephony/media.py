@@ -13,6 +13,7 @@ from fastapi import Request, WebSocket, WebSocketDisconnect
 from loguru import logger
 
 from sutradhar.config import Settings
+from sutradhar.ids import is_call_id
 from sutradhar.ops.logs import call_context
 from sutradhar.services import Services
 from sutradhar.telephony.session import CallSession
@@ -150,9 +151,13 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Serv
 
 
 def _usable_start(start: Start) -> bool:
-    """A start names the call with strings (ids key the live-call registry and the store)."""
-    return (isinstance(start.call_id, str) and bool(start.call_id.strip())
-            and isinstance(start.carrier_call_id, str)
+    """A start names the call with bounded ids (they key the live-call registry, the store, the
+    carrier's REST API and every log line); the browser has no carrier id, Exotel may omit the
+    stream id."""
+    stream_id = start.info.get("stream_sid", start.info.get("stream_id", ""))
+    return (is_call_id(start.call_id)
+            and (start.carrier_call_id == "" or is_call_id(start.carrier_call_id))
+            and (stream_id == "" or is_call_id(stream_id))
             and (start.language is None or isinstance(start.language, str)))
 
 

@@ -26,9 +26,17 @@ class Start:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+DTMF_KEYS = "0123456789*#"  # a phone keypad; no carrier we serve sends A-D
+
+
 @dataclass(slots=True)
 class Dtmf:
     digit: str
+
+    def __post_init__(self) -> None:
+        # Built from untrusted JSON: "²" passes str.isdigit() but not int(), so check the key.
+        if not (isinstance(self.digit, str) and len(self.digit) == 1 and self.digit in DTMF_KEYS):
+            raise MalformedMessage(f"dtmf digit {self.digit!r:.20} is not a keypad key")
 
 
 @dataclass(slots=True)

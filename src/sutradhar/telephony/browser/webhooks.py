@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hmac
 from importlib import resources
+from typing import Annotated
 
-from fastapi import APIRouter, Request, WebSocket
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
+from fastapi.responses import HTMLResponse
 
 from sutradhar.config import Settings
 from sutradhar.telephony.browser.codec import BrowserCodec
@@ -21,14 +22,17 @@ router = APIRouter()
 
 
 def _token_ok(settings: Settings, token: str | None) -> bool:
-    return not settings.browser_token or hmac.compare_digest(settings.browser_token, token or "")
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a False).
+    return not settings.browser_token or hmac.compare_digest(settings.browser_token.encode(),
+                                                             (token or "").encode())
 
 
 @router.get("/", response_class=HTMLResponse)
-async def browser_page(request: Request) -> Response:
+async def browser_page(request: Request,
+                       token: Annotated[str | None, Query(max_length=1024)] = None) -> HTMLResponse:
     settings = request.app.state.services.settings
-    if not _token_ok(settings, request.query_params.get("token")):
-        return Response("a valid ?token= is required", status_code=403, media_type="text/plain")
+    if not _token_ok(settings, token):
+        raise HTTPException(403, "a valid ?token= is required")
     page = resources.files("sutradhar").joinpath("static/index.html").read_text(encoding="utf-8")
     options = "".join(
         f'<option value="{code}"{" selected" if code == settings.default_language else ""}>'

@@ -3,12 +3,14 @@ the media socket."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from xml.sax.saxutils import escape, quoteattr
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, Form, Query, Request, WebSocket
 from fastapi.responses import Response
 from loguru import logger
 
+from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.plivo.codec import PlivoCodec, pack_language
 from sutradhar.telephony.plivo.control import PlivoControl
@@ -17,25 +19,41 @@ from sutradhar.telephony.transport import Transport
 router = APIRouter()
 log = logger.bind(stage="plivo")
 
+# Plivo sends the call's fields as the query (GET) or the form (POST); these are the ones we read.
+# `language` comes from the answer URL an operator configured: an unknown code falls back to the
+# default language (a typo must not drop calls); only a length no code has is refused.
+CallUuidQuery = Annotated[str | None, Query(alias="CallUUID", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+CallUuidForm = Annotated[str | None, Form(alias="CallUUID", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+LanguageQuery = Annotated[str | None, Query(max_length=64, description="e.g. hi-IN; else DEFAULT_LANGUAGE")]
+LanguageForm = Annotated[str | None, Form(alias="language", max_length=64)]
+
 
 def _xml(body: str) -> Response:
     return Response('<?xml version="1.0" encoding="UTF-8"?>' + body, media_type="application/xml")
 
 
-@router.api_route("/plivo/answer", methods=["GET", "POST"])
-async def plivo_answer(request: Request) -> Response:
+@router.get("/plivo/answer")
+async def plivo_answer(request: Request, call_uuid: CallUuidQuery = None,
+                       language: LanguageQuery = None) -> Response:
     """Answer URL: stream the call to /plivo/media. `?language=hi-IN` picks the call's language."""
+    return _answer(request, call_uuid, language)
+
+
+@router.post("/plivo/answer")
+async def plivo_answer_form(request: Request, call_uuid: CallUuidForm = None,
+                            language: LanguageQuery = None, form_language: LanguageForm = None) -> Response:
+    """The answer URL posted: the form's fields win over the URL's, as Plivo merges them."""
+    return _answer(request, call_uuid, form_language or language)
+
+
+def _answer(request: Request, call_uuid: str | None, language: str | None) -> Response:
     services = request.app.state.services
     s = services.settings
-    params = dict(request.query_params)
-    if request.method == "POST":
-        params.update({k: str(v) for k, v in (await request.form()).items()})
-    call_uuid = params.get("CallUUID", "")
     if services.calls.at_capacity:
         log.bind(call_id=call_uuid or "-").warning("refusing call: {}", services.calls.refusal)
         return _xml("<Response><Speak>Sorry, all our lines are busy. Please call again later.</Speak>"
                     "<Hangup/></Response>")
-    language = params.get("language") if params.get("language") in s.languages else s.default_language
+    language = language if language in s.languages else s.default_language
     extra = f"language={pack_language(language)}"
     url = stream_url(request, s, "/plivo/media")
     return _xml('<Response><Stream bidirectional="true" keepCallAlive="true" '
@@ -43,7 +61,8 @@ async def plivo_answer(request: Request) -> Response:
                 f'extraHeaders={quoteattr(extra)}>{escape(url)}</Stream></Response>')
 
 
-@router.api_route("/plivo/transfer", methods=["GET", "POST"])
+@router.get("/plivo/transfer")
+@router.post("/plivo/transfer")  # two routes, not one api_route: one OpenAPI operation each
 async def plivo_transfer(request: Request) -> Response:
     number = request.app.state.services.settings.transfer_number
     return _xml(f"<Response><Dial><Number>{escape(number)}</Number></Dial></Response>")

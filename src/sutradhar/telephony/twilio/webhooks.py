@@ -7,17 +7,19 @@ and our call id as <Parameter>s (the stream URL must not carry a query string).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, WebSocket
 from fastapi.responses import Response
 from loguru import logger
+from pydantic import BeforeValidator
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Gather, VoiceResponse
 
 from sutradhar.config import Settings
+from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS, is_call_id
 from sutradhar.telephony.media import serve_media, stream_url
-from sutradhar.telephony.transport import Transport
+from sutradhar.telephony.transport import DTMF_KEYS, Transport
 from sutradhar.telephony.twilio.codec import TwilioCodec
 from sutradhar.telephony.twilio.control import TwilioControl
 from sutradhar.text.languages import LANGUAGES
@@ -50,30 +52,52 @@ def signature_ok(settings: Settings, url: str, params: dict[str, Any], signature
     return RequestValidator(settings.twilio_auth_token).validate(url, params, signature)
 
 
-async def _verified_form(request: Request, settings: Settings) -> dict[str, str] | None:
+async def verified_form(request: Request) -> None:
+    """403 unless Twilio signed the whole form. A route dependency: FastAPI runs it before the
+    declared fields are validated, so an unsigned request learns nothing about them."""
+    settings: Settings = request.app.state.services.settings
     form = {k: str(v) for k, v in (await request.form()).items()}
     url = _public_http_url(request, settings)
-    if signature_ok(settings, url, form, request.headers.get("x-twilio-signature")):
-        return form
-    log.bind(call_id=form.get("CallSid", "-")).warning("rejected {}: bad X-Twilio-Signature", request.url.path)
-    return None
+    if not signature_ok(settings, url, form, request.headers.get("x-twilio-signature")):
+        call_sid = form.get("CallSid")
+        log.bind(call_id=call_sid if is_call_id(call_sid) else "-").warning(
+            "rejected {}: bad X-Twilio-Signature", request.url.path)
+        raise HTTPException(403, "forbidden")
 
 
 def _xml(twiml: VoiceResponse | str, status: int = 200) -> Response:
     return Response(str(twiml), status_code=status, media_type="application/xml")
 
 
-def _busy(services: Any, form: dict[str, str]) -> Response:
+def _busy(services: Any, call_sid: str | None) -> Response:
     """At capacity or draining: a polite line and a hang-up, before the caller waits for nothing."""
-    log.bind(call_id=form.get("CallSid", "-")).warning("refusing call: {}", services.calls.refusal)
+    log.bind(call_id=call_sid or "-").warning("refusing call: {}", services.calls.refusal)
     busy = VoiceResponse()
     busy.say(BUSY_LINE, language="en-IN", voice=SAY_VOICES["en-IN"])
     busy.hangup()
     return _xml(busy)
 
 
-def _forbidden() -> Response:
-    return Response("forbidden", status_code=403, media_type="text/plain")
+# --- the webhooks' fields (Twilio posts many more; these are the ones we read) ---
+
+MENU_ATTEMPTS = 2  # the menu plays at most twice, then the default language is used
+MAX_DIGITS = 32  # Gather asks for one key; anything near this long is not a caller
+
+
+def menu_attempt(value: object) -> int:
+    """`?attempt=` is ours (the menu's own action URL): 1 or 2. A value we cannot read counts as
+    the first attempt instead of a 422: Twilio answers a 4xx by telling the caller "an application
+    error has occurred" and hanging up, while one more menu only costs the caller a few seconds."""
+    text = str(value).strip()
+    if text.isascii() and text.isdigit() and len(text) <= 3:
+        return min(max(int(text), 1), MENU_ATTEMPTS)
+    return 1
+
+
+CallSid = Annotated[str | None, Form(alias="CallSid", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+# Strict (a 422 otherwise): a keypad sends nothing else, so only a forger or a bug can.
+Digits = Annotated[str | None, Form(alias="Digits", max_length=MAX_DIGITS, pattern=f"^[{DTMF_KEYS}]+$")]
+Attempt = Annotated[int, BeforeValidator(menu_attempt), Query(description="menu attempt, 1 or 2")]
 
 
 # --- IVR ---
@@ -93,35 +117,28 @@ def language_menu(settings: Settings, attempt: int) -> VoiceResponse:
     return response
 
 
-@router.post("/twilio/voice")
-async def twilio_voice(request: Request) -> Response:
+@router.post("/twilio/voice", dependencies=[Depends(verified_form)])
+async def twilio_voice(request: Request, call_sid: CallSid = None, attempt: Attempt = 1) -> Response:
     services = request.app.state.services
     settings = services.settings
-    form = await _verified_form(request, settings)
-    if form is None:
-        return _forbidden()
     if services.calls.at_capacity:
-        return _busy(services, form)
-    attempt = int(request.query_params.get("attempt", "1") or 1)
+        return _busy(services, call_sid)
     return _xml(language_menu(settings, attempt))
 
 
-@router.post("/twilio/language")
-async def twilio_language(request: Request) -> Response:
+@router.post("/twilio/language", dependencies=[Depends(verified_form)])
+async def twilio_language(request: Request, call_sid: CallSid = None, digits: Digits = None,
+                          attempt: Attempt = 1) -> Response:
     services = request.app.state.services
     settings = services.settings
-    form = await _verified_form(request, settings)
-    if form is None:
-        return _forbidden()
     if services.calls.at_capacity:  # filled up or began draining while the caller chose
-        return _busy(services, form)
-    call_sid = form.get("CallSid", "")
-    digits = form.get("Digits", "")
-    attempt = int(request.query_params.get("attempt", "1") or 1)
-    choice = int(digits) if digits.isdigit() else 0
+        return _busy(services, call_sid)
+    call_sid = call_sid or ""
+    digits = digits or ""
+    choice = int(digits) if digits.isdigit() else 0  # ASCII only (Digits' pattern), at most 32
     if 1 <= choice <= len(settings.languages):
         language = settings.languages[choice - 1]
-    elif attempt < 2:  # no key or a wrong key: the menu once more
+    elif attempt < MENU_ATTEMPTS:  # no key or a wrong key: the menu once more
         return _xml(language_menu(settings, attempt + 1))
     else:
         language = settings.default_language
