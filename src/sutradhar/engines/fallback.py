@@ -250,7 +250,8 @@ class TaskRouter:
                     raise AllProvidersFailed(stage, errors)
                 timeout = policy.timeout
                 if deadline is not None:
-                    timeout = deadline.attempt_timeout(policy.timeout, self.providers_ahead(slot, language, skip))
+                    ahead = self.providers_ahead(slot, language, skip)
+                    timeout = deadline.attempt_timeout(policy.timeout, ahead)
                 began = self.clock()
                 try:
                     async with asyncio.timeout(timeout):

@@ -93,7 +93,8 @@ class LiveTranscription:
         try:
             timeout = self.router.policies["stt"].retry.timeout
             if deadline is not None:  # the flush shares the budget with the chain behind it
-                timeout = deadline.attempt_timeout(timeout, self.router.providers_ahead(self.slot, language, frozenset()))
+                ahead = self.router.providers_ahead(self.slot, language, frozenset())
+                timeout = deadline.attempt_timeout(timeout, ahead)
             async with asyncio.timeout(timeout):
                 await self._sender
                 if self._error is None and self._stream is not None:

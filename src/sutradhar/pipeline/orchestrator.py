@@ -403,7 +403,7 @@ class AgentOrchestrator:
         """Speak one sentence. `deadline`: a caller turn's (None for a greeting or a keypad line),
         which bounds TTS until the first audio and lets the cached apology stand in for it."""
         text = sentence.strip()
-        if not text:
+        if not text or record.apology:  # the cached apology stood in for the rest of this turn
             return
         yield ReplyText(turn_id, seq, sentence)
         began = self.clock()
