@@ -146,3 +146,14 @@ async def test_cancelling_a_budgeted_turn_leaves_no_verdict():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert r.chains["stt"][0].breaker.state is BreakerState.CLOSED
+
+
+async def test_a_stream_cut_by_the_budget_after_answering_in_time_is_not_blamed_on_the_provider():
+    slow = ScriptedLLM(replies=("one two",), token_delay_s=0.5)
+    r = router(llm=[slow], threshold=1)
+    with pytest.raises(ProviderError):
+        async for _ in r.route_generation([], "en-IN", deadline=TurnDeadline.starting(0.2)):
+            pass
+    slot = r.chains["llm"][0]
+    assert slot.breaker.state is BreakerState.CLOSED
+    assert slot.outcomes.stats()["errors"] == 0

@@ -5,6 +5,10 @@ caller hears. Until that audio plays, every provider attempt (STT, the LLM's fir
 first audio) is bounded by what is left of the budget, shared among the providers still ahead in
 the chain, so a hung primary leaves time for its fallback. Once the first audio has played the
 caller is hearing us and later attempts get their stage's normal timeout again.
+
+A provider cut off by the budget before its first answer counts as timed out (a hung provider
+must open its breaker and show in /health); a stream cut by the budget after it answered in time
+does not. A spent budget fails a stage without trying it (`BudgetSpent`), blaming no provider.
 """
 
 from __future__ import annotations

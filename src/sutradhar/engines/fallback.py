@@ -317,7 +317,9 @@ class TaskRouter:
             slot.breaker.release()
             raise
         except Exception as exc:  # noqa: BLE001 - reported as an interrupted stream
-            error = self.record_failure(slot, exc, timeout=timeout)
+            # Cut by the turn's budget after answering in time: the budget ran out, not the provider.
+            budget_cut = isinstance(exc, TimeoutError) and timeout < policy.timeout
+            error = self.record_failure(slot, exc, count_for_breaker=not budget_cut, timeout=timeout)
             raise StreamInterrupted(f"{stage} stream broke after it started: {error}",
                                     provider=slot.name, stage=stage) from error
         finally:
@@ -372,7 +374,8 @@ class TaskRouter:
             slot.breaker.record_failure()
         else:
             slot.breaker.release()
-        # An empty transcript (silence) is an answer, not a provider error.
+        # What does not count against the breaker (an empty transcript of silence, a stream cut by
+        # the turn's budget) is no provider error in its live record either.
         slot.outcomes.add(not count_for_breaker, getattr(exc, "kind", "error"))
         self._notify("result", slot.stage, slot.name, False, exc)
         logger.bind(stage=slot.stage).warning("provider failed provider={} kind={} error={}", slot.name,
