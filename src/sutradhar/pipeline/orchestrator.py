@@ -349,7 +349,7 @@ class AgentOrchestrator:
 
     @staticmethod
     async def _within(deadline: TurnDeadline, early: asyncio.Future[Any]) -> Any:
-        """Await an STT started before the turn (its own timeouts), no longer than the budget."""
+        """Await the STT started at the caller's pause, no longer than what is left of the budget."""
         left = deadline.remaining()
         try:
             async with asyncio.timeout(left):
