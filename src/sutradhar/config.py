@@ -55,7 +55,15 @@ class Settings(BaseSettings):
     retry_attempts: int = Field(2, ge=1, le=10)
     retry_backoff_s: float = Field(0.2, ge=0)
     breaker_failure_threshold: int = Field(3, ge=1)
-    breaker_reset_s: float = Field(30.0, gt=0)
+    breaker_reset_s: float = Field(30.0, gt=0)  # open -> half-open trial when probes are off
+    # An open breaker is probed in the background with a real cheap request every this often; the
+    # first answer closes it (0: no probes, a live turn is the half-open trial after the reset).
+    breaker_probe_interval_s: float = Field(5.0, ge=0, le=300)
+    breaker_probe_timeout_s: float = Field(5.0, gt=0, le=60)
+    # From the end of the caller's speech to the first audio they hear: provider attempts share
+    # what is left of it, and a spent budget plays the apology (0: no budget, stage timeouts only).
+    turn_budget_s: float = Field(2.5, ge=0, le=60)
+    apology_audio: bool = True  # synthesise the apology lines at start-up, for when TTS fails
 
     # --- conversation ---
     default_language: str = "en-IN"
@@ -167,6 +175,13 @@ class Settings(BaseSettings):
     # lost, and a live worker closes its calls as server_lost.
     worker_heartbeat_s: float = Field(5.0, gt=0)
     worker_dead_after_s: float = Field(20.0, gt=0)
+    # /health judges each provider by its live calls over this window (and at most this many calls):
+    # at HEALTH_MAX_ERROR_RATE or more errors and timeouts, over at least HEALTH_MIN_CALLS, it is
+    # degraded until a live call or a probe succeeds.
+    health_window_s: float = Field(300.0, gt=0)
+    health_window_calls: int = Field(100, ge=1, le=10000)
+    health_max_error_rate: float = Field(0.5, gt=0, le=1)
+    health_min_calls: int = Field(3, ge=1)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
                              mode="before")(_csv)

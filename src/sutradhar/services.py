@@ -15,6 +15,7 @@ from loguru import logger
 
 from sutradhar.config import Settings
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
+from sutradhar.engines.probes import BreakerProbes
 from sutradhar.engines.registry import EngineSet, build_engines
 from sutradhar.engines.resilience import RetryPolicy
 from sutradhar.ops import prometheus, tracing
@@ -22,6 +23,7 @@ from sutradhar.ops.health import HealthMonitor
 from sutradhar.ops.live_calls import LiveCalls
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.ops.shared_state import BreakerSync, IvrLanguageMap, SharedState
+from sutradhar.pipeline.apologies import ApologyCache
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
 from sutradhar.store import CallStore, NullRecorder, Recorder
@@ -40,7 +42,11 @@ def router_from_settings(settings: Settings, engines: EngineSet) -> TaskRouter:
     return TaskRouter(engines.stt, engines.llm, engines.tts,
                       policies={"stt": policy(settings.stt_timeout_s),
                                 "llm": policy(settings.llm_timeout_s),
-                                "tts": policy(settings.tts_timeout_s)})
+                                "tts": policy(settings.tts_timeout_s)},
+                      probes=BreakerProbes(settings.breaker_probe_interval_s,
+                                           settings.breaker_probe_timeout_s),
+                      outcome_window_s=settings.health_window_s,
+                      outcome_max_calls=settings.health_window_calls)
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Services:
     health: HealthMonitor
     breaker_sync: BreakerSync | None = None
     workers: WorkerLedger | None = None  # this worker's heartbeat in the store (crash recovery)
+    apologies: ApologyCache = field(default_factory=ApologyCache)  # filled by warm_up
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -70,10 +77,12 @@ class Services:
             languages=tuple(s.languages), system_prompt=s.system_prompt, max_history=s.max_history,
             max_context_chars=s.max_context_chars, switch_threshold=s.switch_threshold,
             min_turns_before_switch=s.min_turns_before_switch, metrics=self.metrics,
+            turn_budget_s=s.turn_budget_s, apologies=self.apologies,
         )
 
     async def warm_up(self) -> None:
-        """Load local models before the first caller needs them (failures are logged, not fatal)."""
+        """Load local models before the first caller needs them, then synthesise the apology lines
+        with them (failures are logged, not fatal)."""
 
         async def one(stage: str, provider: object) -> None:
             try:
@@ -84,6 +93,9 @@ class Services:
 
         await asyncio.gather(*(one(stage, p) for stage in ("stt", "llm", "tts")
                                for p in self.router.providers(stage) if callable(getattr(p, "warm_up", None))))
+        if self.settings.apology_audio:
+            await self.apologies.prepare(self.router.providers("tts"), self.settings.languages,
+                                         self.settings.tts_timeout_s)
 
     async def aclose(self) -> None:
         """Stop every part, the reverse of the order open_services started them."""
@@ -155,7 +167,9 @@ async def open_services(
 
     health = HealthMonitor(router, store=store, store_error=store_error,
                            shared=shared if shared.shared else None,
-                           interval_s=settings.health_interval_s, timeout_s=settings.health_timeout_s)
+                           interval_s=settings.health_interval_s, timeout_s=settings.health_timeout_s,
+                           max_error_rate=settings.health_max_error_rate,
+                           min_calls=settings.health_min_calls)
     await health.start()
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),

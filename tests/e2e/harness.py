@@ -21,8 +21,10 @@ from tests.support.server import LiveServer, free_port  # noqa: F401  (re-export
 
 def e2e_settings(**overrides: Any) -> Settings:
     """Settings for a test server: scripted engines unless told otherwise, fast resilience."""
+    # No turn budget and no start-up apology audio unless a test asks (as tests.support.server).
     base: dict[str, Any] = dict(stt=["scripted"], llm=["scripted"], tts=["scripted"], retry_attempts=1,
-                                retry_backoff_s=0.0, log_level="INFO", inactivity_timeout_s=30.0)
+                                retry_backoff_s=0.0, log_level="INFO", inactivity_timeout_s=30.0,
+                                turn_budget_s=0.0, apology_audio=False)
     base.update(overrides)
     return load_settings(**base)
 

@@ -2,7 +2,8 @@
 
 Every stage fails in turn (5xx, 429, garbage, a stream cut mid-way, a hang past the timeout): the
 caller always hears something (the fallback provider's answer, or the polite line), the call goes
-on, breakers open after their threshold and close after their reset, and nothing is left running.
+on, breakers open after their threshold and a background probe closes them once the provider
+answers again, and nothing is left running.
 """
 
 from __future__ import annotations
@@ -112,10 +113,10 @@ async def test_when_every_llm_fails_the_caller_hears_the_polite_line_and_the_nex
     assert left == []
 
 
-async def test_breaker_opens_after_threshold_and_closes_after_reset_during_a_call(logs):
+async def test_breaker_opens_after_threshold_and_a_probe_closes_it_during_a_call(logs):
     port = free_port()
     settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port, breaker_failure_threshold=2,
-                            breaker_reset_s=2.0)
+                            breaker_reset_s=2.0, breaker_probe_interval_s=2.0)
     boom = ProviderError("upstream 503", status=503)
     primary = ScriptedLLM(name="primary-llm", replies=("Primary answer.",),
                           failures=[RateLimited("429", status=429), boom])
@@ -123,7 +124,8 @@ async def test_breaker_opens_after_threshold_and_closes_after_reset_during_a_cal
     tts = ScriptedTTS(sample_rate=8000, ms_per_char=10, chunk_ms=100)
     breakers = BreakerLog()
 
-    # Turns 1-2 fail on the primary (breaker opens), turn 3 skips it, turn 4 comes after the reset.
+    # Turns 1-2 fail on the primary (breaker opens), turn 3 skips it, the probe 2 s later closes it,
+    # turn 4 comes after that.
     turns = [EN[0], EN[1], EN[2], caller_turn(EN[0], lead_ms=9000)]
     with live_server(settings, engines=scripted_engines(llm=[primary, backup], tts=tts)) as server:
         server.services.router.listeners.append(breakers)
@@ -136,7 +138,7 @@ async def test_breaker_opens_after_threshold_and_closes_after_reset_during_a_cal
     assert states[:3] == ["open", "half_open", "closed"], breakers.changes
     opened, closed = llm_changes[0][1], llm_changes[2][1]
     assert closed - opened >= 2.0
-    assert len(primary.calls) == 3  # turns 1, 2 and the half-open trial of turn 4; turn 3 skipped it
+    assert len(primary.calls) == 4  # turns 1, 2, the probe (the half-open trial) and turn 4
     assert len(backup.calls) == 3  # turns 1, 2, 3
     assert len(result.latencies_ms) == 4
     spoken = [text for text, _ in tts.calls]

@@ -99,3 +99,18 @@ def test_the_grafana_dashboard_only_queries_metrics_that_exist():
     used = {name for p in dashboard["panels"] for target in p["targets"]
             for name in re.findall(r"\b(?:sutradhar|process)_[a-z_]+", target["expr"])}
     assert used and used <= known, used - known
+
+
+def test_cached_apologies_spent_budgets_and_breaker_probes_are_counted():
+    from sutradhar.ops.prometheus import RouterTelemetry
+
+    t = Telemetry()
+    t.observe_turn(record(apology="cached:piper", errors=[{"stage": "tts", "kind": "budget"}]))
+    t.observe_turn(record())
+    assert t.value("sutradhar_cached_apologies_total", language="te-IN") == 1
+    assert t.value("sutradhar_errors_total", stage="tts", kind="budget") == 1
+    listener = RouterTelemetry(t)
+    listener.probe("stt", "sarvam", False)
+    listener.probe("stt", "sarvam", True)
+    assert t.value("sutradhar_breaker_probes_total", stage="stt", provider="sarvam", outcome="failed") == 1
+    assert t.value("sutradhar_breaker_probes_total", stage="stt", provider="sarvam", outcome="ok") == 1

@@ -33,8 +33,10 @@ def free_port() -> int:
 
 
 def make_settings(**overrides: Any) -> Settings:
+    # No turn budget and no start-up apology audio unless a test asks: elsewhere slow scripted
+    # engines are the point, and scripted voices count their calls (tests/integration/test_turn_budget.py).
     base: dict[str, Any] = dict(stt=["scripted"], llm=["scripted"], tts=["scripted"], retry_attempts=1,
-                                log_level="WARNING")
+                                log_level="WARNING", turn_budget_s=0.0, apology_audio=False)
     base.update(overrides)
     return load_settings(**base)
 

@@ -22,6 +22,7 @@ from sutradhar.engines.base import (
     STTStream,
     Transcript,
 )
+from sutradhar.engines.deadline import TurnDeadline
 from sutradhar.engines.fallback import ProviderSlot, TaskRouter
 from sutradhar.engines.resilience import BreakerState
 
@@ -84,13 +85,17 @@ class LiveTranscription:
                                              "gets the utterance", self.slot.name, self._error)
 
     async def finish(self, audio: bytes, audio_rate: int, language: str | None,
-                     detect: bool = True) -> Transcript:
+                     detect: bool = True, deadline: TurnDeadline | None = None) -> Transcript:
         """The final transcript: the stream's, or the chain's from `audio` (the utterance, kept by
         the turn detector) when the stream failed or heard nothing."""
         self._queue.put_nowait(_END)
         result: Transcript | None = None
         try:
-            async with asyncio.timeout(self.router.policies["stt"].retry.timeout):
+            timeout = self.router.policies["stt"].retry.timeout
+            if deadline is not None:  # the flush shares the budget with the chain behind it
+                ahead = self.router.providers_ahead(self.slot, language, frozenset())
+                timeout = deadline.attempt_timeout(timeout, ahead)
+            async with asyncio.timeout(timeout):
                 await self._sender
                 if self._error is None and self._stream is not None:
                     result = await self._stream.finish()
@@ -114,7 +119,7 @@ class LiveTranscription:
             return Transcript(result.text, result.language or self.call_language, result.confidence,
                               result.provider or self.slot.name)
         return await self.router.route_transcription(audio, audio_rate, language, detect=detect,
-                                                     skip=frozenset({self.slot.name}))
+                                                     skip=frozenset({self.slot.name}), deadline=deadline)
 
     async def aclose(self) -> None:
         """Drop the stream (barge-in, hang-up, a noise blip that was no utterance). Idempotent."""

@@ -35,7 +35,10 @@ class CircuitOpen(ProviderError):
 @dataclass
 class CircuitBreaker:
     """Closed -> open after `failure_threshold` consecutive failures; open -> half-open after
-    `reset_timeout`; half-open lets one trial call through, which closes or re-opens it."""
+    `reset_timeout`; half-open lets one trial call through, which closes or re-opens it.
+
+    While a background probe owns the breaker (`probing`), it stays open until the probe's own
+    trial (`begin_probe`): a live turn is never the one to find out that a provider is still down."""
 
     failure_threshold: int = 3
     reset_timeout: float = 30.0
@@ -46,10 +49,12 @@ class CircuitBreaker:
     _failures: int = 0
     _opened_at: float = 0.0
     _trial_in_flight: bool = False
+    probing: bool = False
 
     @property
     def state(self) -> BreakerState:
-        if self._state is BreakerState.OPEN and self.clock() - self._opened_at >= self.reset_timeout:
+        if (self._state is BreakerState.OPEN and not self.probing
+                and self.clock() - self._opened_at >= self.reset_timeout):
             self._set(BreakerState.HALF_OPEN)
         return self._state
 
@@ -79,6 +84,11 @@ class CircuitBreaker:
         if self._state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:
             self._opened_at = self.clock()
             self._set(BreakerState.OPEN)
+
+    def begin_probe(self) -> None:
+        """The background probe's trial: half-open, with the one trial slot taken by the probe."""
+        self._trial_in_flight = True
+        self._set(BreakerState.HALF_OPEN)
 
     def release(self) -> None:
         """A trial call ended without a verdict (cancelled by barge-in): let another one try."""

@@ -2,6 +2,11 @@
 
 Checks run every `interval_s` in one background task, each under `timeout_s`; GET /health only
 reads the cached results, so a slow provider never delays a health probe or a call.
+
+A provider's own check (GET /models) can pass while its real endpoint hangs, so each provider is
+also judged by its live calls (the router's outcome window): at `max_error_rate` or more errors
+and timeouts over at least `min_calls` recent calls it is degraded, and not usable for readiness,
+until a live call or its background probe answers again.
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ log = logger.bind(stage="health")
 class HealthMonitor:
     def __init__(self, router: TaskRouter, *, store: CallStore | None = None,
                  store_error: str | None = None, shared: SharedState | None = None,
-                 interval_s: float = 30.0, timeout_s: float = 5.0) -> None:
+                 interval_s: float = 30.0, timeout_s: float = 5.0, max_error_rate: float = 0.5,
+                 min_calls: int = 3) -> None:
         self.router = router
         self.store = store
         self.shared = shared
         self.interval_s = interval_s
         self.timeout_s = timeout_s
+        self.max_error_rate = max_error_rate
+        self.min_calls = min_calls
         self.providers: dict[tuple[str, str], dict[str, Any]] = {}
         self.database: dict[str, Any] | None = None
         self.redis: dict[str, Any] | None = None
@@ -93,6 +101,22 @@ class HealthMonitor:
             except TimeoutError:
                 pass
 
+    def _problem(self, status: dict[str, Any], health: dict[str, Any] | None) -> str | None:
+        """Why this provider is not usable now, or None when it is."""
+        if status["breaker"] == "open":
+            return "breaker open"
+        live = status.get("live") or {}
+        calls, errors = live.get("calls", 0), live.get("errors", 0)
+        probe_ok_at = (status.get("probe") or {}).get("last_ok_at")
+        recovered = live.get("last_ok") or (probe_ok_at is not None
+                                            and probe_ok_at >= (status.get("last_error_at") or 0))
+        if calls >= self.min_calls and errors / calls >= self.max_error_rate and not recovered:
+            return (f"{errors} of its last {calls} live calls failed ({live.get('timeouts', 0)} timed "
+                    f"out) in {live.get('window_s', 0):g}s")
+        if health is not None and not health["ok"]:
+            return health["error"]
+        return None
+
     def report(self) -> tuple[bool, dict[str, Any]]:
         """(ready, body): ready when every stage has a usable provider and the stores answer."""
         reasons: list[str] = []
@@ -102,12 +126,11 @@ class HealthMonitor:
         for status in self.router.provider_status():
             key = (status["stage"], status["provider"])
             health = self.providers.get(key)
-            entry = {**status, "health": health}
-            providers.append(entry)
-            ok = status["breaker"] != "open" and (health is None or health["ok"])
-            usable[status["stage"]] = usable.get(status["stage"], 0) + int(ok)
-            if not ok:
-                why = ("breaker open" if status["breaker"] == "open" else health["error"])
+            why = self._problem(status, health)
+            providers.append({**status, "health": health, "ok": why is None,
+                              "status": "ok" if why is None else "degraded"})
+            usable[status["stage"]] = usable.get(status["stage"], 0) + int(why is None)
+            if why is not None:
                 warnings.append(f"{status['stage']} provider {status['provider']}: {why}")
         for stage, count in usable.items():
             if count == 0:

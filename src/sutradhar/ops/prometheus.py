@@ -100,6 +100,12 @@ class Telemetry:
                                     "the caller went on (resumed)", ("outcome",), registry=r)
         self.active_calls = Gauge("sutradhar_active_calls", "Calls in progress in this process",
                                   registry=r, multiprocess_mode="livesum")
+        self.probes = Counter("sutradhar_breaker_probes", "Background probes of open breakers",
+                              ("stage", "provider", "outcome"), registry=r)
+        self.apologies = Counter("sutradhar_cached_apologies",
+                                 "Turns whose TTS failed (or whose budget ran out) before the caller "
+                                 "heard anything, answered with the apology cached at start-up",
+                                 ("language",), registry=r)
         self.breaker_state = Gauge("sutradhar_breaker_state",
                                    "Circuit breaker: 0 closed, 1 half-open, 2 open",
                                    ("stage", "provider"), registry=r, multiprocess_mode="livemax")
@@ -123,6 +129,8 @@ class Telemetry:
             self.errors.labels(_label(err.get("stage")), _label(err.get("kind"))).inc()
         if record.get("switched_to"):
             self.language_switches.inc()
+        if record.get("apology"):
+            self.apologies.labels(language).inc()
 
     def observe_wire(self, record: Mapping[str, Any]) -> None:
         """A turn's voice-to-voice on the wire (`timings.v2v_wire_ms`, measured by the session)."""
@@ -161,6 +169,9 @@ class Telemetry:
         """Record a breaker transition; `state` is "closed" | "half_open" | "open" or 0/1/2."""
         value = state if isinstance(state, int) else BREAKER_STATES.get(str(state).lower(), 2)
         self.breaker_state.labels(_label(stage), _label(provider)).set(value)
+
+    def probe(self, stage: str, provider: str, ok: bool) -> None:
+        self.probes.labels(_label(stage), _label(provider), "ok" if ok else "failed").inc()
 
     def attach(self, router: TaskRouter, metrics: MetricsCollector) -> None:
         """Count a TaskRouter's retries, fallbacks and breakers, and every turn a MetricsCollector
@@ -213,3 +224,6 @@ class RouterTelemetry:
 
     def breaker(self, stage: str, provider: str, state: Any) -> None:
         self.sink.breaker(stage, provider, getattr(state, "value", state))
+
+    def probe(self, stage: str, provider: str, ok: bool) -> None:
+        self.sink.probe(stage, provider, ok)

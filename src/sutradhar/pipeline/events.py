@@ -108,6 +108,9 @@ class TurnRecord:
     timings: dict[str, float | None] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     providers: dict[str, str | None] = field(default_factory=dict)
+    # "cached:<provider>": TTS failed (or the turn budget ran out) before the caller heard anything,
+    # so the apology synthesised at start-up was played instead.
+    apology: str | None = None
     started_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:

@@ -6,6 +6,11 @@ The LLM and TTS run as two tasks joined by a queue of sentences, so the first se
 spoken while later ones are still being written: first audio = STT + first clause + first TTS
 chunk. Cancelling `respond` (barge-in) cancels both tasks and every provider call in flight; the
 session then reports what the caller heard with `record_heard`, and the context keeps only that.
+
+Each caller turn carries a `TurnDeadline` (TURN_BUDGET_S from the end of the caller's speech):
+until the first audio plays, every provider attempt is bounded by what is left of it, and when
+TTS fails (or the budget is spent) before the caller heard anything, the apology synthesised at
+start-up (`ApologyCache`) is played instead, so the caller always hears something in time.
 """
 
 from __future__ import annotations
@@ -22,13 +27,16 @@ from loguru import logger
 
 from sutradhar.config import DEFAULT_SYSTEM_PROMPT
 from sutradhar.engines.base import (
+    AudioChunk,
     LLMProvider,
     MalformedResponse,
     ProviderError,
     STTProvider,
     TTSProvider,
 )
+from sutradhar.engines.deadline import TurnDeadline
 from sutradhar.engines.fallback import StreamInterrupted, TaskRouter
+from sutradhar.pipeline.apologies import ApologyCache
 from sutradhar.pipeline.call_language import LanguageCoordinator
 from sutradhar.pipeline.context import ContextManager
 from sutradhar.pipeline.events import (
@@ -51,6 +59,8 @@ from sutradhar.text.sentences import SentenceChunker
 
 # Audio shorter than this cannot hold a word; do not spend an STT call on it.
 MIN_UTTERANCE_S = 0.15
+# A cached apology goes out in pieces this long, like a TTS stream (marks, barge-in).
+APOLOGY_CHUNK_S = 0.2
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -91,6 +101,8 @@ class AgentOrchestrator:
         min_turns_before_switch: int = 1,
         metrics: MetricsCollector | None = None,
         clock: Any = time.monotonic,
+        turn_budget_s: float | None = None,
+        apologies: ApologyCache | None = None,
     ) -> None:
         self.router = router or TaskRouter(_as_list(stt), _as_list(llm), _as_list(tts))
         self.call_id = call_id
@@ -101,6 +113,8 @@ class AgentOrchestrator:
                                       LANGUAGES[language].instruction)
         self.metrics = metrics or MetricsCollector()
         self.clock = clock
+        self.turn_budget_s = turn_budget_s  # None or 0: no budget, only each stage's timeouts
+        self.apologies = apologies or ApologyCache()
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
         self.records: dict[int, TurnRecord] = {}
@@ -215,8 +229,9 @@ class AgentOrchestrator:
         log = self.log.bind(turn=turn_id)
         self.turn_count += 1
         first_audio: list[float] = []
+        deadline = TurnDeadline.starting(self.turn_budget_s, start, self.clock)
         try:
-            async for event in self._run_turn(utterance, turn_id, record, first_audio, log):
+            async for event in self._run_turn(utterance, turn_id, record, first_audio, deadline, log):
                 yield event
         finally:
             self.state = "idle"
@@ -233,14 +248,14 @@ class AgentOrchestrator:
         yield TurnCompleted(turn_id, record)
 
     async def _run_turn(self, utterance: Utterance, turn_id: int, record: TurnRecord,
-                        first_audio: list[float], log: Any) -> AsyncIterator[Event]:
+                        first_audio: list[float], deadline: TurnDeadline, log: Any) -> AsyncIterator[Event]:
         # 1. Speech to text.
         self.state = "transcribing"
-        text, stt_language = await self._transcribe(utterance, record, log)
+        text, stt_language = await self._transcribe(utterance, record, deadline, log)
         if text is None:
             record.intent = "not_heard"
             async for event in self._say(turn_id, LANGUAGES[self.language.current].not_heard,
-                                         record, first_audio, remember=False):
+                                         record, first_audio, remember=False, deadline=deadline):
                 yield event
             return
         record.text = text
@@ -261,13 +276,13 @@ class AgentOrchestrator:
         intent = detect_intent(text, self.languages)
         if intent is not None:
             record.intent = intent.kind
-            async for event in self._act(intent, turn_id, text, record, first_audio):
+            async for event in self._act(intent, turn_id, text, record, first_audio, deadline):
                 yield event
             return
 
         # 4. LLM stream -> sentence chunks -> TTS stream.
         self.context.add_turn("user", text, self.language.current, turn_id=turn_id)
-        async for event in self._generate_and_speak(turn_id, record, first_audio, log):
+        async for event in self._generate_and_speak(turn_id, record, first_audio, deadline, log):
             yield event
 
     async def speak(self, text: str, remember: bool = True) -> AsyncIterator[Event]:
@@ -298,7 +313,8 @@ class AgentOrchestrator:
 
     # --- steps ---
 
-    async def _transcribe(self, utterance: Utterance, record: TurnRecord, log: Any) -> tuple[str | None, str | None]:
+    async def _transcribe(self, utterance: Utterance, record: TurnRecord, deadline: TurnDeadline,
+                          log: Any) -> tuple[str | None, str | None]:
         live = utterance.transcription
         if utterance.text is not None or utterance.duration_s < MIN_UTTERANCE_S:
             if live is not None:
@@ -312,14 +328,15 @@ class AgentOrchestrator:
             if utterance.early_stt is not None:  # started at the pause; the caller did not go on
                 record.stt_mode = "early"
                 began = utterance.early_started or began
-                transcript = await utterance.early_stt
+                transcript = await self._within(deadline, utterance.early_stt)
             elif live is not None:  # heard while spoken: the flush (or the chain's fallback) is left
                 record.stt_mode = "stream"
                 transcript = await live.finish(utterance.audio, utterance.sample_rate,
-                                               self.language.current, detect=True)
+                                               self.language.current, detect=True, deadline=deadline)
             else:
                 transcript = await self.router.route_transcription(
-                    utterance.audio, utterance.sample_rate, self.language.current, detect=True)
+                    utterance.audio, utterance.sample_rate, self.language.current, detect=True,
+                    deadline=deadline)
         except ProviderError as exc:
             record.error("stt", exc)
             log.bind(stage="stt").warning("transcription failed: {}", exc)
@@ -330,8 +347,18 @@ class AgentOrchestrator:
         log.bind(stage="stt").info("heard chars={} language={}", len(transcript.text), transcript.language)
         return transcript.text.strip(), transcript.language
 
+    @staticmethod
+    async def _within(deadline: TurnDeadline, early: asyncio.Future[Any]) -> Any:
+        """Await the STT started at the caller's pause, no longer than what is left of the budget."""
+        left = deadline.remaining()
+        try:
+            async with asyncio.timeout(left):
+                return await early
+        except TimeoutError:
+            raise deadline.spent_error("stt") from None
+
     async def _act(self, intent: Intent, turn_id: int, text: str, record: TurnRecord,
-                   first_audio: list[float]) -> AsyncIterator[Event]:
+                   first_audio: list[float], deadline: TurnDeadline) -> AsyncIterator[Event]:
         self.context.add_turn("user", text, self.language.current, turn_id=turn_id)
         info = LANGUAGES[self.language.current]
         if intent.kind == "switch_language" and intent.language:
@@ -347,7 +374,8 @@ class AgentOrchestrator:
             line = info.transfer
         else:
             line = info.goodbye
-        async for event in self._say(turn_id, line, record, first_audio, remember=True):
+        async for event in self._say(turn_id, line, record, first_audio, remember=True,
+                                     deadline=deadline):
             yield event
         if intent.kind == "human":
             yield ActionRequested(turn_id, "transfer")
@@ -355,14 +383,14 @@ class AgentOrchestrator:
             yield ActionRequested(turn_id, "end_call")
 
     async def _say(self, turn_id: int, line: str, record: TurnRecord, first_audio: list[float],
-                   remember: bool) -> AsyncIterator[Event]:
+                   remember: bool, deadline: TurnDeadline | None = None) -> AsyncIterator[Event]:
         """Speak a fixed line, sentence by sentence, without the LLM."""
         record.reply = line
         chunker = SentenceChunker()
         sentences = [*chunker.push(line), *chunker.flush()]
         seq = 0
         for sentence in sentences:
-            async for event in self._synthesize(turn_id, seq, sentence, record, first_audio):
+            async for event in self._synthesize(turn_id, seq, sentence, record, first_audio, deadline):
                 yield event
             seq += 1
         if remember:
@@ -370,27 +398,37 @@ class AgentOrchestrator:
             self._last_reply = line
 
     async def _synthesize(self, turn_id: int, seq: int, sentence: str, record: TurnRecord,
-                          first_audio: list[float]) -> AsyncIterator[Event]:
+                          first_audio: list[float], deadline: TurnDeadline | None = None
+                          ) -> AsyncIterator[Event]:
+        """Speak one sentence. `deadline`: a caller turn's (None for a greeting or a keypad line),
+        which bounds TTS until the first audio and lets the cached apology stand in for it."""
         text = sentence.strip()
-        if not text:
+        if not text or record.apology:  # the cached apology stood in for the rest of this turn
             return
         yield ReplyText(turn_id, seq, sentence)
         began = self.clock()
         first = True
         served: list[str] = []
         try:
-            async for chunk in self.router.route_synthesis(text, self.language.current, served):
+            async for chunk in self.router.route_synthesis(text, self.language.current, served, deadline):
                 now = self.clock()
                 if first:
                     first = False
                     record.timings.setdefault("tts_ttfb_ms", round((now - began) * 1000, 1))
                     if not first_audio:
                         first_audio.append(now)
+                        if deadline is not None:
+                            deadline.meet()
                 yield ReplyAudio(turn_id, seq, sentence, chunk)
         except ProviderError as exc:
             # The text result still stands; the caller just does not hear this sentence.
             record.error("tts", exc)
             self.log.bind(stage="tts", turn=turn_id).warning("no audio for sentence {}: {}", seq, exc)
+            if first and not first_audio and deadline is not None:
+                # Nothing heard yet this turn: the caller must not be left in silence.
+                async for event in self._play_apology(turn_id, seq, record, first_audio, deadline):
+                    first = False
+                    yield event
         finally:
             spent = round((self.clock() - began) * 1000, 1)
             record.timings["tts_ms"] = round((record.timings.get("tts_ms") or 0.0) + spent, 1)
@@ -399,8 +437,27 @@ class AgentOrchestrator:
         if not first:
             yield SentenceDone(turn_id, seq, sentence)
 
+    async def _play_apology(self, turn_id: int, seq: int, record: TurnRecord, first_audio: list[float],
+                            deadline: TurnDeadline) -> AsyncIterator[Event]:
+        """Play the apology cached at start-up in place of a sentence TTS could not speak."""
+        language = self.language.current
+        apology = self.apologies.get(language, "not_heard" if record.intent == "not_heard" else "trouble")
+        log = self.log.bind(stage="tts", turn=turn_id)
+        if apology is None:
+            log.error("TTS failed and no apology audio is cached for {}: the caller hears nothing", language)
+            return
+        record.apology = f"cached:{apology.provider}"
+        first_audio.append(self.clock())
+        deadline.meet()
+        log.warning("playing the cached apology line={} voice={}", apology.kind, apology.provider)
+        audio = apology.audio
+        step = max(2, int(APOLOGY_CHUNK_S * audio.sample_rate) * 2)
+        for start in range(0, len(audio.pcm), step):
+            yield ReplyAudio(turn_id, seq, apology.text,
+                             AudioChunk(audio.pcm[start:start + step], audio.sample_rate))
+
     async def _generate_and_speak(self, turn_id: int, record: TurnRecord, first_audio: list[float],
-                                  log: Any) -> AsyncIterator[Event]:
+                                  deadline: TurnDeadline, log: Any) -> AsyncIterator[Event]:
         self.state = "thinking"
         language = self.language.current
         messages = self.context.get_context(include_metadata=True)
@@ -414,7 +471,8 @@ class AgentOrchestrator:
                 chunker = SentenceChunker()
                 began = self.clock()
                 try:
-                    stream = contextlib.aclosing(self.router.route_generation(messages, language, served))
+                    stream = contextlib.aclosing(self.router.route_generation(messages, language, served,
+                                                                              deadline))
                     async with stream as deltas:
                         async for delta in deltas:
                             if not isinstance(delta, str):
@@ -451,7 +509,8 @@ class AgentOrchestrator:
                 while (sentence := await sentences.get()) is not None:
                     if self.state == "thinking":
                         self.state = "speaking"
-                    async for event in self._synthesize(turn_id, seq, sentence, record, first_audio):
+                    async for event in self._synthesize(turn_id, seq, sentence, record, first_audio,
+                                                        deadline):
                         events.put_nowait(event)
                     seq += 1
             finally:

@@ -28,6 +28,7 @@ from sutradhar.audio.turns import (
 )
 from sutradhar.audio.vad import FRAME_MS, make_vad
 from sutradhar.engines.base import Transcript
+from sutradhar.engines.deadline import TurnDeadline
 from sutradhar.engines.live_stt import LiveTranscription, open_transcription
 from sutradhar.pipeline.events import (
     ActionRequested,
@@ -363,8 +364,11 @@ class CallSession:
             return
         self._early_started = time.monotonic()
         self._paused_segment = segment
+        # The turn's budget runs from this silence too: a hung STT hands over to the next in time.
+        deadline = TurnDeadline.starting(self.services.settings.turn_budget_s, segment.ended_at or None)
         self._early = asyncio.create_task(self.services.router.route_transcription(
-            segment.audio, segment.sample_rate, self.language, detect=True), name=f"early-stt-{self.call_id}")
+            segment.audio, segment.sample_rate, self.language, detect=True, deadline=deadline),
+            name=f"early-stt-{self.call_id}")
         self.telemetry.speculation("started")
         self._wait_ms = self.policy.silence_ms  # until the transcript says otherwise
         self._early.add_done_callback(self._early_done)

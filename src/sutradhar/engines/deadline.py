@@ -1,0 +1,77 @@
+"""TurnDeadline: what is left of a turn's budget, so a hung provider cannot keep the caller waiting.
+
+A turn's budget (TURN_BUDGET_S) runs from the end of the caller's speech to the first audio the
+caller hears. Until that audio plays, every provider attempt (STT, the LLM's first token, the TTS's
+first audio) is bounded by what is left of the budget, shared among the providers still ahead in
+the chain, so a hung primary leaves time for its fallback. Once the first audio has played the
+caller is hearing us and later attempts get their stage's normal timeout again.
+
+A provider cut off by the budget before its first answer counts as timed out (a hung provider
+must open its breaker and show in /health); a stream cut by the budget after it answered in time
+does not. A spent budget fails a stage without trying it (`BudgetSpent`), blaming no provider.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sutradhar.engines.base import ProviderTimeout, Stage
+from sutradhar.engines.resilience import Clock
+
+# Below this an attempt cannot answer; starting it only blames a provider for the budget.
+MIN_ATTEMPT_S = 0.05
+
+
+class BudgetSpent(ProviderTimeout):
+    """The turn's budget ran out before this stage could be tried; no provider is to blame."""
+
+    retryable = False
+
+    @property
+    def kind(self) -> str:
+        return "budget"
+
+
+@dataclass
+class TurnDeadline:
+    """A turn's deadline on `clock` (the clock the caller's end of speech was measured on)."""
+
+    expires_at: float
+    budget_s: float
+    clock: Clock = time.monotonic
+    met: bool = False  # the first audio reached the caller: no budget from here on
+
+    @classmethod
+    def starting(cls, budget_s: float | None, started_at: float | None = None,
+                 clock: Clock = time.monotonic) -> TurnDeadline:
+        """A deadline `budget_s` after `started_at` (now by default); no budget (None or 0) gives
+        one that is already met, so every attempt keeps its stage's timeout."""
+        start = clock() if started_at is None else started_at
+        return cls(start + (budget_s or 0.0), budget_s or 0.0, clock, met=not budget_s)
+
+    def remaining(self) -> float | None:
+        """Seconds left, or None once met (the budget no longer applies)."""
+        if self.met:
+            return None
+        return max(0.0, self.expires_at - self.clock())
+
+    @property
+    def spent(self) -> bool:
+        left = self.remaining()
+        return left is not None and left < MIN_ATTEMPT_S
+
+    def attempt_timeout(self, stage_timeout: float, share: int = 1) -> float:
+        """The timeout of one attempt: the stage's own, or this attempt's share of what is left
+        when that is shorter (`share` providers are still ahead, this one included)."""
+        left = self.remaining()
+        if left is None:
+            return stage_timeout
+        return min(stage_timeout, left / max(1, share))
+
+    def meet(self) -> None:
+        """The caller hears audio now: later sentences use the normal per-stage timeouts."""
+        self.met = True
+
+    def spent_error(self, stage: Stage) -> BudgetSpent:
+        return BudgetSpent(f"turn budget of {self.budget_s:g}s spent", stage=stage)
