@@ -33,8 +33,10 @@ def free_port() -> int:
 
 
 def make_settings(**overrides: Any) -> Settings:
+    # INBOUND_MAX_SPEED=0: most tests send caller audio faster than real time on purpose (a test
+    # of the limit itself turns it on).
     base: dict[str, Any] = dict(stt=["scripted"], llm=["scripted"], tts=["scripted"], retry_attempts=1,
-                                log_level="WARNING")
+                                log_level="WARNING", inbound_max_speed=0.0)
     base.update(overrides)
     return load_settings(**base)
 
@@ -129,6 +131,7 @@ def live_server(settings: Settings | None = None, engines: Engines | None = None
     # log_config=None: uvicorn leaves logging alone, so its errors reach the root logger.
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             log_config=None, ws_max_size=settings.max_message_bytes,
+                            proxy_headers=False,  # as `sutradhar serve`: TRUSTED_PROXIES decides
                             timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()

@@ -32,6 +32,9 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop=loop,
                 log_level=settings.log_level.lower(), ws_max_size=settings.max_message_bytes,
+                # The client address stays the TCP peer: X-Forwarded-For is read by the
+                # per-source limit, and only from TRUSTED_PROXIES (telephony/admission.py).
+                proxy_headers=False,
                 log_config=None)  # setup_logging routes uvicorn's logging into ours
     return 0
 

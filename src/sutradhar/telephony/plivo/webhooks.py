@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import Response
 from loguru import logger
 
+from sutradhar.telephony.admission import tokens_required
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.plivo.codec import PlivoCodec, pack_language
 from sutradhar.telephony.plivo.control import PlivoControl
@@ -37,6 +38,8 @@ async def plivo_answer(request: Request) -> Response:
                     "<Hangup/></Response>")
     language = params.get("language") if params.get("language") in s.languages else s.default_language
     extra = f"language={pack_language(language)}"
+    if tokens_required(s, "plivo"):  # hex: extraHeaders allow only [A-Za-z0-9]
+        extra += f",token={await services.stream_tokens.issue('plivo', call_uuid)}"
     url = stream_url(request, s, "/plivo/media")
     return _xml('<Response><Stream bidirectional="true" keepCallAlive="true" '
                 'contentType="audio/x-mulaw;rate=8000" streamTimeout="86400" '
@@ -53,6 +56,5 @@ async def plivo_transfer(request: Request) -> Response:
 async def plivo_media(websocket: WebSocket) -> None:
     services = websocket.app.state.services
     settings = services.settings
-    await websocket.accept()
     await serve_media(websocket, Transport(websocket, PlivoCodec(settings.languages), PlivoControl(settings)),
                       services)
