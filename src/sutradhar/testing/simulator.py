@@ -447,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-rate", type=int, default=8000, help="exotel: stream rate (8000/16000)")
     p.add_argument("--token", default=None, help="browser: BROWSER_TOKEN")
     p.add_argument("--auth-token", default=None, help="twilio: sign requests with this auth token")
+    p.add_argument("--webhook", action="store_true", default=None,
+                   help="plivo/exotel: get the stream (and its token, STREAM_TOKENS=required) from the "
+                        "answer webhook first; twilio does so with --auth-token or --ivr-digit")
     p.add_argument("--admin-token", default=None, help="ADMIN_TOKEN, to read the call's live summary")
     p.add_argument("--record", default=None, metavar="OUT.wav", help="save the agent's audio")
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
@@ -464,7 +467,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     return SimConfig(base_url=args.url.rstrip("/"), turns=turns, carrier=args.carrier, ivr_digit=args.ivr_digit,
                      language=args.language, dtmf=args.dtmf, speed=args.speed, gap_s=args.gap, tail_s=args.tail,
                      sample_rate=args.sample_rate, token=args.token, auth_token=args.auth_token,
-                     admin_token=args.admin_token,
+                     admin_token=args.admin_token, webhook=args.webhook,
                      timeout_s=args.timeout)
 
 
