@@ -99,8 +99,9 @@ class Telemetry:
                                     "Early STT at a caller's pause: started, used, or dropped because "
                                     "the caller went on (resumed)", ("outcome",), registry=r)
         self.streams_refused = Counter("sutradhar_streams_refused",
-                                       "Media streams refused or closed at admission (bad token, "
-                                       "host, per-source limit, no start, no media, flooding)",
+                                       "Media streams and carrier webhooks refused or closed at "
+                                       "admission (bad token, host, per-source limit, no start, "
+                                       "no media, flooding)",
                                        ("carrier", "reason"), registry=r)
         self.inbound_dropped = Counter("sutradhar_inbound_audio_dropped_seconds",
                                        "Caller audio dropped for arriving faster than "

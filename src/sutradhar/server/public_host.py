@@ -40,8 +40,11 @@ class PublicHostOnly:
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("?", 0)
-        log.warning("refused {} {} from {}: Host {!r:.80} is not PUBLIC_URL's", scope["type"], scope.get("path"),
-                    client[0], host)
+        path = scope.get("path", "")
+        log.warning("refused {} {} from {}: Host {!r:.80} is not PUBLIC_URL's", scope["type"], path, client[0], host)
+        services = getattr(getattr(scope.get("app"), "state", None), "services", None)  # Starlette sets scope["app"]
+        if services is not None:
+            services.telemetry.stream_refused(path.strip("/").partition("/")[0] or "browser", "host")
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": ""})  # before accept: HTTP 403
             return

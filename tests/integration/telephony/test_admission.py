@@ -119,6 +119,7 @@ async def test_stream_tokens_required_for_plivo_and_exotel_when_configured(carri
 
 async def test_requests_for_another_host_are_refused_on_carrier_routes_only() -> None:
     with LogCapture() as logs, twilio_server() as srv:
+        before = refused_count(srv, "host")
         async with httpx.AsyncClient(base_url=srv.url, timeout=5) as client:
             forged = {"Host": "attacker.example"}
             assert (await client.post("/twilio/voice", data={"CallSid": "CAh"}, headers=forged)).status_code == 403
@@ -129,6 +130,7 @@ async def test_requests_for_another_host_are_refused_on_carrier_routes_only() ->
             assert (await client.post("/plivo/answer", data={"CallUUID": "u1"})).status_code == 200
         assert await handshake_status(srv.port, "/twilio/media", "attacker.example") == 403
         assert await handshake_status(srv.port, "/plivo/media", f"127.0.0.1:{srv.port}") == 101
+        assert refused_count(srv, "host") == before + 2  # /twilio/voice and the /twilio/media handshake
     assert logs.find("Host 'attacker.example' is not PUBLIC_URL's", "WARNING")
 
 
