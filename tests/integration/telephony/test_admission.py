@@ -244,7 +244,7 @@ async def test_loopback_is_exempt_by_default_so_benchmarks_can_open_many_streams
 async def test_a_20x_flood_is_dropped_and_closed_while_a_real_time_call_beside_it_finishes() -> None:
     recorder = RecordingRecorder()
     stt = ScriptedSTT(script=("hello there",))
-    with scripted_server(recorder, stt=stt, inbound_max_speed=1.5, inbound_burst_s=1.0, flood_close_s=2.0) as srv:
+    with scripted_server(recorder, stt=stt, inbound_max_speed=1.5, inbound_burst_s=2.0, flood_close_s=2.0) as srv:
         dropped_before = srv.services.telemetry.value("sutradhar_inbound_audio_dropped_seconds_total",
                                                       carrier="twilio")
         normal = asyncio.create_task(simulate(SimConfig(
@@ -260,6 +260,6 @@ async def test_a_20x_flood_is_dropped_and_closed_while_a_real_time_call_beside_i
     ended = {call_id: (reason, summary) for call_id, reason, summary in recorder.ended}
     reason, summary = ended["CAflood"]
     assert reason == "flooding" and summary["inbound_dropped_s"] > 2.0
-    assert summary["barge_ins"] <= 2  # the dropped audio never reached the VAD
+    assert summary["barge_ins"] <= 3  # the dropped audio never reached the VAD (unlimited: 93 in 23 s)
     assert srv.services.telemetry.value("sutradhar_inbound_audio_dropped_seconds_total",
                                         carrier="twilio") - dropped_before > 2.0
