@@ -6,6 +6,7 @@ A bad value fails at start with one message naming every problem, never in the m
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,20 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(256 * 1024, ge=1024)
     admin_token: str = ""
     browser_token: str = ""
+
+    # --- stream admission (telephony/admission.py, docs/security.md) ---
+    # Single-use tokens the answer webhook gives each media stream: auto = Twilio when
+    # TWILIO_AUTH_TOKEN is set; required = Twilio, Plivo and Exotel; off = never (static TwiML).
+    stream_tokens: str = "auto"
+    stream_token_ttl_s: float = Field(60.0, ge=5, le=600)
+    start_timeout_s: float = Field(5.0, gt=0)  # a media socket must send `start` within this
+    first_media_timeout_s: float = Field(5.0, gt=0)  # ... and its first audio within this after it
+    max_streams_per_source: int = Field(50, ge=0)  # open media sockets per client IP per worker; 0: no limit
+    source_limit_exempt: CSV = ["127.0.0.0/8", "::1/128"]  # networks the per-source limit skips
+    trusted_proxies: CSV = []  # peers whose X-Forwarded-For names the real client
+    inbound_max_speed: float = Field(1.5, ge=0)  # caller audio faster than this x real time is dropped; 0: off
+    inbound_burst_s: float = Field(2.0, gt=0, le=60)  # early audio allowed for network jitter
+    flood_close_s: float = Field(5.0, gt=0)  # dropped audio (draining at 1/10 real time) that ends the call
 
     # --- engines: ordered fallback chains per stage ---
     stt: CSV = ["local"]
@@ -184,7 +199,7 @@ class Settings(BaseSettings):
     health_min_calls: int = Field(3, ge=1)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
-                             mode="before")(_csv)
+                             "source_limit_exempt", "trusted_proxies", mode="before")(_csv)
 
     @field_validator("log_level")
     @classmethod
@@ -199,6 +214,28 @@ class Settings(BaseSettings):
     def _turn_policy(cls, value: str) -> str:
         if value not in {"silence", "semantic"}:
             raise ValueError(f"TURN_POLICY must be silence or semantic, not {value!r}")
+        return value
+
+    @field_validator("stream_tokens")
+    @classmethod
+    def _stream_tokens(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"auto", "required", "off"}:
+            raise ValueError(f"STREAM_TOKENS must be auto, required or off, not {value!r}")
+        return value
+
+    @field_validator("source_limit_exempt", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("inbound_max_speed")
+    @classmethod
+    def _inbound_speed(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("INBOUND_MAX_SPEED below 1 would drop a real-time caller's audio (0 turns it off)")
         return value
 
     @field_validator("vad")

@@ -23,11 +23,13 @@ from sutradhar.ops.health import HealthMonitor
 from sutradhar.ops.live_calls import LiveCalls
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.ops.shared_state import BreakerSync, IvrLanguageMap, SharedState
+from sutradhar.ops.stream_tokens import StreamTokens
 from sutradhar.pipeline.apologies import ApologyCache
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
 from sutradhar.store import CallStore, NullRecorder, Recorder
 from sutradhar.store.workers import WorkerLedger
+from sutradhar.telephony.admission import SourceLimiter
 
 log = logger.bind(stage="services")
 
@@ -61,6 +63,7 @@ class Services:
     store: CallStore | None  # None when records are off or the database did not start
     store_error: str | None
     health: HealthMonitor
+    sources: SourceLimiter  # open media sockets per client address (MAX_STREAMS_PER_SOURCE)
     breaker_sync: BreakerSync | None = None
     workers: WorkerLedger | None = None  # this worker's heartbeat in the store (crash recovery)
     apologies: ApologyCache = field(default_factory=ApologyCache)  # filled by warm_up
@@ -69,6 +72,10 @@ class Services:
     @property
     def ivr_languages(self) -> IvrLanguageMap:
         return self.shared.languages
+
+    @property
+    def stream_tokens(self) -> StreamTokens:
+        return self.shared.stream_tokens
 
     def new_orchestrator(self, call_id: str, language: str | None = None) -> AgentOrchestrator:
         s = self.settings
@@ -173,5 +180,5 @@ async def open_services(
     await health.start()
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
-                    store=store, store_error=store_error, health=health, breaker_sync=breaker_sync,
-                    workers=workers, _owns_engines=owns_engines)
+                    store=store, store_error=store_error, health=health, sources=SourceLimiter(settings),
+                    breaker_sync=breaker_sync, workers=workers, _owns_engines=owns_engines)

@@ -20,10 +20,14 @@ from tests.support.server import LiveServer, free_port  # noqa: F401  (re-export
 
 
 def e2e_settings(**overrides: Any) -> Settings:
-    """Settings for a test server: scripted engines unless told otherwise, fast resilience."""
-    # No turn budget and no start-up apology audio unless a test asks (as tests.support.server).
+    """Settings for a test server: scripted engines unless told otherwise, fast resilience.
+
+    Callers here burst audio faster than real time and wait for the greeting before speaking, so
+    the inbound rate limit is off and the first-media timeout is as long as the inactivity one.
+    No turn budget and no start-up apology audio unless a test asks (as tests.support.server)."""
     base: dict[str, Any] = dict(stt=["scripted"], llm=["scripted"], tts=["scripted"], retry_attempts=1,
                                 retry_backoff_s=0.0, log_level="INFO", inactivity_timeout_s=30.0,
+                                first_media_timeout_s=30.0, inbound_max_speed=0.0,
                                 turn_budget_s=0.0, apology_audio=False)
     base.update(overrides)
     return load_settings(**base)

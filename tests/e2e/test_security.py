@@ -20,7 +20,7 @@ from tests.e2e.harness import (
     free_port,
     live_server,
 )
-from tests.e2e.wire import TwilioCaller
+from tests.e2e.wire import TwilioCaller, handshake_signature, stream_token
 
 AUTH_TOKEN = "tw-auth-SECRET-4f1c9e"
 ADMIN_TOKEN = "adm-SECRET-77b2d1"
@@ -72,8 +72,11 @@ async def test_forged_signature_on_the_media_websocket_handshake_is_rejected(twi
                 pass
         assert refused.value.response.status_code == 403
     assert twilio_server.live_calls() == 0
-    # The genuine handshake (Twilio signs the wss:// URL with empty params) gets a call going.
-    async with TwilioCaller(twilio_server.ws_url, headers={"X-Twilio-Signature": sign(signed_url, {})}) as caller:
+    # The genuine handshake (Twilio signs the wss:// URL with empty params), with the stream token
+    # the signed webhook gave this call, gets a call going.
+    token = await stream_token(twilio_server.url, "CAgenuine", AUTH_TOKEN)
+    async with TwilioCaller(twilio_server.ws_url, call_id="CAgenuine", token=token,
+                            headers={"X-Twilio-Signature": sign(signed_url, {})}) as caller:
         assert await caller.wait_audio(0.1), "a correctly signed stream got no greeting"
 
 
@@ -141,9 +144,9 @@ async def test_no_secret_in_logs_or_responses_even_when_providers_fail(fake_sarv
 
     responses: list[str] = []
     with live_server(settings, engines=lambda s: configured_engines(s)) as server:
-        signed = "wss://" + (server.ws_url + "/twilio/media").split("://", 1)[1]
-        headers = {"X-Twilio-Signature": sign(signed, {})}
-        async with TwilioCaller(server.ws_url, headers=headers) as caller:
+        token = await stream_token(server.url, FORM["CallSid"], AUTH_TOKEN)
+        async with TwilioCaller(server.ws_url, call_id=FORM["CallSid"], token=token,
+                                headers=handshake_signature(server.ws_url, AUTH_TOKEN)) as caller:
             await caller.wait_audio(0.05)
             for spoken in UTTERANCES["en-IN"][:3]:
                 await caller.turn(spoken.pcm(), timeout=8, min_reply_s=0.05)

@@ -9,18 +9,44 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import websockets
+from twilio.request_validator import RequestValidator
 
 from sutradhar.audio.codecs import pcm16_to_ulaw, ulaw_to_pcm16
 
 FRAME = 160  # 20 ms of 8 kHz samples
 
 
+def handshake_signature(ws_url: str, auth_token: str) -> dict[str, str]:
+    """The X-Twilio-Signature header Twilio sends on /twilio/media: the wss:// URL, empty params.
+    It is the same for every call, which is why a stream also needs its token."""
+    signed = "wss://" + (ws_url + "/twilio/media").split("://", 1)[1]
+    return {"X-Twilio-Signature": RequestValidator(auth_token).compute_signature(signed, {})}
+
+
+async def stream_token(base_url: str, call_sid: str, auth_token: str, public_url: str | None = None) -> str:
+    """Answer `call_sid` through the signed IVR webhook, as Twilio would, and return the stream
+    token its <Connect><Stream> carries."""
+    import xml.etree.ElementTree as ET
+
+    path = "/twilio/language?attempt=2"  # the last attempt: no key needed, the default language
+    form = {"CallSid": call_sid, "AccountSid": "ACtest"}
+    signature = RequestValidator(auth_token).compute_signature((public_url or base_url) + path, form)
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+        response = await client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+    response.raise_for_status()
+    params = {p.get("name"): p.get("value") for p in ET.fromstring(response.text).iter("Parameter")}
+    return params["token"]
+
+
 class TwilioCaller:
     def __init__(self, ws_url: str, language: str = "en-IN", call_id: str | None = None,
-                 headers: dict[str, str] | None = None, echo_marks: bool = True) -> None:
+                 headers: dict[str, str] | None = None, echo_marks: bool = True,
+                 token: str | None = None) -> None:
         self.url = ws_url + "/twilio/media"
         self.call_id = call_id or "CA" + uuid.uuid4().hex
+        self.token = token  # the stream token from the answer webhook (`stream_token`), when required
         self.stream_sid = "MZ" + uuid.uuid4().hex
         self.language = language
         self.headers = headers or {}
@@ -47,7 +73,7 @@ class TwilioCaller:
             await self.send({"event": "start", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
                              "start": {"accountSid": "ACtest", "streamSid": self.stream_sid, "callSid": self.call_id,
                                        "tracks": ["inbound"],
-                                       "customParameters": {"call_id": self.call_id, "language": self.language},
+                                       "customParameters": self.parameters(),
                                        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
                                                        "channels": 1}}})
         return self
@@ -57,6 +83,11 @@ class TwilioCaller:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def parameters(self) -> dict[str, str]:
+        """The <Parameter>s Twilio passes in start.customParameters."""
+        params = {"call_id": self.call_id, "language": self.language}
+        return params | {"token": self.token} if self.token else params
 
     def _next(self) -> str:
         self._seq += 1

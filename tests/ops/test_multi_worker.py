@@ -136,7 +136,8 @@ def test_ivr_webhook_on_one_server_and_media_stream_on_another_share_the_languag
     redis, redis_port = start_redis()
     env = {**os.environ, "PYTHONPATH": SRC, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}", "ADMIN_TOKEN": TOKEN,
-           "STT": "scripted", "LLM": "scripted", "TTS": "scripted", "LOG_LEVEL": "WARNING", "WORKERS": "1"}
+           "STT": "scripted", "LLM": "scripted", "TTS": "scripted", "LOG_LEVEL": "WARNING", "WORKERS": "1",
+           "INBOUND_MAX_SPEED": "0"}  # the simulator below streams at 2x real time
     ports = [free_port(), free_port()]
     servers = []
     try:

@@ -35,8 +35,11 @@ def free_port() -> int:
 def make_settings(**overrides: Any) -> Settings:
     # No turn budget and no start-up apology audio unless a test asks: elsewhere slow scripted
     # engines are the point, and scripted voices count their calls (tests/integration/test_turn_budget.py).
+    # INBOUND_MAX_SPEED=0: most tests send caller audio faster than real time on purpose (a test
+    # of the limit itself turns it on).
     base: dict[str, Any] = dict(stt=["scripted"], llm=["scripted"], tts=["scripted"], retry_attempts=1,
-                                log_level="WARNING", turn_budget_s=0.0, apology_audio=False)
+                                log_level="WARNING", turn_budget_s=0.0, apology_audio=False,
+                                inbound_max_speed=0.0)
     base.update(overrides)
     return load_settings(**base)
 
@@ -131,6 +134,7 @@ def live_server(settings: Settings | None = None, engines: Engines | None = None
     # log_config=None: uvicorn leaves logging alone, so its errors reach the root logger.
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             log_config=None, ws_max_size=settings.max_message_bytes,
+                            proxy_headers=False,  # as `sutradhar serve`: TRUSTED_PROXIES decides
                             timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()

@@ -98,6 +98,14 @@ class Telemetry:
         self.speculations = Counter("sutradhar_speculations",
                                     "Early STT at a caller's pause: started, used, or dropped because "
                                     "the caller went on (resumed)", ("outcome",), registry=r)
+        self.streams_refused = Counter("sutradhar_streams_refused",
+                                       "Media streams and carrier webhooks refused or closed at "
+                                       "admission (bad token, host, per-source limit, no start, "
+                                       "no media, flooding)",
+                                       ("carrier", "reason"), registry=r)
+        self.inbound_dropped = Counter("sutradhar_inbound_audio_dropped_seconds",
+                                       "Caller audio dropped for arriving faster than "
+                                       "INBOUND_MAX_SPEED x real time", ("carrier",), registry=r)
         self.active_calls = Gauge("sutradhar_active_calls", "Calls in progress in this process",
                                   registry=r, multiprocess_mode="livesum")
         self.probes = Counter("sutradhar_breaker_probes", "Background probes of open breakers",
@@ -150,6 +158,12 @@ class Telemetry:
 
     def speculation(self, outcome: str) -> None:
         self.speculations.labels(_label(outcome)).inc()
+
+    def stream_refused(self, carrier: str, reason: str) -> None:
+        self.streams_refused.labels(_label(carrier), _label(reason)).inc()
+
+    def inbound_audio_dropped(self, carrier: str, seconds: float) -> None:
+        self.inbound_dropped.labels(_label(carrier)).inc(seconds)
 
     def barge_in(self) -> None:
         self.barge_ins.inc()

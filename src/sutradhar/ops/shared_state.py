@@ -5,6 +5,8 @@
 - every worker's live calls: `sutradhar.ops.live_calls.LiveCalls`, on the same Redis client.
 - `BreakerStateStore` + `BreakerSync`: per stage+provider breaker state with its opened-at time, so
   when one worker finds a provider down the others stop sending it calls too.
+- `sutradhar.ops.stream_tokens.StreamTokens`: single-use media-stream tokens, issued by the worker
+  that answered the webhook and spent by the one the stream reaches.
 
 Without Redis each falls back to an in-process implementation. A Redis failure is logged and the
 in-process copy answers: shared state is an optimisation, never a reason to drop a call.
@@ -218,19 +220,25 @@ class BreakerSync:
 
 
 class SharedState:
-    """The IVR map and the breaker store, on one Redis connection (or none); the live-call
-    registry uses the same connection (`LiveCalls(redis=shared.redis)`)."""
+    """The IVR map, the breaker store and the stream tokens, on one Redis connection (or none);
+    the live-call registry uses the same connection (`LiveCalls(redis=shared.redis)`)."""
 
-    def __init__(self, redis: Any | None = None, *, worker: str | None = None) -> None:
+    def __init__(self, redis: Any | None = None, *, worker: str | None = None,
+                 stream_token_ttl_s: float = 60.0) -> None:
+        # Imported here: stream_tokens builds on RedisBacked, defined in this module.
+        from sutradhar.ops.stream_tokens import StreamTokens
+
         self.redis = redis
         self.worker = worker or worker_id()
         self.languages = IvrLanguageMap(redis)
         self.breakers = BreakerStateStore(redis, worker=self.worker)
+        self.stream_tokens = StreamTokens(redis, ttl_s=stream_token_ttl_s)
 
     @classmethod
     def from_settings(cls, settings: Any) -> SharedState:
         url = getattr(settings, "redis_url", "")
-        return cls(connect_redis(url) if url else None)
+        return cls(connect_redis(url) if url else None,
+                   stream_token_ttl_s=getattr(settings, "stream_token_ttl_s", 60.0))
 
     @property
     def shared(self) -> bool:

@@ -17,6 +17,7 @@ from sutradhar.config import Settings, load_settings
 from sutradhar.engines.registry import EngineSet
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.server import admin, http_errors
+from sutradhar.server.public_host import PublicHostOnly
 from sutradhar.services import open_services
 from sutradhar.store import Recorder
 from sutradhar.telephony.browser import webhooks as browser
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, *, engines: EngineSet | None = 
     http_errors.install(app)
     for module in (admin, twilio, exotel, plivo, browser):
         app.include_router(module.router)
+    app.add_middleware(PublicHostOnly, settings=settings)
     return app
 
 
@@ -68,3 +70,7 @@ def _warn_open_endpoints(settings: Settings) -> None:
         log.warning("ADMIN_TOKEN is not set: /status, /calls and live-call summaries are open to anyone")
     if not settings.browser_token:
         log.warning("BROWSER_TOKEN is not set: the browser talk page and its socket are open to anyone")
+    if not settings.public_url:
+        log.warning("PUBLIC_URL is not set: carrier routes answer any Host header")
+    if settings.stream_tokens == "off" and settings.twilio_auth_token:
+        log.warning("STREAM_TOKENS=off: a replayed Twilio stream handshake opens a call")

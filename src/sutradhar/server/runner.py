@@ -71,5 +71,8 @@ def serve(settings: Settings, engines: EngineSet | None = None, sock: socket.soc
     config = uvicorn.Config(app, host=settings.host, port=settings.port, loop=loop,
                             log_level=settings.log_level.lower(), ws_max_size=settings.max_message_bytes,
                             timeout_graceful_shutdown=5,
+                            # The client address stays the TCP peer: X-Forwarded-For is read by the
+                            # per-source limit, and only from TRUSTED_PROXIES (telephony/admission.py).
+                            proxy_headers=False,
                             log_config=None)  # setup_logging routes uvicorn's logging into ours
     DrainingServer(config, app).run(sockets=[sock] if sock is not None else None)

@@ -2,6 +2,8 @@
 
 Bad input is the caller's problem, never the server's: a malformed or out-of-order message is logged
 with the call id and ignored; a flood of them, or an oversized message, closes only this socket.
+Admission (`admission.py`) guards the way in: sockets per source, `start` within START_TIMEOUT_S, the
+stream token; caller audio faster than real time is dropped (`inbound_rate.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from sutradhar.config import Settings
 from sutradhar.ids import is_call_id
 from sutradhar.ops.logs import call_context
 from sutradhar.services import Services
+from sutradhar.telephony.admission import token_refusal
+from sutradhar.telephony.inbound_rate import InboundRate
 from sutradhar.telephony.session import CallSession
 from sutradhar.telephony.transport import (
     Dtmf,
@@ -58,6 +62,25 @@ async def _ivr_language(services: Services, call_sid: str) -> str | None:
 
 
 async def serve_media(websocket: WebSocket, transport: Transport, services: Services) -> CallSession | None:
+    """Admit the socket (MAX_STREAMS_PER_SOURCE), accept it and run its stream to the end.
+
+    The carrier's route checks its own credentials first and calls this instead of `accept`."""
+    limiter = services.sources
+    source = limiter.source(websocket.client.host if websocket.client else None, websocket.headers)
+    if not limiter.acquire(source):
+        transport.log.warning("refused media stream from {}: {} already open from it (MAX_STREAMS_PER_SOURCE)",
+                              source, limiter.open(source))
+        services.telemetry.stream_refused(transport.carrier, "source_limit")
+        await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
+        return None
+    try:
+        await websocket.accept()
+        return await _run(websocket, transport, services)
+    finally:
+        limiter.release(source)
+
+
+async def _run(websocket: WebSocket, transport: Transport, services: Services) -> CallSession | None:
     """Run one media stream until the carrier stops it, the socket closes or the call ends."""
     settings = services.settings
     session: CallSession | None = None
@@ -66,10 +89,13 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Serv
     limit = settings.max_message_bytes
     malformed_before_start = 0  # junk before a call exists counts too, or it could go on for minutes
     scope = ExitStack()  # the call's log context, entered at start, left when the stream ends
+    loop = asyncio.get_running_loop()
+    start_by = loop.time() + settings.start_timeout_s  # from accept: messages before start do not extend it
+    inbound: InboundRate | None = None
     try:
         while True:
-            if session is None:  # no call yet: do not let an idle socket live forever
-                message = await asyncio.wait_for(websocket.receive(), settings.inactivity_timeout_s)
+            if session is None:  # no call yet: a socket holds no slot, but it may not idle either
+                message = await asyncio.wait_for(websocket.receive(), max(0.0, start_by - loop.time()))
             else:
                 message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -99,6 +125,14 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Serv
                 continue
             if type(event) is bytes:  # the hot path: one frame of caller audio
                 if session is not None:
+                    if inbound is not None:
+                        seconds = len(event) / (2 * transport.sample_rate)
+                        if not inbound.admit(seconds):
+                            if _dropped(session, inbound, seconds):
+                                reason = "flooding"
+                                await transport.close(1008, "media faster than real time")
+                                break
+                            continue
                     await session.on_audio(event)
                 continue
             if event is None:
@@ -117,6 +151,9 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Serv
                     if session is None:
                         reason = "refused"
                         break
+                    if settings.inbound_max_speed:
+                        inbound = InboundRate(settings.inbound_max_speed, settings.inbound_burst_s,
+                                              settings.flood_close_s)
                 elif isinstance(event, Stop):
                     break
                 else:
@@ -138,7 +175,8 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Serv
                 break
     except TimeoutError:
         reason = "no_start"
-        log.warning("no start message within {}s; closing", settings.inactivity_timeout_s)
+        log.warning("no start message within {}s (START_TIMEOUT_S); closing", settings.start_timeout_s)
+        services.telemetry.stream_refused(transport.carrier, "no_start")
         await transport.close(1000, "no start")
     except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after the peer closed
         pass
@@ -161,8 +199,28 @@ def _usable_start(start: Start) -> bool:
             and (start.language is None or isinstance(start.language, str)))
 
 
+def _dropped(session: CallSession, inbound: InboundRate, seconds: float) -> bool:
+    """Count audio the caller sent too fast; True when the call should end for flooding."""
+    if not session.inbound_dropped_s:
+        session.log.warning("caller audio arrives faster than {}x real time (INBOUND_MAX_SPEED); dropping the excess",
+                            session.settings.inbound_max_speed)
+    session.inbound_dropped_s = inbound.dropped_s
+    session.telemetry.inbound_audio_dropped(session.transport.carrier, seconds)
+    if not inbound.flooding:
+        return False
+    session.log.warning("closing a flooding stream: {:.1f}s of caller audio dropped", inbound.dropped_s)
+    session.telemetry.stream_refused(session.transport.carrier, "flooding")
+    return True
+
+
 async def _start(transport: Transport, services: Services, start: Start, scope: ExitStack) -> CallSession | None:
     transport.bind(start)
+    refusal = await token_refusal(services.settings, services.stream_tokens, transport.carrier, start)
+    if refusal is not None:  # a replayed or forged handshake, or a token spent already: no call, no record
+        transport.log.warning("refusing stream: {}", refusal)
+        services.telemetry.stream_refused(transport.carrier, "token")
+        await transport.close(1008, "stream not admitted")
+        return None
     language = await first_language(services, start)
     # No await between this check and the session registering itself: the limit holds under a rush.
     if services.calls.at_capacity:

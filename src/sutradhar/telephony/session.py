@@ -128,6 +128,8 @@ class CallSession:
         self._last_v2v: float | None = None
         self._resamplers: dict[int, StreamResampler] = {}  # TTS rate -> wire rate, per sentence
         self._last_inbound = time.monotonic()
+        self.heard_caller = False  # any caller audio (or typed text) yet: FIRST_MEDIA_TIMEOUT_S
+        self.inbound_dropped_s = 0.0  # caller audio dropped for arriving too fast (media.py)
         self._watchdog: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # action timers; referenced so they are not GC'd
         self.turns: list[dict[str, Any]] = []
@@ -221,7 +223,7 @@ class CallSession:
             "call_id": self.call_id, "carrier": self.transport.carrier, "language": self.language,
             "state": self.state.value, "end_reason": self.end_reason, "turns": self.turns,
             "barge_ins": self.barge_ins, "backchannels": self.backchannels,
-            "malformed_messages": self.malformed,
+            "malformed_messages": self.malformed, "inbound_dropped_s": round(self.inbound_dropped_s, 2),
             "duration_s": round(time.time() - self.started_at, 2),
             "playout": vars(self.playout.stats).copy(),
             "orchestrator": self.orchestrator.get_status(),
@@ -235,6 +237,7 @@ class CallSession:
     async def on_audio(self, pcm: bytes) -> None:
         """One inbound chunk of PCM at the wire rate (20 ms on phones, ~100 ms on Exotel)."""
         self._last_inbound = time.monotonic()
+        self.heard_caller = True
         if self._in_resampler is not None:
             pcm = self._in_resampler.process(pcm)
         size = self._frame_bytes
@@ -468,6 +471,7 @@ class CallSession:
     async def on_text(self, text: str) -> None:
         if self._closing:
             return
+        self.heard_caller = True
         await self.interrupt("typed")
         self._answer(Utterance(b"", 16000, time.monotonic(), text=text))
 
@@ -766,14 +770,24 @@ class CallSession:
             self.log.warning("unknown action {}", action)
 
     async def _watch_inactivity(self) -> None:
+        """End the call when the caller sends no audio within FIRST_MEDIA_TIMEOUT_S of the start
+        (a start-only socket must not hold a call slot), or no message for INACTIVITY_TIMEOUT_S."""
         timeout = self.settings.inactivity_timeout_s
+        first_by = time.monotonic() + self.settings.first_media_timeout_s
         while self.state is not State.ENDED:
-            remaining = self._last_inbound + timeout - time.monotonic()
+            now = time.monotonic()
+            if not self.heard_caller and now >= first_by:
+                self.log.warning("no caller audio within {}s of the start (FIRST_MEDIA_TIMEOUT_S); ending the call",
+                                 self.settings.first_media_timeout_s)
+                self.telemetry.stream_refused(self.transport.carrier, "no_media")
+                await self.end("no_media", hang_up=True)
+                return
+            remaining = self._last_inbound + timeout - now
             if remaining <= 0:
                 self.log.warning("no message from the carrier for {}s; ending the call", timeout)
                 await self.end("inactivity", hang_up=True)
                 return
-            await asyncio.sleep(remaining)
+            await asyncio.sleep(remaining if self.heard_caller else min(remaining, first_by - now))
 
     async def _record(self, hook: str, *args: Any) -> None:
         try:

@@ -24,6 +24,7 @@ class Start:
     carrier_call_id: str  # CallSid / call_sid / callId: what the carrier's REST API knows
     language: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    token: str | None = None  # the single-use stream token the answer webhook issued (admission.py)
 
 
 DTMF_KEYS = "0123456789*#"  # a phone keypad; no carrier we serve sends A-D

@@ -60,6 +60,9 @@ class SimConfig:
     turns: list[CallerTurn] = field(default_factory=list)
     carrier: str = "twilio"
     ivr_digit: str | None = None  # twilio: run the IVR webhooks and press this digit ("" = no key)
+    # Run the carrier's answer webhook first and stream as it says, its stream token included (Twilio
+    # IVR, Plivo answer XML, Exotel stream URL). None: Twilio when auth_token or ivr_digit is set.
+    webhook: bool | None = None
     language: str | None = None  # stream parameter (all carriers) when the IVR is not used
     dtmf: list[tuple[str, float]] = field(default_factory=list)  # (digit, seconds after stream start)
     speed: float = 1.0  # caller audio this many times faster than real time
@@ -149,13 +152,19 @@ class _Call:
         return now < self.play_end or bool(self.pending_marks) or now - self.last_audio < 0.25
 
     async def run(self) -> CallResult:
-        params = await self._ivr() if self.cfg.carrier == "twilio" and self.cfg.ivr_digit is not None else {}
+        cfg = self.cfg
+        url = self.wire.url()
+        params: dict[str, str] = {}
+        webhook = cfg.webhook
+        if webhook is None:
+            webhook = cfg.carrier == "twilio" and (cfg.ivr_digit is not None or bool(cfg.auth_token))
+        if webhook:
+            params, url = await self._answer(url)
         params.setdefault("call_id", self.call_sid)
-        if self.cfg.language and "language" not in params:
-            params["language"] = self.cfg.language
+        if cfg.language and ("language" not in params or cfg.ivr_digit is None):
+            params["language"] = cfg.language  # the stream parameter, unless an IVR digit chose
         self.result.language = params.get("language")
         headers = {}
-        url = self.wire.url()
         if self.cfg.auth_token and self.cfg.carrier == "twilio":
             from twilio.request_validator import RequestValidator
 
@@ -188,6 +197,28 @@ class _Call:
                         await asyncio.wait_for(self.closed.wait(), self.cfg.timeout_s)
                 await receiver
         return self.result
+
+    async def _answer(self, url: str) -> tuple[dict[str, str], str]:
+        """The carrier's answer webhook: the stream's parameters (its token too) and its URL."""
+        carrier = self.cfg.carrier
+        if carrier == "twilio":
+            return await self._ivr(), url
+        async with httpx.AsyncClient(base_url=self.cfg.base_url, timeout=10) as client:
+            if carrier == "plivo":
+                query = {"language": self.cfg.language} if self.cfg.language else {}
+                response = await client.post("/plivo/answer", params=query, data={"CallUUID": self.call_sid})
+                response.raise_for_status()
+                stream = ET.fromstring(response.text).find("./Stream")
+                if stream is None:
+                    raise RuntimeError(f"Plivo answer did not stream the call: {response.text}")
+                extra = dict(part.split("=", 1) for part in (stream.get("extraHeaders") or "").split(",") if "=" in part)
+                return extra, (stream.text or url).strip()
+            if carrier == "exotel":
+                response = await client.get("/exotel/stream", params={"CallSid": self.call_sid,
+                                                                      "sample-rate": str(self.wire.rate)})
+                response.raise_for_status()
+                return {}, response.json()["url"]
+        return {}, url
 
     async def _ivr(self) -> dict[str, str]:
         form = {"CallSid": self.call_sid, "AccountSid": "ACsimulator", "From": "+910000000000",
@@ -416,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-rate", type=int, default=8000, help="exotel: stream rate (8000/16000)")
     p.add_argument("--token", default=None, help="browser: BROWSER_TOKEN")
     p.add_argument("--auth-token", default=None, help="twilio: sign requests with this auth token")
+    p.add_argument("--webhook", action="store_true", default=None,
+                   help="plivo/exotel: get the stream (and its token, STREAM_TOKENS=required) from the "
+                        "answer webhook first; twilio does so with --auth-token or --ivr-digit")
     p.add_argument("--admin-token", default=None, help="ADMIN_TOKEN, to read the call's live summary")
     p.add_argument("--record", default=None, metavar="OUT.wav", help="save the agent's audio")
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
@@ -433,7 +467,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     return SimConfig(base_url=args.url.rstrip("/"), turns=turns, carrier=args.carrier, ivr_digit=args.ivr_digit,
                      language=args.language, dtmf=args.dtmf, speed=args.speed, gap_s=args.gap, tail_s=args.tail,
                      sample_rate=args.sample_rate, token=args.token, auth_token=args.auth_token,
-                     admin_token=args.admin_token,
+                     admin_token=args.admin_token, webhook=args.webhook,
                      timeout_s=args.timeout)
 
 

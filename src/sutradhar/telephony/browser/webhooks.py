@@ -46,5 +46,4 @@ async def browser_media(websocket: WebSocket) -> None:
     if not _token_ok(services.settings, websocket.query_params.get("token")):
         await websocket.close(code=1008)
         return
-    await websocket.accept()
     await serve_media(websocket, Transport(websocket, BrowserCodec()), services)

@@ -30,8 +30,9 @@ class ExotelCodec(Codec):
     frame_ms = 100  # 1600 / 3200 / 4800 bytes: at least 100 ms and a multiple of 320 bytes
     lead_frames = 1
 
-    def __init__(self, sample_rate: int = 8000) -> None:
+    def __init__(self, sample_rate: int = 8000, token: str | None = None) -> None:
         self.sample_rate = sample_rate
+        self.url_token = token  # the stream URL's ?token= (its custom parameters carry it too)
         self.stream_sid = ""
         self._media_prefix = ""
 
@@ -53,6 +54,7 @@ class ExotelCodec(Codec):
             params = start.get("custom_parameters") or {}
             call_sid = start["call_sid"]
             return Start(call_id=call_sid, carrier_call_id=call_sid, language=params.get("language"),
+                         token=params.get("token") or self.url_token,
                          info={"stream_sid": self.stream_sid, "account_sid": start.get("account_sid", ""),
                                "sample_rate": self.sample_rate})
         if event == "mark":

@@ -69,6 +69,7 @@ class PlivoCodec(Codec):
             extra = parse_extra_headers(msg.get("extra_headers") or start.get("extra_headers"))
             return Start(call_id=self.call_uuid, carrier_call_id=self.call_uuid,
                          language=unpack_language(extra.get("language"), self.languages),
+                         token=extra.get("token"),
                          info={"stream_id": self.stream_id, "account_id": start.get("accountId", "")})
         if event == "playedStream":
             return MarkPlayed(msg["name"])

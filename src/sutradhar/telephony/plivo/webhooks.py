@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from loguru import logger
 
 from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS
+from sutradhar.telephony.admission import tokens_required
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.plivo.codec import PlivoCodec, pack_language
 from sutradhar.telephony.plivo.control import PlivoControl
@@ -55,6 +56,8 @@ def _answer(request: Request, call_uuid: str | None, language: str | None) -> Re
                     "<Hangup/></Response>")
     language = language if language in s.languages else s.default_language
     extra = f"language={pack_language(language)}"
+    if tokens_required(s, "plivo"):  # hex: extraHeaders allow only [A-Za-z0-9]
+        extra += f",token={await services.stream_tokens.issue('plivo', call_uuid)}"
     url = stream_url(request, s, "/plivo/media")
     return _xml('<Response><Stream bidirectional="true" keepCallAlive="true" '
                 'contentType="audio/x-mulaw;rate=8000" streamTimeout="86400" '
@@ -72,6 +75,5 @@ async def plivo_transfer(request: Request) -> Response:
 async def plivo_media(websocket: WebSocket) -> None:
     services = websocket.app.state.services
     settings = services.settings
-    await websocket.accept()
     await serve_media(websocket, Transport(websocket, PlivoCodec(settings.languages), PlivoControl(settings)),
                       services)

@@ -47,7 +47,7 @@ class TwilioCodec(Codec):
             self._media_prefix = f'{{"event":"media","streamSid":{json.dumps(self.stream_sid)},"media":{{"payload":"'
             params = start.get("customParameters") or {}
             return Start(call_id=params.get("call_id") or self.call_sid, carrier_call_id=self.call_sid,
-                         language=params.get("language"),
+                         language=params.get("language"), token=params.get("token"),
                          info={"stream_sid": self.stream_sid, "account_sid": start.get("accountSid", "")})
         if event == "mark":
             return MarkPlayed(msg["mark"]["name"])

@@ -1,8 +1,10 @@
 """Twilio webhooks: the IVR language menu (TwiML), signature checks, and the media-stream socket.
 
 Call flow: POST /twilio/voice answers with a one-digit language menu; POST /twilio/language stores
-the choice (CallSid -> language) and connects the call to WS /twilio/media, passing the language
-and our call id as <Parameter>s (the stream URL must not carry a query string).
+the choice (CallSid -> language) and connects the call to WS /twilio/media, passing the language,
+our call id and (when TWILIO_AUTH_TOKEN signs the webhooks) a single-use stream token bound to the
+CallSid as <Parameter>s (the stream URL must not carry a query string). The handshake signature is
+the same for every call, so the token is what proves a stream belongs to a call we answered.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from twilio.twiml.voice_response import Connect, Gather, VoiceResponse
 
 from sutradhar.config import Settings
 from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS, is_call_id
+from sutradhar.telephony.admission import tokens_required
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.transport import DTMF_KEYS, Transport
 from sutradhar.telephony.twilio.codec import TwilioCodec
@@ -153,6 +156,8 @@ async def twilio_language(request: Request, call_sid: CallSid = None, digits: Di
     stream = connect.stream(url=stream_url(request, settings, "/twilio/media"))
     stream.parameter(name="language", value=language)
     stream.parameter(name="call_id", value=call_sid)
+    if tokens_required(settings, "twilio"):  # the signed webhook vouches for this call's stream only
+        stream.parameter(name="token", value=await services.stream_tokens.issue("twilio", call_sid))
     response.append(connect)
     return _xml(response)
 
@@ -181,5 +186,4 @@ async def twilio_media(websocket: WebSocket) -> None:
                     websocket.client.host if websocket.client else "?")
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
         return
-    await websocket.accept()
     await serve_media(websocket, Transport(websocket, TwilioCodec(), TwilioControl(settings)), services)
