@@ -37,17 +37,17 @@ def _xml(body: str) -> Response:
 async def plivo_answer(request: Request, call_uuid: CallUuidQuery = None,
                        language: LanguageQuery = None) -> Response:
     """Answer URL: stream the call to /plivo/media. `?language=hi-IN` picks the call's language."""
-    return _answer(request, call_uuid, language)
+    return await _answer(request, call_uuid, language)
 
 
 @router.post("/plivo/answer")
 async def plivo_answer_form(request: Request, call_uuid: CallUuidForm = None,
                             language: LanguageQuery = None, form_language: LanguageForm = None) -> Response:
     """The answer URL posted: the form's fields win over the URL's, as Plivo merges them."""
-    return _answer(request, call_uuid, form_language or language)
+    return await _answer(request, call_uuid, form_language or language)
 
 
-def _answer(request: Request, call_uuid: str | None, language: str | None) -> Response:
+async def _answer(request: Request, call_uuid: str | None, language: str | None) -> Response:
     services = request.app.state.services
     s = services.settings
     if services.calls.at_capacity:
