@@ -6,7 +6,7 @@ import time
 import pytest
 
 from sutradhar.engines.base import ProviderError
-from sutradhar.engines.deadline import MIN_ATTEMPT_S, TurnDeadline
+from sutradhar.engines.deadline import FALLBACK_RESERVE_S, MIN_ATTEMPT_S, TurnDeadline
 from sutradhar.engines.fallback import AllProvidersFailed, StagePolicy, TaskRouter
 from sutradhar.engines.resilience import BreakerState, RetryPolicy
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
@@ -37,7 +37,11 @@ def test_an_attempt_gets_the_stage_timeout_or_its_share_of_what_is_left_whicheve
     deadline = TurnDeadline.starting(2.5, started_at=clock.now, clock=clock)
     assert deadline.attempt_timeout(15.0) == pytest.approx(2.5)
     assert deadline.attempt_timeout(1.0) == pytest.approx(1.0)
-    assert deadline.attempt_timeout(15.0, share=2) == pytest.approx(1.25)
+    # The first of two providers keeps all but the fallback's reserve; of four, never below a
+    # quarter.
+    assert deadline.attempt_timeout(15.0, share=2) == pytest.approx(2.5 - FALLBACK_RESERVE_S)
+    assert deadline.attempt_timeout(15.0, share=4) == pytest.approx(max(2.5 - 3 * FALLBACK_RESERVE_S, 2.5 / 4))
+    assert deadline.attempt_timeout(15.0, share=8) == pytest.approx(2.5 / 8)
     clock.now += 2.0
     assert deadline.remaining() == pytest.approx(0.5)
     assert deadline.attempt_timeout(15.0) == pytest.approx(0.5)
@@ -77,7 +81,7 @@ async def test_a_hung_primary_gets_its_share_of_the_budget_and_the_fallback_answ
     elapsed = time.monotonic() - began
     assert result.provider == "backup"
     assert len(hung.calls) == 1  # a budget-cut timeout is not retried on the same provider
-    assert elapsed < 5.0  # not 2 x 15 s: the hung one was cut at its share of one second
+    assert elapsed < 5.0  # not 2 x 15 s: the hung one was cut, leaving the backup its reserve
     hung_slot = r.chains["stt"][0]
     assert hung_slot.outcomes.stats()["timeouts"] == 1
     assert "no answer within 0.5s" in (hung_slot.last_error or "")

@@ -21,6 +21,10 @@ from sutradhar.engines.resilience import Clock
 
 # Below this an attempt cannot answer; starting it only blames a provider for the budget.
 MIN_ATTEMPT_S = 0.05
+# What an attempt leaves for each provider behind it in the chain (a responder, a fast second
+# vendor). The first provider is the likeliest to answer, so it gets the rest, not an equal share:
+# with a CPU LLM and the responder behind it, an equal split would hand most turns to the responder.
+FALLBACK_RESERVE_S = 0.5
 
 
 class BudgetSpent(ProviderTimeout):
@@ -62,12 +66,14 @@ class TurnDeadline:
         return left is not None and left < MIN_ATTEMPT_S
 
     def attempt_timeout(self, stage_timeout: float, share: int = 1) -> float:
-        """The timeout of one attempt: the stage's own, or this attempt's share of what is left
-        when that is shorter (`share` providers are still ahead, this one included)."""
+        """The timeout of one attempt: the stage's own, or what is left after keeping
+        FALLBACK_RESERVE_S for each of the other `share - 1` providers still ahead, when that is
+        shorter; never less than an equal share."""
         left = self.remaining()
         if left is None:
             return stage_timeout
-        return min(stage_timeout, left / max(1, share))
+        behind = max(1, share) - 1
+        return min(stage_timeout, max(left - behind * FALLBACK_RESERVE_S, left / (behind + 1)))
 
     def meet(self) -> None:
         """The caller hears audio now: later sentences use the normal per-stage timeouts."""
