@@ -41,7 +41,8 @@ async def test_an_exception_in_a_route_is_one_logged_line_and_a_json_500(errors)
     assert response.status_code == 500 and response.json() == {"detail": "internal server error"}
     assert "Traceback" not in response.text and "ZeroDivisionError" not in response.text
     [record] = errors
-    assert record["extra"] == {"call_id": "-", "stage": "http"}
+    # (other tests may have set up logging, which adds its own defaults to every record)
+    assert {"call_id": "-", "stage": "http"}.items() <= record["extra"].items()
     assert "\n" not in record["message"] and record["exception"] is None
     assert record["message"].startswith("GET /boom failed with a 500: ZeroDivisionError")
     assert "test_http_errors.py:" in record["message"]  # where, without a traceback
