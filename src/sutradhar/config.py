@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     otel_enabled: bool = False
     health_interval_s: float = Field(30.0, gt=0)  # background provider/database/Redis checks
     health_timeout_s: float = Field(5.0, gt=0)
+    # While no call is live, return the heap pages finished calls and sockets freed to the OS this
+    # often (glibc malloc_trim; RSS otherwise stays at the peak). 0 turns it off.
+    memory_trim_interval_s: float = Field(10.0, ge=0, le=3600)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
                              mode="before")(_csv)

@@ -20,6 +20,7 @@ from sutradhar.engines.resilience import RetryPolicy
 from sutradhar.ops import prometheus, tracing
 from sutradhar.ops.health import HealthMonitor
 from sutradhar.ops.live_calls import LiveCalls
+from sutradhar.ops.memory import MemoryReleaser
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.ops.shared_state import BreakerSync, IvrLanguageMap, SharedState
 from sutradhar.pipeline.metrics import MetricsCollector
@@ -55,6 +56,7 @@ class Services:
     store_error: str | None
     health: HealthMonitor
     breaker_sync: BreakerSync | None = None
+    memory: MemoryReleaser | None = None  # gives freed heap back to the OS while no call is live
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -88,6 +90,8 @@ class Services:
         await self.health.aclose()
         if self.store is not None:
             await self.store.aclose()
+        if self.memory is not None:
+            await self.memory.aclose()
         await self.calls.aclose()
         if self.breaker_sync is not None:
             await self.breaker_sync.aclose()
@@ -127,6 +131,8 @@ async def open_services(
         await breaker_sync.start()
     calls = LiveCalls(limit=settings.max_concurrent_calls, telemetry=telemetry, redis=shared.redis)
     await calls.start()
+    memory = MemoryReleaser(lambda: len(calls) > 0, settings.memory_trim_interval_s)
+    await memory.start()
 
     store: CallStore | None = None
     store_error: str | None = None
@@ -147,4 +153,4 @@ async def open_services(
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, breaker_sync=breaker_sync,
-                    _owns_engines=owns_engines)
+                    memory=memory, _owns_engines=owns_engines)
