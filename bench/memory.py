@@ -83,8 +83,10 @@ def _settled(url: str, idle_tasks: int, settle_s: float, timeout_s: float = 60) 
 
 
 def run(sockets: int, calls: int, settle_s: float, top: int, trim_interval_s: float | None = None,
-        log: Log = print) -> dict[str, Any]:
-    env = {} if trim_interval_s is None else {"MEMORY_TRIM_INTERVAL_S": str(trim_interval_s)}
+        server_env: dict[str, str] | None = None, log: Log = print) -> dict[str, Any]:
+    env = dict(server_env or {})
+    if trim_interval_s is not None:
+        env["MEMORY_TRIM_INTERVAL_S"] = str(trim_interval_s)
     with ServerProcess(Delays(), env=env) as server:
         url, ws_url = server.url, server.url.replace("http://", "ws://")
         asyncio.run(_calls(ws_url, 4, url))
@@ -115,6 +117,7 @@ def run(sockets: int, calls: int, settle_s: float, top: int, trim_interval_s: fl
         _settled(url, idle["tasks"], settle_s)
         traced = _read(url, top)
     return {"sockets": sockets, "calls": calls, "settle_s": settle_s, "trim_interval_s": trim_interval_s,
+            "server_env": env,
             "idle": idle, "phases": phases,
             "traced_round": {"growth_kb": traced.get("traced_growth_kb"), "top": traced.get("top_growth", []),
                              "sessions_alive": traced["sessions_alive"]}}

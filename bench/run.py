@@ -240,7 +240,8 @@ def cmd_turns(args: argparse.Namespace) -> dict:
 def cmd_memory(args: argparse.Namespace) -> dict:
     from bench import memory
 
-    result = memory.run(args.sockets, args.calls, args.settle_s, args.top, args.trim_interval_s,
+    env = dict(kv.split("=", 1) for kv in args.server_env)
+    result = memory.run(args.sockets, args.calls, args.settle_s, args.top, args.trim_interval_s, env,
                         log=lambda m: print(m, flush=True))
     result["command"] = _command(args)
     path = write_result(args.name, result, args.out)
@@ -440,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "MEMORY_TRIM_INTERVAL_S (default %(default)s)")
     me.add_argument("--trim-interval-s", type=float, default=None,
                     help="the server's MEMORY_TRIM_INTERVAL_S (default: its setting; 0 = no trimming, as before)")
+    me.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="environment of the server process, e.g. PYTHONMALLOC=malloc or MALLOC_ARENA_MAX=2")
     me.add_argument("--top", type=int, default=15, help="tracemalloc growth lines to show")
     me.add_argument("--out", default=None, help="results directory (default bench/results)")
     me.add_argument("--name", default="memory", help="result name (default %(default)s)")
