@@ -137,7 +137,7 @@ _probe = Probe()
 
 class MemoryProbe:
     """bench memory: this process's resident memory after a full collection, what is still alive
-    of the calls (sessions, tasks), and, once tracing, the allocations grown since the trace began."""
+    of the calls (sessions, tasks), and after a traced round the allocations grown since it began."""
 
     def __init__(self) -> None:
         self._baseline: Any = None
@@ -163,17 +163,8 @@ class MemoryProbe:
         from sutradhar.telephony.session import CallSession
 
         gc.collect()
-        out: dict[str, Any] = {
-            "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 2),
-            "tasks": len(asyncio.all_tasks()),
-            "live_calls": len(request.app.state.services.calls),
-            "sessions_alive": sum(1 for o in gc.get_objects() if isinstance(o, CallSession)),
-            "threads": threading.active_count(),
-            "python_blocks": sys.getallocatedblocks(),
-            "pymalloc_arenas": _pymalloc_arenas(),
-            **_mallinfo(),
-        }
-        if self._baseline is not None and tracemalloc.is_tracing():
+        out: dict[str, Any] = {}
+        if top and self._baseline is not None and tracemalloc.is_tracing():
             noise = (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__))
             now = tracemalloc.take_snapshot().filter_traces(noise)
             diff = now.compare_to(self._baseline.filter_traces(noise), "traceback")
@@ -182,6 +173,20 @@ class MemoryProbe:
                 {"kb": round(d.size_diff / 1024, 1), "count": d.count_diff,
                  "where": " <- ".join(f"{_short(f.filename)}:{f.lineno}" for f in list(d.traceback)[-3:][::-1])}
                 for d in diff[:top] if d.size_diff > 0]
+            # One traced round: stop, so RSS and pymalloc's statistics (hidden while tracemalloc
+            # wraps the allocator) read as without it.
+            tracemalloc.stop()
+            self._baseline = None
+        out.update({
+            "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 2),
+            "tasks": len(asyncio.all_tasks()),
+            "live_calls": len(request.app.state.services.calls),
+            "sessions_alive": sum(1 for o in gc.get_objects() if isinstance(o, CallSession)),
+            "threads": threading.active_count(),
+            "python_blocks": sys.getallocatedblocks(),
+            "pymalloc_arenas": _pymalloc_arenas(),
+            **_mallinfo(),
+        })
         return out
 
 

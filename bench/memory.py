@@ -79,7 +79,7 @@ def _settled(url: str, idle_tasks: int, settle_s: float, timeout_s: float = 60) 
         time.sleep(0.2)
         reading = _read(url, 0)
     time.sleep(settle_s)
-    return _read(url)
+    return _read(url, 0)
 
 
 def run(sockets: int, calls: int, settle_s: float, top: int, trim_interval_s: float | None = None,
@@ -120,7 +120,9 @@ def run(sockets: int, calls: int, settle_s: float, top: int, trim_interval_s: fl
             "server_env": env,
             "idle": idle, "phases": phases,
             "traced_round": {"growth_kb": traced.get("traced_growth_kb"), "top": traced.get("top_growth", []),
-                             "sessions_alive": traced["sessions_alive"]}}
+                             "sessions_alive": traced["sessions_alive"],
+                             # a high-water mark is reused by the next round; a leak adds arenas again
+                             "pymalloc_arenas_after": traced.get("pymalloc_arenas")}}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -134,4 +136,5 @@ def table(result: dict[str, Any]) -> str:
     traced = result["traced_round"]
     lines = [f"  {g['kb']:>8.1f} KB {g['count']:>+6} blocks  {g['where']}" for g in traced["top"]]
     return (text + f"\n\ntracemalloc, one more round of {result['sockets']} sockets + {result['calls']} calls: "
-            f"{traced['growth_kb']} KB still allocated after it, top lines:\n" + "\n".join(lines))
+            f"{traced['growth_kb']} KB still allocated after it, {traced['sessions_alive']} CallSessions alive, "
+            f"pymalloc arenas {traced['pymalloc_arenas_after']}; top lines:\n" + "\n".join(lines))

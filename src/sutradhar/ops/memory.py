@@ -68,7 +68,6 @@ class MemoryReleaser:
         self.busy = busy
         self.interval_s = interval_s
         self.trims = 0
-        self.released_bytes = 0
         self._periodic = Periodic("memory-release", self.release_if_idle, interval_s)
 
     @property
@@ -83,7 +82,6 @@ class MemoryReleaser:
         if released is None:
             return
         self.trims += 1
-        self.released_bytes += max(0, released)
         if released >= 2**20:  # worth a line; an idle server's repeated trims release nothing
             log.info("idle: returned {:.1f} MB to the OS in {:.1f} ms", released / 2**20,
                      (time.perf_counter() - started) * 1000)
