@@ -12,10 +12,12 @@ per-turn INFO lines of a production server are a few per turn, not per frame).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,8 @@ def build_app(delays: Any, log_level: str = "WARNING", max_calls: int = 10_000,
     app.add_api_route("/bench/stats", _probe.stats, methods=["GET"])
     app.add_api_route("/bench/item", _oracle_item, methods=["POST"])
     app.add_api_route("/bench/reset", _probe.reset, methods=["POST"])
+    app.add_api_route("/bench/memory", _memory.read, methods=["GET"])
+    app.add_api_route("/bench/memory/trace", _memory.trace, methods=["POST"])
     return app, settings
 
 
@@ -129,6 +133,114 @@ class Probe:
 
 
 _probe = Probe()
+
+
+class MemoryProbe:
+    """bench memory: this process's resident memory after a full collection, what is still alive
+    of the calls (sessions, tasks), and after a traced round the allocations grown since it began."""
+
+    def __init__(self) -> None:
+        self._baseline: Any = None
+
+    async def trace(self) -> dict[str, str]:
+        """Start tracemalloc now and keep this moment as the baseline the growth is measured from."""
+        import gc
+        import tracemalloc
+
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(8)
+        gc.collect()
+        self._baseline = tracemalloc.take_snapshot()
+        return {"status": "tracing"}
+
+    async def read(self, request: Request, top: int = 15) -> dict[str, Any]:
+        import asyncio
+        import gc
+        import tracemalloc
+
+        import psutil
+
+        from sutradhar.telephony.session import CallSession
+
+        gc.collect()
+        out: dict[str, Any] = {}
+        if top and self._baseline is not None and tracemalloc.is_tracing():
+            noise = (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__))
+            now = tracemalloc.take_snapshot().filter_traces(noise)
+            diff = now.compare_to(self._baseline.filter_traces(noise), "traceback")
+            out["traced_growth_kb"] = round(sum(d.size_diff for d in diff) / 1024, 1)
+            out["top_growth"] = [
+                {"kb": round(d.size_diff / 1024, 1), "count": d.count_diff,
+                 "where": " <- ".join(f"{_short(f.filename)}:{f.lineno}" for f in list(d.traceback)[-3:][::-1])}
+                for d in diff[:top] if d.size_diff > 0]
+            # One traced round: stop, so RSS and pymalloc's statistics (hidden while tracemalloc
+            # wraps the allocator) read as without it.
+            tracemalloc.stop()
+            self._baseline = None
+        out.update({
+            "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 2),
+            "tasks": len(asyncio.all_tasks()),
+            "live_calls": len(request.app.state.services.calls),
+            "sessions_alive": sum(1 for o in gc.get_objects() if isinstance(o, CallSession)),
+            "threads": threading.active_count(),
+            "python_blocks": sys.getallocatedblocks(),
+            "pymalloc_arenas": _pymalloc_arenas(),
+            **_mallinfo(),
+        })
+        return out
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def _mallinfo() -> dict[str, float]:
+    """glibc's view: bytes handed out by malloc, free inside its heaps (pages malloc_trim gave
+    back still count as free), and in its own mmaps."""
+    global _libc
+
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.mallinfo2.restype = _MallInfo2
+        info = _libc.mallinfo2()
+    except (OSError, AttributeError):  # not glibc (or older than 2.33)
+        return {}
+    return {"malloc_in_use_mb": round(info.uordblks / 2**20, 2), "malloc_free_mb": round(info.fordblks / 2**20, 2),
+            "malloc_mmap_mb": round(info.hblkhd / 2**20, 2)}
+
+
+_libc: Any = None
+
+
+def _pymalloc_arenas() -> int | None:
+    """pymalloc's 1 MiB arenas in use: one live block keeps a whole arena resident."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as text:
+        saved = os.dup(2)  # _debugmallocstats writes to the C stderr
+        os.dup2(text.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        text.seek(0)
+        found = re.search(r"# arenas allocated current\s*=\s*([\d,]+)", text.read())
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def _short(path: str) -> str:
+    for marker in ("site-packages/", "/src/", "/lib/python3"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+_memory = MemoryProbe()
 
 
 def _patch_resampler(quality: str) -> None:

@@ -7,6 +7,7 @@ Subcommands (each writes JSON to bench/results/, see bench/README.md):
   frames    micro-benchmark of the per-frame telephony work (decode, VAD, encode)
   stt       voice-to-voice at the caller with a batch STT and a streaming STT, same delays
   turns     turn-taking at the caller in four languages: pauses, short answers, backchannels
+  memory    server RSS at idle, under N idle sockets / N calls and after they end (+ tracemalloc)
   server    run the benchmark server alone (scripted engines with fixed delays)
   plot      draw the PNG of a load sweep result
   all       overhead + frames + load (+ local when the engines are installed)
@@ -236,6 +237,21 @@ def cmd_turns(args: argparse.Namespace) -> dict:
     return result
 
 
+# --- memory ---
+
+def cmd_memory(args: argparse.Namespace) -> dict:
+    from bench import memory
+
+    env = dict(kv.split("=", 1) for kv in args.server_env)
+    result = memory.run(args.sockets, args.calls, args.settle_s, args.top, args.trim_interval_s, env,
+                        log=lambda m: print(m, flush=True))
+    result["command"] = _command(args)
+    path = write_result(args.name, result, args.out)
+    print(memory.table(result))
+    print(f"result: {path}")
+    return result
+
+
 # --- local engines ---
 
 def cmd_local(args: argparse.Namespace) -> dict:
@@ -421,6 +437,22 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--name", default="turns", help="result name (default %(default)s)")
     Delays.add_arguments(tu)
     tu.set_defaults(func=cmd_turns)
+
+    me = sub.add_parser("memory", help="server RSS at idle, under N idle sockets / N calls, after they end",
+                        description=(__import__("bench.memory", fromlist=["x"]).__doc__ or "").split("\n\n")[0])
+    me.add_argument("--sockets", type=int, default=300, help="idle media sockets (default %(default)s)")
+    me.add_argument("--calls", type=int, default=100, help="concurrent short calls (default %(default)s)")
+    me.add_argument("--settle-s", type=float, default=12.0,
+                    help="seconds idle after a round before reading 'after', longer than the server's "
+                         "MEMORY_TRIM_INTERVAL_S (default %(default)s)")
+    me.add_argument("--trim-interval-s", type=float, default=None,
+                    help="the server's MEMORY_TRIM_INTERVAL_S (default: its setting; 0 = no trimming, as before)")
+    me.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="environment of the server process, e.g. PYTHONMALLOC=malloc or MALLOC_ARENA_MAX=2")
+    me.add_argument("--top", type=int, default=15, help="tracemalloc growth lines to show")
+    me.add_argument("--out", default=None, help="results directory (default bench/results)")
+    me.add_argument("--name", default="memory", help="result name (default %(default)s)")
+    me.set_defaults(func=cmd_memory)
 
     rp = sub.add_parser("report", help="write bench/RESULTS.md from the *-latest.json results",
                         description="Tables for the README's Performance section, generated from the "

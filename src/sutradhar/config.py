@@ -197,6 +197,9 @@ class Settings(BaseSettings):
     health_window_calls: int = Field(100, ge=1, le=10000)
     health_max_error_rate: float = Field(0.5, gt=0, le=1)
     health_min_calls: int = Field(3, ge=1)
+    # While no call is live, return the heap pages finished calls and sockets freed to the OS this
+    # often (glibc malloc_trim; RSS otherwise stays at the peak). 0 turns it off.
+    memory_trim_interval_s: float = Field(10.0, ge=0, le=3600)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
                              "source_limit_exempt", "trusted_proxies", mode="before")(_csv)

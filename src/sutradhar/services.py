@@ -21,6 +21,7 @@ from sutradhar.engines.resilience import RetryPolicy
 from sutradhar.ops import prometheus, tracing
 from sutradhar.ops.health import HealthMonitor
 from sutradhar.ops.live_calls import LiveCalls
+from sutradhar.ops.memory import MemoryReleaser
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.ops.shared_state import BreakerSync, IvrLanguageMap, SharedState
 from sutradhar.ops.stream_tokens import StreamTokens
@@ -67,6 +68,7 @@ class Services:
     breaker_sync: BreakerSync | None = None
     workers: WorkerLedger | None = None  # this worker's heartbeat in the store (crash recovery)
     apologies: ApologyCache = field(default_factory=ApologyCache)  # filled by warm_up
+    memory: MemoryReleaser | None = None  # gives freed heap back to the OS while no call is live
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -112,6 +114,8 @@ class Services:
             if self.workers is not None:
                 await self.workers.aclose()
             await self.store.aclose()
+        if self.memory is not None:
+            await self.memory.aclose()
         await self.calls.aclose()
         if self.breaker_sync is not None:
             await self.breaker_sync.aclose()
@@ -151,6 +155,8 @@ async def open_services(
         await breaker_sync.start()
     calls = LiveCalls(limit=settings.max_concurrent_calls, telemetry=telemetry, redis=shared.redis)
     await calls.start()
+    memory = MemoryReleaser(lambda: len(calls) > 0, settings.memory_trim_interval_s)
+    await memory.start()
 
     store: CallStore | None = None
     store_error: str | None = None
@@ -181,4 +187,4 @@ async def open_services(
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, sources=SourceLimiter(settings),
-                    breaker_sync=breaker_sync, workers=workers, _owns_engines=owns_engines)
+                    breaker_sync=breaker_sync, workers=workers, memory=memory, _owns_engines=owns_engines)

@@ -47,6 +47,22 @@ def test_quick_overhead_benchmark_writes_every_field(tmp_path: Path, monkeypatch
         assert level["cpu_ms_per_turn"] > 0
 
 
+@pytest.mark.timeout(180)  # a server subprocess and four rounds of real-time calls (~40 s)
+def test_memory_benchmark_reads_the_server_before_during_and_after(tmp_path: Path) -> None:
+    from bench.run import main
+
+    code = main(["memory", "--sockets", "5", "--calls", "2", "--settle-s", "0.3", "--trim-interval-s", "0.2",
+                 "--top", "5", "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "memory-latest.json").read_text())
+    assert [(p["phase"], p["n"], p["ok"]) for p in doc["phases"]] == [("idle sockets", 5, 5), ("calls", 2, 2)]
+    for phase in doc["phases"]:
+        assert (phase["live_calls_after"], phase["sessions_alive_after"]) == (0, 0)
+        assert phase["rss_during_mb"] > 0 and phase["rss_after_mb"] > 0
+    assert doc["traced_round"]["sessions_alive"] == 0
+    assert all({"kb", "count", "where"} <= set(line) for line in doc["traced_round"]["top"])
+
+
 def test_critical_path_replays_the_real_sentence_chunker() -> None:
     from bench.scenario import REPLIES, Delays, critical_path_ms, release_token_index
 
