@@ -167,6 +167,8 @@ class Settings(BaseSettings):
     # lost, and a live worker closes its calls as server_lost.
     worker_heartbeat_s: float = Field(5.0, gt=0)
     worker_dead_after_s: float = Field(20.0, gt=0)
+    # The console's "slow turns" filter and highlight: voice-to-voice on the wire above this.
+    console_slow_turn_ms: float = Field(1500.0, gt=0, le=60_000)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
                              mode="before")(_csv)

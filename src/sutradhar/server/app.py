@@ -16,7 +16,7 @@ from loguru import logger
 from sutradhar.config import Settings, load_settings
 from sutradhar.engines.registry import EngineSet
 from sutradhar.ops.prometheus import Telemetry
-from sutradhar.server import admin
+from sutradhar.server import admin, console
 from sutradhar.services import open_services
 from sutradhar.store import Recorder
 from sutradhar.telephony.browser import webhooks as browser
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, engines: EngineSet | None = 
             await services.aclose()
 
     app = FastAPI(title="Sutradhar", version="0.1.0", lifespan=lifespan)
-    for module in (admin, twilio, exotel, plivo, browser):
+    for module in (admin, console, twilio, exotel, plivo, browser):
         app.include_router(module.router)
     return app
 
