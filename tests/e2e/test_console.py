@@ -306,3 +306,25 @@ async def test_a_barged_in_turn_shows_what_the_caller_heard_its_switch_and_its_e
         assert "no audio in 20s" in await article.locator(".errors").inner_text()
         await page.goto(f"{server.url}/console/calls?errors=1&slow=1&carrier=exotel")
         assert await page.locator(f'#history tr[data-call-id="{call_id}"]').count() == 1
+        # Latency at a glance counts the failed turn against its stage.
+        await page.goto(f"{server.url}/console")
+        caption = await page.locator('figure[data-chart="tts_ttfb_ms"] figcaption').inner_text()
+        assert "errors in 1 of" in caption, caption
+
+
+async def test_the_live_stream_ends_once_the_worker_has_drained_so_it_never_holds_the_shutdown():
+    port = free_port()
+    settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port, log_level="WARNING")
+    with live_server(settings, records=False) as open_server:
+        async def drain() -> None:
+            open_server.services.calls.draining = True
+
+        async with httpx.AsyncClient(base_url=open_server.url, timeout=10) as client:
+            async with client.stream("GET", "/console/live/events") as events:
+                lines = events.aiter_lines()
+                async for line in lines:
+                    if line.startswith("data:"):
+                        break
+                open_server.run(drain())
+                rest = [line async for line in lines]  # returns only when the server ends the stream
+    assert all(not line.startswith("data:") for line in rest)

@@ -168,10 +168,11 @@ async def test_list_calls_filters_by_carrier_end_reason_errors_and_slow_turns(st
 
 async def test_turn_timings_are_the_turns_since_a_moment_with_their_providers(store):
     await store.call_started("c", started())
-    await store.turn_completed("c", turn(1, timings={"stt_ms": 120.0, "v2v_wire_ms": 810.0}))
+    await store.turn_completed("c", turn(1, timings={"stt_ms": 120.0, "v2v_wire_ms": 810.0}, errors=[
+        {"stage": "stt", "provider": "sarvam", "kind": "timeout", "message": "no answer"}]))
     await store.flush()
     rows = await store.turn_timings(datetime.now(timezone.utc) - timedelta(hours=1))
-    assert len(rows) == 1
+    assert len(rows) == 1 and rows[0]["errors"][0]["provider"] == "sarvam"
     assert rows[0]["language"] == "hi-IN" and rows[0]["stt_provider"] == "sarvam"
     assert rows[0]["stt_ms"] == 120.0 and rows[0]["v2v_wire_ms"] == 810.0 and rows[0]["llm_ms"] is None
     assert await store.turn_timings(datetime.now(timezone.utc) + timedelta(minutes=1)) == []

@@ -350,12 +350,13 @@ class CallStore:
             result["turns"] = [_turn_dict(turn) for turn in row.turns]
         return result
 
-    async def turn_timings(self, since: Any) -> list[dict[str, Any]]:
-        """Every turn stored since `since`: its language, providers and TIMING_KEYS (for the
-        latency percentiles of the console)."""
+    async def turn_timings(self, since: Any, limit: int = 20_000) -> list[dict[str, Any]]:
+        """The turns stored since `since` (the newest `limit`): language, providers, errors and
+        TIMING_KEYS, for the console's latency percentiles."""
         columns = [TurnRow.language, TurnRow.stt_provider, TurnRow.llm_provider, TurnRow.tts_provider,
-                   *(getattr(TurnRow, key) for key in TIMING_KEYS)]
-        query = select(*columns).where(TurnRow.created_at >= to_datetime(since))
+                   TurnRow.errors, *(getattr(TurnRow, key) for key in TIMING_KEYS)]
+        query = (select(*columns).where(TurnRow.created_at >= to_datetime(since))
+                 .order_by(TurnRow.created_at.desc()).limit(max(1, int(limit))))
         async with self._session() as session:
             rows = (await session.execute(query)).mappings().all()
         return [dict(row) for row in rows]

@@ -39,8 +39,8 @@ def session_valid(token: str, value: str | None, now: float | None = None) -> bo
     expires, _, _mac = value.partition(".")
     if not expires.isdigit():
         return False
-    expires_at = int(expires)
-    if expires_at <= (now if now is not None else time.time()) or expires_at > time.time() + 2 * SESSION_S:
+    expires_at, current = int(expires), (now if now is not None else time.time())
+    if not current < expires_at <= current + SESSION_S + 60:  # 60 s of clock drift between workers
         return False
     return hmac.compare_digest(session_value(token, expires_at).encode(), value.encode())
 

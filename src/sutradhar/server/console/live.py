@@ -50,6 +50,10 @@ async def _stream(request: Request, services: Services) -> AsyncIterator[str]:
             last = snapshot
             quiet_since = time.monotonic()
             yield _event("calls", {"now": time.time(), "calls": snapshot})
+        if services.calls.draining and not services.calls:
+            # This worker drained: end the stream so it does not hold the shutdown; the browser
+            # reconnects (to another worker behind the proxy, or to this one once restarted).
+            return
         elif time.monotonic() - quiet_since >= KEEPALIVE_S:
             quiet_since = time.monotonic()
             yield ": keep-alive\n\n"

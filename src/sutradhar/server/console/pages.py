@@ -67,7 +67,11 @@ async def history(request: Request) -> Response:
         end_reason=filters.get("end_reason"), had_errors="errors" in filters,
         slow_ms=slow_ms if "slow" in filters else None)
     pages = max(1, -(-result["total"] // PAGE_SIZE))
-    link = lambda n: "?" + urlencode({**filters, "page": n})  # noqa: E731 - a tiny template helper
+
+    def link(number: int) -> str:
+        """Another page of the same search."""
+        return "?" + urlencode({**filters, "page": number})
+
     return render(request, "calls.html", {
         "records": True, "section": "calls", "filters": filters, "result": result, "pages": pages,
         "page": page, "link": link, "languages": services.settings.languages, "carriers": CARRIERS,
