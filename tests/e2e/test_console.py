@@ -310,6 +310,8 @@ async def test_a_barged_in_turn_shows_what_the_caller_heard_its_switch_and_its_e
         await page.goto(f"{server.url}/console")
         caption = await page.locator('figure[data-chart="tts_ttfb_ms"] figcaption').inner_text()
         assert "errors in 1 of" in caption, caption
+        await page.goto(f"{server.url}/console/health")
+        assert "TTS 1 of" in await page.inner_text("#stage-errors")
 
 
 async def test_the_live_stream_ends_once_the_worker_has_drained_so_it_never_holds_the_shutdown():
