@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng sox libsox-fmt-all redis-server postgresql chromium)
+# fonts-noto-core: Devanagari, Telugu and Gujarati glyphs for the console in chromium (tests/e2e)
+APT_PACKAGES=(espeak-ng sox libsox-fmt-all redis-server postgresql chromium fonts-noto-core)
 PYTHON=${PYTHON:-python3}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

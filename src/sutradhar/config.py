@@ -200,6 +200,8 @@ class Settings(BaseSettings):
     # While no call is live, return the heap pages finished calls and sockets freed to the OS this
     # often (glibc malloc_trim; RSS otherwise stays at the peak). 0 turns it off.
     memory_trim_interval_s: float = Field(10.0, ge=0, le=3600)
+    # The console's "slow turns" filter and highlight: voice-to-voice on the wire above this.
+    console_slow_turn_ms: float = Field(1500.0, gt=0, le=60_000)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
                              "source_limit_exempt", "trusted_proxies", mode="before")(_csv)

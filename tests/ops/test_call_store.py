@@ -142,6 +142,42 @@ async def test_list_calls_filters_pages_and_purges(store):
     assert await store.get_call("c4") is None
 
 
+async def test_list_calls_filters_by_carrier_end_reason_errors_and_slow_turns(store):
+    await store.call_started("tw", started(transport="twilio"))
+    await store.call_started("ex", started(transport="exotel"))
+    await store.call_started("pl", started(transport="plivo"))
+    await store.turn_completed("tw", turn(1, timings={"v2v_wire_ms": 2400.0}))
+    await store.turn_completed("ex", turn(1, timings={"v2v_wire_ms": 700.0}, errors=[
+        {"stage": "llm", "provider": "sarvam", "kind": "timeout", "message": "no token in 15s"}]))
+    await store.turn_completed("pl", turn(1))  # no wire timing at all
+    await store.call_ended("tw", "hangup", {})
+    await store.call_ended("ex", "provider_error", {})
+    await store.flush()
+
+    def ids(page: dict) -> set[str]:
+        return {c["call_id"] for c in page["calls"]}
+
+    assert ids(await store.list_calls(carrier="exotel")) == {"ex"}
+    assert ids(await store.list_calls(end_reason="hangup")) == {"tw"}
+    assert ids(await store.list_calls(had_errors=True)) == {"ex"}
+    assert ids(await store.list_calls(slow_ms=1500)) == {"tw"}
+    assert ids(await store.list_calls(slow_ms=500)) == {"tw", "ex"}
+    assert ids(await store.list_calls(slow_ms=500, carrier="twilio", had_errors=True)) == set()
+    assert (await store.list_calls())["total"] == 3
+
+
+async def test_turn_timings_are_the_turns_since_a_moment_with_their_providers(store):
+    await store.call_started("c", started())
+    await store.turn_completed("c", turn(1, timings={"stt_ms": 120.0, "v2v_wire_ms": 810.0}, errors=[
+        {"stage": "stt", "provider": "sarvam", "kind": "timeout", "message": "no answer"}]))
+    await store.flush()
+    rows = await store.turn_timings(datetime.now(timezone.utc) - timedelta(hours=1))
+    assert len(rows) == 1 and rows[0]["errors"][0]["provider"] == "sarvam"
+    assert rows[0]["language"] == "hi-IN" and rows[0]["stt_provider"] == "sarvam"
+    assert rows[0]["stt_ms"] == 120.0 and rows[0]["v2v_wire_ms"] == 810.0 and rows[0]["llm_ms"] is None
+    assert await store.turn_timings(datetime.now(timezone.utc) + timedelta(minutes=1)) == []
+
+
 async def test_hooks_return_at_once_while_a_slow_write_is_in_flight(store):
     await store.call_started("slow", started())
     await store.flush()

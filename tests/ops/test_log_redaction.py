@@ -96,3 +96,12 @@ def test_redactor_leaves_ordinary_text_alone():
     redact = Redactor(["s3cret-value"])
     line = "turn 12 took 480 ms (stt 110, llm 240, tts 90); language hi-IN; 2024-06-01 10:00:00"
     assert redact(line) == line
+
+
+def test_a_password_in_a_url_without_a_user_name_is_removed():
+    # Redis URLs carry the password alone: redis://:password@host
+    redact = Redactor([])
+    line = redact("redis at redis://:redis-pass-5432@cache.internal:6379/0 is down")
+    assert "redis-pass-5432" not in line and "cache.internal:6379/0" in line
+    settings = load_settings(redis_url="redis://:other-pass-77@cache:6379/0")
+    assert "other-pass-77" in Redactor.from_settings(settings).secrets

@@ -27,8 +27,8 @@ class LiveCall(Protocol):
     call_id: str
     orchestrator: AgentOrchestrator
 
-    def live_info(self) -> dict[str, str]:
-        """transport (carrier), language and state as plain strings (JSON for Redis, /status)."""
+    def live_info(self) -> dict[str, Any]:
+        """transport (carrier), language, state, turns and last_v2v_ms (JSON for Redis, /status)."""
         ...
 
     def summary(self) -> dict[str, Any]: ...

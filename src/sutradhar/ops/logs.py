@@ -37,7 +37,7 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(\b(?:auth[-_]?token|access[-_]?token|refresh[-_]?token|token|secret|"
                r"client[-_]?secret|password|passwd|authorization)[\"']?\s*[:=]\s*[\"']?)"
                r"(?!bearer\b|basic\b)[^\s\"',;&}]+"),
-    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(?=@)"),  # https://user:password@host
+    re.compile(r"(://[^/\s:@]*:)[^@\s/]+(?=@)"),  # https://user:password@host, redis://:password@host
     re.compile(r"()\bsk[-_](?:proj-)?[A-Za-z0-9_\-]{16,}"),  # OpenAI/Sarvam-style keys
 ]
 # E.164 (+ and 8-15 digits, spaces or dashes allowed between groups) and Indian 10-digit mobiles,
@@ -83,7 +83,7 @@ def settings_secrets(settings: Any) -> list[str]:
                 values.append(value)
     for name in ("database_url", "redis_url"):  # passwords inside connection URLs
         value = getattr(settings, name, "") or ""
-        if match := re.search(r"://[^/\s:@]+:([^@\s/]+)@", value):
+        if match := re.search(r"://[^/\s:@]*:([^@\s/]+)@", value):
             values.append(match.group(1))
     return values
 

@@ -34,13 +34,16 @@ def services_of(request: Request) -> Services:
     return services
 
 
+def has_admin_bearer(request: Request, token: str) -> bool:
+    """The request's `Authorization: Bearer` header carries `token` (compared in constant time)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 def require_admin(request: Request) -> None:
     """401 unless the request carries the admin token (when one is configured)."""
     token = services_of(request).settings.admin_token
-    if not token:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if token and not has_admin_bearer(request, token):
         raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
 
 

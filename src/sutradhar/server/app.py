@@ -16,7 +16,7 @@ from loguru import logger
 from sutradhar.config import Settings, load_settings
 from sutradhar.engines.registry import EngineSet
 from sutradhar.ops.prometheus import Telemetry
-from sutradhar.server import admin, http_errors
+from sutradhar.server import admin, console, http_errors
 from sutradhar.server.public_host import PublicHostOnly
 from sutradhar.services import open_services
 from sutradhar.store import Recorder
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, *, engines: EngineSet | None = 
 
     app = FastAPI(title="Sutradhar", version="0.1.0", lifespan=lifespan)
     http_errors.install(app)
-    for module in (admin, twilio, exotel, plivo, browser):
+    for module in (admin, console, twilio, exotel, plivo, browser):
         app.include_router(module.router)
     app.add_middleware(PublicHostOnly, settings=settings)
     return app

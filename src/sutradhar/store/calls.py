@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import delete, event, func, or_, select, text, update
+from sqlalchemy import Text, cast, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -316,8 +316,16 @@ class CallStore:
         until: Any = None,
         language: str | None = None,
         status: str | None = None,
+        *,
+        carrier: str | None = None,
+        end_reason: str | None = None,
+        had_errors: bool = False,
+        slow_ms: float | None = None,
     ) -> dict[str, Any]:
-        """One page of calls, newest first: {"total", "page", "page_size", "calls": [...]}."""
+        """One page of calls, newest first: {"total", "page", "page_size", "calls": [...]}.
+
+        `had_errors`: only calls with a turn that recorded an error; `slow_ms`: only calls with a
+        turn whose voice-to-voice on the wire (v2v_wire_ms) exceeded it."""
         page = min(max(1, int(page)), MAX_PAGE)
         page_size = min(max(1, int(page_size)), MAX_PAGE_SIZE)
         query = select(CallRow)
@@ -329,6 +337,16 @@ class CallStore:
             query = query.where(or_(CallRow.language == language, CallRow.final_language == language))
         if status:
             query = query.where(CallRow.status == status)
+        if carrier:
+            query = query.where(CallRow.transport == carrier)
+        if end_reason:
+            query = query.where(CallRow.end_reason == end_reason)
+        if had_errors:  # a JSON column: no errors is stored as the text "[]" (or JSON null)
+            query = query.where(CallRow.id.in_(select(TurnRow.call_id).where(
+                TurnRow.errors.is_not(None), cast(TurnRow.errors, Text).not_in(("[]", "null")))))
+        if slow_ms is not None:
+            query = query.where(CallRow.id.in_(
+                select(TurnRow.call_id).where(TurnRow.v2v_wire_ms > float(slow_ms))))
         async with self._session() as session:
             total = await session.scalar(select(func.count()).select_from(query.subquery()))
             rows = await session.scalars(
@@ -349,6 +367,17 @@ class CallStore:
             result = _call_dict(row)
             result["turns"] = [_turn_dict(turn) for turn in row.turns]
         return result
+
+    async def turn_timings(self, since: Any, limit: int = 20_000) -> list[dict[str, Any]]:
+        """The turns stored since `since` (the newest `limit`): language, providers, errors and
+        TIMING_KEYS, for the console's latency percentiles."""
+        columns = [TurnRow.language, TurnRow.stt_provider, TurnRow.llm_provider, TurnRow.tts_provider,
+                   TurnRow.errors, *(getattr(TurnRow, key) for key in TIMING_KEYS)]
+        query = (select(*columns).where(TurnRow.created_at >= to_datetime(since))
+                 .order_by(TurnRow.created_at.desc()).limit(max(1, int(limit))))
+        async with self._session() as session:
+            rows = (await session.execute(query)).mappings().all()
+        return [dict(row) for row in rows]
 
     async def delete_older_than(self, days: float) -> int:
         """Delete calls (and their turns) that started more than `days` ago; return how many."""

@@ -159,9 +159,11 @@ class CallSession:
     def ended(self) -> bool:
         return self.state is State.ENDED
 
-    def live_info(self) -> dict[str, str]:
-        """What the live-call registry and /status show of this call."""
-        return {"transport": self.transport.carrier, "language": self.language, "state": self.state.value}
+    def live_info(self) -> dict[str, Any]:
+        """What the live-call registry, /status and the console show of this call (JSON for Redis)."""
+        last = self.turns[-1]["timings"].get("v2v_wire_ms") if self.turns else None
+        return {"transport": self.transport.carrier, "language": self.language, "state": self.state.value,
+                "turns": len(self.turns), "last_v2v_ms": last}
 
     async def end(self, reason: str, hang_up: bool = False) -> None:
         """End the call once (idempotent): stop audio, hang up if asked, write the record."""
