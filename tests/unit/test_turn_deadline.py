@@ -6,7 +6,13 @@ import time
 import pytest
 
 from sutradhar.engines.base import ProviderError
-from sutradhar.engines.deadline import FALLBACK_RESERVE_S, MIN_ATTEMPT_S, TurnDeadline
+from sutradhar.engines.deadline import (
+    FALLBACK_RESERVE_S,
+    LATE_SPEECH_S,
+    MIN_ATTEMPT_S,
+    STREAM_STALL_S,
+    TurnDeadline,
+)
 from sutradhar.engines.fallback import AllProvidersFailed, StagePolicy, TaskRouter
 from sutradhar.engines.resilience import BreakerState, RetryPolicy
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
@@ -107,18 +113,37 @@ async def test_a_spent_budget_fails_the_stage_at_once_without_blaming_the_provid
     assert slot.breaker.state is BreakerState.CLOSED and slot.failures == 0
 
 
-async def test_a_stalled_llm_stream_is_cut_by_the_budget_before_the_first_audio_only():
-    slow = ScriptedLLM(replies=("one two three",), token_delay_s=0.5)
+async def test_a_slow_llm_stream_goes_on_past_the_budget_and_only_a_stall_is_cut():
+    slow = ScriptedLLM(replies=("one two three",), token_delay_s=0.3)
     r = router(llm=[slow])
-    deadline = TurnDeadline.starting(0.3)
+    # A token every 0.3 s is slow, not hung: past a spent budget the answer still comes.
+    assert [d async for d in r.route_generation([], "en-IN", deadline=TurnDeadline.starting(0.2))] == [
+        "one", " two", " three"]
+    stalled = ScriptedLLM(replies=("one two",), token_delay_s=STREAM_STALL_S + 1.0)
+    r = router(llm=[stalled])
     got = []
     with pytest.raises(ProviderError):
-        async for delta in r.route_generation([], "en-IN", deadline=deadline):
+        async for delta in r.route_generation([], "en-IN", deadline=TurnDeadline.starting(0.2)):
             got.append(delta)
-    assert got == ["one"]
-    met = TurnDeadline.starting(0.3)
+    assert got == ["one"]  # silent for longer than STREAM_STALL_S before the first audio: cut
+    met = TurnDeadline.starting(0.2)
     met.meet()  # the caller is already hearing the reply: the stream keeps its stage timeout
-    assert [d async for d in r.route_generation([], "en-IN", deadline=met)] == ["one", " two", " three"]
+    assert [d async for d in r.route_generation([], "en-IN", deadline=met)] == ["one", " two"]
+
+
+async def test_with_the_budget_spent_an_answer_is_still_spoken_a_little_late():
+    late = ScriptedTTS(name="late", first_chunk_delay_s=0.3)
+    r = router(tts=[late])
+    clock = FakeClock()
+    spent = TurnDeadline.starting(1.0, started_at=clock.now - 5.0, clock=clock)
+    assert spent.spent
+    chunks = [c async for c in r.route_synthesis("Your order ships today.", "en-IN", [], spent)]
+    assert chunks  # not an apology: the text exists, so TTS gets LATE_SPEECH_S
+    hung = ScriptedTTS(name="hung", first_chunk_delay_s=LATE_SPEECH_S + 5.0)
+    began = time.monotonic()
+    with pytest.raises(ProviderError):
+        [c async for c in router(tts=[hung]).route_synthesis("Hello.", "en-IN", [], spent)]
+    assert time.monotonic() - began < LATE_SPEECH_S + 1.0
 
 
 async def test_tts_first_audio_is_bounded_by_the_budget_and_falls_back():
@@ -153,7 +178,7 @@ async def test_cancelling_a_budgeted_turn_leaves_no_verdict():
 
 
 async def test_a_stream_cut_by_the_budget_after_answering_in_time_is_not_blamed_on_the_provider():
-    slow = ScriptedLLM(replies=("one two",), token_delay_s=0.5)
+    slow = ScriptedLLM(replies=("one two",), token_delay_s=STREAM_STALL_S + 0.5)
     r = router(llm=[slow], threshold=1)
     with pytest.raises(ProviderError):
         async for _ in r.route_generation([], "en-IN", deadline=TurnDeadline.starting(0.2)):

@@ -25,6 +25,12 @@ MIN_ATTEMPT_S = 0.05
 # vendor). The first provider is the likeliest to answer, so it gets the rest, not an equal share:
 # with a CPU LLM and the responder behind it, an equal split would hand most turns to the responder.
 FALLBACK_RESERVE_S = 0.5
+# A stream that already answered is slow, not hung, while it sends something this often: the
+# budget no longer cuts it shorter (a CPU LLM writing its first sentence would be cut mid-word).
+STREAM_STALL_S = 2.0
+# The answer's text exists but the budget is spent: speaking it a little late beats apologising,
+# so TTS still gets this long per provider before the cached apology plays.
+LATE_SPEECH_S = 1.5
 
 
 class BudgetSpent(ProviderTimeout):
@@ -74,6 +80,14 @@ class TurnDeadline:
             return stage_timeout
         behind = max(1, share) - 1
         return min(stage_timeout, max(left - behind * FALLBACK_RESERVE_S, left / (behind + 1)))
+
+    def stream_timeout(self, stage_timeout: float) -> float:
+        """The wait for a started stream's next item: bounded by the budget, never below
+        STREAM_STALL_S."""
+        left = self.remaining()
+        if left is None:
+            return stage_timeout
+        return min(stage_timeout, max(left, STREAM_STALL_S))
 
     def meet(self) -> None:
         """The caller hears audio now: later sentences use the normal per-stage timeouts."""

@@ -35,7 +35,7 @@ from sutradhar.engines.base import (
     Transcript,
     TTSProvider,
 )
-from sutradhar.engines.deadline import TurnDeadline
+from sutradhar.engines.deadline import LATE_SPEECH_S, TurnDeadline
 from sutradhar.engines.outcomes import OutcomeWindow
 from sutradhar.engines.probes import BreakerProbes, ProbeStatus
 from sutradhar.engines.resilience import (
@@ -244,12 +244,15 @@ class TaskRouter:
         policy = self.policies[stage].retry
         for slot in self._candidates(stage, language, errors, skip):
             for attempt in range(1, policy.attempts + 1):
-                if deadline is not None and deadline.spent:
+                late = deadline is not None and deadline.spent
+                if late and stage != "tts":
                     slot.breaker.release()  # not tried: no verdict on this provider
                     errors.append(deadline.spent_error(stage))
                     raise AllProvidersFailed(stage, errors)
                 timeout = policy.timeout
-                if deadline is not None:
+                if late:  # the answer's text exists: say it a little late rather than apologise
+                    timeout = min(policy.timeout, LATE_SPEECH_S)
+                elif deadline is not None:
                     ahead = self.providers_ahead(slot, language, skip)
                     timeout = deadline.attempt_timeout(policy.timeout, ahead)
                 began = self.clock()
@@ -306,7 +309,7 @@ class TaskRouter:
             yield first
             while True:
                 # Until the caller hears something, a stalled stream is bounded by the budget too.
-                timeout = deadline.attempt_timeout(policy.timeout) if deadline else policy.timeout
+                timeout = deadline.stream_timeout(policy.timeout) if deadline else policy.timeout
                 try:
                     async with asyncio.timeout(timeout):
                         item = await anext(stream)

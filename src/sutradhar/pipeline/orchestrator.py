@@ -405,6 +405,13 @@ class AgentOrchestrator:
         text = sentence.strip()
         if not text or record.apology:  # the cached apology stood in for the rest of this turn
             return
+        if deadline is not None and deadline.spent and not first_audio and self._is_apology(record.reply):
+            # Late, and only sorry to say: the cached line now, no TTS request (an answer's text
+            # still gets a late TTS attempt: the router gives it LATE_SPEECH_S).
+            record.error("tts", deadline.spent_error("tts"))
+            async for event in self._play_apology(turn_id, seq, record, first_audio, deadline):
+                yield event
+            return
         yield ReplyText(turn_id, seq, sentence)
         began = self.clock()
         first = True
@@ -436,6 +443,15 @@ class AgentOrchestrator:
             record.providers["tts"] = served[0]
         if not first:
             yield SentenceDone(turn_id, seq, sentence)
+
+    def _is_apology(self, text: str) -> bool:
+        """`text` (a fixed line being said) is an apology line whose audio is cached."""
+        language = self.language.current
+        info = LANGUAGES[language]
+        for kind, line in (("not_heard", info.not_heard), ("trouble", info.trouble)):
+            if text.strip() == line.strip() and self.apologies.get(language, kind) is not None:
+                return True
+        return False
 
     async def _play_apology(self, turn_id: int, seq: int, record: TurnRecord, first_audio: list[float],
                             deadline: TurnDeadline) -> AsyncIterator[Event]:
