@@ -11,7 +11,7 @@ import httpx
 
 from sutradhar.ops.live_calls import LiveCalls
 from sutradhar.ops.prometheus import Telemetry
-from sutradhar.ops.shared_state import connect_redis
+from sutradhar.ops.redis_client import connect_redis
 from tests.support.server import free_port, live_server, make_settings
 
 

@@ -11,12 +11,12 @@ from sutradhar.engines.fallback import StagePolicy, TaskRouter
 from sutradhar.engines.resilience import BreakerState
 from sutradhar.ops.live_calls import LiveCalls
 from sutradhar.ops.prometheus import Telemetry
+from sutradhar.ops.redis_client import connect_redis
 from sutradhar.ops.shared_state import (
     BreakerStateStore,
     BreakerSync,
     IvrLanguageMap,
     SharedState,
-    connect_redis,
 )
 
 

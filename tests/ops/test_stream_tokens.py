@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sutradhar.ops.shared_state import connect_redis
+from sutradhar.ops.redis_client import connect_redis
 from sutradhar.ops.stream_tokens import StreamGrant, StreamTokens
 
 

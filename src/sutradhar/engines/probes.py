@@ -15,15 +15,23 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from loguru import logger
 
 from sutradhar.engines.base import Message, Stage
 from sutradhar.engines.resilience import BreakerState
 
-if TYPE_CHECKING:
-    from sutradhar.engines.fallback import ProviderSlot
+
+class ProviderSlot(Protocol):
+    """What a probe needs of the router's slot (engines/fallback.py), without importing the router
+    (which owns the probes)."""
+
+    name: str
+    stage: Stage
+    provider: Any
+    breaker: Any
+    probe: ProbeStatus
 
 PROBE_SAMPLE_RATE = 16000
 PROBE_LANGUAGE = "en-IN"  # used when the provider serves every language

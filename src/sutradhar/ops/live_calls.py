@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from sutradhar.ops.periodic import Periodic
 from sutradhar.ops.prometheus import Telemetry
-from sutradhar.ops.shared_state import FAILED, PREFIX, RedisBacked, worker_id
+from sutradhar.ops.redis_client import FAILED, PREFIX, RedisBacked
+from sutradhar.ops.shared_state import worker_id
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
 
 

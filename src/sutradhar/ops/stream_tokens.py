@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sutradhar.ops.shared_state import FAILED, PREFIX, RedisBacked
+from sutradhar.ops.redis_client import FAILED, PREFIX, RedisBacked
 
 
 @dataclass(frozen=True, slots=True)
