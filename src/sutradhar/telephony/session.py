@@ -365,7 +365,17 @@ class CallSession:
         if self.state is not State.LISTENING:
             return
         if self._live is not None:
-            self._decide(self.last_interim.text if self.last_interim else None)
+            interim = self.last_interim
+            self._decide(interim.text if interim else None)
+            if (interim is not None and interim.text.strip() and self.settings.speculate
+                    and self._wait_ms is not None and self._wait_ms > self.policy.pause_ms):
+                # The policy waits (digits, an unfinished phrase): prepare the reply to what the
+                # stream heard so far; it plays if the final transcript says the same.
+                heard: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+                heard.set_result(interim)
+                self._early_started = time.monotonic()
+                self.telemetry.speculation("started")
+                self._speculate(heard, segment)
             return
         self._early_started = time.monotonic()
         self._paused_segment = segment
@@ -440,6 +450,9 @@ class CallSession:
         if segment is not None and spec is not None and live is None:
             self._play_speculation(spec)  # the caller stopped where we prepared for: play it now
             return
+        if segment is not None and spec is not None and live is not None:
+            self._confirm_speculation(spec, live, segment)  # prepared from an interim: check it
+            return
         if spec is not None:
             self._spawn(self._undo(spec))
         if segment is None:  # too little speech: not an utterance
@@ -452,6 +465,41 @@ class CallSession:
             self.telemetry.speculation("used")
         self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at, transcription=live,
                                early_stt=early, early_started=self._early_started))
+
+    def _confirm_speculation(self, spec: Speculation, live: LiveTranscription, segment: SpeechSegment) -> None:
+        """A reply prepared from the stream's interim at the pause: play it when the final
+        transcript says the same words, else answer the final one (the flush is all that waits)."""
+        self.state = State.THINKING
+        self._awaiting_first = segment.ended_at
+        self._first_frame.clear()
+        prepared_for = _words(spec.utterance.early_stt.result().text) if spec.utterance.early_stt else ""
+
+        async def confirm() -> None:
+            try:
+                final = await live.finish(segment.audio, segment.sample_rate, self.language)
+            except asyncio.CancelledError:  # the call ended meanwhile
+                spec.task.cancel()
+                await live.aclose()
+                raise
+            except Exception as exc:  # noqa: BLE001 - the orchestrator's own STT path reports it
+                self.log.bind(stage="stt").info("stream flush failed after a speculation: {}", exc)
+                final = None
+            if self.state is not State.THINKING:
+                await self._undo(spec)  # hung up, or the caller spoke again meanwhile
+                return
+            if final is not None and _words(final.text) == prepared_for:
+                self.telemetry.speculation("used")
+                self._play_speculation(spec)
+                return
+            await self._undo(spec)
+            done: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+            if final is not None:
+                done.set_result(final)
+            self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at,
+                                   early_stt=done if final is not None else None,
+                                   early_started=time.monotonic()))
+
+        self._spawn(confirm())
 
     def _open_live(self) -> None:
         """A segment just opened: when the chain's STT streams, it hears the caller from now on."""
@@ -797,3 +845,9 @@ class CallSession:
         except Exception as exc:  # the store must never break a live call
             self.log.bind(stage="recorder").warning("{} failed: {}", hook, exc)
             self.telemetry.error("recorder", f"{hook}_failed")
+
+
+def _words(text: str) -> str:
+    """A transcript's words, for "does the final say what the interim said" (case and
+    punctuation differ between a stream's interim and final results)."""
+    return " ".join("".join(ch for ch in word if ch.isalnum()) for word in text.casefold().split())

@@ -157,3 +157,41 @@ async def test_interim_transcripts_reach_the_browser_page_before_the_final_one()
     interims = [e["text"] for e in result.events if e.get("type") == "interim"]
     assert interims and kinds.index("interim") < kinds.index("transcript")
     assert interims[-1] == "What are your opening hours today?"  # the last one before the final
+
+
+async def test_with_a_streaming_stt_the_reply_prepared_from_the_interim_plays_when_the_final_agrees():
+    text = "my order number is four five six"
+    results = {}
+    for speculate in (False, True):
+        stt = ScriptedStreamingSTT(script=(text,), interim_every_s=0.1)  # every word shown by the pause
+        with scripted_server(stt=stt, llm=ScriptedLLM(replies=("Let me check order four five six.",),
+                                                      first_token_delay_s=0.4),
+                             tts=tts(), turn_policy="semantic", end_of_turn_number_ms=800,
+                             speculate=speculate) as srv:
+            results[speculate] = await simulate(SimConfig(srv.url, [CallerTurn(DIGITS, 8000)], speed=1,
+                                                          timeout_s=30, gap_s=0.3, tail_s=0.5))
+    [with_spec] = results[True].latencies_ms
+    [without] = results[False].latencies_ms
+    print(f"\nafter digits, streaming STT: {without} ms without speculation, {with_spec} ms with")
+    assert with_spec < without - 250  # the LLM's 400 ms ran while the policy waited
+    assert with_spec > 800  # and it still waited the policy's 800 ms
+    turn = results[True].summary["turns"][0]
+    assert turn["text"] == text
+
+
+async def test_a_reply_prepared_from_an_interim_the_final_contradicts_is_undone():
+    final = "my order number is four five six"
+    # Interims lag a word per 0.35 s of audio: at the pause the stream has shown only part of it.
+    stt = ScriptedStreamingSTT(script=(final,), interim_every_s=0.35)
+    llm = ScriptedLLM(responder=lambda messages, language: f"You said {messages[-1].content}.")
+    with scripted_server(stt=stt, llm=llm, tts=tts(), turn_policy="semantic", end_of_turn_number_ms=800) as srv:
+        telemetry = srv.services.telemetry
+        undone = telemetry.value("sutradhar_speculations_total", outcome="reply_undone")
+        result = await simulate(SimConfig(srv.url, [CallerTurn(DIGITS, 8000)], speed=1, timeout_s=30,
+                                          gap_s=0.3, tail_s=0.5))
+        assert telemetry.value("sutradhar_speculations_total", outcome="reply_undone") == undone + 1
+    summary = result.summary
+    assert [t["text"] for t in summary["turns"]] == [final]
+    assert [m["content"] for m in summary["context"] if m["role"] == "user"] == [final]
+    assert summary["turns"][0]["reply"] == f"You said {final}."  # answered what was finally said
+    assert summary["orchestrator"]["turn_count"] == 1
