@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: SQLite under data_dir
     redis_url: str = ""
     retention_days: int = Field(0, ge=0)
+    # Record every call as a stereo WAV (caller left, agent right) under DATA_DIR/recordings, with a
+    # consent line before the greeting; RETENTION_DAYS deletes them with their call records.
+    record_calls: bool = False
     log_level: str = "INFO"
     log_json: bool = False
     redact_phone_numbers: bool = True

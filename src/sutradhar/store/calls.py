@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import selectinload
 
 from sutradhar.ids import is_call_id
+from sutradhar.store.recording_files import delete_recordings, recordings_dir
 from sutradhar.store.schema import TIMING_KEYS, CallRow, TurnRow
 
 STORE_DIR = Path(__file__).resolve().parent
@@ -102,8 +103,10 @@ class CallStore:
         write_timeout_s: float = 10.0,
         write_attempts: int = 2,
         worker_id: str | None = None,
+        recordings: Path | None = None,
     ) -> None:
         self.url = url
+        self.recordings = recordings  # DATA_DIR/recordings: the purge deletes the files there too
         self.worker_id = worker_id  # stamped on the calls this process serves (crash recovery)
         self.retention_days = retention_days
         self.write_timeout_s = write_timeout_s
@@ -120,7 +123,8 @@ class CallStore:
     def from_settings(cls, settings: Any) -> CallStore:
         from sutradhar.ops.shared_state import worker_id
 
-        return cls(settings.database, retention_days=settings.retention_days, worker_id=worker_id())
+        return cls(settings.database, retention_days=settings.retention_days, worker_id=worker_id(),
+                   recordings=recordings_dir(settings.data_dir))
 
     @property
     def dialect(self) -> str:
@@ -243,6 +247,7 @@ class CallStore:
             row.language = _str(info.get("language"), 16)
             row.started_at = to_datetime(info.get("started_at")) or utcnow()
             row.worker_id = self.worker_id
+            row.recording_path = _str(info.get("recording_path"), 255)
 
     async def write_turn(self, call_id: str, record: dict[str, Any], at: datetime | None = None) -> None:
         at = at or utcnow()
@@ -351,12 +356,18 @@ class CallStore:
         return result
 
     async def delete_older_than(self, days: float) -> int:
-        """Delete calls (and their turns) that started more than `days` ago; return how many."""
+        """Delete calls (their turns and recordings) that started more than `days` ago; return how
+        many calls. The files go after the rows are committed: a failed commit deletes no audio."""
         cutoff = utcnow() - timedelta(days=days)
         old = select(CallRow.id).where(CallRow.started_at < cutoff)
         async with self._session() as session, session.begin():
+            files = list(await session.scalars(select(CallRow.recording_path).where(
+                CallRow.started_at < cutoff, CallRow.recording_path.is_not(None))))
             await session.execute(delete(TurnRow).where(TurnRow.call_id.in_(old)))
             result = await session.execute(delete(CallRow).where(CallRow.started_at < cutoff))
+        if files and self.recordings is not None:
+            removed = await asyncio.to_thread(delete_recordings, self.recordings, files)
+            log.bind(call_id="-").info("retention: deleted {} recordings", removed)
         return result.rowcount or 0
 
     async def _retention_loop(self, every_s: float = 6 * 3600) -> None:
@@ -425,6 +436,7 @@ def _call_dict(row: CallRow) -> dict[str, Any]:
         "duration_s": duration,
         "turn_count": row.turn_count,
         "summary": row.summary,
+        "recording_path": row.recording_path,
     }
 
 

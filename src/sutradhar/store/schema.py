@@ -33,6 +33,8 @@ class CallRow(Base):
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict | None] = mapped_column(JSON)
     worker_id: Mapped[str | None] = mapped_column(String(128), index=True)  # the process serving it
+    # Relative to DATA_DIR/recordings (telephony/recording.py); None: not recorded.
+    recording_path: Mapped[str | None] = mapped_column(String(255))
 
     turns: Mapped[list[TurnRow]] = relationship(
         back_populates="call", cascade="all, delete-orphan", passive_deletes=True,
