@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_api_base: str = "https://api.twilio.com"
+    twilio_from_number: str = ""  # E.164 caller id of outbound calls (a number on the account)
     # --- Exotel: when set, the media socket must carry these as Basic auth (wss://KEY:TOKEN@host/...) ---
     exotel_api_key: str = ""
     exotel_api_token: str = ""
@@ -251,6 +252,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         from sutradhar.engines.registry import problems as engine_problems
+        from sutradhar.telephony.numbers import E164
         from sutradhar.text.languages import LANGUAGES
 
         problems = engine_problems(self)
@@ -259,6 +261,8 @@ class Settings(BaseSettings):
                 problems.append(f"unknown language {code!r} (known: {', '.join(sorted(LANGUAGES))})")
         if self.default_language not in self.languages:
             problems.append(f"DEFAULT_LANGUAGE {self.default_language} is not in LANGUAGES")
+        if self.twilio_from_number and not E164.fullmatch(self.twilio_from_number):
+            problems.append(f"TWILIO_FROM_NUMBER {self.twilio_from_number!r} is not an E.164 number")
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token) and self.twilio_account_sid:
             problems.append("TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is empty")
         if problems:

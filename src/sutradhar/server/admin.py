@@ -1,5 +1,5 @@
 """Admin HTTP API: /health, /status, /metrics, /calls, /calls/{id}, /calls/{id}/recording,
-/telephony/calls/{id}.
+POST /calls/outbound, /telephony/calls/{id}.
 
 Reads `app.state.services`. /status, /calls and the live-call summary need
 `Authorization: Bearer <ADMIN_TOKEN>` when ADMIN_TOKEN is set; /health and /metrics stay open for
@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS
 from sutradhar.ops.prometheus import CONTENT_TYPE
@@ -23,6 +24,7 @@ from sutradhar.services import Services
 from sutradhar.store import CallStore
 from sutradhar.store.calls import MAX_PAGE, MAX_PAGE_SIZE, to_datetime
 from sutradhar.store.recording_files import recordings_dir, resolve_recording
+from sutradhar.telephony.outbound import OutboundError, place_call
 
 router = APIRouter()
 STARTED_AT = time.time()
@@ -119,6 +121,21 @@ async def list_calls(
     store = _store(services_of(request))
     return await store.list_calls(page=page, page_size=page_size, since=_when(since, "since"),
                                   until=_when(until, "until"), language=language, status=status)
+
+
+class OutboundCall(BaseModel):
+    to: str = Field(max_length=32, description="the number to dial, E.164 (+919876543210)")
+    language: str | None = Field(None, max_length=16, description="one of LANGUAGES; default DEFAULT_LANGUAGE")
+    carrier: str = Field("twilio", max_length=16)
+
+
+@router.post("/calls/outbound", dependencies=[Depends(require_admin)], status_code=201)
+async def outbound_call(request: Request, body: OutboundCall) -> dict[str, Any]:
+    """Dial a number; the call streams like an inbound one once answered (telephony/outbound.py)."""
+    try:
+        return await place_call(services_of(request), body.to, body.language, body.carrier)
+    except OutboundError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
 
 
 @router.get("/calls/{call_id}", dependencies=[Depends(require_admin)])

@@ -25,6 +25,8 @@ from sutradhar.store.recording_files import delete_recordings, recordings_dir
 from sutradhar.store.schema import TIMING_KEYS, CallRow, TurnRow
 
 STORE_DIR = Path(__file__).resolve().parent
+# Carrier call states after which there is no call any more (Twilio's names; "canceled": we hung up first).
+CARRIER_FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 FAILED_REASONS = frozenset({"error", "failed", "crash", "provider_error", "internal_error", "server_lost"})
 _MIGRATION_LOCK = 0x5A7D  # pg_advisory_xact_lock key: one worker migrates at a time
 # Paging bounds: (page - 1) * page_size must fit the databases' 64-bit OFFSET (SQLite raises
@@ -196,6 +198,14 @@ class CallStore:
     async def call_ended(self, call_id: str, reason: str, summary: dict[str, Any]) -> None:
         self._enqueue(self.write_call_ended, call_id, reason, dict(summary or {}), utcnow())
 
+    # --- outbound calls (telephony/outbound.py): the same queue, so events stay in order ----------
+
+    async def call_placed(self, call_id: str, info: dict[str, Any]) -> None:
+        self._enqueue(self.write_call_placed, call_id, dict(info or {}), utcnow())
+
+    async def carrier_status(self, call_id: str, status: str, info: dict[str, Any]) -> None:
+        self._enqueue(self.write_carrier_status, call_id, status, dict(info or {}), utcnow())
+
     def _enqueue(self, op: Callable[..., Awaitable[None]], *args: Any) -> None:
         if not is_call_id(args[0]):  # callers check ids at the door; an unbounded one never gets in
             log.bind(call_id="-").error("call record dropped: unusable call id {!r:.60}", args[0])
@@ -241,13 +251,48 @@ class CallStore:
                 row = CallRow(id=call_id, status="active", turn_count=0)
                 session.add(row)
             row.transport = _str(info.get("transport"), 32)
+            # An outbound call's record already names its numbers: a stream's start does not.
+            row.from_number = _str(info.get("from_number"), 64) or row.from_number
+            row.to_number = _str(info.get("to_number"), 64) or row.to_number
+            row.carrier_call_id = _str(info.get("carrier_call_id"), 128)
+            row.language = _str(info.get("language"), 16)
+            row.started_at = row.started_at or to_datetime(info.get("started_at")) or utcnow()
+            row.worker_id = self.worker_id
+            row.recording_path = _str(info.get("recording_path"), 255)
+
+    async def write_call_placed(self, call_id: str, info: dict[str, Any], at: datetime | None = None) -> None:
+        """An outbound call the carrier accepted: on record before it rings."""
+        async with self._session() as session, session.begin():
+            row = await session.get(CallRow, call_id)
+            if row is None:
+                row = CallRow(id=call_id, status="active", turn_count=0, started_at=at or utcnow())
+                session.add(row)
+            row.direction = "outbound"
+            row.transport = _str(info.get("carrier"), 32)
             row.from_number = _str(info.get("from_number"), 64)
             row.to_number = _str(info.get("to_number"), 64)
             row.carrier_call_id = _str(info.get("carrier_call_id"), 128)
             row.language = _str(info.get("language"), 16)
-            row.started_at = to_datetime(info.get("started_at")) or utcnow()
+            row.carrier_status = row.carrier_status or "queued"
             row.worker_id = self.worker_id
-            row.recording_path = _str(info.get("recording_path"), 255)
+
+    async def write_carrier_status(self, call_id: str, status: str, info: dict[str, Any],
+                                   at: datetime | None = None) -> None:
+        """One status callback. A call that ends without ever streaming (busy, no-answer, failed,
+        or completed before its stream) is closed here; one that streamed was closed by its session."""
+        at = at or utcnow()
+        async with self._session() as session, session.begin():
+            row = await session.get(CallRow, call_id, with_for_update=self.dialect != "sqlite")
+            if row is None:  # placed by a worker whose record was lost; keep what the carrier says
+                row = CallRow(id=call_id, status="active", turn_count=0, started_at=at, direction="outbound")
+                session.add(row)
+            event = {"status": status, "at": _iso(at), **{k: _str(v, 64) for k, v in info.items()}}
+            row.carrier_events = [*(row.carrier_events or []), event]  # a new list: JSON columns track assignment
+            row.carrier_status = _str(status, 32)
+            if status in CARRIER_FINAL and row.ended_at is None and not row.turn_count and row.summary is None:
+                row.status = status_for(status)
+                row.end_reason = _str(status, 64)
+                row.ended_at = at
 
     async def write_turn(self, call_id: str, record: dict[str, Any], at: datetime | None = None) -> None:
         at = at or utcnow()
@@ -437,6 +482,9 @@ def _call_dict(row: CallRow) -> dict[str, Any]:
         "turn_count": row.turn_count,
         "summary": row.summary,
         "recording_path": row.recording_path,
+        "direction": row.direction or "inbound",
+        "carrier_status": row.carrier_status,
+        "carrier_events": row.carrier_events or [],
     }
 
 
