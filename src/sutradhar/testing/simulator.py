@@ -73,7 +73,7 @@ class SimConfig:
     reply_wait_s: float = 15.0  # give up waiting for an agent reply after this long
     tail_s: float = 0.5  # stay on the line after the last reply
     hang_up: bool = True  # send stop and close at the end (False: wait for the server to close)
-    auth_token: str | None = None  # twilio: sign webhooks and the handshake like Twilio does
+    auth_token: str | None = None  # twilio: sign webhooks and the handshake; plivo: sign the answer (V3)
     call_sid: str = ""
     sample_rate: int = 8000  # exotel: ?sample-rate=
     token: str | None = None  # browser: ?token=
@@ -210,7 +210,16 @@ class _Call:
         async with httpx.AsyncClient(base_url=self.cfg.base_url, timeout=10) as client:
             if carrier == "plivo":
                 query = {"language": self.cfg.language} if self.cfg.language else {}
-                response = await client.post("/plivo/answer", params=query, data={"CallUUID": self.call_sid})
+                form = {"CallUUID": self.call_sid}
+                headers = {}
+                if self.cfg.auth_token:
+                    from sutradhar.telephony.plivo.signature import signature_v3
+
+                    url = str(httpx.URL(self.cfg.base_url.rstrip("/") + "/plivo/answer", params=query))
+                    nonce = uuid.uuid4().hex
+                    headers = {"X-Plivo-Signature-V3-Nonce": nonce,
+                               "X-Plivo-Signature-V3": signature_v3(self.cfg.auth_token, "POST", url, form, nonce)}
+                response = await client.post("/plivo/answer", params=query, data=form, headers=headers)
                 response.raise_for_status()
                 stream = ET.fromstring(response.text).find("./Stream")
                 if stream is None:

@@ -29,7 +29,7 @@ from sutradhar.telephony.transport import DTMF_KEYS, Transport
 from sutradhar.telephony.twilio.codec import TwilioCodec
 from sutradhar.telephony.twilio.control import TwilioControl
 from sutradhar.text.languages import LANGUAGES
-from sutradhar.urls import websocket_url
+from sutradhar.urls import public_url_of, websocket_url
 
 router = APIRouter()
 log = logger.bind(stage="twilio")
@@ -41,13 +41,6 @@ BUSY_LINE = "Sorry, all our lines are busy. Please call again in a few minutes."
 
 
 # --- signatures ---
-
-def _public_http_url(request: Request, settings: Settings) -> str:
-    if settings.public_url:
-        url = settings.public_url.rstrip("/") + request.url.path
-        return url + (f"?{request.url.query}" if request.url.query else "")
-    return str(request.url)
-
 
 def signature_ok(settings: Settings, url: str, params: dict[str, Any], signature: str | None) -> bool:
     """True when Twilio signed this request, or when no auth token is configured (development)."""
@@ -63,7 +56,7 @@ async def verified_form(request: Request) -> None:
     declared fields are validated, so an unsigned request learns nothing about them."""
     settings: Settings = request.app.state.services.settings
     form = {k: str(v) for k, v in (await request.form()).items()}
-    url = _public_http_url(request, settings)
+    url = public_url_of(settings.public_url, request.url.path, request.url.query, str(request.url))
     if not signature_ok(settings, url, form, request.headers.get("x-twilio-signature")):
         call_sid = form.get("CallSid")
         log.bind(call_id=call_sid if is_call_id(call_sid) else "-").warning(
