@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     # --- Exotel: when set, the media socket must carry these as Basic auth (wss://KEY:TOKEN@host/...) ---
     exotel_api_key: str = ""
     exotel_api_token: str = ""
+    # Outbound Exotel calls (Calls/connect): the account SID, the ExoPhone they come from, and the
+    # flow (App Bazaar app id) whose Voicebot applet streams to /exotel/stream.
+    exotel_sid: str = ""
+    exotel_caller_id: str = ""
+    exotel_app_id: str = ""
+    exotel_api_base: str = "https://api.in.exotel.com"  # Mumbai; https://api.exotel.com is Singapore
     # --- Plivo ---
     plivo_auth_id: str = ""
     plivo_auth_token: str = ""

@@ -3,8 +3,8 @@
 The carrier places the call and, when it is answered, fetches our answer URL, which connects the
 media stream exactly like an inbound call's (the language chosen per call instead of by the IVR).
 Its status callbacks (initiated, ringing, answered, completed, busy, no-answer, failed) are
-verified like every webhook and appended to the call record. Twilio only for now (its SDK);
-Exotel and Plivo follow with their REST APIs.
+verified like every webhook and appended to the call record. Twilio through its SDK
+(twilio/dialer.py), Exotel through its Calls/connect API (exotel/dialer.py); Plivo follows.
 """
 
 from __future__ import annotations
@@ -29,11 +29,16 @@ class OutboundError(Exception):
 class Dialer(Protocol):
     carrier: str
 
+    @property
+    def caller_id(self) -> str:
+        """The number the callee sees."""
+        ...
+
     def problems(self) -> list[str]:
         """What stops this carrier from placing calls with the current settings (empty: nothing)."""
         ...
 
-    async def place(self, to: str, from_: str, language: str) -> str:
+    async def place(self, to: str, language: str) -> str:
         """Place the call; return the carrier's call id. OutboundError when the carrier refuses."""
         ...
 
@@ -43,7 +48,11 @@ def dialer_for(settings: Settings, carrier: str) -> Dialer:
         from sutradhar.telephony.twilio.dialer import TwilioDialer
 
         return TwilioDialer(settings)
-    raise OutboundError(400, f"outbound calls on {carrier!r} are not supported yet (twilio)")
+    if carrier == "exotel":
+        from sutradhar.telephony.exotel.dialer import ExotelDialer
+
+        return ExotelDialer(settings)
+    raise OutboundError(400, f"outbound calls on {carrier!r} are not supported yet (twilio, exotel)")
 
 
 async def place_call(services: Services, to: str, language: str | None = None,
@@ -61,11 +70,15 @@ async def place_call(services: Services, to: str, language: str | None = None,
         raise OutboundError(503, f"not placing calls: {services.calls.refusal}")
     dialer = dialer_for(settings, carrier)
     problems = dialer.problems()
-    if problems:
-        raise OutboundError(503, "; ".join(problems))
-    from_ = settings.twilio_from_number
-    call_id = await dialer.place(number, from_, language)
+    if problems:  # 409, not 503: the server is up, its configuration is what stands in the way
+        raise OutboundError(409, "; ".join(problems))
+    from_ = dialer.caller_id
+    call_id = await dialer.place(number, language)
     log = logger.bind(call_id=call_id, stage="outbound")
+    try:  # the stream's start finds the language here when its carrier cannot carry it (Exotel)
+        await services.ivr_languages.set(call_id, language)
+    except Exception as exc:  # noqa: BLE001 - Redis down: the call goes on in the default language
+        log.warning("could not store the call's language: {}", exc)
     info = {"carrier": carrier, "to_number": number, "from_number": from_, "carrier_call_id": call_id,
             "language": language}
     if services.store is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -75,6 +76,7 @@ class SimConfig:
     hang_up: bool = True  # send stop and close at the end (False: wait for the server to close)
     auth_token: str | None = None  # twilio: sign webhooks and the handshake; plivo: sign the answer (V3)
     call_sid: str = ""
+    basic_auth: tuple[str, str] | None = None  # exotel: the applet's KEY, TOKEN (stream URL and socket)
     sample_rate: int = 8000  # exotel: ?sample-rate=
     token: str | None = None  # browser: ?token=
     admin_token: str | None = None  # ADMIN_TOKEN, to read the live call's summary
@@ -169,6 +171,9 @@ class _Call:
             params["language"] = cfg.language  # the stream parameter, unless an IVR digit chose
         self.result.language = params.get("language")
         headers = {}
+        if self.cfg.basic_auth and self.cfg.carrier == "exotel":
+            credentials = base64.b64encode(":".join(self.cfg.basic_auth).encode()).decode()
+            headers["Authorization"] = f"Basic {credentials}"
         if self.cfg.auth_token and self.cfg.carrier == "twilio":
             from twilio.request_validator import RequestValidator
 
@@ -227,8 +232,8 @@ class _Call:
                 extra = dict(part.split("=", 1) for part in (stream.get("extraHeaders") or "").split(",") if "=" in part)
                 return extra, (stream.text or url).strip()
             if carrier == "exotel":
-                response = await client.get("/exotel/stream", params={"CallSid": self.call_sid,
-                                                                      "sample-rate": str(self.wire.rate)})
+                response = await client.get("/exotel/stream", auth=self.cfg.basic_auth,
+                                            params={"CallSid": self.call_sid, "sample-rate": str(self.wire.rate)})
                 response.raise_for_status()
                 return {}, response.json()["url"]
         return {}, url

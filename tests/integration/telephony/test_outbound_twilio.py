@@ -127,12 +127,15 @@ async def test_bad_requests_never_reach_twilio(twilio, tmp_path) -> None:
             language = await client.post("/calls/outbound", headers=ADMIN, json={"to": "+919876543210",
                                                                                  "language": "fr-FR"})
             carrier = await client.post("/calls/outbound", headers=ADMIN, json={"to": "+919876543210",
-                                                                                "carrier": "exotel"})
+                                                                                "carrier": "plivo"})
+            unconfigured = await client.post("/calls/outbound", headers=ADMIN, json={"to": "+919876543210",
+                                                                                     "carrier": "exotel"})
             twilio.auth_token = "rotated"  # Twilio now refuses our credentials
             refused = await client.post("/calls/outbound", headers=ADMIN, json={"to": "+919876543210"})
     assert no_token.status_code == 401
     assert not_e164.status_code == 422 and "E.164" in not_e164.json()["detail"]
     assert language.status_code == 422 and carrier.status_code == 400
+    assert unconfigured.status_code == 409 and "EXOTEL_SID" in unconfigured.json()["detail"]
     assert refused.status_code == 502 and "20003" in refused.json()["detail"]
     assert twilio.placed == [] and len(twilio.calls("calls")) == 1  # only the refused one was sent
 

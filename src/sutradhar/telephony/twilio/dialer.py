@@ -25,6 +25,10 @@ class TwilioDialer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    @property
+    def caller_id(self) -> str:
+        return self.settings.twilio_from_number
+
     def problems(self) -> list[str]:
         s = self.settings
         missing = [name for name, value in (("TWILIO_ACCOUNT_SID", s.twilio_account_sid),
@@ -33,7 +37,7 @@ class TwilioDialer:
                                             ("PUBLIC_URL", s.public_url)) if not value]
         return [f"outbound Twilio calls need {', '.join(missing)}"] if missing else []
 
-    async def place(self, to: str, from_: str, language: str) -> str:
+    async def place(self, to: str, language: str) -> str:
         s = self.settings
         public = s.public_url.rstrip("/")
         http = AsyncTwilioHttpClient(timeout=API_TIMEOUT_S)
@@ -43,7 +47,7 @@ class TwilioDialer:
             client = Client(s.twilio_account_sid, s.twilio_auth_token, http_client=http, environment={})
             client.api.base_url = s.twilio_api_base.rstrip("/")
             call = await client.calls.create_async(
-                to=to, from_=from_,
+                to=to, from_=s.twilio_from_number,
                 url=f"{public}/twilio/outbound/answer?{urlencode({'language': language})}",
                 status_callback=f"{public}/twilio/status", status_callback_method="POST",
                 status_callback_event=STATUS_EVENTS)
