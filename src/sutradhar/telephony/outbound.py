@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from sutradhar.config import Settings
+from sutradhar.ids import is_call_id
 from sutradhar.services import Services
 from sutradhar.telephony.numbers import e164
 
@@ -74,8 +75,12 @@ async def place_call(services: Services, to: str, language: str | None = None,
         raise OutboundError(409, "; ".join(problems))
     from_ = dialer.caller_id
     call_id = await dialer.place(number, language)
+    if not is_call_id(call_id):  # the carrier's answer keys our records: held to the id rule too
+        raise OutboundError(502, f"{carrier} answered with an unusable call id {call_id!r:.60}")
     log = logger.bind(call_id=call_id, stage="outbound")
-    try:  # the stream's start finds the language here when its carrier cannot carry it (Exotel)
+    # The stream's start finds the language here when its carrier cannot carry it (Exotel); the
+    # callee is still ringing, seconds before any stream.
+    try:
         await services.ivr_languages.set(call_id, language)
     except Exception as exc:  # noqa: BLE001 - Redis down: the call goes on in the default language
         log.warning("could not store the call's language: {}", exc)
