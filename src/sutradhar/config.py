@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     plivo_auth_id: str = ""
     plivo_auth_token: str = ""
     plivo_api_base: str = "https://api.plivo.com"
+    plivo_caller_id: str = ""  # E.164 caller id of outbound Plivo calls (a number on the account)
 
     # --- Sarvam ---
     sarvam_api_key: str = ""
@@ -267,8 +268,9 @@ class Settings(BaseSettings):
                 problems.append(f"unknown language {code!r} (known: {', '.join(sorted(LANGUAGES))})")
         if self.default_language not in self.languages:
             problems.append(f"DEFAULT_LANGUAGE {self.default_language} is not in LANGUAGES")
-        if self.twilio_from_number and not E164.fullmatch(self.twilio_from_number):
-            problems.append(f"TWILIO_FROM_NUMBER {self.twilio_from_number!r} is not an E.164 number")
+        for name in ("twilio_from_number", "plivo_caller_id"):
+            if getattr(self, name) and not E164.fullmatch(getattr(self, name)):
+                problems.append(f"{name.upper()} {getattr(self, name)!r} is not an E.164 number")
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token) and self.twilio_account_sid:
             problems.append("TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is empty")
         if problems:

@@ -203,8 +203,12 @@ class CallStore:
     async def call_placed(self, call_id: str, info: dict[str, Any]) -> None:
         self._enqueue(self.write_call_placed, call_id, dict(info or {}), utcnow())
 
-    async def carrier_status(self, call_id: str, status: str, info: dict[str, Any]) -> None:
-        self._enqueue(self.write_carrier_status, call_id, status, dict(info or {}), utcnow())
+    async def carrier_status(self, call_id: str, status: str, info: dict[str, Any],
+                             alias: str | None = None) -> None:
+        self._enqueue(self.write_carrier_status, call_id, status, dict(info or {}), utcnow(), alias)
+
+    async def call_answered(self, placed_as: str, call_id: str) -> None:
+        self._enqueue(self.write_call_answered, placed_as, call_id)
 
     def _enqueue(self, op: Callable[..., Awaitable[None]], *args: Any) -> None:
         if not is_call_id(args[0]):  # callers check ids at the door; an unbounded one never gets in
@@ -276,13 +280,28 @@ class CallStore:
             row.carrier_status = row.carrier_status or "queued"
             row.worker_id = self.worker_id
 
-    async def write_carrier_status(self, call_id: str, status: str, info: dict[str, Any],
-                                   at: datetime | None = None) -> None:
-        """One status callback. A call that ends without ever streaming (busy, no-answer, failed,
-        or completed before its stream) is closed here; one that streamed was closed by its session."""
-        at = at or utcnow()
+    async def write_call_answered(self, placed_as: str, call_id: str) -> None:
+        """A call placed under a request id (Plivo's request_uuid) was answered as `call_id`: its
+        record moves to the id its stream and call control use. Before any turn, so no child rows."""
+        if placed_as == call_id:
+            return
         async with self._session() as session, session.begin():
-            row = await session.get(CallRow, call_id, with_for_update=self.dialect != "sqlite")
+            if await session.get(CallRow, call_id) is not None:
+                return
+            await session.execute(update(CallRow).where(CallRow.id == placed_as)
+                                  .values(id=call_id, carrier_call_id=call_id))
+
+    async def write_carrier_status(self, call_id: str, status: str, info: dict[str, Any],
+                                   at: datetime | None = None, alias: str | None = None) -> None:
+        """One status callback. A call that ends without ever streaming (busy, no-answer, failed,
+        or completed before its stream) is closed here; one that streamed was closed by its session.
+        `alias`: the id the call was placed under, for callbacks before its answer (Plivo)."""
+        at = at or utcnow()
+        lock = self.dialect != "sqlite"
+        async with self._session() as session, session.begin():
+            row = await session.get(CallRow, call_id, with_for_update=lock)
+            if row is None and alias and is_call_id(alias):
+                row = await session.get(CallRow, alias, with_for_update=lock)
             if row is None:  # placed by a worker whose record was lost; keep what the carrier says
                 row = CallRow(id=call_id, status="active", turn_count=0, started_at=at, direction="outbound")
                 session.add(row)

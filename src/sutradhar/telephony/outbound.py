@@ -4,7 +4,7 @@ The carrier places the call and, when it is answered, fetches our answer URL, wh
 media stream exactly like an inbound call's (the language chosen per call instead of by the IVR).
 Its status callbacks (initiated, ringing, answered, completed, busy, no-answer, failed) are
 verified like every webhook and appended to the call record. Twilio through its SDK
-(twilio/dialer.py), Exotel through its Calls/connect API (exotel/dialer.py); Plivo follows.
+(twilio/dialer.py), Exotel and Plivo through their REST APIs (exotel/dialer.py, plivo/dialer.py).
 """
 
 from __future__ import annotations
@@ -53,7 +53,11 @@ def dialer_for(settings: Settings, carrier: str) -> Dialer:
         from sutradhar.telephony.exotel.dialer import ExotelDialer
 
         return ExotelDialer(settings)
-    raise OutboundError(400, f"outbound calls on {carrier!r} are not supported yet (twilio, exotel)")
+    if carrier == "plivo":
+        from sutradhar.telephony.plivo.dialer import PlivoDialer
+
+        return PlivoDialer(settings)
+    raise OutboundError(400, f"outbound calls on {carrier!r} are not supported (twilio, exotel, plivo)")
 
 
 async def place_call(services: Services, to: str, language: str | None = None,

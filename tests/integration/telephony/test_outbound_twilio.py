@@ -127,7 +127,7 @@ async def test_bad_requests_never_reach_twilio(twilio, tmp_path) -> None:
             language = await client.post("/calls/outbound", headers=ADMIN, json={"to": "+919876543210",
                                                                                  "language": "fr-FR"})
             carrier = await client.post("/calls/outbound", headers=ADMIN, json={"to": "+919876543210",
-                                                                                "carrier": "plivo"})
+                                                                                "carrier": "vonage"})
             unconfigured = await client.post("/calls/outbound", headers=ADMIN, json={"to": "+919876543210",
                                                                                      "carrier": "exotel"})
             twilio.auth_token = "rotated"  # Twilio now refuses our credentials

@@ -1,7 +1,7 @@
-"""Plivo webhooks: the answer XML that streams the call to /plivo/media, the transfer XML, and
-the media socket.
+"""Plivo webhooks: the answer XML that streams the call to /plivo/media, the transfer XML, the
+ring and hang-up notifications of outbound calls (/plivo/status), and the media socket.
 
-With PLIVO_AUTH_TOKEN set, the answer and transfer webhooks must carry a valid
+With PLIVO_AUTH_TOKEN set, the answer, status and transfer webhooks must carry a valid
 `X-Plivo-Signature-V3` and its nonce (signature.py) over the URL Plivo called (PUBLIC_URL's form);
 anything else gets 403 before its fields are read."""
 
@@ -33,6 +33,14 @@ CallUuidQuery = Annotated[str | None, Query(alias="CallUUID", max_length=MAX_ID_
 CallUuidForm = Annotated[str | None, Form(alias="CallUUID", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 LanguageQuery = Annotated[str | None, Query(max_length=64, description="e.g. hi-IN; else DEFAULT_LANGUAGE")]
 LanguageForm = Annotated[str | None, Form(alias="language", max_length=64)]
+# An outbound call's answer and notifications also name the request it was placed by.
+RequestUuidForm = Annotated[str | None, Form(alias="RequestUUID", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+DirectionForm = Annotated[str | None, Form(alias="Direction", max_length=16)]
+# Plivo's CallStatus on ring and hang-up notifications, stored under the names Twilio uses.
+PLIVO_STATUSES = {"ringing": "ringing", "in-progress": "in-progress", "completed": "completed", "busy": "busy",
+                  "failed": "failed", "timeout": "no-answer", "no-answer": "no-answer", "cancel": "canceled"}
+StatusForm = Annotated[str, Form(alias="CallStatus", pattern=f"^({'|'.join(PLIVO_STATUSES)})$")]
+DurationForm = Annotated[str | None, Form(alias="Duration", max_length=8, pattern=r"^\d+$")]
 
 
 async def verified(request: Request) -> None:
@@ -68,8 +76,13 @@ async def plivo_answer(request: Request, call_uuid: CallUuidQuery = None,
 
 @router.post("/plivo/answer", dependencies=[Depends(verified)])
 async def plivo_answer_form(request: Request, call_uuid: CallUuidForm = None,
-                            language: LanguageQuery = None, form_language: LanguageForm = None) -> Response:
-    """The answer URL posted: the form's fields win over the URL's, as Plivo merges them."""
+                            language: LanguageQuery = None, form_language: LanguageForm = None,
+                            request_uuid: RequestUuidForm = None, direction: DirectionForm = None) -> Response:
+    """The answer URL posted: the form's fields win over the URL's, as Plivo merges them. An
+    outbound call's record moves from the request it was placed by to its CallUUID."""
+    store = request.app.state.services.store
+    if direction == "outbound" and request_uuid and call_uuid and store is not None:
+        await store.call_answered(request_uuid, call_uuid)
     return await _answer(request, call_uuid, form_language or language)
 
 
@@ -88,6 +101,21 @@ async def _answer(request: Request, call_uuid: str | None, language: str | None)
     return _xml('<Response><Stream bidirectional="true" keepCallAlive="true" '
                 'contentType="audio/x-mulaw;rate=8000" streamTimeout="86400" '
                 f'extraHeaders={quoteattr(extra)}>{escape(url)}</Stream></Response>')
+
+
+@router.post("/plivo/status", dependencies=[Depends(verified)], status_code=204)
+async def plivo_status(request: Request, status: StatusForm, call_uuid: CallUuidForm = None,
+                       request_uuid: RequestUuidForm = None, duration: DurationForm = None) -> Response:
+    """Ring and hang-up notifications of a call we placed (plivo/dialer.py)."""
+    call_id = call_uuid or request_uuid
+    if not call_id:
+        raise HTTPException(422, "CallUUID or RequestUUID is required")
+    stored = PLIVO_STATUSES[status]
+    log.bind(call_id=call_id).info("call status {}", stored)
+    store = request.app.state.services.store
+    if store is not None:
+        await store.carrier_status(call_id, stored, {"duration_s": duration} if duration else {}, alias=request_uuid)
+    return Response(status_code=204)
 
 
 @router.get("/plivo/transfer", dependencies=[Depends(verified)])
