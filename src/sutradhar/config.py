@@ -119,13 +119,21 @@ class Settings(BaseSettings):
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_api_base: str = "https://api.twilio.com"
+    twilio_from_number: str = ""  # E.164 caller id of outbound calls (a number on the account)
     # --- Exotel: when set, the media socket must carry these as Basic auth (wss://KEY:TOKEN@host/...) ---
     exotel_api_key: str = ""
     exotel_api_token: str = ""
+    # Outbound Exotel calls (Calls/connect): the account SID, the ExoPhone they come from, and the
+    # flow (App Bazaar app id) whose Voicebot applet streams to /exotel/stream.
+    exotel_sid: str = ""
+    exotel_caller_id: str = ""
+    exotel_app_id: str = ""
+    exotel_api_base: str = "https://api.in.exotel.com"  # Mumbai; https://api.exotel.com is Singapore
     # --- Plivo ---
     plivo_auth_id: str = ""
     plivo_auth_token: str = ""
     plivo_api_base: str = "https://api.plivo.com"
+    plivo_caller_id: str = ""  # E.164 caller id of outbound Plivo calls (a number on the account)
 
     # --- Sarvam ---
     sarvam_api_key: str = ""
@@ -176,6 +184,9 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: SQLite under data_dir
     redis_url: str = ""
     retention_days: int = Field(0, ge=0)
+    # Record every call as a stereo WAV (caller left, agent right) under DATA_DIR/recordings, with a
+    # consent line before the greeting; RETENTION_DAYS deletes them with their call records.
+    record_calls: bool = False
     log_level: str = "INFO"
     log_json: bool = False
     redact_phone_numbers: bool = True
@@ -253,6 +264,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         from sutradhar.engines.registry import problems as engine_problems
+        from sutradhar.telephony.numbers import E164
         from sutradhar.text.languages import LANGUAGES
 
         problems = engine_problems(self)
@@ -261,6 +273,9 @@ class Settings(BaseSettings):
                 problems.append(f"unknown language {code!r} (known: {', '.join(sorted(LANGUAGES))})")
         if self.default_language not in self.languages:
             problems.append(f"DEFAULT_LANGUAGE {self.default_language} is not in LANGUAGES")
+        for name in ("twilio_from_number", "plivo_caller_id"):
+            if getattr(self, name) and not E164.fullmatch(getattr(self, name)):
+                problems.append(f"{name.upper()} {getattr(self, name)!r} is not an E.164 number")
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token) and self.twilio_account_sid:
             problems.append("TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is empty")
         if problems:

@@ -110,7 +110,7 @@ async def test_migrations_create_the_schema_on_an_empty_database(tmp_path):
         turn_columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("turns")})
     await engine.dispose()
     assert {"calls", "turns", "workers", "alembic_version"} <= tables
-    assert version == "0004" and {"final_language", "worker_id"} <= columns
+    assert version == "0006_outbound" and {"final_language", "worker_id", "recording_path", "direction"} <= columns
     assert {"v2v_wire_ms", "playing"} <= turn_columns
     again = CallStore(url)  # a second start on a migrated database is a no-op
     await again.start()
@@ -307,3 +307,22 @@ async def test_postgresql_round_trip(postgres_url):
     await again.start()
     assert (await again.get_call("pg-1"))["turn_count"] == 3
     await again.aclose()
+
+
+async def test_purge_deletes_the_recordings_of_the_calls_it_deletes(tmp_path):
+    recordings = tmp_path / "recordings"
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'rec.db'}", recordings=recordings)
+    await store.start()
+    now = datetime.now(timezone.utc)
+    for name, days in (("old", 40), ("new", 1)):
+        path = recordings / f"day/{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"RIFF")
+        await store.call_started(name, started(started_at=now - timedelta(days=days),
+                                               recording_path=f"day/{name}.wav"))
+    await store.flush()
+    assert (await store.get_call("old"))["recording_path"] == "day/old.wav"
+    assert await store.delete_older_than(30) == 1
+    await store.aclose()
+    assert not (recordings / "day/old.wav").exists()
+    assert (recordings / "day/new.wav").exists()

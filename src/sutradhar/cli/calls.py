@@ -20,6 +20,7 @@ from typing import Any
 from sutradhar.config import ConfigError, load_settings
 from sutradhar.store import CallStore
 from sutradhar.store.calls import MAX_PAGE, MAX_PAGE_SIZE
+from sutradhar.store.recording_files import recordings_dir
 
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(args, CallStore(settings.database)))
+        return asyncio.run(_run(args, CallStore(settings.database, recordings=recordings_dir(settings.data_dir))))
     except ValueError as exc:
         print(f"sutradhar calls: {exc}", file=sys.stderr)
         return 2

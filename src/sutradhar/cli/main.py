@@ -1,4 +1,5 @@
-"""The `sutradhar` command: serve, call (the call simulator), bench, calls (call records)."""
+"""The `sutradhar` command: serve, call (the call simulator), dial (an outbound call), bench, calls
+(call records)."""
 
 from __future__ import annotations
 
@@ -60,10 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("call", help="simulate a phone call against a running server", add_help=False)
     sub.add_parser("bench", help="run the benchmark suite", add_help=False)
     sub.add_parser("calls", help="list and show stored call records", add_help=False)
-    if argv and argv[0] in ("call", "bench", "calls"):
+    sub.add_parser("dial", help="place an outbound call from a running server", add_help=False)
+    if argv and argv[0] in ("call", "bench", "calls", "dial"):
         command, rest = argv[0], argv[1:]
         if command == "call":
             return _delegate("sutradhar.testing.simulator", rest)
+        if command == "dial":
+            return _delegate("sutradhar.cli.dial", rest)
         if command == "calls":
             return _delegate("sutradhar.cli.calls", rest)
         return _bench(rest)

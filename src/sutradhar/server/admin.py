@@ -1,4 +1,5 @@
-"""Admin HTTP API: /health, /status, /metrics, /calls, /calls/{id}, /telephony/calls/{id}.
+"""Admin HTTP API: /health, /status, /metrics, /calls, /calls/{id}, /calls/{id}/recording,
+POST /calls/outbound, /telephony/calls/{id}.
 
 Reads `app.state.services`. /status, /calls and the live-call summary need
 `Authorization: Bearer <ADMIN_TOKEN>` when ADMIN_TOKEN is set; /health and /metrics stay open for
@@ -13,7 +14,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS
 from sutradhar.ops.prometheus import CONTENT_TYPE
@@ -21,6 +23,8 @@ from sutradhar.ops.shared_state import worker_id
 from sutradhar.services import Services
 from sutradhar.store import CallStore
 from sutradhar.store.calls import MAX_PAGE, MAX_PAGE_SIZE, to_datetime
+from sutradhar.store.recording_files import recordings_dir, resolve_recording
+from sutradhar.telephony.outbound import OutboundError, place_call
 
 router = APIRouter()
 STARTED_AT = time.time()
@@ -122,12 +126,42 @@ async def list_calls(
                                   until=_when(until, "until"), language=language, status=status)
 
 
+class OutboundCall(BaseModel):
+    to: str = Field(max_length=32, description="the number to dial, E.164 (+919876543210)")
+    language: str | None = Field(None, max_length=16, description="one of LANGUAGES; default DEFAULT_LANGUAGE")
+    carrier: str = Field("twilio", max_length=16)
+
+
+@router.post("/calls/outbound", dependencies=[Depends(require_admin)], status_code=201)
+async def outbound_call(request: Request, body: OutboundCall) -> dict[str, Any]:
+    """Dial a number; the call streams like an inbound one once answered (telephony/outbound.py)."""
+    try:
+        return await place_call(services_of(request), body.to, body.language, body.carrier)
+    except OutboundError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
 @router.get("/calls/{call_id}", dependencies=[Depends(require_admin)])
 async def get_call(request: Request, call_id: CallId) -> dict[str, Any]:
     call = await _store(services_of(request)).get_call(call_id)
     if call is None:
         raise HTTPException(404, f"no call {call_id}")
     return call
+
+
+@router.get("/calls/{call_id}/recording", dependencies=[Depends(require_admin)])
+async def get_recording(request: Request, call_id: CallId) -> FileResponse:
+    """The call's stereo WAV (caller left, agent right). A live call's file is served as far as
+    its header declares (at most a second behind)."""
+    services = services_of(request)
+    call = await _store(services).get_call(call_id)
+    if call is None:
+        raise HTTPException(404, f"no call {call_id}")
+    name = call.get("recording_path")
+    path = resolve_recording(recordings_dir(services.settings.data_dir), name) if name else None
+    if path is None or not path.is_file():
+        raise HTTPException(404, f"call {call_id} has no recording")
+    return FileResponse(path, media_type="audio/wav", filename=f"{path.stem}.wav")
 
 
 @router.get("/telephony/calls/{call_id}", dependencies=[Depends(require_admin)])

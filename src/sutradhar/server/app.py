@@ -66,6 +66,8 @@ def _warn_open_endpoints(settings: Settings) -> None:
     log = logger.bind(stage="security")
     if not settings.twilio_auth_token:
         log.warning("TWILIO_AUTH_TOKEN is not set: Twilio webhooks and media streams are not signature-checked")
+    if not settings.plivo_auth_token:
+        log.warning("PLIVO_AUTH_TOKEN is not set: Plivo webhooks are not signature-checked")
     if not settings.admin_token:
         log.warning("ADMIN_TOKEN is not set: /status, /calls and live-call summaries are open to anyone")
     if not settings.browser_token:

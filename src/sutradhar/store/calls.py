@@ -21,9 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import selectinload
 
 from sutradhar.ids import is_call_id
+from sutradhar.store.recording_files import delete_recordings, recordings_dir
 from sutradhar.store.schema import TIMING_KEYS, CallRow, TurnRow
 
 STORE_DIR = Path(__file__).resolve().parent
+# Carrier call states after which there is no call any more (Twilio's names; "canceled": we hung up first).
+CARRIER_FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 FAILED_REASONS = frozenset({"error", "failed", "crash", "provider_error", "internal_error", "server_lost"})
 _MIGRATION_LOCK = 0x5A7D  # pg_advisory_xact_lock key: one worker migrates at a time
 # Paging bounds: (page - 1) * page_size must fit the databases' 64-bit OFFSET (SQLite raises
@@ -102,8 +105,10 @@ class CallStore:
         write_timeout_s: float = 10.0,
         write_attempts: int = 2,
         worker_id: str | None = None,
+        recordings: Path | None = None,
     ) -> None:
         self.url = url
+        self.recordings = recordings  # DATA_DIR/recordings: the purge deletes the files there too
         self.worker_id = worker_id  # stamped on the calls this process serves (crash recovery)
         self.retention_days = retention_days
         self.write_timeout_s = write_timeout_s
@@ -120,7 +125,8 @@ class CallStore:
     def from_settings(cls, settings: Any) -> CallStore:
         from sutradhar.ops.shared_state import worker_id
 
-        return cls(settings.database, retention_days=settings.retention_days, worker_id=worker_id())
+        return cls(settings.database, retention_days=settings.retention_days, worker_id=worker_id(),
+                   recordings=recordings_dir(settings.data_dir))
 
     @property
     def dialect(self) -> str:
@@ -192,6 +198,18 @@ class CallStore:
     async def call_ended(self, call_id: str, reason: str, summary: dict[str, Any]) -> None:
         self._enqueue(self.write_call_ended, call_id, reason, dict(summary or {}), utcnow())
 
+    # --- outbound calls (telephony/outbound.py): the same queue, so events stay in order ----------
+
+    async def call_placed(self, call_id: str, info: dict[str, Any]) -> None:
+        self._enqueue(self.write_call_placed, call_id, dict(info or {}), utcnow())
+
+    async def carrier_status(self, call_id: str, status: str, info: dict[str, Any],
+                             alias: str | None = None) -> None:
+        self._enqueue(self.write_carrier_status, call_id, status, dict(info or {}), utcnow(), alias)
+
+    async def call_answered(self, placed_as: str, call_id: str) -> None:
+        self._enqueue(self.write_call_answered, placed_as, call_id)
+
     def _enqueue(self, op: Callable[..., Awaitable[None]], *args: Any) -> None:
         if not is_call_id(args[0]):  # callers check ids at the door; an unbounded one never gets in
             log.bind(call_id="-").error("call record dropped: unusable call id {!r:.60}", args[0])
@@ -237,12 +255,63 @@ class CallStore:
                 row = CallRow(id=call_id, status="active", turn_count=0)
                 session.add(row)
             row.transport = _str(info.get("transport"), 32)
+            # An outbound call's record already names its numbers: a stream's start does not.
+            row.from_number = _str(info.get("from_number"), 64) or row.from_number
+            row.to_number = _str(info.get("to_number"), 64) or row.to_number
+            row.carrier_call_id = _str(info.get("carrier_call_id"), 128)
+            row.language = _str(info.get("language"), 16)
+            row.started_at = row.started_at or to_datetime(info.get("started_at")) or utcnow()
+            row.worker_id = self.worker_id
+            row.recording_path = _str(info.get("recording_path"), 255)
+
+    async def write_call_placed(self, call_id: str, info: dict[str, Any], at: datetime | None = None) -> None:
+        """An outbound call the carrier accepted: on record before it rings."""
+        async with self._session() as session, session.begin():
+            row = await session.get(CallRow, call_id)
+            if row is None:
+                row = CallRow(id=call_id, status="active", turn_count=0, started_at=at or utcnow())
+                session.add(row)
+            row.direction = "outbound"
+            row.transport = _str(info.get("carrier"), 32)
             row.from_number = _str(info.get("from_number"), 64)
             row.to_number = _str(info.get("to_number"), 64)
             row.carrier_call_id = _str(info.get("carrier_call_id"), 128)
             row.language = _str(info.get("language"), 16)
-            row.started_at = to_datetime(info.get("started_at")) or utcnow()
+            row.carrier_status = row.carrier_status or "queued"
             row.worker_id = self.worker_id
+
+    async def write_call_answered(self, placed_as: str, call_id: str) -> None:
+        """A call placed under a request id (Plivo's request_uuid) was answered as `call_id`: its
+        record moves to the id its stream and call control use. Before any turn, so no child rows."""
+        if placed_as == call_id:
+            return
+        async with self._session() as session, session.begin():
+            if await session.get(CallRow, call_id) is not None:
+                return
+            await session.execute(update(CallRow).where(CallRow.id == placed_as)
+                                  .values(id=call_id, carrier_call_id=call_id))
+
+    async def write_carrier_status(self, call_id: str, status: str, info: dict[str, Any],
+                                   at: datetime | None = None, alias: str | None = None) -> None:
+        """One status callback. A call that ends without ever streaming (busy, no-answer, failed,
+        or completed before its stream) is closed here; one that streamed was closed by its session.
+        `alias`: the id the call was placed under, for callbacks before its answer (Plivo)."""
+        at = at or utcnow()
+        lock = self.dialect != "sqlite"
+        async with self._session() as session, session.begin():
+            row = await session.get(CallRow, call_id, with_for_update=lock)
+            if row is None and alias and is_call_id(alias):
+                row = await session.get(CallRow, alias, with_for_update=lock)
+            if row is None:  # placed by a worker whose record was lost; keep what the carrier says
+                row = CallRow(id=call_id, status="active", turn_count=0, started_at=at, direction="outbound")
+                session.add(row)
+            event = {"status": status, "at": _iso(at), **{k: _str(v, 64) for k, v in info.items()}}
+            row.carrier_events = [*(row.carrier_events or []), event]  # a new list: JSON columns track assignment
+            row.carrier_status = _str(status, 32)
+            if status in CARRIER_FINAL and row.ended_at is None and not row.turn_count and row.summary is None:
+                row.status = status_for(status)
+                row.end_reason = _str(status, 64)
+                row.ended_at = at
 
     async def write_turn(self, call_id: str, record: dict[str, Any], at: datetime | None = None) -> None:
         at = at or utcnow()
@@ -380,12 +449,18 @@ class CallStore:
         return [dict(row) for row in rows]
 
     async def delete_older_than(self, days: float) -> int:
-        """Delete calls (and their turns) that started more than `days` ago; return how many."""
+        """Delete calls (their turns and recordings) that started more than `days` ago; return how
+        many calls. The files go after the rows are committed: a failed commit deletes no audio."""
         cutoff = utcnow() - timedelta(days=days)
         old = select(CallRow.id).where(CallRow.started_at < cutoff)
         async with self._session() as session, session.begin():
+            files = list(await session.scalars(select(CallRow.recording_path).where(
+                CallRow.started_at < cutoff, CallRow.recording_path.is_not(None))))
             await session.execute(delete(TurnRow).where(TurnRow.call_id.in_(old)))
             result = await session.execute(delete(CallRow).where(CallRow.started_at < cutoff))
+        if files and self.recordings is not None:
+            removed = await asyncio.to_thread(delete_recordings, self.recordings, files)
+            log.bind(call_id="-").info("retention: deleted {} recordings", removed)
         return result.rowcount or 0
 
     async def _retention_loop(self, every_s: float = 6 * 3600) -> None:
@@ -454,6 +529,10 @@ def _call_dict(row: CallRow) -> dict[str, Any]:
         "duration_s": duration,
         "turn_count": row.turn_count,
         "summary": row.summary,
+        "recording_path": row.recording_path,
+        "direction": row.direction or "inbound",
+        "carrier_status": row.carrier_status,
+        "carrier_events": row.carrier_events or [],
     }
 
 

@@ -33,6 +33,11 @@ class CallRow(Base):
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict | None] = mapped_column(JSON)
     worker_id: Mapped[str | None] = mapped_column(String(128), index=True)  # the process serving it
+    # Relative to DATA_DIR/recordings (telephony/recording.py); None: not recorded.
+    recording_path: Mapped[str | None] = mapped_column(String(255))
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")  # or outbound (we dialled)
+    carrier_status: Mapped[str | None] = mapped_column(String(32))  # the last status callback's
+    carrier_events: Mapped[list | None] = mapped_column(JSON)  # every status callback, in order
 
     turns: Mapped[list[TurnRow]] = relationship(
         back_populates="call", cascade="all, delete-orphan", passive_deletes=True,

@@ -44,6 +44,7 @@ from sutradhar.pipeline.events import (
 from sutradhar.pipeline.orchestrator import Checkpoint
 from sutradhar.pipeline.turn_policy import EndOfTurn
 from sutradhar.services import Services
+from sutradhar.telephony.recording import CallRecording, open_recording
 from sutradhar.telephony.transport import DISCONNECTED, Start, Transport
 from sutradhar.text.languages import LANGUAGES
 
@@ -108,7 +109,11 @@ class CallSession:
         self._inbuf = bytearray()
         self._live: LiveTranscription | None = None  # a streaming STT hearing the open segment
         self.last_interim: Transcript | None = None
-        self.playout = Playout(transport.send_audio, self._mark_sent,
+        # RECORD_CALLS: both sides of the call on one timeline, taken as they cross the wire.
+        opened = open_recording(s.data_dir, self.call_id, wire) if s.record_calls else None
+        self.recording: CallRecording | None = opened[0] if opened else None
+        self.recording_name: str | None = opened[1] if opened else None
+        self.playout = Playout(self._send_recorded if self.recording else transport.send_audio, self._mark_sent,
                                frame_bytes=wire * transport.frame_ms // 1000 * 2,
                                frame_ms=transport.frame_ms, lead_frames=transport.lead_frames,
                                on_frame=self._frame_sent)
@@ -143,13 +148,18 @@ class CallSession:
     async def start(self) -> None:
         self.services.calls.register(self)
         self.playout.start()
+        if self.recording is not None:
+            self.recording.start()
         self._watchdog = asyncio.create_task(self._watch_inactivity(), name=f"watchdog-{self.call_id}")
         await self._record("call_started", self.call_id, {
             "transport": self.transport.carrier, "carrier": self.transport.carrier, "carrier_call_id": self.start_info.carrier_call_id,
-            "language": self.language, **self.start_info.info})
+            "language": self.language, "recording_path": self.recording_name, **self.start_info.info})
         self.log.info("call started carrier={} language={}", self.transport.carrier, self.language)
         await self.transport.send_event({"type": "started", "call_id": self.call_id, "language": self.language})
-        self._play(self.orchestrator.speak(self.orchestrator.greeting()))
+        greeting = self.orchestrator.greeting()
+        if self.recording is not None:  # consent: the caller is told before they say anything
+            greeting = f"{LANGUAGES[self.language].recording_notice} {greeting}"
+        self._play(self.orchestrator.speak(greeting))
 
     @property
     def language(self) -> str:
@@ -194,6 +204,8 @@ class CallSession:
             # Hung up mid-reply: the turn is stored with what the caller heard before the line dropped.
             await self._settle_interrupted(turn)
         await self.playout.aclose()
+        if self.recording is not None:
+            await self.recording.aclose()
         if hang_up:
             try:
                 await self.transport.hang_up(reason)
@@ -240,6 +252,8 @@ class CallSession:
         """One inbound chunk of PCM at the wire rate (20 ms on phones, ~100 ms on Exotel)."""
         self._last_inbound = time.monotonic()
         self.heard_caller = True
+        if self.recording is not None:
+            self.recording.caller(pcm)
         if self._in_resampler is not None:
             pcm = self._in_resampler.process(pcm)
         size = self._frame_bytes
@@ -754,6 +768,11 @@ class CallSession:
         await self.transport.send_mark(name)
         if not self.transport.echoes_marks:
             self.on_mark(name)
+
+    async def _send_recorded(self, pcm: bytes) -> None:
+        await self.transport.send_audio(pcm)
+        assert self.recording is not None
+        self.recording.agent(pcm)  # after the send: what reached the wire, when it did
 
     def _frame_sent(self, now: float) -> None:
         if self._awaiting_first is not None:

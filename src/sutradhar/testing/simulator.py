@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -64,14 +65,18 @@ class SimConfig:
     # IVR, Plivo answer XML, Exotel stream URL). None: Twilio when auth_token or ivr_digit is set.
     webhook: bool | None = None
     language: str | None = None  # stream parameter (all carriers) when the IVR is not used
+    # twilio: an outbound call's Url (the TwiML Twilio fetches when the callee answers), fetched
+    # instead of the IVR; the stream's parameters (language, token) come from it.
+    answer_url: str | None = None
     dtmf: list[tuple[str, float]] = field(default_factory=list)  # (digit, seconds after stream start)
     speed: float = 1.0  # caller audio this many times faster than real time
     gap_s: float = 0.4  # caller silence after the agent finishes, before the next turn
     reply_wait_s: float = 15.0  # give up waiting for an agent reply after this long
     tail_s: float = 0.5  # stay on the line after the last reply
     hang_up: bool = True  # send stop and close at the end (False: wait for the server to close)
-    auth_token: str | None = None  # twilio: sign webhooks and the handshake like Twilio does
+    auth_token: str | None = None  # twilio: sign webhooks and the handshake; plivo: sign the answer (V3)
     call_sid: str = ""
+    basic_auth: tuple[str, str] | None = None  # exotel: the applet's KEY, TOKEN (stream URL and socket)
     sample_rate: int = 8000  # exotel: ?sample-rate=
     token: str | None = None  # browser: ?token=
     admin_token: str | None = None  # ADMIN_TOKEN, to read the live call's summary
@@ -157,7 +162,8 @@ class _Call:
         params: dict[str, str] = {}
         webhook = cfg.webhook
         if webhook is None:
-            webhook = cfg.carrier == "twilio" and (cfg.ivr_digit is not None or bool(cfg.auth_token))
+            webhook = cfg.carrier == "twilio" and (cfg.ivr_digit is not None or bool(cfg.auth_token)
+                                                   or cfg.answer_url is not None)
         if webhook:
             params, url = await self._answer(url)
         params.setdefault("call_id", self.call_sid)
@@ -165,6 +171,9 @@ class _Call:
             params["language"] = cfg.language  # the stream parameter, unless an IVR digit chose
         self.result.language = params.get("language")
         headers = {}
+        if self.cfg.basic_auth and self.cfg.carrier == "exotel":
+            credentials = base64.b64encode(":".join(self.cfg.basic_auth).encode()).decode()
+            headers["Authorization"] = f"Basic {credentials}"
         if self.cfg.auth_token and self.cfg.carrier == "twilio":
             from twilio.request_validator import RequestValidator
 
@@ -202,11 +211,20 @@ class _Call:
         """The carrier's answer webhook: the stream's parameters (its token too) and its URL."""
         carrier = self.cfg.carrier
         if carrier == "twilio":
-            return await self._ivr(), url
+            return (await self._outbound_answer() if self.cfg.answer_url else await self._ivr()), url
         async with httpx.AsyncClient(base_url=self.cfg.base_url, timeout=10) as client:
             if carrier == "plivo":
                 query = {"language": self.cfg.language} if self.cfg.language else {}
-                response = await client.post("/plivo/answer", params=query, data={"CallUUID": self.call_sid})
+                form = {"CallUUID": self.call_sid}
+                headers = {}
+                if self.cfg.auth_token:
+                    from sutradhar.telephony.plivo.signature import signature_v3
+
+                    url = str(httpx.URL(self.cfg.base_url.rstrip("/") + "/plivo/answer", params=query))
+                    nonce = uuid.uuid4().hex
+                    headers = {"X-Plivo-Signature-V3-Nonce": nonce,
+                               "X-Plivo-Signature-V3": signature_v3(self.cfg.auth_token, "POST", url, form, nonce)}
+                response = await client.post("/plivo/answer", params=query, data=form, headers=headers)
                 response.raise_for_status()
                 stream = ET.fromstring(response.text).find("./Stream")
                 if stream is None:
@@ -214,8 +232,8 @@ class _Call:
                 extra = dict(part.split("=", 1) for part in (stream.get("extraHeaders") or "").split(",") if "=" in part)
                 return extra, (stream.text or url).strip()
             if carrier == "exotel":
-                response = await client.get("/exotel/stream", params={"CallSid": self.call_sid,
-                                                                      "sample-rate": str(self.wire.rate)})
+                response = await client.get("/exotel/stream", auth=self.cfg.basic_auth,
+                                            params={"CallSid": self.call_sid, "sample-rate": str(self.wire.rate)})
                 response.raise_for_status()
                 return {}, response.json()["url"]
         return {}, url
@@ -237,14 +255,26 @@ class _Call:
             raise RuntimeError(f"IVR did not connect a stream: {twiml}")
         return {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
 
+    async def _outbound_answer(self) -> dict[str, str]:
+        form = {"CallSid": self.call_sid, "AccountSid": "ACsimulator", "From": "+910000000001",
+                "To": "+910000000000", "CallStatus": "in-progress", "Direction": "outbound-api"}
+        async with httpx.AsyncClient(timeout=10) as client:
+            twiml = await self._post(client, str(self.cfg.answer_url), form)
+        self.result.ivr_twiml.append(twiml)
+        stream = ET.fromstring(twiml).find("./Connect/Stream")
+        if stream is None:
+            raise RuntimeError(f"the outbound answer did not connect a stream: {twiml}")
+        return {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+
     async def _post(self, client: httpx.AsyncClient, path: str, form: dict[str, str]) -> str:
+        """POST a webhook (a path on the server, or a full URL), signed like Twilio when asked."""
+        url = path if path.startswith(("http://", "https://")) else self.cfg.base_url.rstrip("/") + path
         headers = {}
         if self.cfg.auth_token:
             from twilio.request_validator import RequestValidator
 
-            headers["X-Twilio-Signature"] = RequestValidator(self.cfg.auth_token).compute_signature(
-                self.cfg.base_url.rstrip("/") + path, form)
-        response = await client.post(path, data=form, headers=headers)
+            headers["X-Twilio-Signature"] = RequestValidator(self.cfg.auth_token).compute_signature(url, form)
+        response = await client.post(url, data=form, headers=headers)
         response.raise_for_status()
         return response.text
 

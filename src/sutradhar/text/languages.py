@@ -26,6 +26,7 @@ class LanguageInfo:
     switched: str  # confirms a language change
     nothing_to_repeat: str
     menu_item: str  # one IVR line; {digit} is replaced
+    recording_notice: str  # said before the greeting when RECORD_CALLS is on (consent)
     menu_intro: str = ""
 
 
@@ -44,6 +45,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             switched="Okay, I will speak in English from now on.",
             nothing_to_repeat="I haven't said anything yet. How can I help you?",
             menu_item="For English, press {digit}.",
+            recording_notice="This call is recorded for quality and training.",
             menu_intro="Welcome.",
         ),
         LanguageInfo(
@@ -58,6 +60,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             switched="ठीक है, अब मैं हिंदी में बात करूँगा।",
             nothing_to_repeat="मैंने अभी तक कुछ नहीं कहा है। मैं आपकी क्या मदद कर सकता हूँ?",
             menu_item="हिंदी के लिए {digit} दबाएँ।",
+            recording_notice="गुणवत्ता और प्रशिक्षण के लिए यह कॉल रिकॉर्ड की जा रही है।",
         ),
         LanguageInfo(
             code="te-IN", name="Telugu", native_name="తెలుగు", script="Telugu",
@@ -71,6 +74,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             switched="సరే, ఇప్పటి నుండి తెలుగులో మాట్లాడతాను.",
             nothing_to_repeat="నేను ఇంకా ఏమీ చెప్పలేదు. మీకు ఎలా సహాయం చేయగలను?",
             menu_item="తెలుగు కోసం {digit} నొక్కండి.",
+            recording_notice="నాణ్యత మరియు శిక్షణ కోసం ఈ కాల్ రికార్డ్ చేయబడుతోంది.",
         ),
         LanguageInfo(
             code="gu-IN", name="Gujarati", native_name="ગુજરાતી", script="Gujarati",
@@ -84,6 +88,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             switched="સારું, હવેથી હું ગુજરાતીમાં વાત કરીશ.",
             nothing_to_repeat="મેં હજી કંઈ કહ્યું નથી. હું તમારી શું મદદ કરી શકું?",
             menu_item="ગુજરાતી માટે {digit} દબાવો.",
+            recording_notice="ગુણવત્તા અને તાલીમ માટે આ કૉલ રેકોર્ડ કરવામાં આવી રહ્યો છે.",
         ),
     )
 }

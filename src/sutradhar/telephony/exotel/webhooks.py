@@ -5,6 +5,9 @@ GET /exotel/stream?CallSid=...&sample-rate=8000 answers {"url": "wss://.../exote
 STREAM_TOKENS=required the URL carries a single-use `token` bound to that CallSid, which Exotel
 sends back on the handshake (and in the start's custom_parameters).
 
+POST /exotel/status takes the status callbacks of the calls we place (exotel/dialer.py): only with
+the reference and HMAC their StatusCallback URL was given (Exotel signs nothing).
+
 Exotel has no call-control API here: hanging up is closing the socket, and the Exotel flow then
 moves to its next applet, or ends the call when there is none.
 """
@@ -15,13 +18,15 @@ import base64
 import hmac
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from loguru import logger
 
 from sutradhar.config import Settings
+from sutradhar.ids import is_call_id
 from sutradhar.telephony.admission import tokens_required
 from sutradhar.telephony.exotel.codec import RATES, ExotelCodec
+from sutradhar.telephony.exotel.dialer import callback_ok
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.transport import Transport
 
@@ -42,6 +47,38 @@ async def exotel_stream(request: Request) -> Response:
     if tokens_required(settings, "exotel"):
         query["token"] = await services.stream_tokens.issue("exotel", call_sid)
     return JSONResponse({"url": stream_url(request, settings, "/exotel/media") + "?" + urlencode(query)})
+
+
+# Exotel's Status values, and what an `answered` event is stored as (Twilio's name, like the rest).
+EXOTEL_STATUSES = frozenset({"queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"})
+
+
+@router.post("/exotel/status", status_code=204)
+async def exotel_status(request: Request) -> Response:
+    """A status callback (terminal or answered) of a call we placed."""
+    services = request.app.state.services
+    log = logger.bind(call_id="-", stage="exotel")
+    if not callback_ok(services.settings, request.query_params.get("ref"), request.query_params.get("sig")):
+        log.warning("rejected /exotel/status: not a callback URL we gave Exotel")
+        raise HTTPException(403, "forbidden")
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "body is not JSON") from None
+        fields = {str(k): str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+    else:
+        fields = {k: str(v) for k, v in (await request.form()).items()}
+    call_sid, status = fields.get("CallSid"), fields.get("Status", "").lower()
+    if fields.get("EventType") == "answered":
+        status = "in-progress"
+    if not is_call_id(call_sid) or status not in EXOTEL_STATUSES:
+        raise HTTPException(422, "CallSid and a known Status are required")
+    logger.bind(call_id=call_sid, stage="exotel").info("call status {}", status)
+    if services.store is not None:
+        info = {"duration_s": fields["ConversationDuration"]} if fields.get("ConversationDuration", "").isdigit() else {}
+        await services.store.carrier_status(call_sid, status, info)
+    return Response(status_code=204)
 
 
 @router.websocket("/exotel/media")

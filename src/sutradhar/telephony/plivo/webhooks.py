@@ -1,21 +1,27 @@
-"""Plivo webhooks: the answer XML that streams the call to /plivo/media, the transfer XML, and
-the media socket."""
+"""Plivo webhooks: the answer XML that streams the call to /plivo/media, the transfer XML, the
+ring and hang-up notifications of outbound calls (/plivo/status), and the media socket.
+
+With PLIVO_AUTH_TOKEN set, the answer, status and transfer webhooks must carry a valid
+`X-Plivo-Signature-V3` and its nonce (signature.py) over the URL Plivo called (PUBLIC_URL's form);
+anything else gets 403 before its fields are read."""
 
 from __future__ import annotations
 
 from typing import Annotated
 from xml.sax.saxutils import escape, quoteattr
 
-from fastapi import APIRouter, Form, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, WebSocket
 from fastapi.responses import Response
 from loguru import logger
 
-from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS
+from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS, is_call_id
 from sutradhar.telephony.admission import tokens_required
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.plivo.codec import PlivoCodec, pack_language
 from sutradhar.telephony.plivo.control import PlivoControl
+from sutradhar.telephony.plivo.signature import valid_v3
 from sutradhar.telephony.transport import Transport
+from sutradhar.urls import public_url_of
 
 router = APIRouter()
 log = logger.bind(stage="plivo")
@@ -27,23 +33,56 @@ CallUuidQuery = Annotated[str | None, Query(alias="CallUUID", max_length=MAX_ID_
 CallUuidForm = Annotated[str | None, Form(alias="CallUUID", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 LanguageQuery = Annotated[str | None, Query(max_length=64, description="e.g. hi-IN; else DEFAULT_LANGUAGE")]
 LanguageForm = Annotated[str | None, Form(alias="language", max_length=64)]
+# An outbound call's answer and notifications also name the request it was placed by.
+RequestUuidForm = Annotated[str | None, Form(alias="RequestUUID", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+DirectionForm = Annotated[str | None, Form(alias="Direction", max_length=16)]
+# Plivo's CallStatus on ring and hang-up notifications, stored under the names Twilio uses.
+PLIVO_STATUSES = {"ringing": "ringing", "in-progress": "in-progress", "completed": "completed", "busy": "busy",
+                  "failed": "failed", "timeout": "no-answer", "no-answer": "no-answer", "cancel": "canceled"}
+StatusForm = Annotated[str, Form(alias="CallStatus", pattern=f"^({'|'.join(PLIVO_STATUSES)})$")]
+DurationForm = Annotated[str | None, Form(alias="Duration", max_length=8, pattern=r"^\d+$")]
+
+
+async def verified(request: Request) -> None:
+    """403 unless Plivo signed this request (V3), when PLIVO_AUTH_TOKEN is set. A route
+    dependency: it runs before the declared fields are validated."""
+    settings = request.app.state.services.settings
+    token = settings.plivo_auth_token
+    if not token:
+        return
+    params: dict[str, list[str]] = {}
+    if request.method == "POST":
+        for key, value in (await request.form()).multi_items():
+            params.setdefault(key, []).append(str(value))
+    url = public_url_of(settings.public_url, request.url.path, request.url.query, str(request.url))
+    if not valid_v3(token, request.method, url, params, request.headers.get("x-plivo-signature-v3-nonce"),
+                    request.headers.get("x-plivo-signature-v3")):
+        call_uuid = (params.get("CallUUID") or [request.query_params.get("CallUUID")])[0]
+        log.bind(call_id=call_uuid if is_call_id(call_uuid) else "-").warning(
+            "rejected {} {}: bad X-Plivo-Signature-V3", request.method, request.url.path)
+        raise HTTPException(403, "forbidden")
 
 
 def _xml(body: str) -> Response:
     return Response('<?xml version="1.0" encoding="UTF-8"?>' + body, media_type="application/xml")
 
 
-@router.get("/plivo/answer")
+@router.get("/plivo/answer", dependencies=[Depends(verified)])
 async def plivo_answer(request: Request, call_uuid: CallUuidQuery = None,
                        language: LanguageQuery = None) -> Response:
     """Answer URL: stream the call to /plivo/media. `?language=hi-IN` picks the call's language."""
     return await _answer(request, call_uuid, language)
 
 
-@router.post("/plivo/answer")
+@router.post("/plivo/answer", dependencies=[Depends(verified)])
 async def plivo_answer_form(request: Request, call_uuid: CallUuidForm = None,
-                            language: LanguageQuery = None, form_language: LanguageForm = None) -> Response:
-    """The answer URL posted: the form's fields win over the URL's, as Plivo merges them."""
+                            language: LanguageQuery = None, form_language: LanguageForm = None,
+                            request_uuid: RequestUuidForm = None, direction: DirectionForm = None) -> Response:
+    """The answer URL posted: the form's fields win over the URL's, as Plivo merges them. An
+    outbound call's record moves from the request it was placed by to its CallUUID."""
+    store = request.app.state.services.store
+    if direction == "outbound" and request_uuid and call_uuid and store is not None:
+        await store.call_answered(request_uuid, call_uuid)
     return await _answer(request, call_uuid, form_language or language)
 
 
@@ -64,8 +103,23 @@ async def _answer(request: Request, call_uuid: str | None, language: str | None)
                 f'extraHeaders={quoteattr(extra)}>{escape(url)}</Stream></Response>')
 
 
-@router.get("/plivo/transfer")
-@router.post("/plivo/transfer")  # two routes, not one api_route: one OpenAPI operation each
+@router.post("/plivo/status", dependencies=[Depends(verified)], status_code=204)
+async def plivo_status(request: Request, status: StatusForm, call_uuid: CallUuidForm = None,
+                       request_uuid: RequestUuidForm = None, duration: DurationForm = None) -> Response:
+    """Ring and hang-up notifications of a call we placed (plivo/dialer.py)."""
+    call_id = call_uuid or request_uuid
+    if not call_id:
+        raise HTTPException(422, "CallUUID or RequestUUID is required")
+    stored = PLIVO_STATUSES[status]
+    log.bind(call_id=call_id).info("call status {}", stored)
+    store = request.app.state.services.store
+    if store is not None:
+        await store.carrier_status(call_id, stored, {"duration_s": duration} if duration else {}, alias=request_uuid)
+    return Response(status_code=204)
+
+
+@router.get("/plivo/transfer", dependencies=[Depends(verified)])
+@router.post("/plivo/transfer", dependencies=[Depends(verified)])  # two routes, not one api_route: one OpenAPI operation each
 async def plivo_transfer(request: Request) -> Response:
     number = request.app.state.services.settings.transfer_number
     return _xml(f"<Response><Dial><Number>{escape(number)}</Number></Dial></Response>")

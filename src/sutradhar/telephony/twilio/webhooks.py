@@ -1,5 +1,8 @@
 """Twilio webhooks: the IVR language menu (TwiML), signature checks, and the media-stream socket.
 
+Outbound calls (telephony/outbound.py) are answered by POST /twilio/outbound/answer, which streams
+them like the IVR does, and report progress to POST /twilio/status (both signed like every webhook).
+
 Call flow: POST /twilio/voice answers with a one-digit language menu; POST /twilio/language stores
 the choice (CallSid -> language) and connects the call to WS /twilio/media, passing the language,
 our call id and (when TWILIO_AUTH_TOKEN signs the webhooks) a single-use stream token bound to the
@@ -26,7 +29,7 @@ from sutradhar.telephony.transport import DTMF_KEYS, Transport
 from sutradhar.telephony.twilio.codec import TwilioCodec
 from sutradhar.telephony.twilio.control import TwilioControl
 from sutradhar.text.languages import LANGUAGES
-from sutradhar.urls import websocket_url
+from sutradhar.urls import public_url_of, websocket_url
 
 router = APIRouter()
 log = logger.bind(stage="twilio")
@@ -38,13 +41,6 @@ BUSY_LINE = "Sorry, all our lines are busy. Please call again in a few minutes."
 
 
 # --- signatures ---
-
-def _public_http_url(request: Request, settings: Settings) -> str:
-    if settings.public_url:
-        url = settings.public_url.rstrip("/") + request.url.path
-        return url + (f"?{request.url.query}" if request.url.query else "")
-    return str(request.url)
-
 
 def signature_ok(settings: Settings, url: str, params: dict[str, Any], signature: str | None) -> bool:
     """True when Twilio signed this request, or when no auth token is configured (development)."""
@@ -60,7 +56,7 @@ async def verified_form(request: Request) -> None:
     declared fields are validated, so an unsigned request learns nothing about them."""
     settings: Settings = request.app.state.services.settings
     form = {k: str(v) for k, v in (await request.form()).items()}
-    url = _public_http_url(request, settings)
+    url = public_url_of(settings.public_url, request.url.path, request.url.query, str(request.url))
     if not signature_ok(settings, url, form, request.headers.get("x-twilio-signature")):
         call_sid = form.get("CallSid")
         log.bind(call_id=call_sid if is_call_id(call_sid) else "-").warning(
@@ -83,6 +79,9 @@ def _busy(services: Any, call_sid: str | None) -> Response:
 
 # --- the webhooks' fields (Twilio posts many more; these are the ones we read) ---
 
+# Twilio's CallStatus values (an "answered" event is reported as in-progress).
+CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer",
+                 "failed", "canceled")
 MENU_ATTEMPTS = 2  # the menu plays at most twice, then the default language is used
 MAX_DIGITS = 32  # Gather asks for one key; anything near this long is not a caller
 
@@ -151,6 +150,13 @@ async def twilio_language(request: Request, call_sid: CallSid = None, digits: Di
     except Exception as exc:  # the <Parameter> below still carries it
         bound.warning("could not store the IVR language: {}", exc)
     bound.info("IVR chose language={} digits={!r} attempt={}", language, digits, attempt)
+    return _xml(await _connect_stream(request, call_sid, language))
+
+
+async def _connect_stream(request: Request, call_sid: str, language: str) -> VoiceResponse:
+    """<Connect><Stream> to our media socket, with the call's language, id and stream token."""
+    services = request.app.state.services
+    settings = services.settings
     response = VoiceResponse()
     connect = Connect()
     stream = connect.stream(url=stream_url(request, settings, "/twilio/media"))
@@ -159,7 +165,41 @@ async def twilio_language(request: Request, call_sid: CallSid = None, digits: Di
     if tokens_required(settings, "twilio"):  # the signed webhook vouches for this call's stream only
         stream.parameter(name="token", value=await services.stream_tokens.issue("twilio", call_sid))
     response.append(connect)
-    return _xml(response)
+    return response
+
+
+# --- outbound calls (telephony/outbound.py places them) ---
+
+CallStatus = Annotated[str, Form(alias="CallStatus", pattern=f"^({'|'.join(CALL_STATUSES)})$")]
+CallDuration = Annotated[str | None, Form(alias="CallDuration", max_length=8, pattern=r"^\d+$")]
+Language = Annotated[str | None, Query(max_length=16)]
+
+
+@router.post("/twilio/outbound/answer", dependencies=[Depends(verified_form)])
+async def twilio_outbound_answer(request: Request, call_sid: CallSid = None, language: Language = None) -> Response:
+    """The callee answered the call we placed: stream it in the language chosen when it was placed."""
+    services = request.app.state.services
+    settings = services.settings
+    if services.calls.at_capacity:
+        return _busy(services, call_sid)
+    if language not in settings.languages:
+        language = settings.default_language
+    log.bind(call_id=call_sid or "-").info("outbound call answered language={}", language)
+    return _xml(await _connect_stream(request, call_sid or "", language))
+
+
+@router.post("/twilio/status", dependencies=[Depends(verified_form)], status_code=204)
+async def twilio_status(request: Request, status: CallStatus, call_sid: CallSid = None,
+                        duration: CallDuration = None) -> Response:
+    """A status callback of a call we placed (initiated ... completed, busy, no-answer, failed)."""
+    services = request.app.state.services
+    bound = log.bind(call_id=call_sid or "-")
+    if not call_sid:
+        raise HTTPException(422, "CallSid is required")
+    bound.info("call status {}", status)
+    if services.store is not None:
+        await services.store.carrier_status(call_sid, status, {"duration_s": duration} if duration else {})
+    return Response(status_code=204)
 
 
 # --- media ---

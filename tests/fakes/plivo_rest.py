@@ -1,0 +1,106 @@
+"""A strict loopback fake of Plivo's Make-a-Call API, and Plivo's side of the call.
+
+    POST /v1/Account/{auth_id}/Call/   (JSON: from, to, answer_url, answer_method, ring_url,
+                                        ring_method, hangup_url, hangup_method)
+
+Like Plivo: HTTP Basic auth as AUTH_ID:AUTH_TOKEN (401 otherwise), the path's account must be the
+authenticated one, a JSON body with `from`, `to` (digits with the country code) and `answer_url`,
+no unknown field (400); 201 with `{"message": "call fired", "request_uuid": ...}`. Then it plays
+Plivo, every request signed with X-Plivo-Signature-V3: `ring()`, `answer()` (the answer XML for
+the call's new CallUUID) and `hangup()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from sutradhar.telephony.plivo.signature import signature_v3
+from tests.fakes._server import FakeServer
+
+FIELDS = {"from", "to", "answer_url", "answer_method", "ring_url", "ring_method", "hangup_url",
+          "hangup_method", "fallback_url", "fallback_method", "caller_name", "time_limit", "ring_timeout"}
+NUMBER = re.compile(r"^[1-9]\d{7,14}$")
+
+
+@dataclass
+class PlacedCall:
+    request_uuid: str
+    body: dict[str, Any]
+    call_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class FakePlivoRest(FakeServer):
+    auth_id = "MAFAKEPLIVOACCOUNT01"
+    auth_token = "fake-plivo-token"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.placed: list[PlacedCall] = []
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/Account/{auth_id}/Call/", self._make_call)
+
+    async def _make_call(self, request: web.Request) -> web.Response:
+        self.requests.append({"endpoint": "call", "headers": dict(request.headers)})
+        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != basic:
+            return _error(401, "Authentication failed")
+        if request.match_info["auth_id"] != self.auth_id:
+            return _error(404, "not found")
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return _error(400, "body is not JSON")
+        if not isinstance(body, dict) or set(body) - FIELDS:
+            return _error(400, f"unknown parameters {sorted(set(body) - FIELDS) if isinstance(body, dict) else body}")
+        for name in ("from", "to"):
+            if not NUMBER.fullmatch(str(body.get(name, ""))):
+                return _error(400, f"invalid {name} number")
+        if not str(body.get("answer_url", "")).startswith(("http://", "https://")):
+            return _error(400, "answer_url is required")
+        call = PlacedCall(str(uuid.uuid4()), body)
+        self.placed.append(call)
+        return web.json_response({"api_id": str(uuid.uuid4()), "message": "call fired",
+                                  "request_uuid": call.request_uuid}, status=201)
+
+    # --- Plivo calling us back ---
+
+    def _form(self, call: PlacedCall, status: str, answered: bool) -> dict[str, str]:
+        form = {"RequestUUID": call.request_uuid, "CallStatus": status, "Direction": "outbound",
+                "From": call.body["from"], "To": call.body["to"], "Event": "StartApp" if answered else status}
+        if answered or status != "ringing":
+            form["CallUUID"] = call.call_uuid
+        return form
+
+    async def _post_signed(self, url: str, form: dict[str, str], token: str | None = None) -> httpx.Response:
+        nonce = uuid.uuid4().hex
+        headers = {"X-Plivo-Signature-V3-Nonce": nonce,
+                   "X-Plivo-Signature-V3": signature_v3(token or self.auth_token, "POST", url, form, nonce)}
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await client.post(url, data=form, headers=headers)
+
+    async def ring(self, call: PlacedCall) -> int:
+        return (await self._post_signed(call.body["ring_url"], self._form(call, "ringing", False))).status_code
+
+    async def answer(self, call: PlacedCall) -> httpx.Response:
+        return await self._post_signed(call.body["answer_url"], self._form(call, "in-progress", True))
+
+    async def hangup(self, call: PlacedCall, status: str = "completed", *, answered: bool = True,
+                     token: str | None = None) -> int:
+        form = self._form(call, status, answered)
+        if not answered:
+            form.pop("CallUUID", None)
+        form.update(Duration="9" if answered else "0", HangupCause="NORMAL_CLEARING")
+        return (await self._post_signed(call.body["hangup_url"], form, token)).status_code
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"api_id": str(uuid.uuid4()), "error": message}, status=status)

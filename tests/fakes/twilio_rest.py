@@ -1,0 +1,124 @@
+"""A strict loopback fake of Twilio's REST API for outbound calls, and Twilio's side of the call.
+
+    POST /2010-04-01/Accounts/{AccountSid}/Calls.json    (form: To, From, Url, StatusCallback,
+                                                          StatusCallbackEvent..., StatusCallbackMethod)
+
+Like Twilio: HTTP Basic auth as AccountSid:AuthToken (401, code 20003, otherwise; the path's
+account must be the authenticated one), E.164 `To`/`From` (400, code 21211 / 21212), `Url`
+required (400, 21205), no field Twilio does not know (400), 201 with the call resource (JSON).
+Then it plays Twilio: `answer()` fetches the call's Url signed with X-Twilio-Signature, and
+`status()` posts a signed status callback with the fields Twilio sends.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from tests.fakes._server import FakeServer
+
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+CALL_FIELDS = {"To", "From", "Url", "Method", "StatusCallback", "StatusCallbackEvent",
+               "StatusCallbackMethod", "Timeout", "MachineDetection", "Record"}
+CALLBACK_EVENTS = {"initiated", "ringing", "answered", "completed"}
+# The CallStatus a callback carries for each outcome (answered is reported as in-progress).
+CALL_STATUS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress",
+               "completed": "completed", "busy": "busy", "no-answer": "no-answer", "failed": "failed"}
+
+
+@dataclass
+class PlacedCall:
+    sid: str
+    form: dict[str, list[str]]
+    statuses_sent: list[tuple[str, int]] = field(default_factory=list)  # (CallStatus, our reply)
+
+    def one(self, name: str) -> str:
+        return self.form[name][0]
+
+
+class FakeTwilioRest(FakeServer):
+    account_sid = "AC" + "0" * 32
+    auth_token = "fake-twilio-token"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.placed: list[PlacedCall] = []
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create_call)
+
+    async def _create_call(self, request: web.Request) -> web.Response:
+        self.requests.append({"endpoint": "calls", "headers": dict(request.headers)})
+        if request.headers.get("Authorization", "") != _basic(self.account_sid, self.auth_token):
+            return _error(401, 20003, "Authenticate")
+        if request.match_info["account"] != self.account_sid:
+            return _error(404, 20404, "The requested resource was not found")
+        if request.content_type != "application/x-www-form-urlencoded":
+            return _error(400, 20001, f"unexpected content type {request.content_type}")
+        post = await request.post()
+        form: dict[str, list[str]] = {}
+        for key, value in post.items():
+            form.setdefault(key, []).append(str(value))
+        unknown = set(form) - CALL_FIELDS
+        if unknown:
+            return _error(400, 20001, f"unknown parameters {sorted(unknown)}")
+        for name, code in (("To", 21211), ("From", 21212)):
+            if not E164.fullmatch(form.get(name, [""])[0]):
+                return _error(400, code, f"Invalid '{name}' Phone Number")
+        if not form.get("Url", [""])[0].startswith(("http://", "https://")):
+            return _error(400, 21205, "Url is not a valid URL")
+        events = set(form.get("StatusCallbackEvent", []))
+        if events - CALLBACK_EVENTS:
+            return _error(400, 21626, f"invalid StatusCallbackEvent {sorted(events - CALLBACK_EVENTS)}")
+        call = PlacedCall("CA" + uuid.uuid4().hex, form)
+        self.placed.append(call)
+        return web.json_response({
+            "sid": call.sid, "account_sid": self.account_sid, "to": call.one("To"),
+            "from": call.one("From"), "status": "queued", "direction": "outbound-api",
+            "api_version": "2010-04-01", "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json",
+        }, status=201)
+
+    # --- Twilio calling us back ---
+
+    def _form(self, call: PlacedCall, status: str) -> dict[str, str]:
+        return {"AccountSid": self.account_sid, "CallSid": call.sid, "CallStatus": status,
+                "Direction": "outbound-api", "To": call.one("To"), "From": call.one("From"),
+                "ApiVersion": "2010-04-01"}
+
+    async def _post_signed(self, url: str, form: dict[str, str], token: str | None = None) -> httpx.Response:
+        signature = RequestValidator(token or self.auth_token).compute_signature(url, form)
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await client.post(url, data=form, headers={"X-Twilio-Signature": signature})
+
+    async def answer(self, call: PlacedCall) -> str:
+        """The callee picked up: fetch the call's TwiML like Twilio does."""
+        response = await self._post_signed(call.one("Url"), self._form(call, "in-progress"))
+        response.raise_for_status()
+        return response.text
+
+    async def status(self, call: PlacedCall, outcome: str, *, token: str | None = None,
+                     **extra: str) -> int:
+        """Send one status callback (`token`: sign with another account's token, a forgery)."""
+        status = CALL_STATUS[outcome]
+        form = {**self._form(call, status), "CallbackSource": "call-progress-events",
+                "SequenceNumber": str(len(call.statuses_sent)), **extra}
+        if status in ("completed", "busy", "no-answer", "failed"):
+            form.setdefault("CallDuration", "0")
+        response = await self._post_signed(call.one("StatusCallback"), form, token)
+        call.statuses_sent.append((status, response.status_code))
+        return response.status_code
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message, "more_info":
+                              f"https://www.twilio.com/docs/errors/{code}", "status": status}, status=status)
