@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
+from sutradhar.agents.catalog import build_toolbox
+from sutradhar.agents.tools import ToolBox
 from sutradhar.config import Settings
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
 from sutradhar.engines.probes import BreakerProbes
@@ -67,6 +69,7 @@ class Services:
     breaker_sync: BreakerSync | None = None
     workers: WorkerLedger | None = None  # this worker's heartbeat in the store (crash recovery)
     apologies: ApologyCache = field(default_factory=ApologyCache)  # filled by warm_up
+    tools: ToolBox = field(default_factory=ToolBox)  # what the LLM is offered (TOOLS)
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -84,7 +87,8 @@ class Services:
             languages=tuple(s.languages), system_prompt=s.system_prompt, max_history=s.max_history,
             max_context_chars=s.max_context_chars, switch_threshold=s.switch_threshold,
             min_turns_before_switch=s.min_turns_before_switch, metrics=self.metrics,
-            turn_budget_s=s.turn_budget_s, apologies=self.apologies,
+            turn_budget_s=s.turn_budget_s, apologies=self.apologies, tools=self.tools,
+            tool_filler_s=s.tool_filler_ms / 1000,
         )
 
     async def warm_up(self) -> None:
@@ -136,6 +140,7 @@ async def open_services(
     /health; the server keeps taking calls.
     """
     owns_engines = engines is None
+    tools = build_toolbox(settings)  # first: a bad TOOLS list fails the start before anything opens
     router = router_from_settings(settings, engines or build_engines(settings))
     metrics = MetricsCollector()
     telemetry = telemetry or prometheus.default
@@ -181,4 +186,5 @@ async def open_services(
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, sources=SourceLimiter(settings),
-                    breaker_sync=breaker_sync, workers=workers, _owns_engines=owns_engines)
+                    breaker_sync=breaker_sync, workers=workers, tools=tools,
+                    _owns_engines=owns_engines)

@@ -1,6 +1,11 @@
 """AgentOrchestrator: one call's conductor. One turn, top to bottom, in `respond`:
 
     utterance -> STT -> language -> intent? -> context -> LLM stream -> sentence chunks -> TTS stream
+                                                          \-> tool calls -> tools -> LLM again
+
+When the agent has tools, the LLM is offered them; a reply that calls some has them run (in
+parallel, each under its timeout, a filler line said once if they are slow), their results added
+to the context, and the LLM asked again to speak the answer, all inside the same cancellable turn.
 
 The LLM and TTS run as two tasks joined by a queue of sentences, so the first sentence is being
 spoken while later ones are still being written: first audio = STT + first clause + first TTS
@@ -25,13 +30,17 @@ from typing import Any
 
 from loguru import logger
 
+from sutradhar.agents.runs import ToolOutcome, run_tool_call
+from sutradhar.agents.tools import ToolBox, ToolContext
 from sutradhar.config import DEFAULT_SYSTEM_PROMPT
 from sutradhar.engines.base import (
     AudioChunk,
     LLMProvider,
     MalformedResponse,
+    Message,
     ProviderError,
     STTProvider,
+    ToolCall,
     TTSProvider,
 )
 from sutradhar.engines.deadline import TurnDeadline
@@ -61,6 +70,8 @@ from sutradhar.text.sentences import SentenceChunker
 MIN_UTTERANCE_S = 0.15
 # A cached apology goes out in pieces this long, like a TTS stream (marks, barge-in).
 APOLOGY_CHUNK_S = 0.2
+# LLM -> tools -> LLM rounds in one turn; a model that keeps calling tools is answered anyway.
+MAX_TOOL_ROUNDS = 3
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -103,6 +114,8 @@ class AgentOrchestrator:
         clock: Any = time.monotonic,
         turn_budget_s: float | None = None,
         apologies: ApologyCache | None = None,
+        tools: ToolBox | None = None,
+        tool_filler_s: float = 0.4,
     ) -> None:
         self.router = router or TaskRouter(_as_list(stt), _as_list(llm), _as_list(tts))
         self.call_id = call_id
@@ -115,6 +128,8 @@ class AgentOrchestrator:
         self.clock = clock
         self.turn_budget_s = turn_budget_s  # None or 0: no budget, only each stage's timeouts
         self.apologies = apologies or ApologyCache()
+        self.tools = tools or ToolBox()
+        self.tool_filler_s = tool_filler_s  # a tool slower than this gets the filler line
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
         self.records: dict[int, TurnRecord] = {}
@@ -461,28 +476,58 @@ class AgentOrchestrator:
         self.state = "thinking"
         language = self.language.current
         messages = self.context.get_context(include_metadata=True)
+        schemas = self.tools.schemas()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         events: asyncio.Queue[Event | None] = asyncio.Queue()
         reply: list[str] = []
         served: list[str] = []
+        exchanges: list[tuple[tuple[ToolCall, ...], list[ToolOutcome]]] = []
+        tool_context = ToolContext(self.call_id, language, self.languages)
 
         async def write() -> None:
+            nonlocal language
             try:
                 chunker = SentenceChunker()
                 began = self.clock()
+                conversation = list(messages)
                 try:
-                    stream = contextlib.aclosing(self.router.route_generation(messages, language, served,
-                                                                              deadline))
-                    async with stream as deltas:
-                        async for delta in deltas:
-                            if not isinstance(delta, str):
-                                raise MalformedResponse(f"LLM yielded {type(delta).__name__}, not text",
-                                                        stage="llm", provider=served[0] if served else "")
-                            if not reply:
-                                record.timings["llm_ttft_ms"] = round((self.clock() - began) * 1000, 1)
-                            reply.append(delta)
-                            for sentence in chunker.push(delta):
-                                sentences.put_nowait(sentence)
+                    for round_ in range(MAX_TOOL_ROUNDS + 1):
+                        calls: list[ToolCall] = []
+                        # The last round offers no tools: the LLM must speak an answer.
+                        offered = schemas if round_ < MAX_TOOL_ROUNDS else ()
+                        stream = contextlib.aclosing(self.router.route_generation(
+                            conversation, language, served, deadline, tools=offered))
+                        async with stream as deltas:
+                            async for delta in deltas:
+                                if isinstance(delta, ToolCall):
+                                    calls.append(delta)
+                                    continue
+                                if not isinstance(delta, str):
+                                    raise MalformedResponse(
+                                        f"LLM yielded {type(delta).__name__}, not text", stage="llm",
+                                        provider=served[0] if served else "")
+                                if not reply:
+                                    record.timings["llm_ttft_ms"] = round((self.clock() - began) * 1000, 1)
+                                reply.append(delta)
+                                for sentence in chunker.push(delta):
+                                    sentences.put_nowait(sentence)
+                        if not calls:
+                            break
+                        for sentence in chunker.flush():  # what it said before calling is spoken now
+                            sentences.put_nowait(sentence)
+                        outcomes = await self._run_tools(calls, tool_context, record, reply,
+                                                         sentences, language)
+                        exchanges.append((tuple(calls), outcomes))
+                        conversation += [Message("assistant", "", tuple(calls)),
+                                         *(Message("tool", o.content, tool_call_id=o.call.id)
+                                           for o in outcomes)]
+                        if tool_context.switch_to and tool_context.switch_to != self.language.current:
+                            old = self.language.current
+                            self.set_language(tool_context.switch_to, "caller")
+                            language = record.language = record.switched_to = self.language.current
+                            tool_context.language = language
+                            conversation[0:1] = self.context.get_context(include_metadata=True)[0:1]
+                            events.put_nowait(LanguageSwitched(turn_id, old, language, "tool"))
                 except StreamInterrupted as exc:
                     record.error("llm", exc)
                     log.bind(stage="llm").warning("reply cut short: {}", exc)
@@ -497,7 +542,8 @@ class AgentOrchestrator:
                 for sentence in chunker.flush():
                     sentences.put_nowait(sentence)
                 if not "".join(reply).strip():
-                    fallback = LANGUAGES[language].trouble
+                    failed = any(o.error for _, outcomes in exchanges for o in outcomes)
+                    fallback = LANGUAGES[language].tool_failed if failed else LANGUAGES[language].trouble
                     reply[:] = [fallback]
                     sentences.put_nowait(fallback)
             finally:
@@ -522,12 +568,17 @@ class AgentOrchestrator:
             while (event := await events.get()) is not None:
                 yield event
             await asyncio.gather(*tasks)
+            for action in tool_context.actions:  # after every sentence of the reply
+                yield ActionRequested(turn_id, action)
         finally:
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
             # Even when interrupted, the context gets what was written; record_heard trims it.
+            for calls, outcomes in exchanges:
+                self.context.add_tool_exchange(calls, [(o.call.id, o.content) for o in outcomes],
+                                               language, turn_id=turn_id)
             text = "".join(reply).strip()
             record.reply = text
             record.providers["llm"] = served[0] if served else None
@@ -536,6 +587,39 @@ class AgentOrchestrator:
                 self._last_reply = text
             if not self.language.ensure_consistency(text):
                 log.bind(stage="llm").warning("reply is not in {}'s script", language)
+
+    async def _run_tools(self, calls: list[ToolCall], context: ToolContext, record: TurnRecord,
+                         reply: list[str], sentences: asyncio.Queue[str | None],
+                         language: str) -> list[ToolOutcome]:
+        """Run one round of tool calls in parallel. If they outlast `tool_filler_s` and the caller
+        has heard nothing of this reply yet, the filler line is said, once a turn."""
+        self.state = "tool"
+        began = self.clock()
+        runs = asyncio.gather(*(run_tool_call(self.tools, call, context, self.clock) for call in calls))
+        try:
+            if "".join(reply).strip() or record.filler:
+                outcomes = await runs
+            else:
+                done, _ = await asyncio.wait({runs}, timeout=self.tool_filler_s)
+                if not done:
+                    filler = LANGUAGES[language].filler
+                    record.filler = True
+                    reply.append(filler + " ")
+                    sentences.put_nowait(filler)
+                outcomes = await runs
+        except asyncio.CancelledError:
+            runs.cancel()  # barge-in: each run cancels its tool (or leaves a non-interruptible one)
+            raise
+        finally:
+            record.timings["tool_ms"] = round((record.timings.get("tool_ms") or 0.0)
+                                              + (self.clock() - began) * 1000, 1)
+            self.state = "thinking"
+        record.tool_calls.extend(o.record for o in outcomes)
+        for outcome in outcomes:
+            if outcome.error:
+                record.errors.append({"stage": "tool", "provider": outcome.call.name,
+                                      "kind": outcome.error.split(":")[0], "message": outcome.error})
+        return outcomes
 
     def _trim_records(self) -> None:
         # Keep the last few records for status and barge-in; the store keeps them all.
