@@ -515,6 +515,8 @@ class AgentOrchestrator:
                             break
                         for sentence in chunker.flush():  # what it said before calling is spoken now
                             sentences.put_nowait(sentence)
+                        if reply and not reply[-1][-1:].isspace():
+                            reply.append(" ")  # the next round's text is a new sentence
                         outcomes = await self._run_tools(calls, tool_context, record, reply,
                                                          sentences, language)
                         exchanges.append((tuple(calls), outcomes))
