@@ -94,7 +94,7 @@ def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = 
         context_param: str | None = None
         for param in inspect.signature(func).parameters.values():
             hint = hints.get(param.name, Any)
-            if hint is ToolContext:
+            if hint is ToolContext or ToolContext in typing.get_args(hint):  # also `ToolContext | None`
                 context_param = param.name
                 continue
             default = ... if param.default is inspect.Parameter.empty else param.default

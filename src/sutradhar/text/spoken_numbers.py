@@ -15,7 +15,7 @@ DIGIT_WORDS: dict[str, str] = {
     for value, words in enumerate((
         ("zero", "oh", "शून्य", "ज़ीरो", "जीरो", "shunya", "zero", "సున్నా", "జీరో", "શૂન્ય", "ઝીરો"),
         ("one", "एक", "ek", "ఒకటి", "ఒక", "એક"),
-        ("two", "दो", "do", "రెండు", "બે"),
+        ("two", "दो", "రెండు", "બે"),  # not romanized "do": an English word
         ("three", "तीन", "teen", "మూడు", "ત્રણ"),
         ("four", "चार", "char", "chaar", "నాలుగు", "ચાર"),
         ("five", "पाँच", "पांच", "paanch", "panch", "ఐదు", "అయిదు", "પાંચ"),
