@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     switch_threshold: int = Field(2, ge=1)
     min_turns_before_switch: int = Field(1, ge=0)
 
-    # --- tools the LLM may call (sutradhar/agents) ---
+    # --- the agent: an agent.yaml (`serve --agent FILE`) and the tools the LLM may call ---
+    agent_path: str = ""  # its languages and tools replace LANGUAGES, DEFAULT_LANGUAGE and TOOLS
     # Built-in and packaged tools by name; empty: the LLM is offered none (the old path exactly).
     tools: CSV = ["end_call", "transfer_to_human", "switch_language", "order_status"]
     tool_webhooks_path: str = ""  # YAML of HTTP webhook tools (agents/webhooks.py)

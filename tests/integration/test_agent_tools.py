@@ -72,3 +72,19 @@ async def test_offline_the_responder_answers_an_order_question_from_the_demo_bac
     [record] = stored["turns"][0]["tool_calls"]
     assert record["name"] == "order_status" and record["arguments"] == {"order_id": "4567"}
     assert (tmp_path / "demo_orders.db").is_file()
+
+
+async def test_serve_with_the_example_agent_answers_in_its_default_language(tmp_path) -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "order-status" / "agent.yaml"
+    with live_server(settings_for(tmp_path, agent_path=str(example), languages="te-IN,gu-IN",
+                                  default_language="te-IN",
+                                  tools=""), engines(ScriptedResponder())) as srv:
+        result = await simulate(SimConfig(srv.url, [CallerTurn(text="मेरा ऑर्डर एक दो तीन चार कहाँ है")],
+                                          carrier="browser", timeout_s=30))
+        assert srv.services.settings.languages == ["hi-IN", "en-IN"]  # the agent's, not LANGUAGES
+    [started] = [e for e in result.events if e.get("type") == "started"]
+    [turn] = [e for e in result.events if e.get("type") == "turn"]
+    assert started["language"] == "hi-IN"
+    assert turn["reply"] == "ऑर्डर 1234 पहले ही डिलीवर हो चुका है।"

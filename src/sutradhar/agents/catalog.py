@@ -1,12 +1,19 @@
-"""Which tools the agent offers: TOOLS names built-in and packaged tools, TOOL_WEBHOOKS_PATH adds
-webhook tools. Built once at start; an unknown name fails the start, not a call."""
+"""Which tools the agent offers: TOOLS names built-in and packaged tools, TOOL_WEBHOOKS_PATH (and
+an agent file's own webhook tools) add webhook tools. Built once at start; an unknown name fails the
+start, not a call."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sutradhar.agents.builtin import BUILTIN_TOOLS
 from sutradhar.agents.demo_orders import DemoOrders, order_status_tool
 from sutradhar.agents.tools import Tool, ToolBox
-from sutradhar.agents.webhooks import load_webhook_tools
+from sutradhar.agents.webhooks import (
+    WebhookToolConfig,
+    load_webhook_tools,
+    webhook_tool,
+)
 from sutradhar.config import Settings
 from sutradhar.errors import ConfigError
 
@@ -19,8 +26,9 @@ def packaged_tool(name: str, settings: Settings) -> Tool | None:
     return None
 
 
-def build_toolbox(settings: Settings) -> ToolBox:
+def build_toolbox(settings: Settings, declared_webhooks: Sequence[WebhookToolConfig] = ()) -> ToolBox:
     webhooks = load_webhook_tools(settings.tool_webhooks_path) if settings.tool_webhooks_path else []
+    webhooks += [webhook_tool(config) for config in declared_webhooks]
     declared = {t.name for t in webhooks}
     box = ToolBox(default_timeout_s=settings.tool_timeout_s)
     unknown = []

@@ -36,10 +36,15 @@ class ToolOutcome:
         return self.record.get("error")
 
 
+# What the LLM is given of one result: a tool that returns a whole table must not fill the context.
+MAX_RESULT_CHARS = 8000
+
+
 def _content(result: Any) -> str:
-    if isinstance(result, str):
-        return result
-    return json.dumps(result, ensure_ascii=False, default=str)
+    text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+    if len(text) > MAX_RESULT_CHARS:
+        return text[:MAX_RESULT_CHARS] + " [result cut: too long]"
+    return text
 
 
 def _failure(kind: str, message: str) -> str:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import copy
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,7 @@ class Checkpoint:
     history: list[Any]
     total_turns: int
     language_instruction: str
+    system_prompt: str
     language: LanguageCoordinator
     last_reply: str
     turn_count: int
@@ -116,6 +117,8 @@ class AgentOrchestrator:
         apologies: ApologyCache | None = None,
         tools: ToolBox | None = None,
         tool_filler_s: float = 0.4,
+        greetings: Mapping[str, str] | None = None,
+        system_prompts: Mapping[str, str] | None = None,
     ) -> None:
         self.router = router or TaskRouter(_as_list(stt), _as_list(llm), _as_list(tts))
         self.call_id = call_id
@@ -129,6 +132,11 @@ class AgentOrchestrator:
         self.turn_budget_s = turn_budget_s  # None or 0: no budget, only each stage's timeouts
         self.apologies = apologies or ApologyCache()
         self.tools = tools or ToolBox()
+        # An agent's own lines per language; a language it leaves out gets the standard ones.
+        self.greetings = dict(greetings or {})
+        self.system_prompts = dict(system_prompts or {})
+        self._base_prompt = system_prompt
+        self.context.system_prompt = self.system_prompts.get(language, system_prompt)
         self.tool_filler_s = tool_filler_s  # a tool slower than this gets the filler line
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
@@ -137,22 +145,32 @@ class AgentOrchestrator:
         self._last_reply: str = ""
         self._speculative: set[int] = set()  # turns started ahead of the end of turn, not committed
         self._held_metrics: dict[int, tuple[dict[str, float | None], dict[str, Any]]] = {}
+        # A speculative turn's tools that must not be interrupted (a booking, a payment) wait here
+        # until `commit`: a speculation can be undone, their effect cannot.
+        self._commit_gates: dict[int, asyncio.Event] = {}
         self.log = logger.bind(call_id=call_id or "-")
 
     # --- the seed's API ---
 
     def set_language(self, code: str, source: str = "caller") -> bool:
         changed = self.language.set_language(code, source)
-        self.context.language_instruction = LANGUAGES[self.language.current].instruction
+        self._apply_language()
         if changed:
             self.log.bind(stage="language").info("language set to={} source={}", code, source)
         return changed
 
     def set_system_prompt(self, prompt: str) -> None:
-        self.context.system_prompt = prompt
+        self._base_prompt = self.context.system_prompt = prompt
+        self.system_prompts.clear()  # an explicit prompt is for every language
+
+    def _apply_language(self) -> None:
+        """The LLM's instructions follow the call's language (the agent's prompt for it, if any)."""
+        current = self.language.current
+        self.context.language_instruction = LANGUAGES[current].instruction
+        self.context.system_prompt = self.system_prompts.get(current, self._base_prompt)
 
     def greeting(self) -> str:
-        return LANGUAGES[self.language.current].greeting
+        return self.greetings.get(self.language.current) or LANGUAGES[self.language.current].greeting
 
     def get_status(self) -> dict[str, Any]:
         last = self.records[max(self.records)] if self.records else None
@@ -206,7 +224,8 @@ class AgentOrchestrator:
     def checkpoint(self) -> Checkpoint:
         """Everything a turn changes, so a speculative reply can be undone without a trace."""
         return Checkpoint(list(self.context.history), self.context.total_turns,
-                          self.context.language_instruction, copy.deepcopy(self.language),
+                          self.context.language_instruction, self.context.system_prompt,
+                          copy.deepcopy(self.language),
                           self._last_reply, self.turn_count, self._next_id, set(self.records))
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -215,17 +234,21 @@ class AgentOrchestrator:
         c = checkpoint
         self.context.history[:] = c.history
         self.context.total_turns, self.context.language_instruction = c.total_turns, c.language_instruction
+        self.context.system_prompt = c.system_prompt
         self.language, self._last_reply, self.turn_count = c.language, c.last_reply, c.turn_count
         for turn_id in [t for t in self.records if t not in c.records]:
             del self.records[turn_id]
             self._speculative.discard(turn_id)
             self._held_metrics.pop(turn_id, None)
+            self._commit_gates.pop(turn_id, None)
         self._next_id = c.next_id
         self.state = "idle"
 
     def commit(self) -> None:
         """The caller did stop: the speculative reply is a real turn (counted in the metrics)."""
         for turn_id in sorted(self._speculative):
+            if (gate := self._commit_gates.pop(turn_id, None)) is not None:
+                gate.set()
             held = self._held_metrics.pop(turn_id, None)
             if held is not None:
                 self.metrics.record_turn(*held)
@@ -281,7 +304,7 @@ class AgentOrchestrator:
         record.detected_language = detected
         old = self.language.current
         if self.language.set_detected_language(detected):
-            self.context.language_instruction = LANGUAGES[self.language.current].instruction
+            self._apply_language()
             record.switched_to = self.language.current
             log.bind(stage="language").info("auto-switched from={} to={}", old, self.language.current)
             yield LanguageSwitched(turn_id, old, self.language.current, "auto")
@@ -517,8 +540,8 @@ class AgentOrchestrator:
                             sentences.put_nowait(sentence)
                         if reply and not reply[-1][-1:].isspace():
                             reply.append(" ")  # the next round's text is a new sentence
-                        outcomes = await self._run_tools(calls, tool_context, record, reply,
-                                                         sentences, language)
+                        outcomes = await self._run_tools(turn_id, calls, tool_context, record,
+                                                         reply, sentences, language)
                         exchanges.append((tuple(calls), outcomes))
                         conversation += [Message("assistant", "", tuple(calls)),
                                          *(Message("tool", o.content, tool_call_id=o.call.id)
@@ -590,13 +613,16 @@ class AgentOrchestrator:
             if not self.language.ensure_consistency(text):
                 log.bind(stage="llm").warning("reply is not in {}'s script", language)
 
-    async def _run_tools(self, calls: list[ToolCall], context: ToolContext, record: TurnRecord,
-                         reply: list[str], sentences: asyncio.Queue[str | None],
+    async def _run_tools(self, turn_id: int, calls: list[ToolCall], context: ToolContext,
+                         record: TurnRecord, reply: list[str], sentences: asyncio.Queue[str | None],
                          language: str) -> list[ToolOutcome]:
         """Run one round of tool calls in parallel. If they outlast `tool_filler_s` and the caller
         has heard nothing of this reply yet, the filler line is said, once a turn."""
         self.state = "tool"
         began = self.clock()
+        if turn_id in self._speculative and any(
+                (t := self.tools.get(c.name)) is not None and not t.interruptible for c in calls):
+            await self._commit_gates.setdefault(turn_id, asyncio.Event()).wait()
         runs = asyncio.gather(*(run_tool_call(self.tools, call, context, self.clock) for call in calls))
         try:
             if "".join(reply).strip() or record.filler:
