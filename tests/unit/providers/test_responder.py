@@ -131,3 +131,21 @@ async def test_a_failed_tool_is_a_polite_line_in_the_calls_language() -> None:
     messages = [Message("user", "order 4567"), Message("assistant", "", (call,)),
                 Message("tool", '{"error": "timeout"}', tool_call_id="c1")]
     assert "".join(await _deltas(messages, "te-IN")) == LANGUAGES["te-IN"].tool_failed
+
+
+async def test_the_local_llm_plans_order_tools_with_the_script_without_touching_the_model(tmp_path) -> None:
+    from sutradhar.engines.base import ToolCall
+    from sutradhar.engines.local.llama import LocalLLM
+
+    llm = LocalLLM(model_path=tmp_path / "absent.gguf", tool_script=SCRIPT)  # generating would fail
+    assert llm.supports_tools
+    [call] = [d async for d in llm.stream([Message("user", "where is order four five six seven")],
+                                          "en-IN", ORDER_TOOL)]
+    assert isinstance(call, ToolCall) and call.arguments == '{"order_id": "4567"}'
+    answered = [Message("user", "where is order 4567"), Message("assistant", "", (call,)),
+                Message("tool", SHIPPED, tool_call_id=call.id)]
+    assert [d async for d in llm.stream(answered, "en-IN", ORDER_TOOL)] == [
+        "Order 4567 has been shipped and should reach you in 2 days."]
+    asked = [d async for d in llm.stream([Message("user", "where is my order")], "en-IN", ORDER_TOOL)]
+    assert asked == ["Sure. What is your order number?"]
+    assert not LocalLLM(model_path=tmp_path / "absent.gguf").supports_tools
