@@ -145,3 +145,13 @@ def test_record_heard_keeps_the_tool_call_of_an_interrupted_reply() -> None:
     context.record_heard(1, "")
     assert [t.role for t in context.history] == ["user", "assistant", "tool"]
     assert context.last_assistant() is None
+
+
+def test_what_was_heard_of_a_reply_cut_before_its_text_is_added_after_the_tool_exchange() -> None:
+    context = ContextManager()
+    context.add_turn("user", "order 1?", turn_id=1)
+    context.add_tool_exchange((ToolCall("c1", "order_status", "{}"),), [("c1", "{}")], turn_id=1)
+    context.record_heard(1, "One moment, let me check.")  # only the filler was heard
+    assert [(t.role, t.content, bool(t.tool_calls)) for t in context.history] == [
+        ("user", "order 1?", False), ("assistant", "", True), ("tool", "{}", False),
+        ("assistant", "One moment, let me check.", False)]

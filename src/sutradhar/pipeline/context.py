@@ -68,7 +68,7 @@ class ContextManager:
     def record_heard(self, turn_id: int, heard: str, language: str | None = None) -> None:
         """Replace (or add) the assistant message of `turn_id` with what the caller heard."""
         for turn in reversed(self.history):
-            if turn.role == "assistant" and turn.turn_id == turn_id:
+            if turn.role == "assistant" and turn.turn_id == turn_id and not turn.tool_calls:
                 turn.content, turn.interrupted = heard, True
                 break
         else:
