@@ -126,6 +126,7 @@ class Services:
         await self.shared.aclose()
         if self._owns_engines:
             await self.router.aclose()
+        await self.tools.aclose()  # webhook tools' connection pools
 
 
 async def open_services(

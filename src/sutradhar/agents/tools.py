@@ -58,6 +58,7 @@ class Tool:
     # False: barge-in does not cancel it (a payment, a booking); it finishes in the background.
     interruptible: bool = True
     secrets: frozenset[str] = frozenset()  # argument names to redact besides the usual ones
+    close: Callable[[], Awaitable[None]] | None = None  # releases what it holds (a connection pool)
 
     def schema(self) -> ToolSchema:
         return {"type": "function",
@@ -146,3 +147,8 @@ class ToolBox:
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
+
+    async def aclose(self) -> None:
+        for item in self._tools.values():
+            if item.close is not None:
+                await item.close()

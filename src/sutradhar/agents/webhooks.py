@@ -63,26 +63,33 @@ def webhook_tool(config: WebhookToolConfig, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     headers = {k: _expand(v, env, f"tool {config.name} header {k}") for k, v in config.headers.items()}
     required = tuple(config.parameters.get("required") or ())
+    # One pool per tool, opened on first use: a call mid-conversation should not pay a TLS handshake.
+    pool: list[httpx.AsyncClient] = []
 
     async def call(arguments: dict[str, Any], context: ToolContext) -> Any:
         missing = [name for name in required if name not in arguments]
         if missing:
             raise ValueError(f"missing arguments: {', '.join(missing)}")
+        if not pool:
+            pool.append(httpx.AsyncClient(timeout=config.timeout_s))
         request_headers = {**headers, "X-Sutradhar-Call-Id": context.call_id}
-        async with httpx.AsyncClient(timeout=config.timeout_s) as client:
-            if config.method == "GET":
-                response = await client.get(config.url, params=arguments, headers=request_headers)
-            else:
-                response = await client.request(config.method, config.url, json=arguments,
-                                                headers=request_headers)
+        if config.method == "GET":
+            response = await pool[0].get(config.url, params=arguments, headers=request_headers)
+        else:
+            response = await pool[0].request(config.method, config.url, json=arguments,
+                                             headers=request_headers)
         if response.status_code >= 400:
             raise WebhookFailed(f"{config.name} answered HTTP {response.status_code}")
         if "json" in response.headers.get("content-type", ""):
             return response.json()
         return response.text[:MAX_RESULT_CHARS]
 
+    async def close() -> None:
+        while pool:
+            await pool.pop().aclose()
+
     return Tool(config.name, config.description, config.parameters, call, config.timeout_s,
-                config.interruptible, frozenset(config.secrets))
+                config.interruptible, frozenset(config.secrets), close)
 
 
 def load_webhook_tools(path: str | Path, env: Mapping[str, str] | None = None) -> list[Tool]:
