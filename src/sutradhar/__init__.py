@@ -1,5 +1,6 @@
 """Sutradhar: a real-time voice-agent orchestrator (STT -> LLM -> TTS) for live phone calls."""
 
+from sutradhar.agents.tools import Tool, ToolBox, ToolContext, tool
 from sutradhar.engines.fallback import TaskRouter
 from sutradhar.engines.resilience import CircuitBreaker, RetryPolicy
 from sutradhar.pipeline.call_language import LanguageCoordinator
@@ -17,6 +18,10 @@ __all__ = [
     "MetricsCollector",
     "RetryPolicy",
     "TaskRouter",
+    "Tool",
+    "ToolBox",
+    "ToolContext",
     "Utterance",
+    "tool",
 ]
 __version__ = "0.1.0"

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     switch_threshold: int = Field(2, ge=1)
     min_turns_before_switch: int = Field(1, ge=0)
 
+    # --- the agent: an agent.yaml (`serve --agent FILE`) and the tools the LLM may call ---
+    agent_path: str = ""  # its languages and tools replace LANGUAGES, DEFAULT_LANGUAGE and TOOLS
+    # Built-in and packaged tools by name; empty: the LLM is offered none (the old path exactly).
+    tools: CSV = ["end_call", "transfer_to_human", "switch_language", "order_status"]
+    tool_webhooks_path: str = ""  # YAML of HTTP webhook tools (agents/webhooks.py)
+    tool_timeout_s: float = Field(5.0, gt=0, le=60)  # per call, unless the tool sets its own
+    tool_filler_ms: int = Field(400, ge=0, le=10000)  # tools slower than this get one filler line
+
     # --- turn taking ---
     vad: str = "webrtc"  # webrtc | silero
     vad_energy_floor: float = Field(150.0, ge=0)  # RMS below which a frame is silence (0: VAD only)
@@ -215,7 +223,7 @@ class Settings(BaseSettings):
     console_slow_turn_ms: float = Field(1500.0, gt=0, le=60_000)
 
     _split = field_validator("stt", "llm", "tts", "languages", "whisper_languages", "llm_languages",
-                             "source_limit_exempt", "trusted_proxies", mode="before")(_csv)
+                             "source_limit_exempt", "trusted_proxies", "tools", mode="before")(_csv)
 
     @field_validator("log_level")
     @classmethod

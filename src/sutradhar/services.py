@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
+from sutradhar.agents.catalog import build_toolbox
+from sutradhar.agents.spec import AgentSpec, load_agent
+from sutradhar.agents.tools import ToolBox
 from sutradhar.config import Settings
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
 from sutradhar.engines.probes import BreakerProbes
@@ -69,6 +72,8 @@ class Services:
     workers: WorkerLedger | None = None  # this worker's heartbeat in the store (crash recovery)
     apologies: ApologyCache = field(default_factory=ApologyCache)  # filled by warm_up
     memory: MemoryReleaser | None = None  # gives freed heap back to the OS while no call is live
+    tools: ToolBox = field(default_factory=ToolBox)  # what the LLM is offered (TOOLS)
+    agent: AgentSpec | None = None  # AGENT_PATH: per-language greetings and prompts
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -86,7 +91,10 @@ class Services:
             languages=tuple(s.languages), system_prompt=s.system_prompt, max_history=s.max_history,
             max_context_chars=s.max_context_chars, switch_threshold=s.switch_threshold,
             min_turns_before_switch=s.min_turns_before_switch, metrics=self.metrics,
-            turn_budget_s=s.turn_budget_s, apologies=self.apologies,
+            turn_budget_s=s.turn_budget_s, apologies=self.apologies, tools=self.tools,
+            tool_filler_s=s.tool_filler_ms / 1000,
+            greetings=self.agent.greetings() if self.agent else None,
+            system_prompts=self.agent.system_prompts() if self.agent else None,
         )
 
     async def warm_up(self) -> None:
@@ -122,6 +130,7 @@ class Services:
         await self.shared.aclose()
         if self._owns_engines:
             await self.router.aclose()
+        await self.tools.aclose()  # webhook tools' connection pools
 
 
 async def open_services(
@@ -140,6 +149,11 @@ async def open_services(
     /health; the server keeps taking calls.
     """
     owns_engines = engines is None
+    # First: a bad agent file or TOOLS list fails the start before anything opens.
+    agent = load_agent(settings.agent_path) if settings.agent_path else None
+    if agent is not None:
+        settings = settings.model_copy(update=agent.settings_overrides())
+    tools = build_toolbox(settings, agent.webhook_tools if agent else ())
     router = router_from_settings(settings, engines or build_engines(settings))
     metrics = MetricsCollector()
     telemetry = telemetry or prometheus.default
@@ -187,4 +201,5 @@ async def open_services(
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, sources=SourceLimiter(settings),
-                    breaker_sync=breaker_sync, workers=workers, memory=memory, _owns_engines=owns_engines)
+                    breaker_sync=breaker_sync, workers=workers, memory=memory, tools=tools, agent=agent,
+                    _owns_engines=owns_engines)

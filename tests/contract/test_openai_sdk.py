@@ -190,3 +190,46 @@ async def test_models_list_parses_as_sdk_models(fake_openai: FakeOpenAI) -> None
         page = await client.models.list()
     assert [m.id for m in page.data][:1] == ["gpt-4o-mini"]
     assert all(m.object == "model" and m.owned_by for m in page.data)
+
+
+# --- tool calls ---
+
+async def test_streamed_tool_calls_assemble_into_the_sdks_final_message(fake_openai: FakeOpenAI) -> None:
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+
+    from tests.fakes import ToolCalls
+
+    reply = ToolCalls((("order_status", {"order_id": "4567"}), ("store_hours", {"city": "Pune"})),
+                      piece_chars=3)
+    fake_openai.reply(reply)
+    tools = [{"type": "function", "function": {"name": name, "parameters": {
+        "type": "object", "properties": {key: {"type": "string"}}}}}
+        for name, key in (("order_status", "order_id"), ("store_hours", "city"))]
+    async with sdk(fake_openai) as client:
+        stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                      stream=True, tools=tools)
+        state = ChatCompletionStreamState()
+        chunks = [c async for c in stream]
+    for chunk in chunks:
+        state.handle_chunk(chunk)
+    choice = state.get_final_completion().choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls] == [
+        (reply.call_id(0), "order_status", '{"order_id": "4567"}'),
+        (reply.call_id(1), "store_hours", '{"city": "Pune"}')]
+    # As the API: the first call's delta carries the role; later deltas only index and arguments.
+    first = chunks[0].choices[0].delta
+    assert first.role == "assistant" and first.tool_calls[0].function.arguments == ""
+    assert all(c.choices[0].delta.tool_calls[0].id is None for c in chunks[1:4])
+
+
+async def test_a_tool_message_without_its_call_is_refused_like_the_api(fake_openai: FakeOpenAI) -> None:
+    orphan = [*MESSAGES, {"role": "tool", "tool_call_id": "call_x", "content": "{}"}]
+    unanswered = [*MESSAGES, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_y", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "user", "content": "and?"}]
+    async with sdk(fake_openai) as client:
+        for messages in (orphan, unanswered):
+            with pytest.raises(openai.BadRequestError) as caught:
+                await client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+            assert "tool" in caught.value.message

@@ -408,6 +408,32 @@ async def test_chat_stream_chunks_parse_as_sdk_chunks(fake: FakeSarvam) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 2
 
 
+async def test_chat_tools_and_streamed_tool_call_deltas_are_the_sdks_types(fake: FakeSarvam) -> None:
+    from tests.fakes import ToolCalls
+
+    reply = ToolCalls((("order_status", {"order_id": "4567"}),), piece_chars=5)
+    fake.reply(reply, "ऑर्डर भेज दिया गया है।")
+    tools = [{"type": "function", "function": {"name": "order_status", "description": "Look up an order",
+                                               "parameters": {"type": "object", "properties": {
+                                                   "order_id": {"type": "string"}}}}}]
+    stream = await sdk(fake).chat.completions(messages=MESSAGES, model="sarvam-105b", stream=True,
+                                              tools=tools)
+    chunks = [chunk async for chunk in stream]
+    pieces = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or ()]
+    assert pieces[0].id == reply.call_id(0) and pieces[0].function.name == "order_status"
+    assert "".join(p.function.arguments or "" for p in pieces) == '{"order_id": "4567"}'
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    answered = [*MESSAGES,
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": reply.call_id(0), "type": "function",
+                     "function": {"name": "order_status", "arguments": '{"order_id": "4567"}'}}]},
+                {"role": "tool", "tool_call_id": reply.call_id(0), "content": '{"status": "shipped"}'}]
+    answer = await sdk(fake).chat.completions(messages=answered, model="sarvam-105b", tools=tools)
+    assert answer.choices[0].message.content == "ऑर्डर भेज दिया गया है।"
+    with pytest.raises(UnprocessableEntityError):  # a tool message must answer an earlier call
+        await sdk(fake).chat.completions(messages=[*MESSAGES, answered[-1]], model="sarvam-105b")
+
+
 @pytest.mark.parametrize(("fault", "error"), [
     (Fault.forbidden(), ForbiddenError), (Fault.quota(), TooManyRequestsError),
 ])

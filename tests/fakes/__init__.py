@@ -7,8 +7,8 @@ Fixtures `fake_sarvam` and `fake_openai` are in `tests/fakes/fixtures.py`; a con
 by importing them (`from tests.fakes.fixtures import fake_sarvam`).
 """
 
-from tests.fakes._server import Fault
+from tests.fakes._server import Fault, ToolCalls
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.sarvam_server import FakeSarvam
 
-__all__ = ["Fault", "FakeOpenAI", "FakeSarvam"]
+__all__ = ["Fault", "FakeOpenAI", "FakeSarvam", "ToolCalls"]

@@ -58,7 +58,37 @@ def tone_pcm(seconds: float, sample_rate: int, frequency_hz: float = 300.0) -> b
     return (6000 * np.sin(2 * math.pi * frequency_hz * t)).astype("<i2").tobytes()
 
 
-Reply = str | Callable[[list[dict[str, Any]]], str]
+@dataclass(frozen=True)
+class ToolCalls:
+    """A scripted reply that calls tools, streamed as the OpenAI API does: each call's first delta
+    has its index, id, type and name with empty arguments; then the arguments' JSON arrives in
+    pieces of `piece_chars`; the last chunk's finish_reason is "tool_calls". `text` comes first."""
+
+    calls: tuple[tuple[str, dict[str, Any]], ...]  # (function name, arguments)
+    text: str = ""
+    piece_chars: int = 4
+
+    def call_id(self, index: int) -> str:
+        return f"call_{index}{self.calls[index][0][:12]}"
+
+    def deltas(self) -> list[tuple[dict[str, Any], str | None]]:
+        """(delta, finish_reason) of every chunk after the first (role) one."""
+        out: list[tuple[dict[str, Any], str | None]] = []
+        words = self.text.split(" ") if self.text else []
+        for i, word in enumerate(words):
+            out.append(({"content": word if i == 0 else " " + word}, None))
+        for index, (name, arguments) in enumerate(self.calls):
+            out.append(({"tool_calls": [{"index": index, "id": self.call_id(index), "type": "function",
+                                         "function": {"name": name, "arguments": ""}}]}, None))
+            encoded = json.dumps(arguments, ensure_ascii=False)
+            for start in range(0, len(encoded), self.piece_chars):
+                piece = encoded[start:start + self.piece_chars]
+                out.append(({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None))
+        out.append(({}, "tool_calls"))
+        return out
+
+
+Reply = str | ToolCalls | Callable[[list[dict[str, Any]]], "str | ToolCalls"]
 
 
 class FakeServer:
@@ -135,7 +165,7 @@ class FakeServer:
                                 headers={"x-request-id": fault.request_id})
         return None
 
-    def next_reply(self, messages: list[dict[str, Any]]) -> str:
+    def next_reply(self, messages: list[dict[str, Any]]) -> str | ToolCalls:
         reply = self.replies.popleft() if self.replies else self.default_reply
         return reply(messages) if callable(reply) else reply
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import typing
 import uuid
@@ -44,7 +45,7 @@ from openai.types.chat import (
 )
 from openai.types.shared.reasoning_effort import ReasoningEffort
 
-from tests.fakes._server import FakeServer, Fault, tone_pcm
+from tests.fakes._server import FakeServer, Fault, ToolCalls, tone_pcm
 
 MS_PER_CHAR = 60
 CREATED = 1_700_000_000
@@ -58,6 +59,7 @@ REASONING_EFFORTS = frozenset(typing.get_args(typing.get_args(ReasoningEffort)[0
 TTS_FORMATS = frozenset({"mp3", "opus", "aac", "flac", "wav", "pcm"})
 STT_FORMATS = frozenset({"json", "text", "srt", "verbose_json", "vtt", "diarized_json"})
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # Reasoning models refuse the deprecated `max_tokens`; the fake refuses it for every model, so a
 # client still sending it fails here before it fails against o-series models in production.
 DEPRECATED_CHAT_FIELDS = {"max_tokens": "max_completion_tokens"}
@@ -134,6 +136,9 @@ def validate_chat(body: Any) -> None:
         if message["role"] != "assistant" and not isinstance(content, str | list):
             raise InvalidRequest(f"Invalid type for 'messages[{i}].content'.",
                                  f"messages[{i}].content", "invalid_type")
+    _check_tool_messages(messages)
+    if "tools" in body:
+        _check_tools(body["tools"])
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidRequest("Invalid type for 'stream': expected a boolean.", "stream", "invalid_type")
     _check_number(body, "temperature", 0, 2)
@@ -155,6 +160,56 @@ def validate_chat(body: Any) -> None:
     if "stream_options" in body and not body.get("stream"):
         raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is "
                              "enabled.", "stream_options", "invalid_value")
+
+
+def _check_tools(tools: Any) -> None:
+    if not isinstance(tools, list) or not tools:
+        raise InvalidRequest("Invalid 'tools': empty array. Expected an array with minimum length 1.",
+                             "tools", "empty_array")
+    for i, item in enumerate(tools):
+        function = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or item.get("type") != "function" or not isinstance(function, dict):
+            raise InvalidRequest(f"Missing required parameter: 'tools[{i}].function'.",
+                                 f"tools[{i}].function", "missing_required_parameter")
+        if not FUNCTION_NAME.match(str(function.get("name") or "")):
+            raise InvalidRequest(f"Invalid 'tools[{i}].function.name': string does not match pattern. "
+                                 "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                                 f"tools[{i}].function.name", "invalid_value")
+        parameters = function.get("parameters")
+        if parameters is not None and (not isinstance(parameters, dict) or parameters.get("type") != "object"):
+            raise InvalidRequest(f"Invalid schema for function '{function['name']}': schema must be a "
+                                 "JSON Schema of 'type: \"object\"'.", f"tools[{i}].function.parameters",
+                                 "invalid_function_parameters")
+
+
+def _check_tool_messages(messages: list[Any]) -> None:
+    """As the API: a tool message answers a call of an earlier assistant message, and every call
+    of an assistant message is answered before the next non-tool message."""
+    pending: set[str] = set()
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role == "tool":
+            if message.get("tool_call_id") not in pending:
+                raise InvalidRequest("Invalid parameter: messages with role 'tool' must be a response "
+                                     "to a preceeding message with 'tool_calls'.",
+                                     f"messages.[{i}].role", None)
+            pending.discard(message["tool_call_id"])
+            continue
+        if pending:
+            raise InvalidRequest("An assistant message with 'tool_calls' must be followed by tool "
+                                 "messages responding to each 'tool_call_id'. The following "
+                                 f"tool_call_ids did not have response messages: {', '.join(sorted(pending))}",
+                                 f"messages.[{i}].role", None)
+        if role == "assistant" and message.get("tool_calls"):
+            for call in message["tool_calls"]:
+                if not isinstance(call, dict) or call.get("type") != "function" or not call.get("id") \
+                        or not isinstance(call.get("function", {}).get("arguments"), str):
+                    raise InvalidRequest(f"Invalid 'messages[{i}].tool_calls'.",
+                                         f"messages[{i}].tool_calls", "invalid_value")
+                pending.add(call["id"])
+    if pending:
+        raise InvalidRequest("An assistant message with 'tool_calls' must be followed by tool "
+                             "messages responding to each 'tool_call_id'.", "messages", None)
 
 
 def validate_speech(body: Any) -> None:
@@ -273,17 +328,24 @@ class FakeOpenAI(FakeServer):
                                     request_id, fault)
 
     @staticmethod
-    def completion(model: str, text: str) -> ChatCompletion:
+    def completion(model: str, reply: str | ToolCalls) -> ChatCompletion:
+        message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}
+        finish, text = "stop", reply
+        if isinstance(reply, ToolCalls):
+            finish, text = "tool_calls", reply.text
+            message = {"role": "assistant", "content": reply.text or None, "refusal": None,
+                       "tool_calls": [{"id": reply.call_id(i), "type": "function",
+                                       "function": {"name": name, "arguments": json.dumps(args)}}
+                                      for i, (name, args) in enumerate(reply.calls)]}
         words = len(text.split())
         return ChatCompletion.model_validate({
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
             "created": CREATED, "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": text, "refusal": None}}],
+            "choices": [{"index": 0, "finish_reason": finish, "logprobs": None, "message": message}],
             "usage": {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words},
         })
 
-    def sse_events(self, text: str, model: str = "gpt-4o-mini",  # type: ignore[override]
+    def sse_events(self, text: str | ToolCalls, model: str = "gpt-4o-mini",  # type: ignore[override]
                    include_usage: bool = False) -> list[bytes]:
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
 
@@ -294,8 +356,25 @@ class FakeOpenAI(FakeServer):
             chunk = ChatCompletionChunk.model_validate({
                 "id": completion_id, "object": "chat.completion.chunk", "created": CREATED,
                 "model": model, "choices": choices, "usage": usage})
-            return f"data: {chunk.model_dump_json()}\n\n".encode()
+            # exclude_unset: a later tool-call delta must not carry `"id": null, "type": null`
+            # (the API omits them, and the SDK merging deltas would overwrite the first ones).
+            return f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n".encode()
 
+        if isinstance(text, ToolCalls):
+            # As the API: content null, and the role rides on the first call's delta when no text
+            # comes before it.
+            deltas = text.deltas()
+            role = {"role": "assistant", "content": None if not text.text else "", "refusal": None}
+            if text.text:
+                events = [event(role)]
+            else:
+                events, deltas = [event({**role, **deltas[0][0]})], deltas[1:]
+            events += [event(delta, finish) for delta, finish in deltas]
+            if include_usage:
+                events.append(event(None, usage={"prompt_tokens": 10, "completion_tokens": 5,
+                                                 "total_tokens": 15}))
+            events.append(b"data: [DONE]\n\n")
+            return events
         events = [event({"role": "assistant", "content": "", "refusal": None})]
         for word in self.reasoning.split(" ") if self.reasoning else []:
             # Not an OpenAI field (reasoning servers such as Sarvam and vLLM add it); the SDK keeps

@@ -28,6 +28,9 @@ from sarvamai.speech_to_text_streaming.types import (
     SpeechToTextStreamingModel,
 )
 from sarvamai.types import (
+    ChatCompletionRequestAssistantMessage,
+    ChatCompletionRequestToolMessage,
+    ChatCompletionTool,
     ConfigureConnectionDataLanguageCode,
     ConfigureConnectionDataModel,
     ConfigureConnectionDataOutputAudioBitrate,
@@ -44,6 +47,9 @@ from sarvamai.types import (
     TextToSpeechModel,
     TextToSpeechOutputAudioCodec,
     TextToSpeechSpeaker,
+)
+from sarvamai.types.choice_delta import (
+    ChoiceDelta,  # streaming types are not re-exported
 )
 
 
@@ -360,6 +366,9 @@ def check_chat(raw: object) -> dict[str, Any]:
         if not isinstance(message, dict):
             raise Invalid(f"messages[{n}]: an object is required")
         one_of(f"messages[{n}].role", message.get("role"), CHAT_ROLES)
+    _check_tool_messages(messages)
+    for n, item in enumerate(body.get("tools") or ()):
+        _sdk_model(ChatCompletionTool, item, f"tools[{n}]")
     if "reasoning_effort" in body:
         one_of("reasoning_effort", body["reasoning_effort"], CHAT_REASONING)
     if "temperature" in body:
@@ -369,3 +378,31 @@ def check_chat(raw: object) -> dict[str, Any]:
     if "stream" in body and not isinstance(body["stream"], bool):
         raise Invalid("stream: a boolean is required")
     return body
+
+
+def _sdk_model(model: Any, value: object, where: str) -> None:
+    """Validate against the SDK's own pydantic type (extra keys allowed, as it allows them)."""
+    try:
+        model.model_validate(value)
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, reported as Sarvam does
+        raise Invalid(f"{where}: {exc}".splitlines()[0]) from None
+
+
+def _check_tool_messages(messages: list[Any]) -> None:
+    """Tool messages (ChatCompletionRequestToolMessage) answer a call of an earlier assistant message."""
+    called: set[str] = set()
+    for n, message in enumerate(messages):
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            _sdk_model(ChatCompletionRequestAssistantMessage, message, f"messages[{n}]")
+            called |= {call["id"] for call in message["tool_calls"]}
+        elif message.get("role") == "tool":
+            _sdk_model(ChatCompletionRequestToolMessage, message, f"messages[{n}]")
+            if message["tool_call_id"] not in called:
+                raise Invalid(f"messages[{n}].tool_call_id: no earlier assistant tool call has id "
+                              f"{message['tool_call_id']!r}")
+
+
+def check_chunk_delta(delta: dict[str, Any]) -> dict[str, Any]:
+    """A streamed delta the fake sends must parse as the SDK's ChoiceDelta."""
+    ChoiceDelta.model_validate(delta)
+    return delta

@@ -49,7 +49,7 @@ from aiohttp import WSMsgType, web
 
 from sutradhar.audio.codecs import pcm16_to_wav, wav_to_pcm16
 from tests.fakes import sarvam_contract as contract
-from tests.fakes._server import FakeServer, Fault, error_body, tone_pcm
+from tests.fakes._server import FakeServer, Fault, ToolCalls, error_body, tone_pcm
 
 Transcriber = Callable[[bytes, dict[str, Any]], tuple[str, str | None]]
 
@@ -170,6 +170,9 @@ class FakeSarvam(FakeServer):
         request_id = fault.request_id if fault else _request_id()
         if body.get("stream") is True:
             return await self.write_sse(request, self.sse_events(text, body["model"]), request_id, fault)
+        if isinstance(text, ToolCalls):
+            return web.json_response({"error": {"message": "the fake answers tool calls only when "
+                                                "streaming", "code": "not_implemented"}}, status=501)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if self.reasoning:
             message["reasoning_content"] = self.reasoning
@@ -186,7 +189,8 @@ class FakeSarvam(FakeServer):
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}
 
-    def sse_events(self, text: str, model: str = "sarvam-105b-conversations") -> list[bytes]:
+    def sse_events(self, text: str | ToolCalls,  # type: ignore[override]
+                   model: str = "sarvam-105b-conversations") -> list[bytes]:
         """ChatCompletionChunk events: every chunk carries `id`, `created` and `model` (required
         by the SDK's type), the last one the usage."""
         created = int(time.time())
@@ -204,6 +208,11 @@ class FakeSarvam(FakeServer):
         events = [event({"role": "assistant", "content": ""})]
         for word in self.reasoning.split(" ") if self.reasoning else []:
             events.append(event({"content": None, "reasoning_content": word + " "}))
+        if isinstance(text, ToolCalls):
+            # ChoiceDelta.tool_calls (ChoiceDeltaToolCall: index, id, type, function name/arguments).
+            events += [event(contract.check_chunk_delta(delta), finish) for delta, finish in text.deltas()]
+            events.append(b"data: [DONE]\n\n")
+            return events
         words = text.split(" ")
         for i, word in enumerate(words):
             events.append(event({"content": word if i == 0 else " " + word}))

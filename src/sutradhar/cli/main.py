@@ -16,10 +16,14 @@ def _serve(args: argparse.Namespace) -> int:
     from sutradhar.server.runner import serve
     from sutradhar.server.workers import Supervisor, default_workers
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
-                 if v is not None}
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers),
+                                   ("agent_path", args.agent)) if v is not None}
     try:
         settings = load_settings(**overrides)
+        if settings.agent_path:
+            from sutradhar.agents.spec import load_agent
+
+            load_agent(settings.agent_path)  # every problem of the file now, not in each worker
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--workers", type=int, default=None,
                        help="server processes sharing the port (default: WORKERS, 0 = one per core)")
+    serve.add_argument("--agent", default=None, metavar="FILE",
+                       help="an agent.yaml: its languages, prompts and tools (default: AGENT_PATH)")
     sub.add_parser("call", help="simulate a phone call against a running server", add_help=False)
     sub.add_parser("bench", help="run the benchmark suite", add_help=False)
     sub.add_parser("calls", help="list and show stored call records", add_help=False)

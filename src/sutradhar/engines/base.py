@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Stage = Literal["stt", "llm", "tts"]
 
@@ -37,14 +37,45 @@ class AudioChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The LLM asks for a function: `arguments` is the JSON text it wrote (not yet validated)."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message for the LLM. `role` is system, user or assistant."""
+    """One chat message for the LLM. `role` is system, user, assistant or tool.
+
+    An assistant message may carry the `tool_calls` it made; a tool message answers one of them
+    by `tool_call_id`, with the result as JSON text in `content`.
+    """
 
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
+        if self.tool_calls:
+            return {"role": self.role, "content": self.content or None,
+                    "tool_calls": [call.as_dict() for call in self.tool_calls]}
+        if self.tool_call_id is not None:
+            return {"role": self.role, "content": self.content, "tool_call_id": self.tool_call_id}
         return {"role": self.role, "content": self.content}
+
+
+# An OpenAI-style function schema: {"type": "function", "function": {"name", "description",
+# "parameters"}}. Engines pass these through; `sutradhar.agents.tools` builds them.
+ToolSchema = dict[str, Any]
+# What an LLM stream yields: text to speak, or a complete tool call (arguments assembled).
+LLMDelta = str | ToolCall
 
 
 class ProviderError(Exception):
@@ -188,6 +219,19 @@ class LLMProvider(Protocol):
     async def health(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ToolCallingLLM(LLMProvider, Protocol):
+    """An LLM that can also call functions. The router passes `tools` only to a provider whose
+    `supports_tools` is True, so an LLM without tools keeps the plain `stream` signature."""
+
+    supports_tools: bool
+
+    def stream(self, messages: Sequence[Message], language: str,  # type: ignore[override]
+               tools: Sequence[ToolSchema] | None = None) -> AsyncIterator[LLMDelta]:
+        """Yield text deltas, and each tool call once its arguments are complete."""
+        ...
 
 
 @runtime_checkable

@@ -26,12 +26,14 @@ from sutradhar.engines.base import (
     AudioChunk,
     EmptyResult,
     LanguageNotSupported,
+    LLMDelta,
     LLMProvider,
     Message,
     ProviderError,
     ProviderTimeout,
     Stage,
     STTProvider,
+    ToolSchema,
     Transcript,
     TTSProvider,
 )
@@ -194,11 +196,18 @@ class TaskRouter:
 
     async def route_generation(
         self, messages: Sequence[Message], language: str, served: list[str] | None = None,
-        deadline: TurnDeadline | None = None,
-    ) -> AsyncIterator[str]:
-        """Stream the reply's text deltas through the LLM chain. `served` receives the provider's name."""
-        async for delta in self._stream("llm", language, lambda p: p.stream(messages, language), served,
-                                        deadline):
+        deadline: TurnDeadline | None = None, tools: Sequence[ToolSchema] = (),
+    ) -> AsyncIterator[LLMDelta]:
+        """Stream the reply's text deltas (and tool calls) through the LLM chain. `served` receives
+        the provider's name. `tools` go only to providers that support them; the others answer
+        without, so a turn with no tools takes exactly the old path."""
+
+        def open_stream(provider: Any) -> AsyncIterator[LLMDelta]:
+            if tools and getattr(provider, "supports_tools", False):
+                return provider.stream(messages, language, tools=tools)
+            return provider.stream(messages, language)
+
+        async for delta in self._stream("llm", language, open_stream, served, deadline):
             yield delta
 
     async def route_synthesis(

@@ -50,6 +50,9 @@ _STAGE_HISTOGRAMS = (("stt_ms", "stt"), ("llm_ttft_ms", "llm"), ("tts_ttfb_ms", 
 UNKNOWN = "unknown"
 
 
+_TOOL_OUTCOMES = frozenset({"timeout", "bad_arguments", "unknown_tool", "tool_error"})
+
+
 def _label(value: Any) -> str:
     return str(value) if value not in (None, "") else UNKNOWN
 
@@ -114,6 +117,11 @@ class Telemetry:
                                  "Turns whose TTS failed (or whose budget ran out) before the caller "
                                  "heard anything, answered with the apology cached at start-up",
                                  ("language",), registry=r)
+        self.tool_calls = Counter("sutradhar_tool_calls", "Tool calls the LLM made, by outcome "
+                                  "(ok, timeout, tool_error, bad_arguments, unknown_tool)",
+                                  ("tool", "outcome"), registry=r)
+        self.tool_latency = Histogram("sutradhar_tool_latency_seconds", "Duration of a tool call",
+                                      ("tool",), registry=r)
         self.breaker_state = Gauge("sutradhar_breaker_state",
                                    "Circuit breaker: 0 closed, 1 half-open, 2 open",
                                    ("stage", "provider"), registry=r, multiprocess_mode="livemax")
@@ -139,6 +147,14 @@ class Telemetry:
             self.language_switches.inc()
         if record.get("apology"):
             self.apologies.labels(language).inc()
+        for call in record.get("tool_calls") or ():
+            error = call.get("error")
+            # A name the LLM made up is not a label: that would grow the series without bound.
+            name = "unknown" if error == "unknown_tool" else _label(call.get("name"))
+            # The error text may hold an exception message; the label keeps only its kind.
+            outcome = "ok" if not error else error if error in _TOOL_OUTCOMES else "tool_error"
+            self.tool_calls.labels(name, outcome).inc()
+            self.tool_latency.labels(name).observe((call.get("duration_ms") or 0.0) / 1000)
 
     def observe_wire(self, record: Mapping[str, Any]) -> None:
         """A turn's voice-to-voice on the wire (`timings.v2v_wire_ms`, measured by the session)."""

@@ -74,7 +74,8 @@ class SentenceDone:
 
 @dataclass(frozen=True, slots=True)
 class ActionRequested:
-    """Perform after the audio yielded before it has been heard: "end_call" or "transfer"."""
+    """Perform after the audio yielded before it has been heard: "end_call" or "transfer" (asked by
+    a keyword intent or by a built-in tool the LLM called)."""
 
     turn_id: int
     action: str
@@ -111,6 +112,9 @@ class TurnRecord:
     # "cached:<provider>": TTS failed (or the turn budget ran out) before the caller heard anything,
     # so the apology synthesised at start-up was played instead.
     apology: str | None = None
+    # One entry per tool call: id, name, arguments (secrets redacted), result_chars, duration_ms, error.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    filler: bool = False  # the tools were slow: the filler line was said while they ran
     started_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:

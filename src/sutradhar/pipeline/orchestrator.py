@@ -1,6 +1,11 @@
 """AgentOrchestrator: one call's conductor. One turn, top to bottom, in `respond`:
 
     utterance -> STT -> language -> intent? -> context -> LLM stream -> sentence chunks -> TTS stream
+                                                          \-> tool calls -> tools -> LLM again
+
+When the agent has tools, the LLM is offered them; a reply that calls some has them run (in
+parallel, each under its timeout, a filler line said once if they are slow), their results added
+to the context, and the LLM asked again to speak the answer, all inside the same cancellable turn.
 
 The LLM and TTS run as two tasks joined by a queue of sentences, so the first sentence is being
 spoken while later ones are still being written: first audio = STT + first clause + first TTS
@@ -19,19 +24,23 @@ import asyncio
 import contextlib
 import copy
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
+from sutradhar.agents.runs import ToolOutcome, run_tool_call
+from sutradhar.agents.tools import ToolBox, ToolContext
 from sutradhar.config import DEFAULT_SYSTEM_PROMPT
 from sutradhar.engines.base import (
     AudioChunk,
     LLMProvider,
     MalformedResponse,
+    Message,
     ProviderError,
     STTProvider,
+    ToolCall,
     TTSProvider,
 )
 from sutradhar.engines.deadline import TurnDeadline
@@ -61,6 +70,8 @@ from sutradhar.text.sentences import SentenceChunker
 MIN_UTTERANCE_S = 0.15
 # A cached apology goes out in pieces this long, like a TTS stream (marks, barge-in).
 APOLOGY_CHUNK_S = 0.2
+# LLM -> tools -> LLM rounds in one turn; a model that keeps calling tools is answered anyway.
+MAX_TOOL_ROUNDS = 3
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -74,6 +85,7 @@ class Checkpoint:
     history: list[Any]
     total_turns: int
     language_instruction: str
+    system_prompt: str
     language: LanguageCoordinator
     last_reply: str
     turn_count: int
@@ -103,6 +115,10 @@ class AgentOrchestrator:
         clock: Any = time.monotonic,
         turn_budget_s: float | None = None,
         apologies: ApologyCache | None = None,
+        tools: ToolBox | None = None,
+        tool_filler_s: float = 0.4,
+        greetings: Mapping[str, str] | None = None,
+        system_prompts: Mapping[str, str] | None = None,
     ) -> None:
         self.router = router or TaskRouter(_as_list(stt), _as_list(llm), _as_list(tts))
         self.call_id = call_id
@@ -115,6 +131,13 @@ class AgentOrchestrator:
         self.clock = clock
         self.turn_budget_s = turn_budget_s  # None or 0: no budget, only each stage's timeouts
         self.apologies = apologies or ApologyCache()
+        self.tools = tools or ToolBox()
+        # An agent's own lines per language; a language it leaves out gets the standard ones.
+        self.greetings = dict(greetings or {})
+        self.system_prompts = dict(system_prompts or {})
+        self._base_prompt = system_prompt
+        self.context.system_prompt = self.system_prompts.get(language, system_prompt)
+        self.tool_filler_s = tool_filler_s  # a tool slower than this gets the filler line
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
         self.records: dict[int, TurnRecord] = {}
@@ -122,22 +145,32 @@ class AgentOrchestrator:
         self._last_reply: str = ""
         self._speculative: set[int] = set()  # turns started ahead of the end of turn, not committed
         self._held_metrics: dict[int, tuple[dict[str, float | None], dict[str, Any]]] = {}
+        # A speculative turn's tools that must not be interrupted (a booking, a payment) wait here
+        # until `commit`: a speculation can be undone, their effect cannot.
+        self._commit_gates: dict[int, asyncio.Event] = {}
         self.log = logger.bind(call_id=call_id or "-")
 
     # --- the seed's API ---
 
     def set_language(self, code: str, source: str = "caller") -> bool:
         changed = self.language.set_language(code, source)
-        self.context.language_instruction = LANGUAGES[self.language.current].instruction
+        self._apply_language()
         if changed:
             self.log.bind(stage="language").info("language set to={} source={}", code, source)
         return changed
 
     def set_system_prompt(self, prompt: str) -> None:
-        self.context.system_prompt = prompt
+        self._base_prompt = self.context.system_prompt = prompt
+        self.system_prompts.clear()  # an explicit prompt is for every language
+
+    def _apply_language(self) -> None:
+        """The LLM's instructions follow the call's language (the agent's prompt for it, if any)."""
+        current = self.language.current
+        self.context.language_instruction = LANGUAGES[current].instruction
+        self.context.system_prompt = self.system_prompts.get(current, self._base_prompt)
 
     def greeting(self) -> str:
-        return LANGUAGES[self.language.current].greeting
+        return self.greetings.get(self.language.current) or LANGUAGES[self.language.current].greeting
 
     def get_status(self) -> dict[str, Any]:
         last = self.records[max(self.records)] if self.records else None
@@ -191,7 +224,8 @@ class AgentOrchestrator:
     def checkpoint(self) -> Checkpoint:
         """Everything a turn changes, so a speculative reply can be undone without a trace."""
         return Checkpoint(list(self.context.history), self.context.total_turns,
-                          self.context.language_instruction, copy.deepcopy(self.language),
+                          self.context.language_instruction, self.context.system_prompt,
+                          copy.deepcopy(self.language),
                           self._last_reply, self.turn_count, self._next_id, set(self.records))
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -200,17 +234,21 @@ class AgentOrchestrator:
         c = checkpoint
         self.context.history[:] = c.history
         self.context.total_turns, self.context.language_instruction = c.total_turns, c.language_instruction
+        self.context.system_prompt = c.system_prompt
         self.language, self._last_reply, self.turn_count = c.language, c.last_reply, c.turn_count
         for turn_id in [t for t in self.records if t not in c.records]:
             del self.records[turn_id]
             self._speculative.discard(turn_id)
             self._held_metrics.pop(turn_id, None)
+            self._commit_gates.pop(turn_id, None)
         self._next_id = c.next_id
         self.state = "idle"
 
     def commit(self) -> None:
         """The caller did stop: the speculative reply is a real turn (counted in the metrics)."""
         for turn_id in sorted(self._speculative):
+            if (gate := self._commit_gates.pop(turn_id, None)) is not None:
+                gate.set()
             held = self._held_metrics.pop(turn_id, None)
             if held is not None:
                 self.metrics.record_turn(*held)
@@ -266,7 +304,7 @@ class AgentOrchestrator:
         record.detected_language = detected
         old = self.language.current
         if self.language.set_detected_language(detected):
-            self.context.language_instruction = LANGUAGES[self.language.current].instruction
+            self._apply_language()
             record.switched_to = self.language.current
             log.bind(stage="language").info("auto-switched from={} to={}", old, self.language.current)
             yield LanguageSwitched(turn_id, old, self.language.current, "auto")
@@ -477,28 +515,60 @@ class AgentOrchestrator:
         self.state = "thinking"
         language = self.language.current
         messages = self.context.get_context(include_metadata=True)
+        schemas = self.tools.schemas()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         events: asyncio.Queue[Event | None] = asyncio.Queue()
         reply: list[str] = []
         served: list[str] = []
+        exchanges: list[tuple[tuple[ToolCall, ...], list[ToolOutcome]]] = []
+        tool_context = ToolContext(self.call_id, language, self.languages)
 
         async def write() -> None:
+            nonlocal language
             try:
                 chunker = SentenceChunker()
                 began = self.clock()
+                conversation = list(messages)
                 try:
-                    stream = contextlib.aclosing(self.router.route_generation(messages, language, served,
-                                                                              deadline))
-                    async with stream as deltas:
-                        async for delta in deltas:
-                            if not isinstance(delta, str):
-                                raise MalformedResponse(f"LLM yielded {type(delta).__name__}, not text",
-                                                        stage="llm", provider=served[0] if served else "")
-                            if not reply:
-                                record.timings["llm_ttft_ms"] = round((self.clock() - began) * 1000, 1)
-                            reply.append(delta)
-                            for sentence in chunker.push(delta):
-                                sentences.put_nowait(sentence)
+                    for round_ in range(MAX_TOOL_ROUNDS + 1):
+                        calls: list[ToolCall] = []
+                        # The last round offers no tools: the LLM must speak an answer.
+                        offered = schemas if round_ < MAX_TOOL_ROUNDS else ()
+                        stream = contextlib.aclosing(self.router.route_generation(
+                            conversation, language, served, deadline, tools=offered))
+                        async with stream as deltas:
+                            async for delta in deltas:
+                                if isinstance(delta, ToolCall):
+                                    calls.append(delta)
+                                    continue
+                                if not isinstance(delta, str):
+                                    raise MalformedResponse(
+                                        f"LLM yielded {type(delta).__name__}, not text", stage="llm",
+                                        provider=served[0] if served else "")
+                                if not reply:
+                                    record.timings["llm_ttft_ms"] = round((self.clock() - began) * 1000, 1)
+                                reply.append(delta)
+                                for sentence in chunker.push(delta):
+                                    sentences.put_nowait(sentence)
+                        if not calls:
+                            break
+                        for sentence in chunker.flush():  # what it said before calling is spoken now
+                            sentences.put_nowait(sentence)
+                        if reply and not reply[-1][-1:].isspace():
+                            reply.append(" ")  # the next round's text is a new sentence
+                        outcomes = await self._run_tools(turn_id, calls, tool_context, record,
+                                                         reply, sentences, language)
+                        exchanges.append((tuple(calls), outcomes))
+                        conversation += [Message("assistant", "", tuple(calls)),
+                                         *(Message("tool", o.content, tool_call_id=o.call.id)
+                                           for o in outcomes)]
+                        if tool_context.switch_to and tool_context.switch_to != self.language.current:
+                            old = self.language.current
+                            self.set_language(tool_context.switch_to, "caller")
+                            language = record.language = record.switched_to = self.language.current
+                            tool_context.language = language
+                            conversation[0:1] = self.context.get_context(include_metadata=True)[0:1]
+                            events.put_nowait(LanguageSwitched(turn_id, old, language, "tool"))
                 except StreamInterrupted as exc:
                     record.error("llm", exc)
                     log.bind(stage="llm").warning("reply cut short: {}", exc)
@@ -513,7 +583,8 @@ class AgentOrchestrator:
                 for sentence in chunker.flush():
                     sentences.put_nowait(sentence)
                 if not "".join(reply).strip():
-                    fallback = LANGUAGES[language].trouble
+                    failed = any(o.error for _, outcomes in exchanges for o in outcomes)
+                    fallback = LANGUAGES[language].tool_failed if failed else LANGUAGES[language].trouble
                     reply[:] = [fallback]
                     sentences.put_nowait(fallback)
             finally:
@@ -538,12 +609,17 @@ class AgentOrchestrator:
             while (event := await events.get()) is not None:
                 yield event
             await asyncio.gather(*tasks)
+            for action in tool_context.actions:  # after every sentence of the reply
+                yield ActionRequested(turn_id, action)
         finally:
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
             # Even when interrupted, the context gets what was written; record_heard trims it.
+            for calls, outcomes in exchanges:
+                self.context.add_tool_exchange(calls, [(o.call.id, o.content) for o in outcomes],
+                                               language, turn_id=turn_id)
             text = "".join(reply).strip()
             record.reply = text
             record.providers["llm"] = served[0] if served else None
@@ -552,6 +628,42 @@ class AgentOrchestrator:
                 self._last_reply = text
             if not self.language.ensure_consistency(text):
                 log.bind(stage="llm").warning("reply is not in {}'s script", language)
+
+    async def _run_tools(self, turn_id: int, calls: list[ToolCall], context: ToolContext,
+                         record: TurnRecord, reply: list[str], sentences: asyncio.Queue[str | None],
+                         language: str) -> list[ToolOutcome]:
+        """Run one round of tool calls in parallel. If they outlast `tool_filler_s` and the caller
+        has heard nothing of this reply yet, the filler line is said, once a turn."""
+        self.state = "tool"
+        began = self.clock()
+        if turn_id in self._speculative and any(
+                (t := self.tools.get(c.name)) is not None and not t.interruptible for c in calls):
+            await self._commit_gates.setdefault(turn_id, asyncio.Event()).wait()
+        runs = asyncio.gather(*(run_tool_call(self.tools, call, context, self.clock) for call in calls))
+        try:
+            if "".join(reply).strip() or record.filler:
+                outcomes = await runs
+            else:
+                done, _ = await asyncio.wait({runs}, timeout=self.tool_filler_s)
+                if not done:
+                    filler = LANGUAGES[language].filler
+                    record.filler = True
+                    reply.append(filler + " ")
+                    sentences.put_nowait(filler)
+                outcomes = await runs
+        except asyncio.CancelledError:
+            runs.cancel()  # barge-in: each run cancels its tool (or leaves a non-interruptible one)
+            raise
+        finally:
+            record.timings["tool_ms"] = round((record.timings.get("tool_ms") or 0.0)
+                                              + (self.clock() - began) * 1000, 1)
+            self.state = "thinking"
+        record.tool_calls.extend(o.record for o in outcomes)
+        for outcome in outcomes:
+            if outcome.error:
+                record.errors.append({"stage": "tool", "provider": outcome.call.name,
+                                      "kind": outcome.error.split(":")[0], "message": outcome.error})
+        return outcomes
 
     def _trim_records(self) -> None:
         # Keep the last few records for status and barge-in; the store keeps them all.

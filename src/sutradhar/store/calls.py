@@ -338,6 +338,7 @@ class CallStore:
                 llm_provider=_str(providers.get("llm"), 64),
                 tts_provider=_str(providers.get("tts"), 64),
                 errors=[dict(e) for e in record.get("errors") or []],
+                tool_calls=[dict(c) for c in record.get("tool_calls") or []],
             )
             turn_id = _str(record.get("turn_id"), 64)
             # A turn interrupted after it was stored comes again with what the caller heard.
@@ -552,5 +553,6 @@ def _turn_dict(row: TurnRow) -> dict[str, Any]:
         "intent": row.intent,
         "timings": {key: getattr(row, key) for key in TIMING_KEYS},
         "errors": row.errors or [],
+        "tool_calls": row.tool_calls or [],
         "providers": {"stt": row.stt_provider, "llm": row.llm_provider, "tts": row.tts_provider},
     }

@@ -76,6 +76,8 @@ class TurnRow(Base):
     llm_provider: Mapped[str | None] = mapped_column(String(64))
     tts_provider: Mapped[str | None] = mapped_column(String(64))
     errors: Mapped[list | None] = mapped_column(JSON)
+    # The tools the LLM called: name, arguments (secrets redacted), result_chars, duration_ms, error.
+    tool_calls: Mapped[list | None] = mapped_column(JSON)
 
     call: Mapped[CallRow] = relationship(back_populates="turns")
 

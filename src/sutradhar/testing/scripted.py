@@ -16,9 +16,12 @@ from typing import Any
 from sutradhar.engines.base import (
     AudioChunk,
     Interim,
+    LLMDelta,
     Message,
     Provider,
     ProviderError,
+    ToolCall,
+    ToolSchema,
     Transcript,
 )
 from sutradhar.engines.registry import register
@@ -132,24 +135,33 @@ class ScriptedSTTStream:
         return item if isinstance(item, str) else item.text
 
 
+# One scripted reply: text streamed word by word, or tool calls (yielded after any text before them).
+Reply = str | ToolCall | Sequence[str | ToolCall]
+
+
 @dataclass
 class ScriptedLLM(Provider):
-    """Streams the next reply of `replies` (cycling) word by word, or `responder(messages)`."""
+    """Streams the next reply of `replies` (cycling) word by word, or `responder(messages)`.
+    A reply may be tool calls; `tools_seen` records the tool names each call was offered."""
 
     name: str = "scripted-llm"
-    replies: Sequence[str] = ("Hello. How can I help you today?",)
+    replies: Sequence[Reply] = ("Hello. How can I help you today?",)
+    supports_tools: bool = True
+    tools_seen: list[list[str]] = field(default_factory=list)
     first_token_delay_s: float = 0.0
     token_delay_s: float = 0.0
     failures: list[Failure] = field(default_factory=list)
-    responder: Callable[[Sequence[Message], str], str] | None = None
+    responder: Callable[[Sequence[Message], str], Reply] | None = None
     # Cut the stream after this many tokens with this exception (a stream dying mid-way).
     cut_after_tokens: int | None = None
     cut_error: BaseException | None = None
     calls: list[list[Message]] = field(default_factory=list)
 
-    async def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[Message], language: str,
+                     tools: Sequence[ToolSchema] | None = None) -> AsyncIterator[LLMDelta]:
         index = len(self.calls)
         self.calls.append(list(messages))
+        self.tools_seen.append([t["function"]["name"] for t in tools or ()])
         empty = await _apply(_take(self.failures))
         if self.first_token_delay_s:
             await asyncio.sleep(self.first_token_delay_s)
@@ -159,12 +171,19 @@ class ScriptedLLM(Provider):
             reply = self.responder(messages, language)
         else:
             reply = self.replies[index % len(self.replies)]
-        for n, token in enumerate(_tokens(reply)):
-            if self.cut_after_tokens is not None and n == self.cut_after_tokens:
-                raise self.cut_error or ConnectionError("stream cut")
-            if n and self.token_delay_s:
-                await asyncio.sleep(self.token_delay_s)
-            yield token
+        parts = [reply] if isinstance(reply, str | ToolCall) else list(reply)
+        n = 0
+        for part in parts:
+            if isinstance(part, ToolCall):
+                yield part
+                continue
+            for token in _tokens(part):
+                if self.cut_after_tokens is not None and n == self.cut_after_tokens:
+                    raise self.cut_error or ConnectionError("stream cut")
+                if n and self.token_delay_s:
+                    await asyncio.sleep(self.token_delay_s)
+                n += 1
+                yield token
 
 
 def _tokens(text: str) -> list[str]:

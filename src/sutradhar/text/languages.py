@@ -27,6 +27,8 @@ class LanguageInfo:
     nothing_to_repeat: str
     menu_item: str  # one IVR line; {digit} is replaced
     recording_notice: str  # said before the greeting when RECORD_CALLS is on (consent)
+    filler: str  # said once while a slow tool runs
+    tool_failed: str  # a tool timed out or failed and no LLM could phrase it
     menu_intro: str = ""
 
 
@@ -46,6 +48,8 @@ LANGUAGES: dict[str, LanguageInfo] = {
             nothing_to_repeat="I haven't said anything yet. How can I help you?",
             menu_item="For English, press {digit}.",
             recording_notice="This call is recorded for quality and training.",
+            filler="One moment, let me check.",
+            tool_failed="Sorry, I couldn't look that up right now. Please try again in a little while.",
             menu_intro="Welcome.",
         ),
         LanguageInfo(
@@ -61,6 +65,8 @@ LANGUAGES: dict[str, LanguageInfo] = {
             nothing_to_repeat="मैंने अभी तक कुछ नहीं कहा है। मैं आपकी क्या मदद कर सकता हूँ?",
             menu_item="हिंदी के लिए {digit} दबाएँ।",
             recording_notice="गुणवत्ता और प्रशिक्षण के लिए यह कॉल रिकॉर्ड की जा रही है।",
+            filler="एक मिनट, मैं देखता हूँ।",
+            tool_failed="माफ़ कीजिए, मैं अभी यह जानकारी नहीं देख पाया। कृपया थोड़ी देर बाद फिर से कोशिश करें।",
         ),
         LanguageInfo(
             code="te-IN", name="Telugu", native_name="తెలుగు", script="Telugu",
@@ -75,6 +81,8 @@ LANGUAGES: dict[str, LanguageInfo] = {
             nothing_to_repeat="నేను ఇంకా ఏమీ చెప్పలేదు. మీకు ఎలా సహాయం చేయగలను?",
             menu_item="తెలుగు కోసం {digit} నొక్కండి.",
             recording_notice="నాణ్యత మరియు శిక్షణ కోసం ఈ కాల్ రికార్డ్ చేయబడుతోంది.",
+            filler="ఒక్క నిమిషం, నేను చూస్తాను.",
+            tool_failed="క్షమించండి, ప్రస్తుతం ఆ వివరాలు చూడలేకపోయాను. దయచేసి కొద్దిసేపటి తర్వాత మళ్ళీ ప్రయత్నించండి.",
         ),
         LanguageInfo(
             code="gu-IN", name="Gujarati", native_name="ગુજરાતી", script="Gujarati",
@@ -89,6 +97,8 @@ LANGUAGES: dict[str, LanguageInfo] = {
             nothing_to_repeat="મેં હજી કંઈ કહ્યું નથી. હું તમારી શું મદદ કરી શકું?",
             menu_item="ગુજરાતી માટે {digit} દબાવો.",
             recording_notice="ગુણવત્તા અને તાલીમ માટે આ કૉલ રેકોર્ડ કરવામાં આવી રહ્યો છે.",
+            filler="એક મિનિટ, હું તપાસું છું.",
+            tool_failed="માફ કરશો, હું અત્યારે એ માહિતી જોઈ શક્યો નહીં. કૃપા કરીને થોડી વાર પછી ફરી પ્રયાસ કરો.",
         ),
     )
 }

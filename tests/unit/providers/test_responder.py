@@ -75,3 +75,77 @@ def test_custom_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     responder = ScriptedResponder(path=path)
     assert responder.languages == frozenset({"en-IN"})
     assert responder.script.answer("what is the price", "en-IN") == ("price", "It costs ten rupees.")
+
+
+# --- tools: the order intent calls order_status with the number the caller read out ---
+
+ORDER_TOOL = [{"type": "function", "function": {"name": "order_status", "parameters": {
+    "type": "object", "properties": {"order_id": {"type": "string"}}}}}]
+SHIPPED = '{"found": true, "order_id": "4567", "status": "shipped", "eta_days": 2}'
+
+
+async def _deltas(messages: list[Message], language: str, tools: list | None = ORDER_TOOL) -> list:
+    return [d async for d in ScriptedResponder().stream(messages, language, tools)]
+
+
+@pytest.mark.parametrize(("language", "heard", "answer"), [
+    ("en-IN", "where is order four five six seven?", "Order 4567 has been shipped and should reach you in 2 days."),
+    ("hi-IN", "मेरा ऑर्डर चार पाँच छह सात कहाँ है", "ऑर्डर 4567 भेज दिया गया है और 2 दिन में आप तक पहुँच जाना चाहिए।"),
+    ("te-IN", "నా ఆర్డర్ 4 5 6 7 ఎక్కడ ఉంది", "ఆర్డర్ 4567 పంపబడింది, 2 రోజుల్లో మీకు చేరుతుంది."),
+    ("gu-IN", "મારો ઓર્ડર ચાર પાંચ છ સાત ક્યાં છે",
+     "ઓર્ડર 4567 મોકલી દેવામાં આવ્યો છે અને 2 દિવસમાં તમારા સુધી પહોંચી જશે."),
+])
+async def test_order_question_calls_the_tool_and_answers_from_its_result(language: str, heard: str,
+                                                                          answer: str) -> None:
+    from sutradhar.engines.base import ToolCall
+
+    [call] = await _deltas([Message("user", heard)], language)
+    assert isinstance(call, ToolCall) and call.name == "order_status"
+    assert call.arguments == '{"order_id": "4567"}'
+    messages = [Message("user", heard), Message("assistant", "", (call,)),
+                Message("tool", SHIPPED, tool_call_id=call.id)]
+    assert "".join(await _deltas(messages, language)) == answer
+
+
+async def test_without_a_number_it_asks_and_the_next_turn_fills_the_slot() -> None:
+    from sutradhar.engines.base import ToolCall
+
+    asked = "".join(await _deltas([Message("user", "मेरा ऑर्डर कहाँ है")], "hi-IN"))
+    assert asked == "ज़रूर। आपका ऑर्डर नंबर क्या है?"
+    history = [Message("user", "मेरा ऑर्डर कहाँ है"), Message("assistant", asked),
+               Message("user", "चार पाँच छह सात")]
+    [call] = await _deltas(history, "hi-IN")
+    assert isinstance(call, ToolCall) and call.arguments == '{"order_id": "4567"}'
+
+
+async def test_without_the_tool_offered_the_old_reply_stands() -> None:
+    reply = "".join(await _deltas([Message("user", "where is order 4567")], "en-IN", tools=None))
+    assert reply == SCRIPT.answer("order", "en-IN")[1]
+
+
+async def test_a_failed_tool_is_a_polite_line_in_the_calls_language() -> None:
+    from sutradhar.engines.base import ToolCall
+    from sutradhar.text.languages import LANGUAGES
+
+    call = ToolCall("c1", "order_status", '{"order_id": "4567"}')
+    messages = [Message("user", "order 4567"), Message("assistant", "", (call,)),
+                Message("tool", '{"error": "timeout"}', tool_call_id="c1")]
+    assert "".join(await _deltas(messages, "te-IN")) == LANGUAGES["te-IN"].tool_failed
+
+
+async def test_the_local_llm_plans_order_tools_with_the_script_without_touching_the_model(tmp_path) -> None:
+    from sutradhar.engines.base import ToolCall
+    from sutradhar.engines.local.llama import LocalLLM
+
+    llm = LocalLLM(model_path=tmp_path / "absent.gguf", tool_script=SCRIPT)  # generating would fail
+    assert llm.supports_tools
+    [call] = [d async for d in llm.stream([Message("user", "where is order four five six seven")],
+                                          "en-IN", ORDER_TOOL)]
+    assert isinstance(call, ToolCall) and call.arguments == '{"order_id": "4567"}'
+    answered = [Message("user", "where is order 4567"), Message("assistant", "", (call,)),
+                Message("tool", SHIPPED, tool_call_id=call.id)]
+    assert [d async for d in llm.stream(answered, "en-IN", ORDER_TOOL)] == [
+        "Order 4567 has been shipped and should reach you in 2 days."]
+    asked = [d async for d in llm.stream([Message("user", "where is my order")], "en-IN", ORDER_TOOL)]
+    assert asked == ["Sure. What is your order number?"]
+    assert not LocalLLM(model_path=tmp_path / "absent.gguf").supports_tools

@@ -40,9 +40,11 @@ def _llama(s: Settings):
     if importlib.util.find_spec("llama_cpp") is None:
         raise Unavailable("llama-cpp-python is not installed (pip install -e '.[llm]')")
     from sutradhar.engines.local.llama import LocalLLM
+    from sutradhar.engines.local.responder import Script
 
     return LocalLLM(model_path=path, languages=frozenset(s.llm_languages),
-                    max_tokens=s.llm_max_tokens, threads=s.llm_threads)
+                    max_tokens=s.llm_max_tokens, threads=s.llm_threads,
+                    tool_script=Script.load(s.responder_path or None))
 
 
 @register("llm", "responder")

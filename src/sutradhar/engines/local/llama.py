@@ -5,6 +5,10 @@ already uses the configured cores); tokens cross into the event loop through an 
 When the caller stops listening (barge-in cancels the task, or the consumer closes the stream) a
 flag is set and the thread stops at the next token, so the cores are free for the next turn.
 The chat template is the one stored in the GGUF.
+
+A 0.5B model does not call tools reliably, so when tools are offered the responder's script plans
+them instead (`tool_script`: a keyword intent with its number slot filled becomes a tool call, and
+the result is said with the script's line); every other turn is generated as before.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from typing import Any
 
 from loguru import logger
 
-from sutradhar.engines.base import EmptyResult, Message, Provider, ProviderError
+from sutradhar.engines.base import (
+    EmptyResult,
+    LLMDelta,
+    Message,
+    Provider,
+    ProviderError,
+    ToolSchema,
+)
 from sutradhar.engines.threaded import stream_from_thread
 
 log = logger.bind(stage="llm")
@@ -62,6 +73,7 @@ class LocalLLM(Provider):
     threads: int = 2
     context_tokens: int = 2048
     temperature: float = 0.3
+    tool_script: Any = None  # a responder Script that plans tool calls; None: no tools
     _llama: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _executor: ThreadPoolExecutor = field(
@@ -96,8 +108,25 @@ class LocalLLM(Provider):
         finally:
             chunks.close()
 
-    async def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
-        wire = [m.as_dict() for m in messages]
+    @property
+    def supports_tools(self) -> bool:
+        return self.tool_script is not None
+
+    async def stream(self, messages: Sequence[Message], language: str,
+                     tools: Sequence[ToolSchema] | None = None) -> AsyncIterator[LLMDelta]:
+        script = self.tool_script
+        if tools and script is not None and language in script.languages:
+            if messages and messages[-1].role == "tool":
+                yield script.tool_answer(messages, language)
+                return
+            heard = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            offered = {t.get("function", {}).get("name") for t in tools}
+            planned = script.plan(heard, messages, language, offered)
+            if planned is not None:  # a tool call, or the question for its missing number
+                yield planned
+                return
+        # Earlier tool exchanges stay out of the prompt: the reply after them says what they found.
+        wire = [m.as_dict() for m in messages if m.role != "tool" and not m.tool_calls]
         produced = False
         try:
             async for delta in stream_from_thread(self._executor,

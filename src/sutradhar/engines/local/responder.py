@@ -4,12 +4,19 @@ It is not a language model and never claims to be one: its provider name is "res
 every language in its file, so a call in Hindi, Telugu or Gujarati still gets a useful answer when
 no LLM can speak the language (the local 0.5B model speaks only English) or no LLM is available.
 The reply streams word by word like LLM deltas so the orchestrator treats it the same way.
+
+An intent may name a `tool`: when the turn offers that tool, the responder fills its one `slot`
+from a number the caller read out ("four five six seven", "चार पाँच छह सात"), calls the tool, and
+answers from its result with the intent's `tool_replies` (keyed by the result's `status`). With
+no number yet it asks for one (`ask`), and a number said right after that question fills it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,7 +25,17 @@ from typing import Any
 
 import yaml
 
-from sutradhar.engines.base import BadRequest, LanguageNotSupported, Message, Provider
+from sutradhar.engines.base import (
+    BadRequest,
+    LanguageNotSupported,
+    LLMDelta,
+    Message,
+    Provider,
+    ToolCall,
+    ToolSchema,
+)
+from sutradhar.text.languages import LANGUAGES
+from sutradhar.text.spoken_numbers import spoken_number
 
 
 @dataclass(frozen=True)
@@ -26,6 +43,10 @@ class Intent:
     name: str
     keywords: dict[str, tuple[str, ...]]  # language -> lower-cased keywords
     reply: dict[str, str]  # language -> reply
+    tool: str | None = None  # called when offered, with `slot` filled from a spoken number
+    slot: str = ""
+    ask: dict[str, str] = field(default_factory=dict)  # language -> "what is your order number?"
+    tool_replies: dict[str, dict[str, str]] = field(default_factory=dict)  # status -> language -> line
 
 
 def _is_latin(keyword: str) -> bool:
@@ -59,14 +80,24 @@ class Script:
             Intent(name=item["name"],
                    keywords={lang: tuple(str(k).lower() for k in words)
                              for lang, words in item.get("keywords", {}).items()},
-                   reply={lang: str(r).strip() for lang, r in item["reply"].items()})
+                   reply={lang: str(r).strip() for lang, r in item["reply"].items()},
+                   tool=item.get("tool"), slot=str(item.get("slot") or ""),
+                   ask={lang: str(r).strip() for lang, r in (item.get("ask") or {}).items()},
+                   tool_replies={str(status): {lang: str(r).strip() for lang, r in lines.items()}
+                                 for status, lines in (item.get("tool_replies") or {}).items()})
             for item in data.get("intents", [])
         )
         fallback = {lang: str(r).strip() for lang, r in data["fallback"].items()}
         for intent in intents:
-            missing = set(fallback) - set(intent.reply)
-            if missing:
-                raise ValueError(f"responder intent {intent.name!r} has no reply in {sorted(missing)}")
+            replies = {"reply": intent.reply}
+            if intent.tool:
+                if not intent.slot:
+                    raise ValueError(f"responder intent {intent.name!r} names a tool but no slot")
+                replies |= {"ask": intent.ask} | {f"tool_replies.{k}": v for k, v in intent.tool_replies.items()}
+            for key, lines in replies.items():
+                missing = set(fallback) - set(lines)
+                if missing:
+                    raise ValueError(f"responder intent {intent.name!r} has no {key} in {sorted(missing)}")
         return cls(intents, fallback)
 
     def match(self, text: str, language: str) -> Intent | None:
@@ -83,6 +114,47 @@ class Script:
                 return best
         return None
 
+    def for_tool(self, name: str) -> Intent | None:
+        return next((i for i in self.intents if i.tool == name), None)
+
+    def asked_by(self, line: str, language: str) -> Intent | None:
+        """The tool intent whose `ask` line this is (the agent's last words)."""
+        return next((i for i in self.intents if i.tool and i.ask.get(language) == line.strip()), None)
+
+    def plan(self, heard: str, messages: Sequence[Message], language: str,
+             offered: set[str | None]) -> ToolCall | str | None:
+        """For a turn offered tools: the tool call to make (a tool intent whose tool is offered,
+        its slot filled), the intent's `ask` line when its number is missing, or None when no
+        offered tool is wanted."""
+        intent = self.match(heard, language)
+        number = spoken_number(heard)
+        if number and (intent is None or intent.tool is None):
+            # "four five six seven" right after "what is your order number?" answers that question.
+            said = next((m.content for m in reversed(messages) if m.role == "assistant" and m.content), "")
+            intent = self.asked_by(said, language) or intent
+        if intent is None or intent.tool is None or intent.tool not in offered:
+            return None
+        if number is None:
+            return intent.ask[language]
+        return ToolCall(f"call_{uuid.uuid4().hex[:12]}", intent.tool, json.dumps({intent.slot: number}))
+
+    def tool_answer(self, messages: Sequence[Message], language: str) -> str:
+        """Say the answer of the last tool result with its intent's line for the result's status."""
+        result_message = messages[-1]
+        names = {c.id: c.name for m in messages for c in m.tool_calls}
+        intent = self.for_tool(names.get(result_message.tool_call_id or "", ""))
+        try:
+            result = json.loads(result_message.content)
+        except ValueError:
+            result = None
+        if intent is None or not isinstance(result, dict) or "error" in result:
+            return LANGUAGES[language].tool_failed if language in LANGUAGES else self.fallback[language]
+        status = result.get("status") or ("not_found" if result.get("found") is False else "")
+        line = intent.tool_replies.get(str(status), {}).get(language)
+        if line is None:
+            return self.fallback[language]
+        return line.format_map(_Blank({k: v for k, v in result.items() if v is not None}))
+
     def answer(self, text: str, language: str) -> tuple[str, str]:
         """(intent name, reply in `language`); the fallback when nothing matches."""
         intent = self.match(text, language)
@@ -98,6 +170,7 @@ class ScriptedResponder(Provider):
     name: str = "responder"
     path: str | Path | None = None
     script: Script = field(default=None)  # type: ignore[assignment]
+    supports_tools: bool = True
 
     def __post_init__(self) -> None:
         if self.script is None:
@@ -105,14 +178,29 @@ class ScriptedResponder(Provider):
         if self.languages is None:
             self.languages = self.script.languages
 
-    async def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[Message], language: str,
+                     tools: Sequence[ToolSchema] | None = None) -> AsyncIterator[LLMDelta]:
         if language not in self.script.fallback:
             raise LanguageNotSupported(f"the responder has no replies in {language}",
                                        provider=self.name, stage="llm")
-        heard = next((m.content for m in reversed(messages) if m.role == "user"), None)
-        if heard is None:
-            raise BadRequest("no caller turn to answer", provider=self.name, stage="llm")
-        _, reply = self.script.answer(heard, language)
+        if messages and messages[-1].role == "tool":
+            reply = self.script.tool_answer(messages, language)
+        else:
+            heard = next((m.content for m in reversed(messages) if m.role == "user"), None)
+            if heard is None:
+                raise BadRequest("no caller turn to answer", provider=self.name, stage="llm")
+            offered = {t.get("function", {}).get("name") for t in tools or ()}
+            planned = self.script.plan(heard, messages, language, offered) if offered else None
+            if isinstance(planned, ToolCall):
+                yield planned
+                return
+            reply = planned if planned is not None else self.script.answer(heard, language)[1]
         for i, word in enumerate(reply.split(" ")):
             yield word if i == 0 else " " + word
             await asyncio.sleep(0)  # let barge-in cancel between words
+
+class _Blank(dict[str, Any]):
+    """A template value the result lacks reads as nothing, not a KeyError mid-call."""
+
+    def __missing__(self, key: str) -> str:
+        return ""

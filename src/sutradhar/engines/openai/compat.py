@@ -17,10 +17,12 @@ from sutradhar.audio.codecs import pcm16_to_wav
 from sutradhar.engines.base import (
     AudioChunk,
     EmptyResult,
+    LLMDelta,
     MalformedResponse,
     Message,
     ProviderError,
     Stage,
+    ToolSchema,
     Transcript,
 )
 from sutradhar.engines.http import (
@@ -30,6 +32,7 @@ from sutradhar.engines.http import (
     parse_json,
     raise_for_status,
 )
+from sutradhar.engines.openai.tool_deltas import ToolCallAssembler
 
 OPENAI_TTS_RATE = 24000  # response_format=pcm is 24 kHz mono PCM16, little-endian
 # OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...) answer 400 to any temperature but 1.
@@ -38,7 +41,8 @@ REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 
 @dataclass
 class OpenAIChat(HTTPProvider):
-    """Streaming chat completions over SSE. Yields only `content` deltas, never reasoning."""
+    """Streaming chat completions over SSE. Yields `content` deltas (never reasoning), then the
+    reply's tool calls, assembled, when `tools` were offered."""
 
     name: str = "openai"
     model: str = "gpt-4o-mini"
@@ -49,10 +53,15 @@ class OpenAIChat(HTTPProvider):
     max_tokens_param: str = "max_completion_tokens"
     temperature: float | None = 0.4
     extra_body: dict[str, Any] = field(default_factory=dict)
+    supports_tools: bool = True  # OpenAI-style `tools`; a server without them ignores or refuses
 
-    async def stream(self, messages: Sequence[Message], language: str) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[Message], language: str,
+                     tools: Sequence[ToolSchema] | None = None) -> AsyncIterator[LLMDelta]:
         body: dict[str, Any] = {"model": self.model, "stream": True,
                                 "messages": [m.as_dict() for m in messages], **self.extra_body}
+        if tools:
+            body["tools"] = list(tools)
+        calls = ToolCallAssembler(self.name)
         if self.max_tokens:
             body[self.max_tokens_param] = self.max_tokens
         if self.temperature is not None and not REASONING_MODEL.match(self.model):
@@ -69,7 +78,7 @@ class OpenAIChat(HTTPProvider):
                         if data.strip() == "[DONE]":
                             done = True
                             break
-                        delta, stop = self._delta(data, request_id)
+                        delta, stop = self._delta(data, request_id, calls)
                         finished = finished or stop
                         if delta:
                             produced = True
@@ -81,7 +90,7 @@ class OpenAIChat(HTTPProvider):
                     for data in parser.close():
                         if data.strip() == "[DONE]":
                             done = True
-                        elif (delta := self._delta(data, request_id))[0] or delta[1]:
+                        elif (delta := self._delta(data, request_id, calls))[0] or delta[1]:
                             finished = finished or delta[1]
                             if delta[0]:
                                 produced = True
@@ -91,6 +100,10 @@ class OpenAIChat(HTTPProvider):
                     # The connection closed cleanly but mid-answer: the reply is truncated.
                     raise ProviderError("chat stream ended before [DONE]", provider=self.name,
                                         stage="llm", request_id=request_id)
+                # Arguments are only whole at the end of the reply: the calls follow its text.
+                for call in calls.finish():
+                    produced = True
+                    yield call
         except ProviderError as exc:
             self._record(exc)
             raise
@@ -100,8 +113,10 @@ class OpenAIChat(HTTPProvider):
             raise EmptyResult("chat stream produced no text", provider=self.name, stage="llm")
         self._record(None)
 
-    def _delta(self, data: str, request_id: str | None) -> tuple[str, bool]:
-        """(content text, finished) of one SSE event; raises on an in-stream error object."""
+    def _delta(self, data: str, request_id: str | None,
+               calls: ToolCallAssembler) -> tuple[str, bool]:
+        """(content text, finished) of one SSE event, feeding its tool-call pieces to `calls`;
+        raises on an in-stream error object."""
         event = parse_json(data, provider=self.name, stage="llm", request_id=request_id)
         if not isinstance(event, dict):
             raise MalformedResponse(f"chat event is not an object: {data[:80]!r}",
@@ -116,6 +131,8 @@ class OpenAIChat(HTTPProvider):
             return "", False
         choice = choices[0]
         delta = choice.get("delta") or {}
+        if delta.get("tool_calls"):
+            calls.feed(delta["tool_calls"])
         # `content` is null while a reasoning model thinks (`reasoning_content`): never spoken.
         return delta.get("content") or "", choice.get("finish_reason") is not None
 

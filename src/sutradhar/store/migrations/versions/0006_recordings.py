@@ -1,15 +1,15 @@
 """calls.recording_path: where the call's stereo WAV is, under DATA_DIR/recordings (RECORD_CALLS)
 
-Revision ID: 0005_recordings
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_recordings"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

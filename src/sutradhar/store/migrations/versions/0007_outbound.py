@@ -4,16 +4,16 @@ An outbound call has a record from the moment it is placed; the carrier's status
 (initiated, ringing, answered, completed, busy, no-answer, failed) are appended to
 `carrier_events` and the latest is `carrier_status`.
 
-Revision ID: 0006_outbound
-Revises: 0005_recordings
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_outbound"
-down_revision = "0005_recordings"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

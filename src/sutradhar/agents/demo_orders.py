@@ -1,0 +1,71 @@
+"""The demo order backend: a small SQLite file under DATA_DIR, and the `order_status` tool on it.
+
+It exists so that a fresh offline `serve` answers "where is order 4567?" from a real lookup, and
+so the example agent has something to call. Replace it with a webhook tool for a real shop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sutradhar.agents.tools import Tool, tool
+from sutradhar.text.spoken_numbers import spoken_number
+
+# order_id, status, eta_days (None once delivered or cancelled), items
+DEMO_ORDERS: tuple[tuple[str, str, int | None, str], ...] = (
+    ("4567", "shipped", 2, "headphones"),
+    ("1234", "delivered", None, "a kurta"),
+    ("7890", "processing", 5, "a pressure cooker"),
+    ("2468", "cancelled", None, "a phone cover"),
+)
+STATUSES = ("processing", "shipped", "delivered", "cancelled")
+
+
+class DemoOrders:
+    """The demo orders table; created and filled on first use, never overwritten after."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(self.path) as db:
+                db.execute("CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, "
+                           "status TEXT NOT NULL, eta_days INTEGER, items TEXT NOT NULL)")
+                db.executemany("INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?)", DEMO_ORDERS)
+            self._ready = True
+        return sqlite3.connect(self.path)
+
+    def _lookup(self, order_id: str) -> dict[str, Any] | None:
+        db = self._connect()
+        try:
+            row = db.execute("SELECT order_id, status, eta_days, items FROM orders WHERE order_id = ?",
+                             (order_id,)).fetchone()
+        finally:
+            db.close()
+        if row is None:
+            return None
+        return {"order_id": row[0], "status": row[1], "eta_days": row[2], "items": row[3]}
+
+    async def lookup(self, order_id: str) -> dict[str, Any] | None:
+        # sqlite3 blocks; a thread keeps the event loop (and every other call) moving.
+        return await asyncio.to_thread(self._lookup, order_id)
+
+
+def order_status_tool(orders: DemoOrders) -> Tool:
+    @tool(name="order_status", timeout_s=3.0)
+    async def order_status(order_id: str) -> dict[str, Any]:
+        """Look up an order by its number: its status (processing, shipped, delivered or
+        cancelled), the days until delivery and the items."""
+        digits = spoken_number(order_id, min_digits=1)  # "4567", "४५६७" or "four five six seven"
+        found = await orders.lookup(digits) if digits else None
+        if found is None:
+            return {"found": False, "order_id": digits or order_id}
+        return {"found": True, **found}
+
+    return order_status

@@ -1,0 +1,109 @@
+"""An agent as one file: `agent.yaml`, validated with pydantic, every error at once with its key path.
+
+    name: order-status
+    languages: [hi-IN, en-IN]       # the first is the default unless default_language says
+    prompts:
+      hi-IN:
+        greeting: नमस्ते! मैं आपके ऑर्डर की स्थिति बता सकता हूँ।
+        system: You are the order-status line of ...
+    tools:
+      - order_status                # a packaged or built-in tool, by name
+      - name: shop_status           # or a webhook tool (the shape of agents/webhooks.py)
+        description: ...
+        url: https://shop.example.com/status
+
+`sutradhar serve --agent FILE` loads it: its languages and tools replace LANGUAGES, DEFAULT_LANGUAGE
+and TOOLS, and each call is greeted and prompted in its language.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sutradhar.agents.webhooks import WebhookToolConfig
+from sutradhar.errors import ConfigError
+from sutradhar.text.languages import LANGUAGES
+
+
+class LanguagePrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    greeting: str | None = None  # None: the language's standard greeting
+    system: str | None = None  # None: SYSTEM_PROMPT
+
+
+class AgentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    languages: list[str] = Field(min_length=1)
+    default_language: str | None = None
+    prompts: dict[str, LanguagePrompt] = Field(default_factory=dict)
+    tools: list[str | WebhookToolConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AgentSpec:
+        problems = [f"languages.{n}: unknown language {code!r}; known: {', '.join(sorted(LANGUAGES))}"
+                    for n, code in enumerate(self.languages) if code not in LANGUAGES]
+        if self.default_language is not None and self.default_language not in self.languages:
+            problems.append(f"default_language: {self.default_language!r} is not one of languages")
+        problems += [f"prompts.{code}: not one of languages" for code in self.prompts
+                     if code not in self.languages]
+        names = [t if isinstance(t, str) else t.name for t in self.tools]
+        problems += [f"tools.{n}: {name!r} is listed twice" for n, name in enumerate(names)
+                     if name in names[:n]]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def default(self) -> str:
+        return self.default_language or self.languages[0]
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t if isinstance(t, str) else t.name for t in self.tools]
+
+    @property
+    def webhook_tools(self) -> list[WebhookToolConfig]:
+        return [t for t in self.tools if isinstance(t, WebhookToolConfig)]
+
+    def greetings(self) -> dict[str, str]:
+        return {code: p.greeting for code, p in self.prompts.items() if p.greeting}
+
+    def system_prompts(self) -> dict[str, str]:
+        return {code: p.system for code, p in self.prompts.items() if p.system}
+
+    def settings_overrides(self) -> dict[str, Any]:
+        """What the agent decides of the settings (the rest stays the environment's)."""
+        return {"languages": list(self.languages), "default_language": self.default,
+                "tools": self.tool_names}
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    # pydantic names the union branch it tried ("tools.1.WebhookToolConfig.url"): keep the key path.
+    return ".".join(str(p) for p in loc if p not in ("str", "WebhookToolConfig")) or "agent"
+
+
+def load_agent(path: str | Path) -> AgentSpec:
+    """The agent file at `path`; one ConfigError listing every problem with its key path."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"agent {path}: {exc}") from exc
+    try:
+        return AgentSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where, message = _where(err["loc"]), err["msg"].removeprefix("Value error, ")
+            # A string tool that is not a name fails the `str` branch too; that says nothing new.
+            if err["type"] == "string_type" and where.startswith("tools."):
+                continue
+            lines += [f"  {where}: {part}" for part in message.split("; ")] if where == "agent" \
+                else [f"  {where}: {message}"]
+        raise ConfigError(f"agent {path}:\n" + "\n".join(dict.fromkeys(lines))) from None
