@@ -330,3 +330,51 @@ async def test_the_live_stream_ends_once_the_worker_has_drained_so_it_never_hold
                 open_server.run(drain())
                 rest = [line async for line in lines]  # returns only when the server ends the stream
     assert all(not line.startswith("data:") for line in rest)
+
+
+async def test_a_turn_with_a_tool_call_and_a_recorded_call_show_both_on_the_detail_page(server):
+    import wave
+
+    from sutradhar.store.recording_files import recording_name, recordings_dir
+
+    call_id = "CA" + uuid.uuid4().hex
+    store = server.services.store
+    name = recording_name(call_id, "2026-12-01")
+    path = recordings_dir(server.settings.data_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:  # caller left, agent right, as the recorder writes it
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"\x00\x01" * 2 * 8000)
+    tool = {"id": "call_1", "name": "order_status", "arguments": {"order_id": "4567"}, "result_chars": 64,
+            "duration_ms": 312.5, "error": None}
+    failed = {"id": "call_2", "name": "crm_lookup", "arguments": {"phone": "[redacted]"}, "result_chars": 0,
+              "duration_ms": 5000.0, "error": "timeout"}
+    turn = {"turn_id": 1, "text": "मेरा ऑर्डर चार पाँच छह सात कहाँ है", "reply": "आपका ऑर्डर कल पहुँच जाएगा।",
+            "language": "hi-IN", "timings": {"stt_ms": 120.0, "v2v_wire_ms": 900.0},
+            "providers": {"stt": "scripted-stt", "llm": "scripted-llm", "tts": "scripted-tts"},
+            "tool_calls": [tool, failed]}
+
+    async def write() -> None:
+        await store.write_call_started(call_id, {"transport": "twilio", "language": "hi-IN",
+                                                 "recording_path": name})
+        await store.write_turn(call_id, turn)
+        await store.write_call_ended(call_id, "caller_hangup", {"language": "hi-IN"})
+
+    server.run(write())
+    async with browser_page(server) as page:
+        await page.goto(f"{server.url}/console/calls/{call_id}")
+        rows = await page.locator('article[data-seq="1"] table.tools tbody tr').all_inner_texts()
+        assert len(rows) == 2
+        assert "order_status" in rows[0] and "4567" in rows[0] and "64 chars" in rows[0] and "312.5" in rows[0]
+        assert "crm_lookup" in rows[1] and "timeout" in rows[1]
+        audio = page.locator("audio")
+        src = await audio.get_attribute("src")
+        # The player's source is served to the logged-in browser (its session cookie, no header).
+        fetched = await page.evaluate("async (src) => { const r = await fetch(src, {cache: \"no-store\"}); "
+                                      "return [r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength]; }",
+                                      src)
+        assert fetched[0] == 200 and fetched[1] == "audio/wav" and fetched[2] == path.stat().st_size
+    async with httpx.AsyncClient(base_url=server.url) as http:  # and to nobody else
+        assert (await http.get(src, follow_redirects=False)).status_code in (303, 401)

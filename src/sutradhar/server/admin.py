@@ -9,6 +9,7 @@ load balancers and Prometheus (restrict them at the reverse proxy if they must n
 from __future__ import annotations
 
 import hmac
+import pathlib
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -153,7 +154,12 @@ async def get_call(request: Request, call_id: CallId) -> dict[str, Any]:
 async def get_recording(request: Request, call_id: CallId) -> FileResponse:
     """The call's stereo WAV (caller left, agent right). A live call's file is served as far as
     its header declares (at most a second behind)."""
-    services = services_of(request)
+    path = await recording_file(services_of(request), call_id)
+    return FileResponse(path, media_type="audio/wav", filename=f"{path.stem}.wav")
+
+
+async def recording_file(services: Services, call_id: str) -> pathlib.Path:
+    """The call's recording on disk (this route and the console's player), or a 404."""
     call = await _store(services).get_call(call_id)
     if call is None:
         raise HTTPException(404, f"no call {call_id}")
@@ -161,7 +167,7 @@ async def get_recording(request: Request, call_id: CallId) -> FileResponse:
     path = resolve_recording(recordings_dir(services.settings.data_dir), name) if name else None
     if path is None or not path.is_file():
         raise HTTPException(404, f"call {call_id} has no recording")
-    return FileResponse(path, media_type="audio/wav", filename=f"{path.stem}.wav")
+    return path
 
 
 @router.get("/telephony/calls/{call_id}", dependencies=[Depends(require_admin)])
