@@ -31,7 +31,10 @@ def workers_seen(base: str, attempts: int = 60) -> set[str]:
     seen = set()
     for _ in range(attempts):
         with httpx.Client(timeout=5) as http:  # a new connection, a new source port
-            seen.add(http.get(f"{base}/health").json()["worker"])
+            try:
+                seen.add(http.get(f"{base}/health").json()["worker"])
+            except httpx.TransportError:  # queued on a worker that was just killed: reset
+                continue
     return seen
 
 
