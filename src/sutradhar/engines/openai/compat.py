@@ -27,6 +27,7 @@ from sutradhar.engines.http import (
     HTTPProvider,
     SSEParser,
     error_for,
+    finish_stream,
     parse_json,
     raise_for_status,
 )
@@ -64,7 +65,8 @@ class OpenAIChat(HTTPProvider):
                 request_id = response.headers.get("x-request-id")
                 parser = SSEParser()
                 finished = done = False
-                async for chunk in response.aiter_bytes():
+                chunks = response.aiter_bytes()
+                async for chunk in chunks:
                     for data in parser.feed(chunk):
                         if data.strip() == "[DONE]":
                             done = True
@@ -76,7 +78,9 @@ class OpenAIChat(HTTPProvider):
                             yield delta
                     if done:
                         break
-                if not done:
+                if done:
+                    await finish_stream(chunks)
+                else:
                     # A server that closes without the last blank line may leave one event pending.
                     for data in parser.close():
                         if data.strip() == "[DONE]":
