@@ -96,3 +96,15 @@ def test_redactor_leaves_ordinary_text_alone():
     redact = Redactor(["s3cret-value"])
     line = "turn 12 took 480 ms (stt 110, llm 240, tts 90); language hi-IN; 2024-06-01 10:00:00"
     assert redact(line) == line
+
+
+@pytest.mark.parametrize("level", ["WARNING", "INFO", "DEBUG"])
+def test_stdlib_records_below_the_level_are_never_made(settings, capture, level):
+    # httpcore traces every request at DEBUG: below the configured level no record may be built.
+    out = capture(settings, level=level)
+    httpcore = logging.getLogger("httpcore.connection")
+    assert httpcore.isEnabledFor(logging.DEBUG) is (level == "DEBUG")
+    logging.getLogger("httpx").info("HTTP Request: POST /v1/audio/speech")
+    logging.getLogger("httpx").warning("retrying")
+    assert ("HTTP Request" in out.getvalue()) is (level != "WARNING")
+    assert "retrying" in out.getvalue()
