@@ -649,6 +649,7 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
         cpu_end = tree.cpu_s()
         provider_cpu = provider_tree.cpu_s() - provider_cpu_start if provider_tree is not None else None
         probe = _probe(server.url, "stats")
+        provider_stats = _probe(provider.url, "stats") if provider is not None else None
         profile = None
         if spy is not None:
             try:
@@ -673,6 +674,8 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
     if profile is not None:
         summary["server_profile"] = profile
     summary["server_probe"] = probe
+    if provider_stats is not None:
+        summary["provider_stats"] = provider_stats
     return summary
 
 
@@ -832,6 +835,9 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
         results.append(r)
         lag = (r.get("server_probe") or {}).get("loop_lag_ms") or {}
         log(f"N={n}: server loop lag p99/max {lag.get('p99')}/{lag.get('max')} ms")
+        if r.get("provider_stats"):
+            log(f"N={n}: provider requests {r['provider_stats']['requests']} over "
+                f"{r['provider_stats']['connections']} connections")
         log(f"N={n}: overhead p50/p95/p99 {r['overhead_ms']['p50']}/{r['overhead_ms']['p95']}/"
             f"{r['overhead_ms']['p99']} ms, jitter p99 {r['pacing']['jitter_ms']['p99']} ms, late "
             f"{r['pacing']['late_frames']}, CPU {r['cost']['cpu_s_per_call_minute']} s/call-min, "

@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +62,27 @@ class Providers:
         self._stt_turns = itertools.count()
         self._llm_turns = itertools.count()
         self.requests = {"stt": 0, "llm": 0, "tts": 0}
+        # Distinct TCP connections the server under test opened: its connection reuse.
+        self._transports: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.connections = 0
+
+    def _count(self, request: web.Request, stage: str) -> None:
+        self.requests[stage] += 1
+        transport = request.transport
+        if transport is not None and transport not in self._transports:
+            self._transports.add(transport)
+            self.connections += 1
 
     async def transcribe(self, request: web.Request) -> web.Response:
         await request.read()  # the multipart WAV: read as a real server would, not parsed
-        self.requests["stt"] += 1
+        self._count(request, "stt")
         await asyncio.sleep(self.d.stt_ms / 1000)
         body = self.transcripts[next(self._stt_turns) % len(self.transcripts)]
         return web.Response(body=body, content_type="application/json")
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.requests["llm"] += 1
+        self._count(request, "llm")
         # The reply to the caller's last words when they are a scripted transcript, so a call's
         # turns get the replies in order whatever other calls do; otherwise the next one.
         last = next((m.get("content") for m in reversed(body.get("messages", [])) if m.get("role") == "user"), None)
@@ -94,7 +105,7 @@ class Providers:
 
     async def speech(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.requests["tts"] += 1
+        self._count(request, "tts")
         text = str(body.get("input", ""))
         total = max(2, int(len(text) * self.d.tts_ms_per_char * TTS_RATE / 1000) * 2)
         response = web.StreamResponse(headers={"Content-Type": "audio/pcm"})
@@ -113,7 +124,7 @@ class Providers:
                                                               "created": CREATED, "owned_by": "bench"}]})
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.requests)
+        return web.json_response({"requests": self.requests, "connections": self.connections})
 
 
 def build_app(d: Any) -> web.Application:
