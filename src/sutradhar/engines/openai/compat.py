@@ -147,7 +147,11 @@ class OpenAISTT(HTTPProvider):
         if language:
             data["language"] = iso639(language) or ""
         files = {"file": ("audio.wav", pcm16_to_wav(audio, sample_rate), "audio/wav")}
-        response = await self._post("/audio/transcriptions", data=data, files=files)
+        # The multipart body encoded into one buffer: streamed, httpx writes every part's boundary,
+        # headers and value to the socket apart (about 16 sends an upload).
+        form = httpx.Request("POST", "http://form.invalid", data=data, files=files)
+        response = await self._post("/audio/transcriptions", content=form.read(),
+                                    headers={"Content-Type": form.headers["Content-Type"]})
         request_id = response.headers.get("x-request-id")
         body = parse_json(response.content, provider=self.name, stage="stt", request_id=request_id)
         text = (body.get("text") or "").strip() if isinstance(body, dict) else ""
