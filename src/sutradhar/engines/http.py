@@ -210,8 +210,9 @@ class HTTPProvider(Provider):
     health_path: str | None = None
     # Concurrent connections at most: httpx's default of 100 would queue a busy server's streams
     # (hundreds of calls each hold a TTS or chat stream) behind the pool. Idle ones kept stay at
-    # httpx's 20: its pool walks every connection on each request, and 100 idle ones doubled the
-    # CPU of a turn's requests (bench/provider_path.py).
+    # httpx's 20: httpcore 1.0.9 weighs that limit against every connection, idle or not
+    # (encode/httpcore#1000), in a scan quadratic in the pool's size run on every request, so
+    # 100 doubled the CPU of a turn's requests (bench/provider_path.py at 100 concurrent turns).
     max_connections: int = 1000
 
     def auth_headers(self) -> dict[str, str]:
