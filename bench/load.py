@@ -384,7 +384,13 @@ class Call:
         turns = []
         for turn in self.turns:
             t = turn.t
-            row: dict[str, Any] = {"turn": turn.index, "barge_in": turn.barge_in}
+            row: dict[str, Any] = {"turn": turn.index, "barge_in": turn.barge_in,
+                                   "answered": turn.first_audio is not None}
+            if not turn.barge_in and "first_voiced" in t:
+                # Talked over: agent audio reached the caller while they were saying this turn
+                # (a late reply to the previous one, or a reply to a fragment of this one).
+                end = t.get("trigger", t.get("last_spoken", t["first_voiced"]))
+                row["talked_over"] = any(t["first_voiced"] <= f <= end for f in self.frames)
             if turn.first_audio is not None and "trigger" in t and "last_voiced" in t:
                 # Voice-to-voice as the caller hears it: from the last frame of their recorded
                 # speech; v2v_vad_ms starts where the server's VAD heard the speech end.
@@ -578,10 +584,14 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
              settings: dict[str, Any] | None = None, profile_dir: Path | None = None,
              gc_freeze: bool = False, plan: list[dict[str, Any]] | None = None, engines: str = "scripted",
              models_dir: str | None = None, ready_timeout_s: float = 30.0,
-             resampler_quality: str | None = None) -> dict[str, Any]:
+             resampler_quality: str | None = None, providers: str = "scripted",
+             workers: int = 1) -> dict[str, Any]:
+    """One step of N calls. `providers`: "scripted" (in-process engines of fixed delays, the
+    bench server) or "http" (the production server, `workers` processes, with its OpenAI engines
+    calling bench/provider_server.py over loopback HTTP)."""
     import psutil
 
-    from bench.bench_server import ServerProcess
+    from bench.http_stack import ProcessTree
 
     settings = settings or {}
     procs = procs or max(1, min(4, math.ceil(n / 100)))
@@ -595,26 +605,27 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
     # Calls start spread over the ramp so their turns do not all end in the same instant (real
     # calls arrive at random); at 100+ calls the ramp is several seconds of a ~25 s call.
     ramp_s = min(8.0, max(0.5, n * 0.04))
-    server = ServerProcess(d, src=src, log_path=server_log, operations=operations, gc_freeze=gc_freeze,
-                           engines=engines, models_dir=models_dir, resampler_quality=resampler_quality)
+    server, provider = _start_stack(d, providers, workers, src, server_log, operations, gc_freeze, engines,
+                                    models_dir, resampler_quality, ready_timeout_s)
     try:
-        server.wait_ready(ready_timeout_s)
-        proc = psutil.Process(server.proc.pid)
+        tree = ProcessTree(server.proc.pid)
+        provider_tree = ProcessTree(provider.proc.pid) if provider is not None else None
         time.sleep(1.0)
-        idle_rss = proc.memory_info().rss
-        cpu_start = proc.cpu_times()
+        idle_rss = tree.rss()
+        cpu_start = tree.cpu_s()
+        provider_cpu_start = provider_tree.cpu_s() if provider_tree is not None else 0.0
         _probe(server.url, "reset")
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         start_at = time.monotonic() + 2.0 + 0.3 * procs  # spawned interpreters need a moment
-        workers = []
+        clients = []
         for k in range(procs):
             indices = list(range(k, n, procs))
             args = {"url": server.url, "indices": indices, "plan": plan, "start_at": start_at, "ramp_s": ramp_s,
                     "gap_s": gap_s, "deadline_s": deadline_s, "delays": d.as_dict(), "settings": settings}
             w = ctx.Process(target=client_process, args=(args, queue), daemon=True)
             w.start()
-            workers.append(w)
+            clients.append(w)
         spy = None
         if profile_dir is not None:
             from bench import pyspy
@@ -631,12 +642,14 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
                 pass
             try:
                 live = _live_calls(server.url)
-                samples.append({"t": round(time.monotonic() - start_at, 2), "rss": proc.memory_info().rss,
-                                "cpu": sum(proc.cpu_times()[:2]), "live": live})
+                samples.append({"t": round(time.monotonic() - start_at, 2), "rss": tree.rss(),
+                                "cpu": tree.cpu_s(), "live": live})
             except psutil.Error:
                 break
-        cpu_end = proc.cpu_times()
+        cpu_end = tree.cpu_s()
+        provider_cpu = provider_tree.cpu_s() - provider_cpu_start if provider_tree is not None else None
         probe = _probe(server.url, "stats")
+        provider_stats = _probe(provider.url, "stats") if provider is not None else None
         profile = None
         if spy is not None:
             try:
@@ -644,17 +657,51 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
                 profile = pyspy.summarize(raw)
             except Exception as exc:  # noqa: BLE001 - a profile is a bonus
                 profile = {"error": str(exc)}
-        for w in workers:
+        for w in clients:
             w.join(5)
             if w.is_alive():
                 w.terminate()
     finally:
         server.stop()
-    summary = _step_summary(n, d, procs, reports, samples, idle_rss, cpu_start, cpu_end, ramp_s)
+        if provider is not None:
+            provider.stop()
+    summary = _step_summary(n, d, procs, reports, samples, idle_rss, cpu_end - cpu_start, ramp_s)
+    summary["providers"] = providers
+    summary["server_workers"] = workers if providers == "http" else 1
+    if provider_cpu is not None and summary["cost"]["call_minutes"]:
+        summary["cost"]["provider_cpu_s"] = round(provider_cpu, 2)
+        summary["cost"]["provider_cpu_s_per_call_minute"] = round(provider_cpu / summary["cost"]["call_minutes"], 3)
     if profile is not None:
         summary["server_profile"] = profile
     summary["server_probe"] = probe
+    if provider_stats is not None:
+        summary["provider_stats"] = provider_stats
     return summary
+
+
+def _start_stack(d: Delays, providers: str, workers: int, src: str | None, server_log: str | None,
+                 operations: bool, gc_freeze: bool, engines: str, models_dir: str | None,
+                 resampler_quality: str | None, ready_timeout_s: float) -> tuple[Any, Any]:
+    """(server, provider process or None), both ready."""
+    from bench.bench_server import ServerProcess
+    from bench.http_stack import ProductionServer, ProviderProcess
+
+    if providers == "scripted":
+        server = ServerProcess(d, src=src, log_path=server_log, operations=operations, gc_freeze=gc_freeze,
+                               engines=engines, models_dir=models_dir, resampler_quality=resampler_quality)
+        server.wait_ready(ready_timeout_s)
+        return server, None
+    if providers != "http":
+        raise ValueError(f"unknown providers {providers!r} (scripted, http)")
+    provider = ProviderProcess(d, src=src)
+    try:
+        provider.wait_ready("/v1/models", ready_timeout_s)
+        server = ProductionServer(provider.url, workers, src=src, log_path=server_log)
+        server.wait_ready(timeout_s=ready_timeout_s + 10 * workers)
+    except BaseException:
+        provider.stop()
+        raise
+    return server, provider
 
 
 def _probe(url: str, what: str) -> dict[str, Any] | None:
@@ -688,7 +735,7 @@ def _live_calls(url: str) -> int | None:
 
 
 def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], samples: list[dict[str, Any]],
-                  idle_rss: int, cpu_start: Any, cpu_end: Any, ramp_s: float) -> dict[str, Any]:
+                  idle_rss: int, server_cpu: float, ramp_s: float) -> dict[str, Any]:
     errors = [r for r in reports if "calls" not in r]
     calls = [c for r in reports if "calls" in r for c in r["calls"]]
     turns = [t for c in calls for t in c["turns"] if "overhead_ms" in t]
@@ -697,7 +744,6 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
     paced = sum(c["paced_frames"] for c in calls)
     late = sum(c["late"] for c in calls)
     call_minutes = sum(c["duration_s"] for c in calls) / 60
-    server_cpu = (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
     # Memory at full load: the largest RSS while (nearly) every call was live.
     live_rss = [s["rss"] for s in samples if s.get("live") is not None and s["live"] >= 0.95 * n]
     peak_rss = max(live_rss or [s["rss"] for s in samples] or [idle_rss])
@@ -716,6 +762,9 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
         "calls_completed": len(calls) - len(failed),
         "call_errors": sorted({c["error"] for c in failed})[:5] + [e.get("error") for e in errors][:3],
         "turns_measured": len(turns),
+        "turns_started": sum(len(c["turns"]) for c in calls),
+        "unanswered_turns": sum(1 for c in calls for t in c["turns"] if not t.get("answered", True)),
+        "talked_over_turns": sum(1 for c in calls for t in c["turns"] if t.get("talked_over")),
         "v2v_ms": summarize(t["v2v_ms"] for t in turns),
         "v2v_vad_ms": summarize(t.get("v2v_vad_ms") for t in turns),
         "overhead_ms": summarize(t["overhead_ms"] for t in turns),
@@ -764,7 +813,7 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
           budget_s: float, procs: int | None, src: str | None, step: int = 100, max_n: int = 1000,
           log: Any = print, operations: bool = True, profile_dir: Path | None = None,
           profile_levels: tuple[int, ...] = (), gc_freeze: bool = False,
-          resampler_quality: str | None = None) -> dict[str, Any]:
+          resampler_quality: str | None = None, providers: str = "scripted", workers: int = 1) -> dict[str, Any]:
     started = time.monotonic()
     results = []
     queue = list(levels)
@@ -780,16 +829,20 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
         log(f"N={n}: starting ({elapsed:.0f}s elapsed)")
         r = run_step(n, d, turns, procs, src=src, operations=operations,
                      profile_dir=profile_dir if n in profile_levels else None, gc_freeze=gc_freeze,
-                     resampler_quality=resampler_quality)
+                     resampler_quality=resampler_quality, providers=providers, workers=workers)
         last_step_s = time.monotonic() - t0
         r["step_s"] = round(last_step_s, 1)
         results.append(r)
         lag = (r.get("server_probe") or {}).get("loop_lag_ms") or {}
         log(f"N={n}: server loop lag p99/max {lag.get('p99')}/{lag.get('max')} ms")
+        if r.get("provider_stats"):
+            log(f"N={n}: provider requests {r['provider_stats']['requests']} over "
+                f"{r['provider_stats']['connections']} connections")
         log(f"N={n}: overhead p50/p95/p99 {r['overhead_ms']['p50']}/{r['overhead_ms']['p95']}/"
             f"{r['overhead_ms']['p99']} ms, jitter p99 {r['pacing']['jitter_ms']['p99']} ms, late "
             f"{r['pacing']['late_frames']}, CPU {r['cost']['cpu_s_per_call_minute']} s/call-min, "
-            f"{r['cost']['rss_per_call_mb']} MB/call, errors {len(r['call_errors'])} ({last_step_s:.0f}s)")
+            f"{r['cost']['rss_per_call_mb']} MB/call, unanswered {r['unanswered_turns']}, talked over "
+            f"{r['talked_over_turns']}, errors {len(r['call_errors'])} ({last_step_s:.0f}s)")
         p95 = r["overhead_ms"]["p95"]
         late = r["pacing"]["late_fraction"]
         if (p95 is not None and p95 > max_overhead_p95) or (late is not None and late > max_late_frac) \

@@ -90,3 +90,22 @@ def test_pacing_counts_jitter_bunching_and_carrier_dropouts() -> None:
     stalled = [t0 + 0.020 * k for k in range(10)] + [t0 + 0.020 * 9 + 0.100]
     _, _, late, late_ms, _ = _pacing(array("d", stalled), [])
     assert late == 1 and late_ms > 50
+
+
+def test_load_step_with_http_providers_measures_the_production_server() -> None:
+    from bench.load import run_step
+    from bench.scenario import Delays
+
+    # Two calls against `sutradhar serve` whose OpenAI engines call the loopback provider process;
+    # one turn each, hung up 1 s into the reply, so the step takes seconds, not a sweep.
+    d = Delays(stt_ms=20, llm_first_token_ms=20, llm_token_ms=2, tts_first_chunk_ms=10, tts_chunk_ms=20)
+    r = run_step(2, d, turns=1, plan=[{"phrase": 0, "listen_s": 1.0}], providers="http", procs=1)
+    assert r["providers"] == "http" and r["server_workers"] == 1
+    assert r["calls_completed"] == 2, r["call_errors"]
+    assert r["turns_started"] == 2 and r["turns_measured"] == 2
+    assert r["unanswered_turns"] == 0 and r["talked_over_turns"] == 0
+    assert r["v2v_ms"]["count"] == 2 and r["v2v_ms"]["p50"] > 0
+    cost = r["cost"]
+    assert cost["server_cpu_s"] > 0 and cost["provider_cpu_s"] > 0
+    assert cost["cpu_s_per_call_minute"] > 0 and cost["provider_cpu_s_per_call_minute"] > 0
+    assert r["pacing"]["frames"] > 0

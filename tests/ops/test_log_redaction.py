@@ -105,3 +105,15 @@ def test_a_password_in_a_url_without_a_user_name_is_removed():
     assert "redis-pass-5432" not in line and "cache.internal:6379/0" in line
     settings = load_settings(redis_url="redis://:other-pass-77@cache:6379/0")
     assert "other-pass-77" in Redactor.from_settings(settings).secrets
+
+
+@pytest.mark.parametrize("level", ["WARNING", "INFO", "DEBUG"])
+def test_stdlib_records_below_the_level_are_never_made(settings, capture, level):
+    # httpcore traces every request at DEBUG: below the configured level no record may be built.
+    out = capture(settings, level=level)
+    httpcore = logging.getLogger("httpcore.connection")
+    assert httpcore.isEnabledFor(logging.DEBUG) is (level == "DEBUG")
+    logging.getLogger("httpx").info("HTTP Request: POST /v1/audio/speech")
+    logging.getLogger("httpx").warning("retrying")
+    assert ("HTTP Request" in out.getvalue()) is (level != "WARNING")
+    assert "retrying" in out.getvalue()

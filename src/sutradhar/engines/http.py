@@ -8,8 +8,10 @@ router sees the same error classes whichever cloud failed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +130,27 @@ def parse_json(data: bytes | str, *, provider: str, stage: Stage,
                                 stage=stage, request_id=request_id) from None
 
 
+# After a stream's last event, how long and how much of the body's end is read so the connection
+# can be reused; a server still talking past that loses its connection, as an unread one does.
+FINISH_STREAM_S = 0.2
+FINISH_STREAM_BYTES = 64 * 1024
+
+
+async def finish_stream(chunks: AsyncIterator[bytes]) -> None:
+    """Read the rest of a streamed body whose last event has arrived (an SSE `[DONE]` comes just
+    before the chunked body's end). httpx closes a response left unread instead of returning its
+    connection to the pool, so without this every chat turn paid a new TCP (and TLS) connection."""
+    read = 0
+    try:
+        async with asyncio.timeout(FINISH_STREAM_S):
+            async for chunk in chunks:
+                read += len(chunk)
+                if read > FINISH_STREAM_BYTES:
+                    return
+    except (TimeoutError, httpx.HTTPError, OSError):
+        return  # the connection is dropped with the response, as before
+
+
 class SSEParser:
     """Incremental Server-Sent Events parser: feed raw bytes, get the `data` of complete events.
 
@@ -185,6 +208,12 @@ class HTTPProvider(Provider):
     _last_ok_at: float = field(default=0.0, init=False, repr=False)
     # A cheap authenticated GET for health() when no call has succeeded lately (None: none exists).
     health_path: str | None = None
+    # Concurrent connections at most: httpx's default of 100 would queue a busy server's streams
+    # (hundreds of calls each hold a TTS or chat stream) behind the pool. Idle ones kept stay at
+    # httpx's 20: httpcore 1.0.9 weighs that limit against every connection, idle or not
+    # (encode/httpcore#1000), in a scan quadratic in the pool's size run on every request, so
+    # 100 doubled the CPU of a turn's requests (bench/provider_path.py at 100 concurrent turns).
+    max_connections: int = 1000
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -194,8 +223,9 @@ class HTTPProvider(Provider):
         if self._client is None or self._client.is_closed:
             # A separate, shorter connect timeout makes a dead host fail fast.
             timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0))
+            limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=20)
             self._client = httpx.AsyncClient(
-                base_url=self.base_url.rstrip("/"), timeout=timeout,
+                base_url=self.base_url.rstrip("/"), timeout=timeout, limits=limits,
                 headers={**self.auth_headers(), **self.headers},
             )
         return self._client

@@ -145,6 +145,9 @@ class InterceptHandler(logging.Handler):
             level, record.getMessage())
 
 
+# loguru's level names -> the standard library's numbers (TRACE and anything unknown: everything).
+_STDLIB_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "SUCCESS": logging.INFO,
+                  "WARNING": logging.WARNING, "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
 _STDLIB_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "httpx", "httpcore",
                    "sqlalchemy", "alembic", "asyncio", "websockets")
 
@@ -161,7 +164,10 @@ def setup_logging(settings: Any = None, *, json_lines: bool | None = None, level
     sink = _Sink(stream or sys.stderr, redact, json_lines)
     logger.add(sink.write, level=level, format=TEXT_FORMAT,
                backtrace=False, diagnose=False, enqueue=False, catch=True)
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    # Records below the sink's level are not created at all: httpcore traces every request at
+    # DEBUG (about ten records each), and a root at level 0 made each one a LogRecord and a trip
+    # through loguru only to be dropped there.
+    logging.basicConfig(handlers=[InterceptHandler()], level=_STDLIB_LEVELS.get(level, 0), force=True)
     for name in _STDLIB_LOGGERS:
         std = logging.getLogger(name)
         std.handlers = []

@@ -29,6 +29,7 @@ from sutradhar.engines.http import (
     HTTPProvider,
     SSEParser,
     error_for,
+    finish_stream,
     parse_json,
     raise_for_status,
 )
@@ -73,7 +74,8 @@ class OpenAIChat(HTTPProvider):
                 request_id = response.headers.get("x-request-id")
                 parser = SSEParser()
                 finished = done = False
-                async for chunk in response.aiter_bytes():
+                chunks = response.aiter_bytes()
+                async for chunk in chunks:
                     for data in parser.feed(chunk):
                         if data.strip() == "[DONE]":
                             done = True
@@ -85,7 +87,9 @@ class OpenAIChat(HTTPProvider):
                             yield delta
                     if done:
                         break
-                if not done:
+                if done:
+                    await finish_stream(chunks)
+                else:
                     # A server that closes without the last blank line may leave one event pending.
                     for data in parser.close():
                         if data.strip() == "[DONE]":
@@ -160,7 +164,11 @@ class OpenAISTT(HTTPProvider):
         if language:
             data["language"] = iso639(language) or ""
         files = {"file": ("audio.wav", pcm16_to_wav(audio, sample_rate), "audio/wav")}
-        response = await self._post("/audio/transcriptions", data=data, files=files)
+        # The multipart body encoded into one buffer: streamed, httpx writes every part's boundary,
+        # headers and value to the socket apart (about 16 sends an upload).
+        form = httpx.Request("POST", "http://form.invalid", data=data, files=files)
+        response = await self._post("/audio/transcriptions", content=form.read(),
+                                    headers={"Content-Type": form.headers["Content-Type"]})
         request_id = response.headers.get("x-request-id")
         body = parse_json(response.content, provider=self.name, stage="stt", request_id=request_id)
         text = (body.get("text") or "").strip() if isinstance(body, dict) else ""
