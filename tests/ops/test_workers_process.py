@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
@@ -60,6 +61,7 @@ def test_two_workers_share_one_port_one_metrics_and_drain_on_sigterm(tmp_path):
     try:
         wait_for_port(port, proc, 60)
         both = eventually(lambda: len(s := workers_seen(base)) == 2 and s, timeout_s=30)
+        started = psutil.Process(proc.pid).children(recursive=True)  # workers, redis-server
 
         # Both beat into the one private Redis: each sees the other.
         status = httpx.get(f"{base}/status", timeout=5).json()
@@ -90,7 +92,35 @@ def test_two_workers_share_one_port_one_metrics_and_drain_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+    # Nothing the supervisor started outlives it, even when it is the one killed outright.
+    assert eventually(lambda: not any(p.is_running() and p.status() != "zombie" for p in started), 15)
     text = log.read_text()
     assert "died (exit code -9); starting a new one" in text
     assert text.count("drained in") == 2  # each worker drained itself
     assert not (tmp_path / "redis.sock").exists()  # the private redis-server went with them
+
+
+def test_workers_and_the_private_redis_stop_when_the_supervisor_is_killed_outright(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}", "DATA_DIR": str(tmp_path), "DATABASE_URL": "",
+           "REDIS_URL": "", "STT": "scripted", "LLM": "scripted", "TTS": "scripted", "LOG_LEVEL": "INFO"}
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "sutradhar.cli.main", "serve", "--workers", "2", "--port",
+                             str(port)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=log.open("wb"))
+    started: list[psutil.Process] = []
+    try:
+        wait_for_port(port, proc, 60)
+        eventually(lambda: len(workers_seen(f"http://127.0.0.1:{port}", 20)) == 2, timeout_s=30)
+        started = psutil.Process(proc.pid).children(recursive=True)
+        assert len(started) >= 3  # two workers and the redis-server (and multiprocessing's tracker)
+        proc.kill()  # kill -9 the supervisor
+        proc.wait(10)
+        assert eventually(lambda: not any(p.is_running() and p.status() != "zombie" for p in started), 20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for child in started:  # whatever did not go by itself (a failed run must not leak them)
+            if child.is_running():
+                child.kill()
+    assert "drained in" in log.read_text()  # the workers drained on the way out

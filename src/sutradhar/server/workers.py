@@ -9,7 +9,8 @@ configured, else a private `redis-server` this supervisor starts on a Unix socke
 (prometheus-client multiprocess mode, files under DATA_DIR).
 
 Signals: SIGTERM drains every worker (each finishes or politely ends its own calls) and then the
-supervisor exits; SIGINT stops them at once. A worker that dies is replaced; the replacement (or a
+supervisor exits; SIGINT stops them at once. If the supervisor itself is killed outright, the
+kernel sends each worker SIGTERM (they drain) and stops the private redis-server. A worker that dies is replaced; the replacement (or a
 sibling) closes the dead worker's calls as `server_lost` (crash recovery in the call store).
 Run under systemd with `KillMode=mixed`, so a stop signals this process and it signals the workers
 once (the second SIGTERM a worker receives means "stop now").
@@ -47,11 +48,27 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send `sig` to this process when its parent dies: a supervisor killed outright
+    (kill -9, OOM) must not leave workers holding the port, or a redis-server nobody stops. A
+    worker gets SIGTERM, so it drains its calls like on any stop. No-op elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_main(overrides: dict[str, Any], index: int) -> None:
     """A worker process: the settings anew from the environment the supervisor prepared."""
     from sutradhar.ops.logs import setup_logging
     from sutradhar.server.runner import serve
 
+    die_with_parent()
+    if os.getppid() == 1:  # the supervisor died before the request above took effect
+        return
     settings = load_settings(**overrides)
     setup_logging(settings)
     logger.bind(stage="workers").info("worker {} pid={} starting", index, os.getpid())
@@ -160,7 +177,7 @@ class Supervisor:
         self.redis = subprocess.Popen(
             [binary, "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700", "--save", "",
              "--appendonly", "no", "--daemonize", "no", "--dir", str(data)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.monotonic() + 10
         while not path.exists():
             if self.redis.poll() is not None or time.monotonic() > deadline:
