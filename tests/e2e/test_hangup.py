@@ -46,9 +46,9 @@ class HeldSTT(ScriptedSTT):
 class HeldLLM(ScriptedLLM):
     gate: Gate
 
-    async def stream(self, messages: Any, language: str) -> Any:
+    async def stream(self, messages: Any, language: str, tools: Any = None) -> Any:
         await self.gate.hold()
-        async for token in super().stream(messages, language):
+        async for token in super().stream(messages, language, tools):
             yield token
 
 

@@ -196,7 +196,7 @@ async def test_metrics_record_every_turn():
 
 async def test_an_llm_yielding_garbage_ends_the_turn_politely_instead_of_hanging():
     class Garbage(ScriptedLLM):
-        async def stream(self, messages, language):
+        async def stream(self, messages, language, tools=None):
             yield "Hello"
             yield 42  # a provider bug: not text
 
