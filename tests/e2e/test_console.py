@@ -23,6 +23,7 @@ from playwright import async_api as playwright_api
 from sutradhar.server.console.auth import COOKIE
 from sutradhar.server.console.templating import ms
 from sutradhar.server.console.timeline import waterfall
+from sutradhar.store.calls import to_datetime
 from sutradhar.store.schema import TIMING_KEYS
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from sutradhar.testing.simulator import CallerTurn, CallResult, SimConfig, simulate
@@ -376,5 +377,15 @@ async def test_a_turn_with_a_tool_call_and_a_recorded_call_show_both_on_the_deta
                                       "return [r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength]; }",
                                       src)
         assert fetched[0] == 200 and fetched[1] == "audio/wav" and fetched[2] == path.stat().st_size
+        # The transcript follows the recording: a turn's button plays from its reply, and that
+        # turn is marked as the one being heard.
+        at = float(await page.locator('article[data-seq="1"]').get_attribute("data-at"))
+        stored_turn = stored(server, call_id)["turns"][0]
+        started, created = (to_datetime(v) for v in (stored(server, call_id)["started_at"], stored_turn["created_at"]))
+        assert at == pytest.approx((created - started).total_seconds(), abs=0.01)
+        await page.locator('article[data-seq="1"] button.seek').click()
+        assert await audio.evaluate("a => a.currentTime") == pytest.approx(at, abs=0.05)
+        await audio.evaluate("a => a.dispatchEvent(new Event('timeupdate'))")
+        assert await page.locator('article[data-seq="1"]').get_attribute("aria-current") == "true"
     async with httpx.AsyncClient(base_url=server.url) as http:  # and to nobody else
         assert (await http.get(src, follow_redirects=False)).status_code in (303, 401)

@@ -91,10 +91,21 @@ async def call_detail(request: Request, call_id: str) -> Response:
     call = await services.store.get_call(call_id)
     if call is None:
         return render(request, "missing.html", {"call_id": call_id, "section": "calls"}, status_code=404)
-    turns = [{**turn, "waterfall": waterfall(turn["timings"])} for turn in call["turns"]]
+    started = to_datetime(call["started_at"])
+    turns = [{**turn, "waterfall": waterfall(turn["timings"]), "at_s": _reply_at(started, turn)}
+             for turn in call["turns"]]
     return render(request, "call.html", {
         "call": call, "turns": turns, "section": "calls", "live": call_id in services.calls,
         "slow_ms": services.settings.console_slow_turn_ms, "redact": _numbers(services.settings)})
+
+
+def _reply_at(started: Any, turn: dict[str, Any]) -> float | None:
+    """Seconds into the call's recording where this turn's reply began: the turn is stored once
+    its first frame is on the wire, so its creation time marks it (to the recording's ~1 s)."""
+    created = to_datetime(turn.get("created_at"))
+    if started is None or created is None:
+        return None
+    return round(max(0.0, (created - started).total_seconds()), 2)
 
 
 def _versions() -> list[tuple[str, str]]:

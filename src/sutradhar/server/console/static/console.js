@@ -54,3 +54,25 @@
     status.textContent = "Connection to the server lost; reconnecting…";
   });
 })();
+
+// A call's recording and its transcript, kept together: each turn's button plays the recording
+// from that turn's reply, and while it plays the turn being heard is marked.
+(() => {
+  const audio = document.getElementById("recording");
+  if (!audio) return;
+  const turns = [...document.querySelectorAll("article.turn[data-at]")];
+  for (const button of document.querySelectorAll("button.seek")) {
+    button.addEventListener("click", () => {
+      audio.currentTime = Number(button.dataset.at);
+      audio.play().catch(() => {});  // autoplay may be refused; the position is set either way
+    });
+  }
+  audio.addEventListener("timeupdate", () => {
+    let current = null;
+    for (const turn of turns) if (Number(turn.dataset.at) <= audio.currentTime + 0.05) current = turn;
+    for (const turn of turns) {
+      if (turn === current) turn.setAttribute("aria-current", "true");
+      else turn.removeAttribute("aria-current");
+    }
+  });
+})();
