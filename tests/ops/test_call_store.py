@@ -326,3 +326,27 @@ async def test_purge_deletes_the_recordings_of_the_calls_it_deletes(tmp_path):
     await store.aclose()
     assert not (recordings / "day/old.wav").exists()
     assert (recordings / "day/new.wav").exists()
+
+
+def test_workers_starting_together_on_a_fresh_sqlite_file_migrate_once_each_with_records(tmp_path):
+    """`serve --workers N` starts N stores on one new SQLite file at once: without the migration
+    lock the loser hit "table alembic_version already exists" and ran without call records."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    go = tmp_path / "go"
+    # Each process imports everything first, then waits for `go`: the migrations start together.
+    script = ("import asyncio, os, sys, time\nfrom sutradhar.store import CallStore\n"
+              "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
+              "async def main():\n    s = CallStore(sys.argv[1]); await s.start(); await s.ping(); await s.aclose()\n"
+              "asyncio.run(main())\n")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    procs = [subprocess.Popen([sys.executable, "-c", script, url, str(go)], env={**os.environ, "PYTHONPATH": src},
+                              stderr=subprocess.PIPE) for _ in range(4)]
+    time.sleep(3.0)  # every process has imported and is waiting
+    go.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()[-2000:]

@@ -8,7 +8,8 @@ slow or failing database is logged (with the call id) and never raises into the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -154,11 +155,15 @@ class CallStore:
         log.debug("call store ready ({})", url.render_as_string(hide_password=True))
 
     async def migrate(self) -> None:
+        """Bring the schema to head, one process at a time: PostgreSQL under an advisory lock,
+        SQLite under a lock file beside the database (workers started together would otherwise
+        race to create the same tables, and the loser would run without call records)."""
         assert self._engine is not None
-        async with self._engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-            await conn.run_sync(_upgrade_to_head)
+        async with _sqlite_migration_lock(self.url):
+            async with self._engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+                await conn.run_sync(_upgrade_to_head)
 
     async def flush(self) -> None:
         """Wait until every event queued so far has been written (or given up on)."""
@@ -479,6 +484,26 @@ class CallStore:
         if self._sessions is None:
             raise RuntimeError("CallStore.start() was not awaited")
         return self._sessions()
+
+
+@asynccontextmanager
+async def _sqlite_migration_lock(url: str) -> AsyncIterator[None]:
+    """An exclusive lock on `<database>.migrate.lock` for a file SQLite database; else nothing.
+    Waited for in a thread, so a second store in this process cannot block the first one's loop."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    path = Path(parsed.database).with_suffix(".migrate.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
