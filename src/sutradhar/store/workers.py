@@ -25,7 +25,7 @@ from loguru import logger
 from sqlalchemy import func, or_, select, update
 
 from sutradhar.ops.periodic import Periodic
-from sutradhar.store.calls import CallStore, to_datetime, utcnow
+from sutradhar.store.calls import CallStore, status_for, to_datetime, utcnow
 from sutradhar.store.schema import CallRow, TurnRow, WorkerRow
 
 log = logger.bind(stage="recovery")
@@ -142,7 +142,7 @@ class WorkerLedger:
                 TurnRow.call_id == call.id))
             # The line dropped between the last thing we know happened and the last heartbeat.
             known = [to_datetime(t) for t in (call.started_at, last_turn, last_beat) if t is not None]
-            call.status, call.end_reason = "failed", "server_lost"
+            call.status, call.end_reason = status_for("server_lost"), "server_lost"
             call.ended_at = max(known) if known else utcnow()
             call.summary = {**(call.summary or {}), "end_reason": "server_lost", "end_estimated": True,
                             "closed_by": self.worker}

@@ -4,6 +4,8 @@ STT (transcribed early, at the pause) and with a streaming STT (decided from its
 
 from __future__ import annotations
 
+from typing import Any
+
 from sutradhar.audio.codecs import silence
 from sutradhar.engines.base import Transcript
 from sutradhar.testing.scripted import (
@@ -113,17 +115,23 @@ DIGITS = speech_pcm("my order number is four five six", "en-us", 8000)
 MORE = speech_pcm("seven eight nine", "en-us", 8000)
 
 
-async def test_while_the_policy_waits_after_digits_the_reply_is_prepared_and_plays_at_once():
-    text = "my order number is four five six"
-    slow_llm = dict(first_token_delay_s=0.4)
+async def digits_with_and_without_speculation(make_stt: Any) -> dict[bool, Any]:
+    """One call ending in digits (the policy waits 800 ms), with speculation off and on, the LLM
+    taking 400 ms to its first token; `make_stt()` gives a fresh STT for each."""
     results = {}
     for speculate in (False, True):
-        stt = ScriptedSTT(script=(text,), delay_s=0.15)
-        with scripted_server(stt=stt, llm=ScriptedLLM(replies=("Let me check order four five six.",), **slow_llm),
+        with scripted_server(stt=make_stt(), llm=ScriptedLLM(replies=("Let me check order four five six.",),
+                                                             first_token_delay_s=0.4),
                              tts=tts(), turn_policy="semantic", end_of_turn_number_ms=800,
                              speculate=speculate) as srv:
             results[speculate] = await simulate(SimConfig(srv.url, [CallerTurn(DIGITS, 8000)], speed=1,
                                                           timeout_s=30, gap_s=0.3, tail_s=0.5))
+    return results
+
+
+async def test_while_the_policy_waits_after_digits_the_reply_is_prepared_and_plays_at_once():
+    text = "my order number is four five six"
+    results = await digits_with_and_without_speculation(lambda: ScriptedSTT(script=(text,), delay_s=0.15))
     [with_spec] = results[True].latencies_ms
     [without] = results[False].latencies_ms
     print(f"\nafter digits: {without} ms without speculation, {with_spec} ms with")
@@ -161,15 +169,9 @@ async def test_interim_transcripts_reach_the_browser_page_before_the_final_one()
 
 async def test_with_a_streaming_stt_the_reply_prepared_from_the_interim_plays_when_the_final_agrees():
     text = "my order number is four five six"
-    results = {}
-    for speculate in (False, True):
-        stt = ScriptedStreamingSTT(script=(text,), interim_every_s=0.1)  # every word shown by the pause
-        with scripted_server(stt=stt, llm=ScriptedLLM(replies=("Let me check order four five six.",),
-                                                      first_token_delay_s=0.4),
-                             tts=tts(), turn_policy="semantic", end_of_turn_number_ms=800,
-                             speculate=speculate) as srv:
-            results[speculate] = await simulate(SimConfig(srv.url, [CallerTurn(DIGITS, 8000)], speed=1,
-                                                          timeout_s=30, gap_s=0.3, tail_s=0.5))
+    # Interims every 0.1 s of audio: every word is shown by the pause.
+    results = await digits_with_and_without_speculation(
+        lambda: ScriptedStreamingSTT(script=(text,), interim_every_s=0.1))
     [with_spec] = results[True].latencies_ms
     [without] = results[False].latencies_ms
     print(f"\nafter digits, streaming STT: {without} ms without speculation, {with_spec} ms with")
