@@ -161,3 +161,20 @@ def test_the_end_of_turn_counts_from_the_last_sound_not_the_vads_hangover() -> N
         detector = TurnDetector(WebRtcVAD(8000), end_of_turn_ms=600, energy_floor=floor, clock=clock)
         delivered[floor] = next(t for t, e in run(detector, pcm, clock) if isinstance(e, SpeechSegment))
     assert 0.06 <= delivered[0.0] - delivered[150.0] <= 0.14
+
+
+def test_a_loud_frame_is_speech_under_the_energy_floor() -> None:
+    """The floor compares a frame's sum of squares: loud speech (RMS ~10,000, a sum past int32)
+    must count as voiced, not wrap round to "silence"."""
+    rng = np.random.default_rng(7)
+    speech = speech_pcm("yes", "en-us", 8000)
+    samples = np.frombuffer(speech, "<i2").astype(np.float64)
+    loud = np.clip(samples * (12000 / max(1.0, np.sqrt((samples ** 2).mean()))), -32768, 32767)
+    loud_pcm = loud.astype("<i2").tobytes() + (rng.normal(0, 20, 1600)).astype("<i2").tobytes()
+    voiced = {}
+    for floor in (0.0, 150.0):
+        clock = FakeClock()
+        detector = TurnDetector(WebRtcVAD(8000), end_of_turn_ms=600, energy_floor=floor, clock=clock)
+        run(detector, silence(200, 8000) + loud_pcm, clock)
+        voiced[floor] = detector.voiced_ms
+    assert voiced[150.0] >= voiced[0.0] - 60  # the floor drops only the VAD's quiet hangover

@@ -146,7 +146,9 @@ class TurnDetector:
         """Feed one 20 ms frame; returns an event when one happens (usually None)."""
         speech = self.vad.is_speech(frame)
         if speech and self._floor_sq:
-            samples = np.frombuffer(frame, "<i2").astype(np.int32)
+            # int64: a loud frame's sum of squares overflows int32 (RMS above ~3,660 wrapped
+            # negative, and loud speech counted as silence)
+            samples = np.frombuffer(frame, "<i2").astype(np.int64)
             speech = int(np.dot(samples, samples)) >= self._floor_sq
         if not self._active:
             if not speech:
