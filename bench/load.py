@@ -144,7 +144,9 @@ def _replay_detector(frames: list[bytes], silence: bytes, s: Any) -> dict[str, i
         def reset(self) -> None:
             vad.reset()
 
-    detector = TurnDetector(Recording(), end_of_turn_ms=s.end_of_turn_silence_ms, min_speech_ms=s.min_speech_ms,
+    # The scripted transcripts are complete sentences: the semantic policy ends them at PAUSE_MS.
+    window = s.pause_ms if s.turn_policy == "semantic" else s.end_of_turn_silence_ms
+    detector = TurnDetector(Recording(), end_of_turn_ms=window, min_speech_ms=s.min_speech_ms,
                             max_utterance_s=s.max_utterance_s, barge_in_ms=s.barge_in_min_speech_ms,
                             energy_floor=s.vad_energy_floor)
     lead = 25
@@ -388,8 +390,9 @@ class Call:
                                    "answered": turn.first_audio is not None}
             if not turn.barge_in and "first_voiced" in t:
                 # Talked over: agent audio reached the caller while they were saying this turn
-                # (a late reply to the previous one, or a reply to a fragment of this one).
-                end = t.get("trigger", t.get("last_spoken", t["first_voiced"]))
+                # (a late reply to the previous one, or a reply to a fragment of this one); audio
+                # after their last spoken frame is an answer, however soon it comes.
+                end = t.get("last_spoken", t.get("trigger", t["first_voiced"]))
                 row["talked_over"] = any(t["first_voiced"] <= f <= end for f in self.frames)
             if turn.first_audio is not None and "trigger" in t and "last_voiced" in t:
                 # Voice-to-voice as the caller hears it: from the last frame of their recorded

@@ -7,7 +7,7 @@ complete questions, unfinished phrases with a pause of 300 / 500 / 800 / 1,200 m
 (a number being read out), short answers, a backchannel over the agent's reply and a real
 interruption. Everything is measured at the caller, from the last frame of their recorded speech.
 
-Reported per configuration (today's fixed silence window, the semantic end of turn with a batch
+Reported per configuration (the old fixed silence window, the semantic end of turn (the default) with a batch
 STT, and with a streaming STT): voice-to-voice p50/p95, false cut-offs (a reply to half a
 sentence), backchannel survival, the time from the start of a real interruption to silence, and
 the server's CPU seconds per call-minute.
@@ -48,7 +48,7 @@ CORPUS: dict[str, dict[str, Any]] = {
               "interruption": "રોકો રોકો, મારે બીજી વાત પૂછવી છે, એ કહો."},
 }
 CONFIGS = {
-    "silence 600 ms (today)": {"TURN_POLICY": "silence", "BACKCHANNELS": "false", "stt_streaming": 0},
+    "silence 600 ms (the old default)": {"TURN_POLICY": "silence", "BACKCHANNELS": "false", "stt_streaming": 0},
     "semantic, batch STT": {"TURN_POLICY": "semantic", "BACKCHANNELS": "true", "stt_streaming": 0},
     "semantic, streaming STT": {"TURN_POLICY": "semantic", "BACKCHANNELS": "true", "stt_streaming": 1},
 }

@@ -104,17 +104,20 @@ class Settings(BaseSettings):
     end_of_turn_silence_ms: int = Field(600, ge=100)  # the plain window (TURN_POLICY=silence)
     # semantic: at a short pause, decide from what the caller said (pipeline/turn_policy.py):
     # a complete turn is answered at PAUSE_MS, an unfinished one waits up to END_OF_TURN_MAX_MS.
-    turn_policy: str = "silence"
+    turn_policy: str = "semantic"
     pause_ms: int = Field(200, ge=60)
     end_of_turn_max_ms: int = Field(1500, ge=200)
     end_of_turn_number_ms: int = Field(800, ge=100)  # after digits that may still be going on
     speculate: bool = True  # semantic: prepare the reply (held back) while the policy waits
+    # semantic: the early STT (or the streaming STT's interim) and, with SPECULATE, the held-back
+    # reply start at this shorter pause, so they are ready when the turn ends at PAUSE_MS.
+    speculate_pause_ms: int = Field(100, ge=40)
     min_speech_ms: int = Field(200, ge=0)
     max_utterance_s: float = Field(30.0, gt=0)
     barge_in_min_speech_ms: int = Field(120, ge=20)
     # Caller speech while the agent talks first pauses the reply; a backchannel ("hmm", "haan"),
     # a cough or speech shorter than BACKCHANNEL_MAX_MS resumes it, longer speech interrupts.
-    backchannels: bool = False
+    backchannels: bool = True
     backchannel_max_ms: int = Field(700, ge=100)
     inactivity_timeout_s: float = Field(300.0, gt=0)
 

@@ -115,8 +115,10 @@ async def test_when_every_llm_fails_the_caller_hears_the_polite_line_and_the_nex
 
 async def test_breaker_opens_after_threshold_and_a_probe_closes_it_during_a_call(logs):
     port = free_port()
+    # speculate=False: the LLM calls counted below are the turns' (a reply prepared at a pause
+    # inside a sentence and undone would be one more)
     settings = e2e_settings(public_url=f"http://127.0.0.1:{port}", port=port, breaker_failure_threshold=2,
-                            breaker_reset_s=2.0, breaker_probe_interval_s=2.0)
+                            breaker_reset_s=2.0, breaker_probe_interval_s=2.0, speculate=False)
     boom = ProviderError("upstream 503", status=503)
     primary = ScriptedLLM(name="primary-llm", replies=("Primary answer.",),
                           failures=[RateLimited("429", status=429), boom])

@@ -74,15 +74,25 @@ def refusal(exc: contract.Invalid) -> web.Response:
     return error_body(exc.status, exc.code, exc.message, _request_id())
 
 
+PARTIAL_SHARE = 0.85  # audio shorter than this share of a scripted utterance is part of it
+
+
 class FakeSarvam(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.transcripts: deque[tuple[str, str | None]] = deque()
         self.transcriber: Transcriber | None = None
         self.default_transcript: tuple[str, str | None] = ("hello", "en-IN")
+        self._lengths: dict[int, float] = {}  # id of a queued transcript -> seconds of its speech
 
-    def transcribe_as(self, text: str, language: str | None) -> None:
-        self.transcripts.append((text, language))
+    def transcribe_as(self, text: str, language: str | None, seconds: float | None = None) -> None:
+        """Queue the next utterance's transcript. With `seconds` (how long it is spoken), a
+        request with clearly less audio (the early STT at a pause inside it) hears the words so
+        far, as a real STT would, and leaves the queue as it is."""
+        entry = (text, language)
+        self.transcripts.append(entry)
+        if seconds:
+            self._lengths[id(entry)] = seconds
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/speech-to-text", self.stt)
@@ -100,7 +110,16 @@ class FakeSarvam(FakeServer):
     def _transcript(self, pcm: bytes, fields: dict[str, Any]) -> tuple[str, str | None]:
         if self.transcriber is not None:
             return self.transcriber(pcm, fields)
-        return self.transcripts.popleft() if self.transcripts else self.default_transcript
+        if not self.transcripts:
+            return self.default_transcript
+        head = self.transcripts[0]
+        length = self._lengths.get(id(head))
+        heard = len(pcm) / 2 / int(fields.get("sample_rate") or 16000)
+        if length and heard < PARTIAL_SHARE * length:
+            words = head[0].split()
+            return " ".join(words[:max(1, round(len(words) * heard / length))]), head[1]
+        self._lengths.pop(id(head), None)
+        return self.transcripts.popleft()
 
     # --- REST ---
     async def stt(self, request: web.Request) -> web.StreamResponse:
@@ -128,7 +147,7 @@ class FakeSarvam(FakeServer):
                 raise contract.rule("Audio longer than 30 seconds; use the Batch API")
         except contract.Invalid as exc:
             return refusal(exc)
-        text, language = self._transcript(pcm, fields)
+        text, language = self._transcript(pcm, {**fields, "sample_rate": rate})
         request_id = _request_id()
         return web.json_response({"request_id": request_id, "transcript": text,
                                   "language_code": language, "timestamps": None,

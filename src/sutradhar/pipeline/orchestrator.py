@@ -68,6 +68,7 @@ from sutradhar.text.sentences import SentenceChunker
 
 # Audio shorter than this cannot hold a word; do not spend an STT call on it.
 MIN_UTTERANCE_S = 0.15
+EARLY_STT_GRACE_S = 0.05
 # A cached apology goes out in pieces this long, like a TTS stream (marks, barge-in).
 APOLOGY_CHUNK_S = 0.2
 # LLM -> tools -> LLM rounds in one turn; a model that keeps calling tools is answered anyway.
@@ -388,7 +389,11 @@ class AgentOrchestrator:
     @staticmethod
     async def _within(deadline: TurnDeadline, early: asyncio.Future[Any]) -> Any:
         """Await the STT started at the caller's pause, no longer than what is left of the budget."""
+        # A hair past the budget: the early STT runs under the same deadline, so its own error
+        # (a provider timeout, say) is the truer one and reports first; this only bounds it.
         left = deadline.remaining()
+        if left is not None:  # None: no budget (TURN_BUDGET_S=0)
+            left += EARLY_STT_GRACE_S
         try:
             async with asyncio.timeout(left):
                 return await early

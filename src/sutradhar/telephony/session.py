@@ -93,7 +93,8 @@ class CallSession:
             make_vad(s.vad, vad_rate, s.vad_aggressiveness),
             end_of_turn_ms=s.end_of_turn_max_ms if semantic else s.end_of_turn_silence_ms,
             min_speech_ms=s.min_speech_ms, max_utterance_s=s.max_utterance_s,
-            barge_in_ms=s.barge_in_min_speech_ms, pause_ms=s.pause_ms if semantic else 0,
+            barge_in_ms=s.barge_in_min_speech_ms,
+            pause_ms=min(s.pause_ms, s.speculate_pause_ms) if semantic else 0,
             energy_floor=s.vad_energy_floor)
         self._wait_ms: int | None = None  # the policy's decision for the current pause
         self.words = self.policy or EndOfTurn()  # backchannel words, whichever turn policy
@@ -375,16 +376,17 @@ class CallSession:
     # --- end of turn (TURN_POLICY=semantic) ---
 
     def _on_pause(self, segment: SpeechSegment) -> None:
-        """A short pause: decide from the interim transcript, or transcribe the audio so far now."""
+        """A short pause (SPECULATE_PAUSE_MS): decide from the interim transcript, or transcribe
+        the audio so far now; either way the reply can be prepared before the turn is over."""
         if self.state is not State.LISTENING:
             return
         if self._live is not None:
             interim = self.last_interim
             self._decide(interim.text if interim else None)
-            if (interim is not None and interim.text.strip() and self.settings.speculate
-                    and self._wait_ms is not None and self._wait_ms > self.policy.pause_ms):
-                # The policy waits (digits, an unfinished phrase): prepare the reply to what the
-                # stream heard so far; it plays if the final transcript says the same.
+            if interim is not None and interim.text.strip() and self.settings.speculate:
+                # Prepare the reply to what the stream heard so far, held back until the turn
+                # ends (at PAUSE_MS if complete, later if unfinished); it plays if the final
+                # transcript says the same words.
                 heard: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
                 heard.set_result(interim)
                 self._early_started = time.monotonic()
@@ -410,12 +412,13 @@ class CallSession:
         if self._wait_ms is not None and self.detector.segment_open and self.detector.silence_ms >= self._wait_ms:
             self._end_turn(self.detector.end_segment())
         elif (not failed and self.settings.speculate and self._wait_ms is not None
-              and self._wait_ms > self.policy.pause_ms and self._paused_segment is not None):
-            self._speculate(task, self._paused_segment)
+              and self._paused_segment is not None):
+            self._speculate(task, self._paused_segment)  # held until the policy's wait is over
 
     def _speculate(self, early: asyncio.Task[Transcript], segment: SpeechSegment) -> None:
-        """The policy waits (an unfinished phrase, digits): prepare the reply to what was said so
-        far (`segment`, the audio the early STT heard) meanwhile, held back. If the caller stops,
+        """The turn is not over yet (the pause is short, or the policy waits after an unfinished
+        phrase or digits): prepare the reply to what was said so far (`segment`, the audio the
+        early STT heard) meanwhile, held back. If the caller stops,
         it plays at once; if they go on, it is undone without a trace (orchestrator checkpoint)."""
         utterance = Utterance(segment.audio, segment.sample_rate, segment.ended_at,
                               early_stt=early, early_started=self._early_started)

@@ -414,7 +414,10 @@ class _Call:
                     if last_voiced == -1 and turn_result is not None:
                         turn_result.speech_end = time.monotonic()
                     if not current:
-                        phase, waiting_since = "await_reply", time.monotonic()
+                        # The reply may begin before the recording's trailing silence has been
+                        # sent (a short end-of-turn pause): it counts from the end of speech.
+                        speech_end = turn_result.speech_end if turn_result is not None else None
+                        phase, waiting_since = "await_reply", speech_end or time.monotonic()
                 else:
                     frame = silence
                 batch.append(frame)

@@ -73,7 +73,11 @@ async def test_failing_tts_and_a_broken_call_store_do_not_end_the_call() -> None
 
 
 async def test_speech_while_the_agent_is_still_thinking_cancels_that_reply() -> None:
-    llm = ScriptedLLM(replies=("First answer.", "Second answer."), first_token_delay_s=2.0)
+    # The first LLM call is the reply the caller talks over; every later one (a reply prepared at
+    # a short pause and undone is a call too) answers the second turn.
+    llm = ScriptedLLM(first_token_delay_s=2.0,
+                      responder=lambda messages, language: "First answer." if len(llm.calls) == 1
+                      else "Second answer.")
     with server_with(llm=llm) as srv:
         second = CallerTurn(speech_pcm("Actually, wait."), 8000, after_s=1.0)  # while the LLM thinks
         result = await simulate(SimConfig(srv.url, [turn("Hello."), second], timeout_s=30))

@@ -197,3 +197,34 @@ async def test_a_reply_prepared_from_an_interim_the_final_contradicts_is_undone(
     assert [m["content"] for m in summary["context"] if m["role"] == "user"] == [final]
     assert summary["turns"][0]["reply"] == f"You said {final}."  # answered what was finally said
     assert summary["orchestrator"]["turn_count"] == 1
+
+
+async def used_speculations(stt: ScriptedSTT) -> tuple[float, Any]:
+    """One complete question under the semantic policy: how many held-back replies played."""
+    llm = ScriptedLLM(replies=("We are open from nine to nine.",), first_token_delay_s=0.4)
+    with scripted_server(stt=stt, llm=llm, tts=tts(), turn_policy="semantic") as srv:
+        telemetry = srv.services.telemetry
+        before = telemetry.value("sutradhar_speculations_total", outcome="reply_used")
+        result = await simulate(SimConfig(srv.url, [CallerTurn(COMPLETE, 8000)], speed=1, timeout_s=30,
+                                          gap_s=0.3, tail_s=0.5))
+        return telemetry.value("sutradhar_speculations_total", outcome="reply_used") - before, result
+
+
+async def test_a_complete_turn_is_prepared_at_the_first_short_pause_and_played_when_it_ends():
+    # The batch STT starts at SPECULATE_PAUSE_MS (100) and answers before the turn ends at
+    # PAUSE_MS (200): the reply is prepared from then on and is the one that plays.
+    used, result = await used_speculations(ScriptedSTT(script=("What are your opening hours today?",),
+                                                       delay_s=0.05))
+    assert used == 1
+    assert [t["text"] for t in result.summary["turns"]] == ["What are your opening hours today?"]
+    assert result.summary["turns"][0]["reply"] == "We are open from nine to nine."
+
+
+async def test_with_a_streaming_stt_a_complete_turn_is_prepared_from_the_interim_at_the_first_pause():
+    used, result = await used_speculations(ScriptedStreamingSTT(script=("What are your opening hours today?",),
+                                                                interim_every_s=0.1))
+    assert used == 1
+    [latency] = result.latencies_ms
+    # the LLM's 400 ms began at the 100 ms pause, not after the 200 ms one and the flush
+    print(f"\ncomplete turn, streaming STT, prepared at the first pause: {latency} ms")
+    assert len(result.summary["turns"]) == 1

@@ -75,7 +75,8 @@ async def test_full_two_turn_call_with_records_marks_and_paced_audio() -> None:
     assert [t["reply"] for t in result.summary["turns"]] == list(llm.replies)
     # every turn got audio back; voice-to-voice is end-of-turn silence plus a little
     assert len(result.latencies_ms) == 2
-    assert all(600 <= ms < 1500 for ms in result.latencies_ms), result.latencies_ms
+    # a complete turn is answered at the 200 ms pause (TURN_POLICY=semantic)
+    assert all(150 <= ms < 1500 for ms in result.latencies_ms), result.latencies_ms
     # marks: one per sentence, all echoed, and "played" in order
     assert [name for _, name in result.marks_echoed] == [name for _, name in result.marks]
     assert len(result.marks) >= 5  # greeting (2 sentences) + 2 + 1
@@ -116,12 +117,12 @@ async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard
         assert wait_until(lambda: recorder.ended)
     assert len(result.clears) == 1
     clear_at = result.clears[0]
-    # the caller's barge-in speech started 1.0 s into the reply; clear came ~barge_in_min_speech later
+    # the caller's barge-in speech started 1.0 s into the reply: the reply paused ~barge_in_min_speech
+    # later (a backchannel could still resume it), and the clear came once it was an interruption
     barge_start = result.turns[1].speech_end - len(speech_pcm("Stop, what about prices?")) / 16000
-    assert clear_at - barge_start < 0.6
-    # audio stops at once: nothing of the interrupted reply after the clear (the new reply comes later)
-    after = [t for t, _ in result.frames if clear_at < t < result.turns[1].speech_end]
-    assert len(after) <= 1
+    stale = [t for t, _ in result.frames if barge_start + 0.6 < t < result.turns[1].speech_end]
+    assert not stale, [round(t - barge_start, 2) for t in stale]
+    assert barge_start < clear_at < result.turns[1].speech_end
     # the context holds only the sentence(s) whose marks came back before the clear
     context = result.summary["context"]
     interrupted = [m for m in context if m["interrupted"]]
