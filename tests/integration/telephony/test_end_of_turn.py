@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from sutradhar.audio.codecs import silence
 from sutradhar.engines.base import Transcript
 from sutradhar.testing.scripted import (
@@ -197,3 +199,27 @@ async def test_a_reply_prepared_from_an_interim_the_final_contradicts_is_undone(
     assert [m["content"] for m in summary["context"] if m["role"] == "user"] == [final]
     assert summary["turns"][0]["reply"] == f"You said {final}."  # answered what was finally said
     assert summary["orchestrator"]["turn_count"] == 1
+
+
+TRAILING_OFF = speech_pcm("I would like to check the status of my", "en-us", 8000)
+REST = speech_pcm("order from last week, please.", "en-us", 8000)
+
+
+@pytest.mark.local_models
+@pytest.mark.slow
+async def test_smart_turn_keeps_a_sentence_that_reads_complete_but_sounds_unfinished_in_one_turn():
+    """The STT drops the swallowed last word ("...the status"), so the text reads complete; the
+    acoustic model hears the voice trail off mid-phrase and the turn waits for the rest."""
+    first, full = ("I would like to check the status",
+                   "I would like to check the status of my order from last week, please.")
+    # espeak leaves ~380 ms of silence after the phrase: ~680 ms in all, past the 200 ms pause and
+    # the 150 ms STT, short of TURN_ACOUSTIC_WAIT_MS (1000)
+    pcm = TRAILING_OFF + silence(300, 8000) + REST
+    texts = {}
+    for model in ("none", "smart-turn"):
+        stt = by_length(first, full, cut_s=len(TRAILING_OFF) / 2 / 8000 + 0.45)
+        result = await one_call([CallerTurn(pcm, 8000)], stt=stt, turn_policy="semantic",
+                                turn_acoustic_model=model)
+        texts[model] = [t["text"] for t in result.summary["turns"]]
+    assert texts["none"][0] == first  # the text rules alone answered half a sentence
+    assert texts["smart-turn"] == [full]
