@@ -382,10 +382,12 @@ class CallSession:
         """A short pause: decide from the interim transcript, or transcribe the audio so far now."""
         if self.state is not State.LISTENING:
             return
-        if self.policy.hears(self.language):
+        interim = self.last_interim if self._live is not None else None
+        # The model hears the pause beside the batch STT; a streaming STT's interim already says
+        # whether the text leaves the decision to the audio (a model run is ~50 ms of a core).
+        if self.policy.asks_acoustic(interim.text if interim else None, self.language):
             self._acoustic = asyncio.create_task(self._listen(segment), name=f"end-of-turn-model-{self.call_id}")
         if self._live is not None:
-            interim = self.last_interim
             self._decide(interim.text if interim else None)
             if (interim is not None and interim.text.strip() and self.settings.speculate
                     and self._wait_ms is not None and self._wait_ms > self.policy.pause_ms):
