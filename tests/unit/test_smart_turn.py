@@ -4,6 +4,7 @@ mid-phrase, at the phone line's 8 kHz and at 16 kHz."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import numpy as np
@@ -14,6 +15,7 @@ from sutradhar.audio.smart_turn import (
     MODEL_RATE,
     WINDOW_S,
     SmartTurn,
+    SmartTurnUnavailable,
     model_path,
     shared_smart_turn,
 )
@@ -60,3 +62,9 @@ async def test_a_finished_sentence_scores_higher_than_one_cut_off_mid_phrase(rat
 def test_it_covers_english_and_hindi_only():
     assert SmartTurn.covers("en-IN") and SmartTurn.covers("hi-IN") and SmartTurn.covers("en")
     assert not SmartTurn.covers("te-IN") and not SmartTurn.covers("gu-IN")
+
+
+def test_without_the_wheel_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SmartTurnUnavailable, match="scripts/setup.sh"):
+        model_path()
