@@ -218,8 +218,9 @@ async def test_smart_turn_keeps_a_sentence_that_reads_complete_but_sounds_unfini
     texts = {}
     for model in ("none", "smart-turn"):
         stt = by_length(first, full, cut_s=len(TRAILING_OFF) / 2 / 8000 + 0.45)
+        # END_OF_TURN_SILENCE_MS holds while the model runs: raised so a loaded box cannot time it out
         result = await one_call([CallerTurn(pcm, 8000)], stt=stt, turn_policy="semantic",
-                                turn_acoustic_model=model)
+                                turn_acoustic_model=model, end_of_turn_silence_ms=1200)
         texts[model] = [t["text"] for t in result.summary["turns"]]
     assert texts["none"][0] == first  # the text rules alone answered half a sentence
     assert texts["smart-turn"] == [full]
