@@ -249,7 +249,7 @@ def cmd_turns(args: argparse.Namespace) -> dict:
         turns.CORPUS = {k: v for k, v in turns.CORPUS.items() if k in args.languages.split(",")}
     kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else ()
     result = turns.run(Delays.from_args(args), log=lambda m: print(m, flush=True), calls=args.calls,
-                       kinds=kinds)
+                       kinds=kinds, acoustic=args.acoustic)
     result["command"] = _command(args)
     path = write_result(args.name, result, args.out)
     print(turns.table(result))
@@ -453,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--kinds", default=None,
                     help="comma-separated item kinds: question, short answer, unfinished + pause, "
                          "backchannel, interruption (default: all)")
+    tu.add_argument("--acoustic", action="store_true",
+                    help="also run the semantic policy with Smart Turn v3 (TURN_ACOUSTIC_MODEL=smart-turn) "
+                         "and measure the model's latency and CPU per decision")
     tu.add_argument("--out", default=None, help="results directory (default bench/results)")
     tu.add_argument("--name", default="turns", help="result name (default %(default)s)")
     Delays.add_arguments(tu)

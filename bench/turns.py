@@ -11,6 +11,10 @@ Reported per configuration (the old fixed silence window, the semantic end of tu
 STT, and with a streaming STT): voice-to-voice p50/p95, false cut-offs (a reply to half a
 sentence), backchannel survival, the time from the start of a real interruption to silence, and
 the server's CPU seconds per call-minute.
+
+`--acoustic` adds the semantic configurations with Smart Turn v3 (TURN_ACOUSTIC_MODEL=smart-turn)
+beside them, and the model's own cost per decision measured in-process on the corpus's en and hi
+speech (wall and CPU ms, P(complete) for complete and unfinished phrases).
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ CONFIGS = {
     "semantic, batch STT": {"TURN_POLICY": "semantic", "BACKCHANNELS": "true", "stt_streaming": 0},
     "semantic, streaming STT": {"TURN_POLICY": "semantic", "BACKCHANNELS": "true", "stt_streaming": 1},
 }
+ACOUSTIC_CONFIGS = {
+    "semantic + Smart Turn, batch STT": {"TURN_POLICY": "semantic", "BACKCHANNELS": "true", "stt_streaming": 0,
+                                         "TURN_ACOUSTIC_MODEL": "smart-turn"},
+    "semantic + Smart Turn, streaming STT": {"TURN_POLICY": "semantic", "BACKCHANNELS": "true",
+                                             "stt_streaming": 1, "TURN_ACOUSTIC_MODEL": "smart-turn"},
+}
+ACOUSTIC_REPEATS = 10  # scores of each phrase, for the per-decision latency and CPU
 
 
 def speech(text: str, language: str, cache: Path) -> bytes:
@@ -181,9 +192,45 @@ def _row(item: Item, result: Any) -> dict[str, Any]:
     return row
 
 
-def run(d: Delays, log: Any = print, calls: int = 1, kinds: tuple[str, ...] = ()) -> dict[str, Any]:
+def acoustic_cost(cache: Path, log: Any = print) -> dict[str, Any]:
+    """Smart Turn v3 in this process on the corpus's speech in the languages it covers, as the
+    session hands it over (8 kHz, up to a 200 ms pause): ms per decision (wall and CPU) and
+    P(complete) per phrase (complete turns should score high, unfinished first halves low)."""
+    import time
+
+    from sutradhar.audio.codecs import silence
+    from sutradhar.audio.smart_turn import SmartTurn
+
+    began = time.perf_counter()
+    model = SmartTurn()
+    load_s = time.perf_counter() - began
+    walls, cpus, phrases = [], [], []
+    for language, c in CORPUS.items():
+        if not model.covers(language):
+            continue
+        for kind, text in (("complete", c["question"]), ("complete", c["short"]),
+                           ("unfinished", c["unfinished"][0])):
+            pcm = speech(text, language, cache) + silence(200, 8000)
+            scores = []
+            for _ in range(ACOUSTIC_REPEATS):
+                wall, cpu = time.perf_counter(), time.process_time()
+                scores.append(model.probability(pcm, 8000))
+                walls.append((time.perf_counter() - wall) * 1000)
+                cpus.append((time.process_time() - cpu) * 1000)
+            phrases.append({"language": language, "kind": kind, "text": text, "p_complete": round(scores[0], 3),
+                            "judged_right": (scores[0] >= 0.5) == (kind == "complete")})
+            log(f"  smart-turn {language} {kind}: p={scores[0]:.3f} {text}")
+    right = sum(p["judged_right"] for p in phrases)
+    return {"load_s": round(load_s, 2), "decision_ms": summarize(walls, 1),
+            "cpu_ms_per_decision": summarize(cpus, 1), "phrases": phrases,
+            "judged_right": f"{right}/{len(phrases)}"}
+
+
+def run(d: Delays, log: Any = print, calls: int = 1, kinds: tuple[str, ...] = (),
+        acoustic: bool = False) -> dict[str, Any]:
     """Every item of the corpus (or of `kinds`), each said by `calls` callers at once, under each
-    configuration; the server's CPU per call-minute beside the turn-taking figures."""
+    configuration (with `acoustic`, also with Smart Turn v3, and the model's own cost); the
+    server's CPU per call-minute beside the turn-taking figures."""
     import dataclasses
     import time
 
@@ -199,9 +246,12 @@ def run(d: Delays, log: Any = print, calls: int = 1, kinds: tuple[str, ...] = ()
     # enough that 96 calls take minutes, not half an hour.
     d = dataclasses.replace(d, tts_ms_per_char=min(d.tts_ms_per_char, 20.0))
     out["delays_ms"] = d.as_dict()
-    for name, cfg in CONFIGS.items():
+    if acoustic:
+        out["acoustic_model"] = acoustic_cost(cache, log)
+    for name, cfg in (CONFIGS | ACOUSTIC_CONFIGS if acoustic else CONFIGS).items():
         delays = dataclasses.replace(d, stt_streaming=cfg["stt_streaming"])
-        env = {"BENCH_ORACLE_STT": "1", "TURN_POLICY": cfg["TURN_POLICY"], "BACKCHANNELS": cfg["BACKCHANNELS"]}
+        env = {"BENCH_ORACLE_STT": "1", "TURN_POLICY": cfg["TURN_POLICY"], "BACKCHANNELS": cfg["BACKCHANNELS"],
+               "TURN_ACOUSTIC_MODEL": cfg.get("TURN_ACOUSTIC_MODEL", "none")}
         log(f"--- {name} ---")
         rows = []
         with ServerProcess(delays, env=env) as server:
@@ -247,6 +297,12 @@ def table(result: dict[str, Any]) -> str:
                      " / ".join(s["cut_offs"][str(p)] for p in PAUSES_MS), s["backchannels_survived"],
                      s["interruption_to_silence_ms"]["p50"], s["interruption_to_silence_ms"]["max"],
                      s.get("cpu_s_per_call_minute")])
-    return render(rows, ["policy", "v2v p50, complete turns (ms)", "p95", "v2v p50 after digits",
+    text = render(rows, ["policy", "v2v p50, complete turns (ms)", "p95", "v2v p50 after digits",
                          "cut off at 300 / 500 / 800 / 1200 ms pauses", "backchannels that did not stop the agent",
                          "interruption -> silence p50 (ms)", "max", "server CPU-s per call-minute"])
+    model = result.get("acoustic_model")
+    if model:
+        text += (f"\nSmart Turn v3 per decision (in-process, 8 kHz, 1 thread): {model['decision_ms']['p50']} ms "
+                 f"p50 / {model['decision_ms']['p95']} ms p95 wall, {model['cpu_ms_per_decision']['p50']} ms CPU; "
+                 f"judged {model['judged_right']} en/hi phrases right; loaded in {model['load_s']} s")
+    return text

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     # semantic: the early STT (or the streaming STT's interim) and, with SPECULATE, the held-back
     # reply start at this shorter pause, so they are ready when the turn ends at PAUSE_MS.
     speculate_pause_ms: int = Field(100, ge=40)
+    # semantic, optional: Smart Turn v3 also hears each pause in en/hi (the smartturn extra). Text
+    # complete or unknown but P(complete) < TURN_ACOUSTIC_THRESHOLD: wait TURN_ACOUSTIC_WAIT_MS.
+    turn_acoustic_model: str = "none"  # none | smart-turn
+    turn_acoustic_threshold: float = Field(0.5, ge=0, le=1)
+    turn_acoustic_wait_ms: int = Field(1000, ge=100)  # capped at END_OF_TURN_MAX_MS
     min_speech_ms: int = Field(200, ge=0)
     max_utterance_s: float = Field(30.0, gt=0)
     barge_in_min_speech_ms: int = Field(120, ge=20)
@@ -241,6 +246,14 @@ class Settings(BaseSettings):
     def _turn_policy(cls, value: str) -> str:
         if value not in {"silence", "semantic"}:
             raise ValueError(f"TURN_POLICY must be silence or semantic, not {value!r}")
+        return value
+
+    @field_validator("turn_acoustic_model")
+    @classmethod
+    def _turn_acoustic_model(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"none", "smart-turn"}:
+            raise ValueError(f"TURN_ACOUSTIC_MODEL must be none or smart-turn, not {value!r}")
         return value
 
     @field_validator("stream_tokens")

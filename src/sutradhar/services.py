@@ -31,6 +31,7 @@ from sutradhar.ops.stream_tokens import StreamTokens
 from sutradhar.pipeline.apologies import ApologyCache
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
+from sutradhar.pipeline.turn_policy import AcousticModel
 from sutradhar.store import CallStore, NullRecorder, Recorder
 from sutradhar.store.workers import WorkerLedger
 from sutradhar.telephony.admission import SourceLimiter
@@ -74,6 +75,7 @@ class Services:
     memory: MemoryReleaser | None = None  # gives freed heap back to the OS while no call is live
     tools: ToolBox = field(default_factory=ToolBox)  # what the LLM is offered (TOOLS)
     agent: AgentSpec | None = None  # AGENT_PATH: per-language greetings and prompts
+    acoustic: AcousticModel | None = None  # TURN_ACOUSTIC_MODEL: the end-of-turn model every call shares
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -133,6 +135,18 @@ class Services:
         await self.tools.aclose()  # webhook tools' connection pools
 
 
+async def load_acoustic_model(settings: Settings) -> AcousticModel | None:
+    """TURN_ACOUSTIC_MODEL's model, loaded once for the process, or None. A model asked for but
+    not installed fails the start (SmartTurnUnavailable says how to install it)."""
+    if settings.turn_acoustic_model != "smart-turn":
+        return None
+    from sutradhar.audio.smart_turn import shared_smart_turn
+
+    model = await asyncio.to_thread(shared_smart_turn)
+    log.info("end-of-turn model: Smart Turn v3 from {}", model.path)
+    return model
+
+
 async def open_services(
     settings: Settings,
     engines: EngineSet | None = None,
@@ -154,6 +168,7 @@ async def open_services(
     if agent is not None:
         settings = settings.model_copy(update=agent.settings_overrides())
     tools = build_toolbox(settings, agent.webhook_tools if agent else ())
+    acoustic = await load_acoustic_model(settings)
     router = router_from_settings(settings, engines or build_engines(settings))
     metrics = MetricsCollector()
     telemetry = telemetry or prometheus.default
@@ -202,4 +217,4 @@ async def open_services(
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, sources=SourceLimiter(settings),
                     breaker_sync=breaker_sync, workers=workers, memory=memory, tools=tools, agent=agent,
-                    _owns_engines=owns_engines)
+                    acoustic=acoustic, _owns_engines=owns_engines)

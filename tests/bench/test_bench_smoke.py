@@ -109,3 +109,19 @@ def test_load_step_with_http_providers_measures_the_production_server() -> None:
     assert cost["server_cpu_s"] > 0 and cost["provider_cpu_s"] > 0
     assert cost["cpu_s_per_call_minute"] > 0 and cost["provider_cpu_s_per_call_minute"] > 0
     assert r["pacing"]["frames"] > 0
+
+
+@pytest.mark.local_models
+def test_bench_turns_acoustic_cost_reports_latency_cpu_and_verdicts(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench turns --acoustic`'s in-process part: Smart Turn on the corpus's covered languages only."""
+    import bench.turns as turns
+
+    monkeypatch.setattr(turns, "ACOUSTIC_REPEATS", 2)
+    monkeypatch.setattr(turns, "CORPUS", {k: turns.CORPUS[k] for k in ("en-IN", "te-IN")})
+    cost = turns.acoustic_cost(tmp_path, log=lambda _: None)
+    assert [p["language"] for p in cost["phrases"]] == ["en-IN"] * 3  # Telugu: text rules only
+    assert cost["decision_ms"]["count"] == cost["cpu_ms_per_decision"]["count"] == 6
+    assert all(0.0 <= p["p_complete"] <= 1.0 for p in cost["phrases"])
+    line = turns.table({"configs": {}, "acoustic_model": cost}).splitlines()[-1]
+    assert line.startswith("Smart Turn v3 per decision") and f"judged {cost['judged_right']}" in line

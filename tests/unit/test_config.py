@@ -53,3 +53,17 @@ def test_dotenv_file_is_read(monkeypatch, tmp_path):
     s = load_settings()
     assert s.default_language == "hi-IN"
     assert websocket_url(s.public_url + "/twilio/media") == "wss://voice.example.com/twilio/media"
+
+
+def test_the_acoustic_end_of_turn_model_is_none_or_smart_turn(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().turn_acoustic_model == "none"
+    monkeypatch.setenv("TURN_ACOUSTIC_MODEL", "Smart-Turn")
+    assert load_settings().turn_acoustic_model == "smart-turn"
+    monkeypatch.setenv("TURN_ACOUSTIC_MODEL", "vap")
+    with pytest.raises(ConfigError, match="TURN_ACOUSTIC_MODEL"):
+        load_settings()
+    monkeypatch.setenv("TURN_ACOUSTIC_MODEL", "smart-turn")
+    monkeypatch.setenv("TURN_ACOUSTIC_THRESHOLD", "1.5")
+    with pytest.raises(ConfigError, match="TURN_ACOUSTIC_THRESHOLD"):
+        load_settings()

@@ -86,9 +86,12 @@ class CallSession:
         self._in_resampler = StreamResampler(wire, vad_rate) if vad_rate != wire else None
         semantic = s.turn_policy == "semantic"
         # Semantic turns: the detector reports short pauses and waits at most END_OF_TURN_MAX_MS;
-        # the policy ends the turn earlier when what the caller said is complete.
+        # the policy ends the turn earlier when what the caller said is complete (and, with
+        # TURN_ACOUSTIC_MODEL, when the model hears the speech as finished).
         self.policy = (EndOfTurn(s.pause_ms, s.end_of_turn_max_ms, s.end_of_turn_silence_ms,
-                                 s.end_of_turn_number_ms) if semantic else None)
+                                 s.end_of_turn_number_ms, acoustic=services.acoustic,
+                                 acoustic_threshold=s.turn_acoustic_threshold,
+                                 acoustic_wait_ms=s.turn_acoustic_wait_ms) if semantic else None)
         self.detector = TurnDetector(
             make_vad(s.vad, vad_rate, s.vad_aggressiveness),
             end_of_turn_ms=s.end_of_turn_max_ms if semantic else s.end_of_turn_silence_ms,
@@ -97,6 +100,7 @@ class CallSession:
             pause_ms=min(s.pause_ms, s.speculate_pause_ms) if semantic else 0,
             energy_floor=s.vad_energy_floor)
         self._wait_ms: int | None = None  # the policy's decision for the current pause
+        self._acoustic: asyncio.Task[float | None] | None = None  # the model hearing the current pause
         self.words = self.policy or EndOfTurn()  # backchannel words, whichever turn policy
         self._held: float | None = None  # playout paused at this time: the caller spoke over us
         self._judging: asyncio.Task[None] | None = None  # deciding: backchannel or interruption
@@ -380,8 +384,12 @@ class CallSession:
         the audio so far now; either way the reply can be prepared before the turn is over."""
         if self.state is not State.LISTENING:
             return
+        interim = self.last_interim if self._live is not None else None
+        # The model hears the pause beside the batch STT; a streaming STT's interim already says
+        # whether the text leaves the decision to the audio (a model run is ~50 ms of a core).
+        if self.policy.asks_acoustic(interim.text if interim else None, self.language):
+            self._acoustic = asyncio.create_task(self._listen(segment), name=f"end-of-turn-model-{self.call_id}")
         if self._live is not None:
-            interim = self.last_interim
             self._decide(interim.text if interim else None)
             if interim is not None and interim.text.strip() and self.settings.speculate:
                 # Prepare the reply to what the stream heard so far, held back until the turn
@@ -437,13 +445,44 @@ class CallSession:
         self.telemetry.speculation("reply_started")
 
     def _decide(self, text: str | None) -> None:
-        self._wait_ms = self.policy.wait_ms(text, self.language)
-        self.log.bind(stage="turn").debug("pause: wait_ms={} complete={}", self._wait_ms,
-                                          self._wait_ms <= self.policy.pause_ms)
+        acoustic = self._acoustic
+        if acoustic is not None and not acoustic.done() and self.policy.asks_acoustic(text, self.language):
+            # The text leaves it to the audio: wait for the model's word. Meanwhile the plain
+            # window holds (so a slow model costs at most that) and a speculation may start.
+            self._wait_ms = self.policy.silence_ms
+            acoustic.add_done_callback(lambda task: self._heard(task, text))
+            return
+        heard = acoustic is not None and acoustic.done() and not acoustic.cancelled()
+        complete_p = acoustic.result() if heard else None
+        self._wait_ms = self.policy.wait_ms(text, self.language, complete_p)
+        self.log.bind(stage="turn").debug("pause: wait_ms={} complete={} acoustic_p={}", self._wait_ms,
+                                          self._wait_ms <= self.policy.pause_ms, complete_p)
+
+    async def _listen(self, segment: SpeechSegment) -> float | None:
+        """The acoustic model's P(complete) for the audio up to this pause (None if it failed)."""
+        began = time.perf_counter()
+        try:
+            complete_p = await self.policy.score(segment.audio, segment.sample_rate, self.language)
+        except Exception as exc:  # noqa: BLE001 - the text rules decide alone
+            self.log.bind(stage="turn").warning("end-of-turn model failed; text rules only: {}", exc)
+            return None
+        self.log.bind(stage="turn").debug("end-of-turn model: p_complete={} in {:.0f} ms", complete_p,
+                                          (time.perf_counter() - began) * 1000)
+        return complete_p
+
+    def _heard(self, task: asyncio.Task[float | None], text: str | None) -> None:
+        """The model has scored the pause the text left to it: decide, and end the turn if its
+        wait is already over."""
+        if task is not self._acoustic or task.cancelled() or self._wait_ms is None:
+            return  # the caller went on, or the turn already ended
+        self._decide(text)
+        if self.detector.segment_open and self.detector.silence_ms >= self._wait_ms:
+            self._end_turn(self.detector.end_segment())
 
     async def _drop_early(self, reason: str) -> None:
         """The caller went on: forget the pause's decision, its speculative STT and reply (no trace)."""
         self._wait_ms = None
+        self._forget_acoustic()
         early, self._early = self._early, None
         if early is not None:
             if not early.done():
@@ -452,6 +491,11 @@ class CallSession:
         spec, self._spec = self._spec, None
         if spec is not None:
             await self._undo(spec)
+
+    def _forget_acoustic(self) -> None:
+        acoustic, self._acoustic = self._acoustic, None
+        if acoustic is not None and not acoustic.done():
+            acoustic.cancel()
 
     async def _undo(self, spec: Speculation) -> None:
         spec.task.cancel()
@@ -463,6 +507,7 @@ class CallSession:
         live, self._live = self._live, None
         early, self._early = self._early, None
         self._wait_ms = None
+        self._forget_acoustic()
         spec, self._spec = self._spec, None
         if segment is not None and spec is not None and live is None:
             self._play_speculation(spec)  # the caller stopped where we prepared for: play it now

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from sutradhar.audio.codecs import silence
 from sutradhar.engines.base import Transcript
 from sutradhar.testing.scripted import (
@@ -228,3 +230,28 @@ async def test_with_a_streaming_stt_a_complete_turn_is_prepared_from_the_interim
     # the LLM's 400 ms began at the 100 ms pause, not after the 200 ms one and the flush
     print(f"\ncomplete turn, streaming STT, prepared at the first pause: {latency} ms")
     assert len(result.summary["turns"]) == 1
+
+
+TRAILING_OFF = speech_pcm("I would like to check the status of my", "en-us", 8000)
+REST = speech_pcm("order from last week, please.", "en-us", 8000)
+
+
+@pytest.mark.local_models
+@pytest.mark.slow
+async def test_smart_turn_keeps_a_sentence_that_reads_complete_but_sounds_unfinished_in_one_turn():
+    """The STT drops the swallowed last word ("...the status"), so the text reads complete; the
+    acoustic model hears the voice trail off mid-phrase and the turn waits for the rest."""
+    first, full = ("I would like to check the status",
+                   "I would like to check the status of my order from last week, please.")
+    # espeak leaves ~380 ms of silence after the phrase: ~680 ms in all, past the 200 ms pause and
+    # the 150 ms STT, short of TURN_ACOUSTIC_WAIT_MS (1000)
+    pcm = TRAILING_OFF + silence(300, 8000) + REST
+    texts = {}
+    for model in ("none", "smart-turn"):
+        stt = by_length(first, full, cut_s=len(TRAILING_OFF) / 2 / 8000 + 0.45)
+        # END_OF_TURN_SILENCE_MS holds while the model runs: raised so a loaded box cannot time it out
+        result = await one_call([CallerTurn(pcm, 8000)], stt=stt, turn_policy="semantic",
+                                turn_acoustic_model=model, end_of_turn_silence_ms=1200)
+        texts[model] = [t["text"] for t in result.summary["turns"]]
+    assert texts["none"][0] == first  # the text rules alone answered half a sentence
+    assert texts["smart-turn"] == [full]
