@@ -139,7 +139,8 @@ def check_ending(end: Ending, call: dict[str, Any]) -> list[Check]:
     return checks
 
 
-def check_call(scenario: Scenario, said: list[str], call: dict[str, Any]) -> tuple[list[TurnVerdict], list[Check]]:
+def check_call(scenario: Scenario, said: list[str],
+               call: dict[str, Any]) -> tuple[list[TurnVerdict], list[Check]]:
     """Every expectation of `scenario` against the stored call. Caller turns and recorded turns are
     paired in order; a count that differs (a line split in two by a pause, or not heard) is a
     failure of its own, since every later pairing may be off."""

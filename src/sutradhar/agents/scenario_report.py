@@ -27,6 +27,9 @@ def _tools(calls: list[dict]) -> str:
 def render_scenario(verdict: ScenarioVerdict) -> str:
     scenario = verdict.scenario
     head = "PASS" if verdict.passed else "FAIL"
+    unsupported = sum(c.outcome == "unsupported" for c in verdict.checks)
+    if unsupported:
+        head += f" ({unsupported} unsupported)"
     lines = [f"{head}  {scenario.name}  ({scenario.path.name}, {scenario.language}, {verdict.input_mode}"
              + (f", call {verdict.call_id}" if verdict.call_id else "") + f", {verdict.seconds} s)"]
     if verdict.error:

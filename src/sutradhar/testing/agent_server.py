@@ -59,7 +59,8 @@ class AgentServer:
         self.admin_token, self.browser_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         self._dir = tempfile.TemporaryDirectory(prefix="sutradhar-test-")
         self.log_path = Path(self._dir.name) / "server.log"
-        self.overrides = {"TURN_BUDGET_S": os.environ.get("TURN_BUDGET_S", "0"), **STANDALONE, **ENGINE_CHAINS[engines], **(env or {}),
+        self.overrides = {"TURN_BUDGET_S": os.environ.get("TURN_BUDGET_S", "0"), **STANDALONE,
+                          **ENGINE_CHAINS[engines], **(env or {}),
                           "DATA_DIR": self._dir.name, "ADMIN_TOKEN": self.admin_token,
                           "BROWSER_TOKEN": self.browser_token, "PUBLIC_URL": self.url,
                           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
