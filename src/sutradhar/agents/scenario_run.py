@@ -108,6 +108,7 @@ async def run_scenario(server: AgentServer, scenario: Scenario, delivery: Delive
         result = await simulate(SimConfig(
             server.url, turns, carrier=delivery.carrier, language=scenario.language,
             token=server.browser_token if delivery.carrier == "browser" else None,
+            auth_token=server.twilio_token if delivery.carrier == "twilio" else None, webhook=False,
             admin_token=server.admin_token, reply_wait_s=reply_wait_s, gap_s=0.6, tail_s=1.5,
             timeout_s=60 + reply_wait_s * len(turns)))
         verdict.call_id = _call_id(result)

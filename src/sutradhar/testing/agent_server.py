@@ -4,7 +4,9 @@ tests read each call's record from `GET /calls/{id}` like an operator would.
 
 Everything else comes from the environment (and `.env`) as for `serve`, except what would make
 the test server something other than a standalone box: Redis, an external database, carrier
-credentials and stream-token enforcement are switched off. The turn budget is off unless
+credentials and stream-token enforcement are switched off. The test server plays Twilio's REST
+API too (`CarrierStub`), so a call the agent transfers (TRANSFER_NUMBER, a test number unless set)
+ends as "transferred" in its record, as on a real line. The turn budget is off unless
 TURN_BUDGET_S is set: on a loaded CI box a slow transcription must not become an apology, since a
 scenario tests what the agent does (`sutradhar bench` measures how fast).
 """
@@ -17,7 +19,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,16 +35,45 @@ ENGINE_CHAINS: dict[str, dict[str, str]] = {
     "env": {},
 }
 
-# A test server stands alone: its own SQLite store, no shared state, no carrier account.
+# A test server stands alone: its own SQLite store, no shared state, no real carrier account.
 STANDALONE = {"DATABASE_URL": "", "REDIS_URL": "", "WORKERS": "1", "STREAM_TOKENS": "off",
-              "TWILIO_ACCOUNT_SID": "", "TWILIO_AUTH_TOKEN": "", "EXOTEL_API_KEY": "",
-              "EXOTEL_API_TOKEN": "", "PLIVO_AUTH_ID": "", "PLIVO_AUTH_TOKEN": "", "RECORD_CALLS": "false"}
+              "EXOTEL_API_KEY": "", "EXOTEL_API_TOKEN": "", "PLIVO_AUTH_ID": "", "PLIVO_AUTH_TOKEN": "",
+              "RECORD_CALLS": "false"}
+TEST_ACCOUNT_SID = "ACsutradhartest"
+TEST_TRANSFER_NUMBER = "+910000000000"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class CarrierStub:
+    """Twilio's call-update endpoint on a loopback port: every hang-up or transfer succeeds."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = b'{"sid": "stub", "status": "in-progress"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:  # quiet: the report is the output
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="carrier-stub", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 class ServerFailed(RuntimeError):
@@ -57,10 +90,14 @@ class AgentServer:
         self.agent, self.engines, self.start_timeout_s = agent, engines, start_timeout_s
         self.port = free_port()
         self.admin_token, self.browser_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        self.twilio_token = secrets.token_urlsafe(16)  # the simulator signs as Twilio with it
+        self._carrier: CarrierStub | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="sutradhar-test-")
         self.log_path = Path(self._dir.name) / "server.log"
         self.overrides = {"TURN_BUDGET_S": os.environ.get("TURN_BUDGET_S", "0"), **STANDALONE,
+                          "TRANSFER_NUMBER": os.environ.get("TRANSFER_NUMBER") or TEST_TRANSFER_NUMBER,
                           **ENGINE_CHAINS[engines], **(env or {}),
+                          "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": self.twilio_token,
                           "DATA_DIR": self._dir.name, "ADMIN_TOKEN": self.admin_token,
                           "BROWSER_TOKEN": self.browser_token, "PUBLIC_URL": self.url,
                           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
@@ -79,6 +116,8 @@ class AgentServer:
         return {key.lower(): value for key, value in self.overrides.items()}
 
     def __enter__(self) -> AgentServer:
+        self._carrier = CarrierStub()
+        self.overrides["TWILIO_API_BASE"] = self._carrier.url
         # The `sutradhar` entry point, run by this interpreter (the console script may not be on PATH).
         entry = "import sys; from sutradhar.cli import main; sys.exit(main())"
         command = [sys.executable, "-c", entry, "serve", "--agent", str(self.agent),
@@ -129,4 +168,6 @@ class AgentServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if self._carrier is not None:
+            self._carrier.close()
         self._dir.cleanup()
