@@ -26,7 +26,10 @@ from sutradhar.testing.agent_server import ENGINE_CHAINS, AgentServer, ServerFai
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sutradhar test", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="sutradhar test", description=(
+        "Run an agent's test scenarios, each a simulated call through the real server, and check "
+        "what happened (tool calls, replies, flow state, how the call ended) against them. "
+        "Exit 0: all passed; 1: one failed; 2: invalid files or the server did not start."))
     p.add_argument("path", type=Path, help="an agent folder (agent.yaml + tests/*.yaml) or a scenario file")
     p.add_argument("--engines", choices=sorted(ENGINE_CHAINS), default="offline",
                    help="offline: local Whisper, LLM and responder, Piper/espeak (default); scripted: "
