@@ -3,10 +3,11 @@ loopback port, with a call store of its own in a temporary DATA_DIR and an admin
 tests read each call's record from `GET /calls/{id}` like an operator would.
 
 Everything else comes from the environment (and `.env`) as for `serve`, except what would make
-the test server something other than a standalone box: Redis, an external database, carrier
-credentials and stream-token enforcement are switched off. The test server plays Twilio's REST
-API too (`CarrierStub`), so a call the agent transfers (TRANSFER_NUMBER, a test number unless set)
-ends as "transferred" in its record, as on a real line. The turn budget is off unless
+the test server something other than a standalone box: Redis, an external database, real carrier
+accounts and stream-token enforcement are switched off. Twilio's credentials are the test's own
+and its REST API is a loopback stub (`CarrierStub`), so the simulator signs as Twilio and a call
+the agent transfers (to TRANSFER_NUMBER, a test number unless set) ends as "transferred" in its
+record, as on a real line. The turn budget is off unless
 TURN_BUDGET_S is set: on a loaded CI box a slow transcription must not become an apology, since a
 scenario tests what the agent does (`sutradhar bench` measures how fast).
 """
