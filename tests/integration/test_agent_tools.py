@@ -83,7 +83,7 @@ async def test_serve_with_the_example_agent_answers_in_its_default_language(tmp_
                                   tools=""), engines(ScriptedResponder())) as srv:
         result = await simulate(SimConfig(srv.url, [CallerTurn(text="मेरा ऑर्डर एक दो तीन चार कहाँ है")],
                                           carrier="browser", timeout_s=30))
-        assert srv.services.settings.languages == ["hi-IN", "en-IN"]  # the agent's, not LANGUAGES
+        assert srv.services.settings.languages == ["hi-IN", "en-IN", "te-IN", "gu-IN"]  # the agent's, not LANGUAGES
     [started] = [e for e in result.events if e.get("type") == "started"]
     [turn] = [e for e in result.events if e.get("type") == "turn"]
     assert started["language"] == "hi-IN"

@@ -18,7 +18,7 @@ def test_the_example_order_status_agent_is_valid() -> None:
     agent = load_agent(EXAMPLE)
     assert agent.name == "order-status" and agent.default == "hi-IN"
     assert agent.settings_overrides() == {
-        "languages": ["hi-IN", "en-IN"], "default_language": "hi-IN",
+        "languages": ["hi-IN", "en-IN", "te-IN", "gu-IN"], "default_language": "hi-IN",
         "tools": ["order_status", "transfer_to_human", "end_call", "switch_language"]}
     assert agent.greetings()["hi-IN"].startswith("नमस्ते")
 

@@ -1,4 +1,4 @@
-"""The `sutradhar` command (`main`): serve, call, bench, calls."""
+"""The `sutradhar` command (`main`): serve, call, bench, calls, dial, test."""
 
 from sutradhar.cli.main import main
 

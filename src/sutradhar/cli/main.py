@@ -1,5 +1,5 @@
 """The `sutradhar` command: serve, call (the call simulator), dial (an outbound call), bench, calls
-(call records)."""
+(call records), test (an agent's scenarios)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bench", help="run the benchmark suite", add_help=False)
     sub.add_parser("calls", help="list and show stored call records", add_help=False)
     sub.add_parser("dial", help="place an outbound call from a running server", add_help=False)
-    if argv and argv[0] in ("call", "bench", "calls", "dial"):
+    sub.add_parser("test", help="run an agent's test scenarios through the real server", add_help=False)
+    if argv and argv[0] in ("call", "bench", "calls", "dial", "test"):
         command, rest = argv[0], argv[1:]
         if command == "call":
             return _delegate("sutradhar.testing.simulator", rest)
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate("sutradhar.cli.dial", rest)
         if command == "calls":
             return _delegate("sutradhar.cli.calls", rest)
+        if command == "test":
+            return _delegate("sutradhar.cli.agent_test", rest)
         return _bench(rest)
     args = parser.parse_args(argv)
     return _serve(args)
