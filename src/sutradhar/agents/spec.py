@@ -12,6 +12,12 @@
         description: ...
         url: https://shop.example.com/status
 
+    flow: ...                       # optional: states, prompts, transitions (agents/flow_spec.py)
+    results:                        # optional: after the call (agents/results.py)
+      summary: true
+      extract: {schema: {order_id: str, resolved: bool}}
+      webhook: {url: https://crm.example.com/calls, secret_env: CRM_WEBHOOK_SECRET}
+
 `sutradhar serve --agent FILE` loads it: its languages and tools replace LANGUAGES, DEFAULT_LANGUAGE
 and TOOLS, and each call is greeted and prompted in its language.
 """
@@ -24,6 +30,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sutradhar.agents.flow_spec import FlowSpec
+from sutradhar.agents.results import ResultsSpec
 from sutradhar.agents.webhooks import WebhookToolConfig
 from sutradhar.errors import ConfigError
 from sutradhar.text.languages import LANGUAGES
@@ -44,6 +52,8 @@ class AgentSpec(BaseModel):
     default_language: str | None = None
     prompts: dict[str, LanguagePrompt] = Field(default_factory=dict)
     tools: list[str | WebhookToolConfig] = Field(default_factory=list)
+    flow: FlowSpec | None = None
+    results: ResultsSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AgentSpec:
@@ -56,6 +66,8 @@ class AgentSpec(BaseModel):
         names = [t if isinstance(t, str) else t.name for t in self.tools]
         problems += [f"tools.{n}: {name!r} is listed twice" for n, name in enumerate(names)
                      if name in names[:n]]
+        if self.flow is not None:
+            problems += self.flow.problems(self.languages, names)
         if problems:
             raise ValueError("; ".join(problems))
         return self
