@@ -96,9 +96,14 @@ class AgentSpec(BaseModel):
                 "tools": self.tool_names}
 
 
+# The union branches pydantic names in a location ("tools.1.WebhookToolConfig.url", a line that
+# is "str" or "dict[str,str]"): not keys of the file.
+_UNION_BRANCHES = frozenset({"str", "WebhookToolConfig", "dict[str,str]", "dict[str,union[dict[str,str],str]]"})
+
+
 def _where(loc: tuple[Any, ...]) -> str:
     # pydantic names the union branch it tried ("tools.1.WebhookToolConfig.url"): keep the key path.
-    return ".".join(str(p) for p in loc if p not in ("str", "WebhookToolConfig")) or "agent"
+    return ".".join(str(p) for p in loc if p not in _UNION_BRANCHES) or "agent"
 
 
 def load_agent(path: str | Path) -> AgentSpec:
@@ -116,6 +121,7 @@ def load_agent(path: str | Path) -> AgentSpec:
             # A string tool that is not a name fails the `str` branch too; that says nothing new.
             if err["type"] == "string_type" and where.startswith("tools."):
                 continue
-            lines += [f"  {where}: {part}" for part in message.split("; ")] if where == "agent" \
+            # The whole file's checks name their own key paths.
+            lines += [f"  {part}" for part in message.split("; ")] if where == "agent" \
                 else [f"  {where}: {message}"]
         raise ConfigError(f"agent {path}:\n" + "\n".join(dict.fromkeys(lines))) from None
