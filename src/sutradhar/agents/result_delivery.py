@@ -46,6 +46,7 @@ class CallResults:
         self.backoff_s, self.max_backoff_s, self.max_attempts = backoff_s, max_backoff_s, max_attempts
         self.secret = secret
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sending = asyncio.Lock()  # one round of sends at a time; closing waits for it
         self._client: httpx.AsyncClient | None = None
         self._retry = Periodic("call-results-webhook", self.deliver_due, retry_interval_s) \
             if spec.webhook is not None and store is not None else None
@@ -87,8 +88,9 @@ class CallResults:
         if self.store is None:
             return 0
         sent = 0
-        for row in await self.store.claim_due_results(LEASE_S):
-            sent += await self._send(row)
+        async with self._sending:
+            for row in await self.store.claim_due_results(LEASE_S):
+                sent += await self._send(row)
         return sent
 
     async def _send(self, row: dict[str, Any], store: bool = True) -> bool:
@@ -131,8 +133,9 @@ class CallResults:
 
     async def aclose(self) -> None:
         await self.drain()
-        if self._retry is not None:
-            await self._retry.stop()
+        async with self._sending:  # a send under way is recorded before the retries stop
+            if self._retry is not None:
+                await self._retry.stop()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
