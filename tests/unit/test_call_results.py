@@ -3,7 +3,12 @@ when its answer is not that JSON) the slot filler over what the call established
 
 from __future__ import annotations
 
-from sutradhar.agents.results import CallTranscript, ResultsSpec, compute_results, facts_from_tool
+from sutradhar.agents.results import (
+    CallTranscript,
+    ResultsSpec,
+    compute_results,
+    facts_from_tool,
+)
 from sutradhar.engines.fallback import TaskRouter
 from sutradhar.engines.local.responder import ScriptedResponder
 from sutradhar.testing.scripted import ScriptedLLM
