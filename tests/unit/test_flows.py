@@ -174,3 +174,35 @@ def test_the_plan_rides_on_the_first_schema_in_the_calls_language(tmp_path: Path
     plan = orch.flow.schemas("gu-IN")[0][OFFLINE_PLAN_KEY]
     assert plan["state"] == "collect" and plan["rules"][0]["tool"] == "confirm_details"
     assert "સોમવાર" in plan["slots"]["day"]["monday"]
+
+
+@pytest.mark.parametrize("scenario", sorted((EXAMPLE.parent / "tests").glob("*.yaml")), ids=lambda p: p.stem)
+async def test_the_examples_scenarios_hold_offline(tmp_path: Path, scenario: Path) -> None:
+    """The scenario files shipped for `sutradhar test` say what this flow does, turn by turn."""
+    import yaml
+
+    from sutradhar.agents.results import CallTranscript, compute_results
+
+    script = yaml.safe_load(scenario.read_text(encoding="utf-8"))
+    orch = example_orchestrator(tmp_path, script["language"])
+    records = []
+    for step in script["turns"]:
+        record = await turn(orch, step["say"])
+        records.append(record.as_dict())
+        expect = step.get("expect", {})
+        if "tool" in expect:
+            called = [(c["name"], c["arguments"]) for c in record.tool_calls]
+            wanted = expect["tool"]
+            assert any(name == wanted["name"] and all(args.get(k) == v for k, v in
+                                                       (wanted.get("arguments") or {}).items())
+                       for name, args in called), (step["say"], called)
+        for words in expect.get("reply_contains", []):
+            assert words in record.reply, (step["say"], record.reply)
+        if "state" in expect:
+            assert record.state == expect["state"], step["say"]
+    agent = load_agent(EXAMPLE)
+    results = await compute_results(agent.results, CallTranscript(
+        "call-offline", script["language"], "hangup", records, {**orch.facts, **orch.flow.slots},
+        orch.flow.state), None)
+    for key, value in script["end"]["results"]["extracted"].items():
+        assert results["extracted"][key] == value, key
