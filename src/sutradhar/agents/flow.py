@@ -54,6 +54,8 @@ class Flow:
     def __init__(self, spec: FlowSpec, tools: ToolBox) -> None:
         self.spec = spec
         self.boxes: dict[str, ToolBox] = {}
+        self.transition_tools = frozenset(t.tool_name for state in spec.states.values()
+                                          for t in state.transitions if t.after_tool is None)
         for name, state in spec.states.items():
             box = ToolBox(default_timeout_s=tools.default_timeout_s)
             for tool_name in state.tools if state.tools is not None else tools.names:
