@@ -39,6 +39,9 @@ class FlowRun:
     def box(self) -> ToolBox:
         return self.flow.boxes[self.state]
 
+    def is_transition(self, tool_name: str) -> bool:
+        return tool_name in self.flow.transition_tools
+
     def schemas(self, language: str) -> tuple[ToolSchema, ...]:
         return self.flow.schemas(self.state, language, self.slots)
 

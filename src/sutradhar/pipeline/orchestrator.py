@@ -694,7 +694,7 @@ class AgentOrchestrator:
             self.state = "thinking"
         record.tool_calls.extend(o.record for o in outcomes)
         for outcome in outcomes:
-            moved = self.flow is not None and outcome.call.name in self.flow.flow.transition_tools
+            moved = self.flow is not None and self.flow.is_transition(outcome.call.name)
             if not outcome.error and not moved:  # a transition's arguments are the flow's slots
                 self.facts.update(facts_from_tool(outcome.record["arguments"], outcome.content))
             if outcome.error:
