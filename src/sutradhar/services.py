@@ -219,7 +219,8 @@ async def open_services(
         results = CallResults(agent.results, agent.name, router, store,
                               retry_interval_s=settings.results_retry_interval_s,
                               backoff_s=settings.results_backoff_s,
-                              max_attempts=settings.results_max_attempts, secret=secret)
+                              max_attempts=settings.results_max_attempts, secret=secret,
+                              telemetry=telemetry)
         results.start()
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),

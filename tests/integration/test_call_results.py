@@ -12,6 +12,7 @@ from collections import deque
 
 from sutradhar.agents.result_delivery import SIGNATURE_HEADER, CallResults
 from sutradhar.agents.results import CallTranscript, ResultsSpec
+from sutradhar.ops.prometheus import Telemetry
 from sutradhar.store import CallStore
 from tests.support.results_webhook import ResultsReceiver
 
@@ -44,8 +45,9 @@ async def open_store(tmp_path) -> CallStore:
 async def test_a_failing_webhook_is_retried_with_backoff_until_it_answers(tmp_path) -> None:
     async with ResultsReceiver(deque([500, 503])) as receiver:
         store = await open_store(tmp_path)
+        telemetry = Telemetry()
         results = CallResults(spec(receiver.url), "order-status", None, store, retry_interval_s=0.02,
-                              backoff_s=0.01, secret=SECRET)
+                              backoff_s=0.01, secret=SECRET, telemetry=telemetry)
         results.start()
         results.submit(transcript())
         await asyncio.wait_for(receiver.delivered.wait(), 10)
@@ -63,6 +65,7 @@ async def test_a_failing_webhook_is_retried_with_backoff_until_it_answers(tmp_pa
     webhook = stored["results"]["webhook"]
     assert (webhook["delivery"], webhook["attempts"], webhook["last_error"]) == ("sent", 3, None)
     assert stored["results"]["extracted"] == payload["extracted"]
+    assert [telemetry.value("sutradhar_results_webhook_total", outcome=o) for o in ("retry", "sent")] == [2, 1]
 
 
 async def test_a_wrong_secret_is_caught_by_the_receivers_check(tmp_path) -> None:

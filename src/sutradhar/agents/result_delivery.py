@@ -24,6 +24,7 @@ from loguru import logger
 from sutradhar.agents.results import CallTranscript, ResultsSpec, compute_results
 from sutradhar.engines.fallback import TaskRouter
 from sutradhar.ops.periodic import Periodic
+from sutradhar.ops.prometheus import Telemetry
 from sutradhar.store.calls import CallStore, utcnow
 
 SIGNATURE_HEADER = "X-Sutradhar-Signature"
@@ -41,10 +42,12 @@ def body_of(payload: dict[str, Any]) -> bytes:
 class CallResults:
     def __init__(self, spec: ResultsSpec, agent: str, router: TaskRouter | None, store: CallStore | None,
                  *, retry_interval_s: float = 30.0, backoff_s: float = 10.0, max_backoff_s: float = 3600.0,
-                 max_attempts: int = 12, secret: str | None = None) -> None:
+                 max_attempts: int = 12, secret: str | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         self.spec, self.agent, self.router, self.store = spec, agent, router, store
         self.backoff_s, self.max_backoff_s, self.max_attempts = backoff_s, max_backoff_s, max_attempts
         self.secret = secret
+        self.telemetry = telemetry
         self._tasks: set[asyncio.Task[None]] = set()
         self._sending = asyncio.Lock()  # one round of sends at a time; closing waits for it
         self._client: httpx.AsyncClient | None = None
@@ -115,6 +118,8 @@ class CallResults:
         if error is not None and attempts < self.max_attempts:
             delay = min(self.backoff_s * 2 ** (attempts - 1), self.max_backoff_s)
             next_at = utcnow() + timedelta(seconds=delay)
+        if self.telemetry is not None:
+            self.telemetry.results_delivery("sent" if error is None else "retry" if next_at else "failed")
         if error is None:
             log.info("results webhook delivered attempt={}", attempts)
         elif next_at is None:

@@ -62,7 +62,9 @@ def plan_turn(plan: Mapping[str, Any], messages: Sequence[Message]) -> ToolCall 
         if not hit:
             continue
         if any(slot not in known for slot in rule["slots"]):
-            return _fill(plan, rule["ask"], known) if rule.get("ask") else None
+            if rule.get("ask"):
+                return _fill(plan, rule["ask"], known)
+            continue  # nothing to ask with: another rule (or the state's `say`) answers
         arguments = {name: known[name] for name in rule["arguments"] if name in known}
         return ToolCall(f"call_{uuid.uuid4().hex[:12]}", rule["tool"], json.dumps(arguments, ensure_ascii=False))
     return plan.get("say")
