@@ -53,6 +53,7 @@ async def test_the_appointment_agent_books_through_its_flow_and_sends_the_result
     async with ResultsReceiver() as receiver:
         settings = make_settings(public_url=f"http://127.0.0.1:{port}", port=port, data_dir=tmp_path,
                                  database_url="", redis_url="",
+                                 admin_token="admin-token-for-tests",
                                  agent_path=str(agent_with_webhook(tmp_path, receiver.url)))
         engines = EngineSet([ScriptedSTT()], [ScriptedResponder()], [ScriptedTTS(ms_per_char=2, chunk_ms=100)])
         with live_server(settings, engines) as srv:
@@ -62,8 +63,10 @@ async def test_the_appointment_agent_books_through_its_flow_and_sends_the_result
             srv.run(srv.services.results.drain())  # the delivery is recorded
             srv.run(srv.services.store.flush())
             async with httpx.AsyncClient(base_url=srv.url) as client:
-                [listed] = (await client.get("/calls")).json()["calls"]
-                stored = (await client.get(f"/calls/{listed['call_id']}")).json()
+                [listed] = (await client.get("/calls", headers={"Authorization": "Bearer admin-token-for-tests"})).json()["calls"]
+                auth = {"Authorization": "Bearer admin-token-for-tests"}
+                stored = (await client.get(f"/calls/{listed['call_id']}", headers=auth)).json()
+                page = (await client.get(f"/console/calls/{listed['call_id']}", headers=auth)).text
     turns = [e for e in result.events if e.get("type") == "turn"]
     assert [t["reply"] for t in turns] == replies
     assert [t["state"] for t in turns] == ["collect", "confirm", "confirm"]
@@ -79,3 +82,6 @@ async def test_the_appointment_agent_books_through_its_flow_and_sends_the_result
     payload = json.loads(body)
     assert payload["agent"] == "appointment" and payload["language"] == language
     assert payload["state"] == "confirm" and payload["extracted"] == extracted
+    # The operator console shows the same: each turn's state, the results and their delivery.
+    assert page.count('"badge">state: confirm') == 2 and page.count('"badge">state: collect') == 1
+    assert "<h2>Results</h2>" in page and "webhook sent after 1 attempt(s)" in page
