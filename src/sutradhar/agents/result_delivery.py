@@ -74,7 +74,7 @@ class CallResults:
                                   "extracted": results["extracted"], "source": results["source"]}
             url = self.spec.webhook.url if self.spec.webhook is not None else None
             if self.store is None:
-                log.warning("results made but not stored (no call store) summary={!r:.80}", results["summary"])
+                log.warning("results made but not stored: no call store (a failed send is not retried)")
                 if url:
                     await self._send({"call_id": transcript.call_id, "url": url,
                                       "payload": results["payload"], "attempts": 0}, store=False)

@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loguru import logger
 from pydantic import (
@@ -35,7 +35,9 @@ from pydantic import (
 
 from sutradhar.agents.tools import REDACTED
 from sutradhar.engines.base import Message, ProviderError
-from sutradhar.engines.fallback import TaskRouter
+
+if TYPE_CHECKING:
+    from sutradhar.engines.fallback import TaskRouter
 
 FieldType = Literal["str", "int", "float", "bool"]
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
@@ -109,8 +111,9 @@ async def compute_results(spec: ResultsSpec, transcript: CallTranscript,
     if router is not None and _has_model(router) and transcript.lines():
         try:
             answer = await _ask_llm(spec, transcript, router)
-        except (ProviderError, TimeoutError) as exc:
-            log.warning("no LLM for the results, the slot filler's stand: {}", exc)
+        except Exception as exc:  # noqa: BLE001 - the slot filler's results still stand and are stored
+            level = "WARNING" if isinstance(exc, (ProviderError, TimeoutError)) else "ERROR"
+            log.log(level, "no LLM answer for the results, the slot filler's stand: {}", exc)
             answer = None
         if answer is not None:
             source = "llm"
