@@ -8,9 +8,10 @@
         url: https://crm.example.com/sutradhar/calls
         secret_env: CRM_WEBHOOK_SECRET              # HMAC-SHA256 key, read from the environment
 
-A language model writes them when the LLM chain has one; otherwise (and when its answer is not
-the JSON asked for) the slot filler fills what the call itself established: the flow's slots, the
-tools' arguments and results. A field nothing established is null. `result_delivery.py` sends
+The slot filler fills each field the call itself established (the flow's slots, the tools'
+arguments and results); a language model, when the LLM chain has one, writes the summary and fills
+the fields left open from the transcript (its answer must be the JSON asked for, or it is ignored).
+A field nothing established is null. `result_delivery.py` sends
 them to the webhook; the store keeps them with the call record.
 """
 
@@ -117,10 +118,12 @@ async def compute_results(spec: ResultsSpec, transcript: CallTranscript,
             answer = None
         if answer is not None:
             source = "llm"
-            summary = answer.get("summary", summary) if spec.summary else None
-            if spec.extract:
-                # What the LLM could not say, the call itself may have established.
-                extracted = {k: v if v is not None else extracted.get(k) for k, v in answer["extracted"].items()}
+            summary = (answer.get("summary") or summary) if spec.summary else None
+            if spec.extract and extracted is not None:
+                # What the call established (a tool's result, a flow slot) is a fact; the LLM's
+                # reading of the transcript fills only what it left open.
+                extracted = {k: extracted[k] if extracted.get(k) is not None else v
+                             for k, v in answer["extracted"].items()}
     log.info("results ready source={} fields={}", source, sorted((extracted or {})))
     return {"summary": summary, "extracted": extracted, "source": source}
 
