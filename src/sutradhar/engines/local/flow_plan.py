@@ -47,11 +47,15 @@ def plan_turn(plan: Mapping[str, Any], messages: Sequence[Message]) -> ToolCall 
     """The caller's turn in a flow state: a tool call, a line to say, or None (nothing to add)."""
     heard = next((m.content for m in reversed(messages) if m.role == "user"), "").lower()
     said = _last_said(messages)
-    known = dict(plan.get("known", {}))
-    for message in messages:  # what the caller has said in this state's context, newest last
+    # What the caller said earlier in this context, then what the flow carries (a transition's
+    # slots are newer than the words they came from), then this turn's words: the newest wins.
+    known: dict[str, str] = {}
+    for message in messages[:-1]:
         if message.role == "user":
             known.update(_slot_values(plan, message.content.lower()))
+    known.update(plan.get("known", {}))
     named_now = _slot_values(plan, heard)
+    known.update(named_now)
     for rule in plan.get("rules", []):
         intent = rule.get("intent")
         # The intent's words, a slot of the rule named now ("monday at ten" answers "which day?"),
