@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     tool_webhooks_path: str = ""  # YAML of HTTP webhook tools (agents/webhooks.py)
     tool_timeout_s: float = Field(5.0, gt=0, le=60)  # per call, unless the tool sets its own
     tool_filler_ms: int = Field(400, ge=0, le=10000)  # tools slower than this get one filler line
+    # Post-call results (an agent file's `results:`): webhook deliveries that failed are retried
+    # by a periodic job, the wait doubling from RESULTS_BACKOFF_S, at most RESULTS_MAX_ATTEMPTS.
+    results_retry_interval_s: float = Field(30.0, gt=0, le=3600)
+    results_backoff_s: float = Field(10.0, gt=0, le=3600)
+    results_max_attempts: int = Field(12, ge=1, le=100)
 
     # --- turn taking ---
     vad: str = "webrtc"  # webrtc | silero

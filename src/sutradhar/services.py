@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from loguru import logger
 
 from sutradhar.agents.catalog import build_toolbox
+from sutradhar.agents.flow import Flow
+from sutradhar.agents.result_delivery import CallResults
 from sutradhar.agents.spec import AgentSpec, load_agent
 from sutradhar.agents.tools import ToolBox
 from sutradhar.config import Settings
@@ -21,6 +23,7 @@ from sutradhar.engines.fallback import StagePolicy, TaskRouter
 from sutradhar.engines.probes import BreakerProbes
 from sutradhar.engines.registry import EngineSet, build_engines
 from sutradhar.engines.resilience import RetryPolicy
+from sutradhar.errors import ConfigError
 from sutradhar.ops import prometheus, tracing
 from sutradhar.ops.health import HealthMonitor
 from sutradhar.ops.live_calls import LiveCalls
@@ -29,6 +32,7 @@ from sutradhar.ops.prometheus import Telemetry
 from sutradhar.ops.shared_state import BreakerSync, IvrLanguageMap, SharedState
 from sutradhar.ops.stream_tokens import StreamTokens
 from sutradhar.pipeline.apologies import ApologyCache
+from sutradhar.pipeline.flow import FlowRun
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
 from sutradhar.pipeline.turn_policy import AcousticModel
@@ -76,6 +80,8 @@ class Services:
     tools: ToolBox = field(default_factory=ToolBox)  # what the LLM is offered (TOOLS)
     agent: AgentSpec | None = None  # AGENT_PATH: per-language greetings and prompts
     acoustic: AcousticModel | None = None  # TURN_ACOUSTIC_MODEL: the end-of-turn model every call shares
+    flow: Flow | None = None  # the agent's flow, its tools per state (each call gets a FlowRun)
+    results: CallResults | None = None  # the agent's post-call results and their webhook
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -97,6 +103,7 @@ class Services:
             tool_filler_s=s.tool_filler_ms / 1000,
             greetings=self.agent.greetings() if self.agent else None,
             system_prompts=self.agent.system_prompts() if self.agent else None,
+            flow=FlowRun(self.flow, call_id) if self.flow is not None else None,
         )
 
     async def warm_up(self) -> None:
@@ -119,6 +126,8 @@ class Services:
     async def aclose(self) -> None:
         """Stop every part, the reverse of the order open_services started them."""
         await self.health.aclose()
+        if self.results is not None:
+            await self.results.aclose()  # results being made are stored before the store closes
         if self.store is not None:
             await self.store.flush()  # the calls' last records before the worker says it stopped
             if self.workers is not None:
@@ -169,6 +178,13 @@ async def open_services(
         settings = settings.model_copy(update=agent.settings_overrides())
     tools = build_toolbox(settings, agent.webhook_tools if agent else ())
     acoustic = await load_acoustic_model(settings)
+    flow = Flow(agent.flow, tools) if agent is not None and agent.flow is not None else None
+    secret = None
+    if agent is not None and agent.results is not None and agent.results.webhook is not None:
+        secret = agent.results.webhook.secret()
+        if secret is None:
+            raise ConfigError(f"agent {settings.agent_path}: results.webhook.secret_env: environment "
+                              f"variable {agent.results.webhook.secret_env} is not set")
     router = router_from_settings(settings, engines or build_engines(settings))
     metrics = MetricsCollector()
     telemetry = telemetry or prometheus.default
@@ -213,8 +229,17 @@ async def open_services(
                            max_error_rate=settings.health_max_error_rate,
                            min_calls=settings.health_min_calls)
     await health.start()
+    results = None
+    if agent is not None and agent.results is not None:
+        results = CallResults(agent.results, agent.name, router, store,
+                              retry_interval_s=settings.results_retry_interval_s,
+                              backoff_s=settings.results_backoff_s,
+                              max_attempts=settings.results_max_attempts, secret=secret,
+                              telemetry=telemetry)
+        results.start()
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, sources=SourceLimiter(settings),
                     breaker_sync=breaker_sync, workers=workers, memory=memory, tools=tools, agent=agent,
-                    acoustic=acoustic, _owns_engines=owns_engines)
+                    acoustic=acoustic, flow=flow, results=results,
+                    _owns_engines=owns_engines)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sutradhar.agents.builtin import BUILTIN_TOOLS
+from sutradhar.agents.demo_appointments import DemoAppointments, book_appointment_tool
 from sutradhar.agents.demo_orders import DemoOrders, order_status_tool
 from sutradhar.agents.tools import Tool, ToolBox
 from sutradhar.agents.webhooks import (
@@ -17,12 +18,16 @@ from sutradhar.agents.webhooks import (
 from sutradhar.config import Settings
 from sutradhar.errors import ConfigError
 
+PACKAGED = ("order_status", "book_appointment")  # the demo backends' tools
+
 
 def packaged_tool(name: str, settings: Settings) -> Tool | None:
     if name in BUILTIN_TOOLS:
         return BUILTIN_TOOLS[name]
     if name == "order_status":
         return order_status_tool(DemoOrders(settings.data_dir / "demo_orders.db"))
+    if name == "book_appointment":
+        return book_appointment_tool(DemoAppointments(settings.data_dir / "demo_appointments.db"))
     return None
 
 
@@ -41,7 +46,7 @@ def build_toolbox(settings: Settings, declared_webhooks: Sequence[WebhookToolCon
         else:
             box.add(item)
     if unknown:
-        known = sorted({*BUILTIN_TOOLS, "order_status"})
+        known = sorted({*BUILTIN_TOOLS, *PACKAGED})
         raise ConfigError(f"TOOLS: unknown tool(s) {', '.join(unknown)}; packaged: {', '.join(known)} "
                           "(webhook tools come from TOOL_WEBHOOKS_PATH)")
     for item in webhooks:

@@ -12,6 +12,12 @@
         description: ...
         url: https://shop.example.com/status
 
+    flow: ...                       # optional: states, prompts, transitions (agents/flow_spec.py)
+    results:                        # optional: after the call (agents/results.py)
+      summary: true
+      extract: {schema: {order_id: str, resolved: bool}}
+      webhook: {url: https://crm.example.com/calls, secret_env: CRM_WEBHOOK_SECRET}
+
 `sutradhar serve --agent FILE` loads it: its languages and tools replace LANGUAGES, DEFAULT_LANGUAGE
 and TOOLS, and each call is greeted and prompted in its language.
 """
@@ -24,6 +30,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sutradhar.agents.flow_spec import FlowSpec
+from sutradhar.agents.results import ResultsSpec
 from sutradhar.agents.webhooks import WebhookToolConfig
 from sutradhar.errors import ConfigError
 from sutradhar.text.languages import LANGUAGES
@@ -44,6 +52,8 @@ class AgentSpec(BaseModel):
     default_language: str | None = None
     prompts: dict[str, LanguagePrompt] = Field(default_factory=dict)
     tools: list[str | WebhookToolConfig] = Field(default_factory=list)
+    flow: FlowSpec | None = None
+    results: ResultsSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AgentSpec:
@@ -56,6 +66,8 @@ class AgentSpec(BaseModel):
         names = [t if isinstance(t, str) else t.name for t in self.tools]
         problems += [f"tools.{n}: {name!r} is listed twice" for n, name in enumerate(names)
                      if name in names[:n]]
+        if self.flow is not None:
+            problems += self.flow.problems(self.languages, names)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -84,9 +96,14 @@ class AgentSpec(BaseModel):
                 "tools": self.tool_names}
 
 
+# The union branches pydantic names in a location ("tools.1.WebhookToolConfig.url", a line that
+# is "str" or "dict[str,str]"): not keys of the file.
+_UNION_BRANCHES = frozenset({"str", "WebhookToolConfig", "dict[str,str]", "dict[str,union[dict[str,str],str]]"})
+
+
 def _where(loc: tuple[Any, ...]) -> str:
     # pydantic names the union branch it tried ("tools.1.WebhookToolConfig.url"): keep the key path.
-    return ".".join(str(p) for p in loc if p not in ("str", "WebhookToolConfig")) or "agent"
+    return ".".join(str(p) for p in loc if p not in _UNION_BRANCHES) or "agent"
 
 
 def load_agent(path: str | Path) -> AgentSpec:
@@ -104,6 +121,7 @@ def load_agent(path: str | Path) -> AgentSpec:
             # A string tool that is not a name fails the `str` branch too; that says nothing new.
             if err["type"] == "string_type" and where.startswith("tools."):
                 continue
-            lines += [f"  {where}: {part}" for part in message.split("; ")] if where == "agent" \
+            # The whole file's checks name their own key paths.
+            lines += [f"  {part}" for part in message.split("; ")] if where == "agent" \
                 else [f"  {where}: {message}"]
         raise ConfigError(f"agent {path}:\n" + "\n".join(dict.fromkeys(lines))) from None

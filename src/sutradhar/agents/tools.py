@@ -39,6 +39,8 @@ class ToolContext:
     languages: tuple[str, ...] = ()
     actions: list[str] = field(default_factory=list)  # "end_call", "transfer"
     switch_to: str | None = None
+    next_state: str | None = None  # a flow transition tool asks to move there (pipeline/flow.py)
+    slots: dict[str, str] = field(default_factory=dict)  # what that transition carries to it
 
     def request(self, action: str) -> None:
         if action not in self.actions:

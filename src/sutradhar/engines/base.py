@@ -74,6 +74,14 @@ class Message:
 # An OpenAI-style function schema: {"type": "function", "function": {"name", "description",
 # "parameters"}}. Engines pass these through; `sutradhar.agents.tools` builds them.
 ToolSchema = dict[str, Any]
+# A flow's offline plan for the scripted responder rides on a schema under this key
+# (agents/flow.py); it never reaches a wire.
+OFFLINE_PLAN_KEY = "x-sutradhar-flow"
+
+
+def wire_tools(tools: Sequence[ToolSchema]) -> list[ToolSchema]:
+    """The schemas as an OpenAI-style API takes them: `type` and `function` only."""
+    return [{k: v for k, v in t.items() if k != OFFLINE_PLAN_KEY} for t in tools]
 # What an LLM stream yields: text to speak, or a complete tool call (arguments assembled).
 LLMDelta = str | ToolCall
 

@@ -122,6 +122,9 @@ class Telemetry:
                                   ("tool", "outcome"), registry=r)
         self.tool_latency = Histogram("sutradhar_tool_latency_seconds", "Duration of a tool call",
                                       ("tool",), registry=r)
+        self.results_webhook = Counter("sutradhar_results_webhook", "Post-call results webhook "
+                                       "attempts, by outcome (sent, retry, failed)", ("outcome",),
+                                       registry=r)
         self.breaker_state = Gauge("sutradhar_breaker_state",
                                    "Circuit breaker: 0 closed, 1 half-open, 2 open",
                                    ("stage", "provider"), registry=r, multiprocess_mode="livemax")
@@ -162,6 +165,9 @@ class Telemetry:
         if wire is not None:
             self.voice_to_voice.labels(_pipeline(record.get("providers") or {}),
                                        _label(record.get("language"))).observe(wire / 1000)
+
+    def results_delivery(self, outcome: str) -> None:
+        self.results_webhook.labels(_label(outcome)).inc()
 
     def error(self, stage: str, kind: str) -> None:
         self.errors.labels(_label(stage), _label(kind)).inc()

@@ -115,6 +115,7 @@ class TurnRecord:
     # One entry per tool call: id, name, arguments (secrets redacted), result_chars, duration_ms, error.
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     filler: bool = False  # the tools were slow: the filler line was said while they ran
+    state: str | None = None  # the flow's state when the turn ended (None: the agent has no flow)
     started_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:

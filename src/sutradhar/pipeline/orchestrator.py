@@ -30,6 +30,7 @@ from typing import Any
 
 from loguru import logger
 
+from sutradhar.agents.results import facts_from_tool
 from sutradhar.agents.runs import ToolOutcome, run_tool_call
 from sutradhar.agents.tools import ToolBox, ToolContext
 from sutradhar.config import DEFAULT_SYSTEM_PROMPT
@@ -60,6 +61,7 @@ from sutradhar.pipeline.events import (
     TurnRecord,
     Utterance,
 )
+from sutradhar.pipeline.flow import FlowRun
 from sutradhar.pipeline.intents import Intent, detect_intent
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.text.langid import resolve_language
@@ -92,6 +94,8 @@ class Checkpoint:
     turn_count: int
     next_id: int
     records: set[int]
+    facts: dict[str, Any]
+    flow: tuple[Any, ...] | None
 
 
 class AgentOrchestrator:
@@ -120,6 +124,7 @@ class AgentOrchestrator:
         tool_filler_s: float = 0.4,
         greetings: Mapping[str, str] | None = None,
         system_prompts: Mapping[str, str] | None = None,
+        flow: FlowRun | None = None,
     ) -> None:
         self.router = router or TaskRouter(_as_list(stt), _as_list(llm), _as_list(tts))
         self.call_id = call_id
@@ -137,7 +142,10 @@ class AgentOrchestrator:
         self.greetings = dict(greetings or {})
         self.system_prompts = dict(system_prompts or {})
         self._base_prompt = system_prompt
-        self.context.system_prompt = self.system_prompts.get(language, system_prompt)
+        self.flow = flow  # the agent file's flow: this call's state, its tools and prompt
+        # What the call established (tool arguments and results, flow slots): post-call results.
+        self.facts: dict[str, Any] = {}
+        self.context.system_prompt = self._prompt_for(language)
         self.tool_filler_s = tool_filler_s  # a tool slower than this gets the filler line
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
@@ -168,7 +176,11 @@ class AgentOrchestrator:
         """The LLM's instructions follow the call's language (the agent's prompt for it, if any)."""
         current = self.language.current
         self.context.language_instruction = LANGUAGES[current].instruction
-        self.context.system_prompt = self.system_prompts.get(current, self._base_prompt)
+        self.context.system_prompt = self._prompt_for(current)
+
+    def _prompt_for(self, language: str) -> str:
+        base = self.system_prompts.get(language, self._base_prompt)
+        return self.flow.system_prompt(base, language) if self.flow is not None else base
 
     def greeting(self) -> str:
         return self.greetings.get(self.language.current) or LANGUAGES[self.language.current].greeting
@@ -182,6 +194,7 @@ class AgentOrchestrator:
             "switching": self.language.get_switch_status(),
             "turn_count": self.turn_count,
             "history_length": len(self.context.history),
+            "flow_state": self.flow.state if self.flow is not None else None,
             "last_turn": last.timings if last else None,
         }
 
@@ -227,7 +240,8 @@ class AgentOrchestrator:
         return Checkpoint(list(self.context.history), self.context.total_turns,
                           self.context.language_instruction, self.context.system_prompt,
                           copy.deepcopy(self.language),
-                          self._last_reply, self.turn_count, self._next_id, set(self.records))
+                          self._last_reply, self.turn_count, self._next_id, set(self.records),
+                          dict(self.facts), self.flow.snapshot() if self.flow is not None else None)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Undo a speculative reply that was cancelled (await its task first): context, language,
@@ -243,6 +257,9 @@ class AgentOrchestrator:
             self._held_metrics.pop(turn_id, None)
             self._commit_gates.pop(turn_id, None)
         self._next_id = c.next_id
+        self.facts = dict(c.facts)
+        if self.flow is not None and c.flow is not None:
+            self.flow.restore(c.flow)
         self.state = "idle"
 
     def commit(self) -> None:
@@ -278,6 +295,8 @@ class AgentOrchestrator:
                 record.timings["v2v_ms"] = round((first_audio[0] - start) * 1000, 1)
             if record.intent is None and record.reply:
                 record.intent = "llm"
+            if self.flow is not None:
+                record.state = self.flow.state
             if turn_id in self._speculative:  # counted when committed, never if undone
                 self._held_metrics[turn_id] = (record.timings, record.as_dict())
             else:
@@ -520,7 +539,7 @@ class AgentOrchestrator:
         self.state = "thinking"
         language = self.language.current
         messages = self.context.get_context(include_metadata=True)
-        schemas = self.tools.schemas()
+        box, schemas = self._offer(language)
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         events: asyncio.Queue[Event | None] = asyncio.Queue()
         reply: list[str] = []
@@ -529,7 +548,7 @@ class AgentOrchestrator:
         tool_context = ToolContext(self.call_id, language, self.languages)
 
         async def write() -> None:
-            nonlocal language
+            nonlocal language, box, schemas
             try:
                 chunker = SentenceChunker()
                 began = self.clock()
@@ -562,17 +581,26 @@ class AgentOrchestrator:
                         if reply and not reply[-1][-1:].isspace():
                             reply.append(" ")  # the next round's text is a new sentence
                         outcomes = await self._run_tools(turn_id, calls, tool_context, record,
-                                                         reply, sentences, language)
+                                                         reply, sentences, language, box)
                         exchanges.append((tuple(calls), outcomes))
                         conversation += [Message("assistant", "", tuple(calls)),
                                          *(Message("tool", o.content, tool_call_id=o.call.id)
                                            for o in outcomes)]
+                        if self.flow is not None and self.flow.after_tools(
+                                tool_context, [o.call.name for o in outcomes if not o.error],
+                                self.context, turn_id):
+                            # The next round is the new state's: its prompt, its tools, its context.
+                            self._apply_language()
+                            box, schemas = self._offer(language)
+                            conversation = [*self.context.get_context(include_metadata=True),
+                                            *_exchange_messages(exchanges)]
                         if tool_context.switch_to and tool_context.switch_to != self.language.current:
                             old = self.language.current
                             self.set_language(tool_context.switch_to, "caller")
                             language = record.language = record.switched_to = self.language.current
                             tool_context.language = language
                             conversation[0:1] = self.context.get_context(include_metadata=True)[0:1]
+                            box, schemas = self._offer(language)
                             events.put_nowait(LanguageSwitched(turn_id, old, language, "tool"))
                 except StreamInterrupted as exc:
                     record.error("llm", exc)
@@ -634,17 +662,23 @@ class AgentOrchestrator:
             if not self.language.ensure_consistency(text):
                 log.bind(stage="llm").warning("reply is not in {}'s script", language)
 
+    def _offer(self, language: str) -> tuple[ToolBox, tuple[Any, ...]]:
+        """The tools of this round: the flow state's (with its offline plan), else the agent's."""
+        if self.flow is not None:
+            return self.flow.box, self.flow.schemas(language)
+        return self.tools, self.tools.schemas()
+
     async def _run_tools(self, turn_id: int, calls: list[ToolCall], context: ToolContext,
                          record: TurnRecord, reply: list[str], sentences: asyncio.Queue[str | None],
-                         language: str) -> list[ToolOutcome]:
+                         language: str, box: ToolBox) -> list[ToolOutcome]:
         """Run one round of tool calls in parallel. If they outlast `tool_filler_s` and the caller
         has heard nothing of this reply yet, the filler line is said, once a turn."""
         self.state = "tool"
         began = self.clock()
         if turn_id in self._speculative and any(
-                (t := self.tools.get(c.name)) is not None and not t.interruptible for c in calls):
+                (t := box.get(c.name)) is not None and not t.interruptible for c in calls):
             await self._commit_gates.setdefault(turn_id, asyncio.Event()).wait()
-        runs = asyncio.gather(*(run_tool_call(self.tools, call, context, self.clock) for call in calls))
+        runs = asyncio.gather(*(run_tool_call(box, call, context, self.clock) for call in calls))
         try:
             if "".join(reply).strip() or record.filler:
                 outcomes = await runs
@@ -665,6 +699,9 @@ class AgentOrchestrator:
             self.state = "thinking"
         record.tool_calls.extend(o.record for o in outcomes)
         for outcome in outcomes:
+            moved = self.flow is not None and self.flow.is_transition(outcome.call.name)
+            if not outcome.error and not moved:  # a transition's arguments are the flow's slots
+                self.facts.update(facts_from_tool(outcome.record["arguments"], outcome.content))
             if outcome.error:
                 record.errors.append({"stage": "tool", "provider": outcome.call.name,
                                       "kind": outcome.error.split(":")[0], "message": outcome.error})
@@ -674,3 +711,12 @@ class AgentOrchestrator:
         # Keep the last few records for status and barge-in; the store keeps them all.
         while len(self.records) > 20:
             del self.records[min(self.records)]
+
+
+def _exchange_messages(exchanges: Sequence[tuple[tuple[ToolCall, ...], Sequence[ToolOutcome]]]) -> list[Message]:
+    """This turn's tool calls and results so far, as the messages the LLM is shown."""
+    out: list[Message] = []
+    for calls, outcomes in exchanges:
+        out.append(Message("assistant", "", calls))
+        out += [Message("tool", o.content, tool_call_id=o.call.id) for o in outcomes]
+    return out

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import selectinload
 
 from sutradhar.ids import is_call_id
+from sutradhar.store import results as result_rows
 from sutradhar.store.recording_files import delete_recordings, recordings_dir
-from sutradhar.store.schema import TIMING_KEYS, CallRow, TurnRow
+from sutradhar.store.schema import TIMING_KEYS, CallResultRow, CallRow, TurnRow
 
 STORE_DIR = Path(__file__).resolve().parent
 # Carrier call states after which there is no call any more (Twilio's names; "canceled": we hung up first).
@@ -215,6 +216,25 @@ class CallStore:
     async def call_answered(self, placed_as: str, call_id: str) -> None:
         self._enqueue(self.write_call_answered, placed_as, call_id)
 
+    # --- post-call results (agents/result_delivery.py): queued after the call's end ----------------
+
+    async def call_results(self, call_id: str, results: dict[str, Any], webhook_url: str | None) -> None:
+        self._enqueue(self.write_call_results, call_id, dict(results), webhook_url, utcnow())
+
+    async def write_call_results(self, call_id: str, results: dict[str, Any], webhook_url: str | None,
+                                 at: datetime | None = None) -> None:
+        async with self._session() as session, session.begin():
+            await result_rows.write_results(session, call_id, _jsonable(results), webhook_url, at or utcnow())
+
+    async def claim_due_results(self, lease_s: float, limit: int = 20) -> list[dict[str, Any]]:
+        """Pending webhook deliveries that are due, claimed by this worker for `lease_s`."""
+        async with self._session() as session, session.begin():
+            return await result_rows.claim_due(session, utcnow(), lease_s, limit)
+
+    async def record_delivery(self, call_id: str, error: str | None, next_at: datetime | None) -> None:
+        async with self._session() as session, session.begin():
+            await result_rows.record_attempt(session, call_id, utcnow(), error, next_at)
+
     def _enqueue(self, op: Callable[..., Awaitable[None]], *args: Any) -> None:
         if not is_call_id(args[0]):  # callers check ids at the door; an unbounded one never gets in
             log.bind(call_id="-").error("call record dropped: unusable call id {!r:.60}", args[0])
@@ -344,6 +364,7 @@ class CallStore:
                 tts_provider=_str(providers.get("tts"), 64),
                 errors=[dict(e) for e in record.get("errors") or []],
                 tool_calls=[dict(c) for c in record.get("tool_calls") or []],
+                state=_str(record.get("state"), 64),
             )
             turn_id = _str(record.get("turn_id"), 64)
             # A turn interrupted after it was stored comes again with what the caller heard.
@@ -441,6 +462,7 @@ class CallStore:
                 return None
             result = _call_dict(row)
             result["turns"] = [_turn_dict(turn) for turn in row.turns]
+            result["results"] = result_rows.result_dict(await session.get(CallResultRow, call_id))
         return result
 
     async def turn_timings(self, since: Any, limit: int = 20_000) -> list[dict[str, Any]]:
@@ -463,6 +485,7 @@ class CallStore:
             files = list(await session.scalars(select(CallRow.recording_path).where(
                 CallRow.started_at < cutoff, CallRow.recording_path.is_not(None))))
             await session.execute(delete(TurnRow).where(TurnRow.call_id.in_(old)))
+            await session.execute(delete(CallResultRow).where(CallResultRow.call_id.in_(old)))
             result = await session.execute(delete(CallRow).where(CallRow.started_at < cutoff))
         if files and self.recordings is not None:
             removed = await asyncio.to_thread(delete_recordings, self.recordings, files)
@@ -579,5 +602,6 @@ def _turn_dict(row: TurnRow) -> dict[str, Any]:
         "timings": {key: getattr(row, key) for key in TIMING_KEYS},
         "errors": row.errors or [],
         "tool_calls": row.tool_calls or [],
+        "state": row.state,
         "providers": {"stt": row.stt_provider, "llm": row.llm_provider, "tts": row.tts_provider},
     }

@@ -1,4 +1,5 @@
-"""The tables of call records: one row per call, one row per turn, one row per worker process.
+"""The tables of call records: one row per call, one row per turn, one row per worker process,
+and a call's post-call results.
 
 The Alembic migrations in `sutradhar/migrations` create these tables; this module is what the
 queries use. Change both together: a new column here needs a new migration there.
@@ -78,8 +79,30 @@ class TurnRow(Base):
     errors: Mapped[list | None] = mapped_column(JSON)
     # The tools the LLM called: name, arguments (secrets redacted), result_chars, duration_ms, error.
     tool_calls: Mapped[list | None] = mapped_column(JSON)
+    state: Mapped[str | None] = mapped_column(String(64))  # the agent flow's state after the turn
 
     call: Mapped[CallRow] = relationship(back_populates="turns")
+
+
+class CallResultRow(Base):
+    """A call's post-call results (agents/results.py) and their webhook delivery: `pending` rows
+    are retried with backoff by every worker until `sent`, or `failed` after the last attempt."""
+
+    __tablename__ = "call_results"
+
+    call_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    summary: Mapped[str | None] = mapped_column(Text)
+    extracted: Mapped[dict | None] = mapped_column(JSON)
+    source: Mapped[str | None] = mapped_column(String(16))  # llm | slots
+    payload: Mapped[dict | None] = mapped_column(JSON)  # the webhook body, fixed when made
+    webhook_url: Mapped[str | None] = mapped_column(String(1000))
+    delivery: Mapped[str] = mapped_column(String(16), default="none", index=True)  # none|pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WorkerRow(Base):

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from sutradhar.agents.results import CallTranscript
 from sutradhar.audio.codecs import StreamResampler
 from sutradhar.audio.playout import Playout
 from sutradhar.audio.turns import (
@@ -220,6 +221,8 @@ class CallSession:
         self.services.calls.unregister(self.call_id)
         self.log.info("call ended reason={} turns={} barge_ins={}", reason, len(self.turns), self.barge_ins)
         await self._record("call_ended", self.call_id, reason, self.summary())
+        if self.services.results is not None:  # made in the background: the end waits for nothing
+            self.services.results.submit(self._transcript(reason))
 
     async def end_politely(self, reason: str, line: str, within_s: float) -> None:
         """End the call from our side with `line` said first (in the call's language), whatever
@@ -236,6 +239,13 @@ class CallSession:
         except TimeoutError:
             self.log.warning("the {} line did not finish within {}s; hanging up", reason, within_s)
         await self.end(reason, hang_up=True)
+
+    def _transcript(self, reason: str) -> CallTranscript:
+        orchestrator = self.orchestrator
+        flow = orchestrator.flow
+        facts = {**orchestrator.facts, **(flow.slots if flow is not None else {})}
+        return CallTranscript(self.call_id, self.language, reason, list(self.turns), facts,
+                              flow.state if flow is not None else None)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -847,7 +857,7 @@ class CallSession:
                            "timings": record["timings"], "errors": len(record["errors"])})
         await self.transport.send_event({"type": "turn", "turn_id": event.turn_id, "text": record["text"],
                                          "reply": record["reply"], "language": record["language"],
-                                         "timings": record["timings"]})
+                                         "timings": record["timings"], "state": record.get("state")})
         if sent_audio and self._reply_turn == event.turn_id:
             # Still going out: stored with what was heard so far, brought up to date by the marks.
             record.update(playing=True, heard=" ".join(self._heard.get(event.turn_id, [])))

@@ -274,3 +274,28 @@ def test_tool_context_requests_each_action_once() -> None:
     context.request("transfer")
     context.request("transfer")
     assert context.actions == ["transfer"]
+
+
+async def test_a_flow_moves_on_a_transition_tool_and_its_offline_plan_stays_off_the_wire(
+        fake_llm: tuple[FakeServer, OpenAIChat]) -> None:
+    from sutradhar.agents.flow import Flow
+    from sutradhar.agents.flow_spec import FlowSpec
+    from sutradhar.pipeline.flow import FlowRun
+
+    fake, llm = fake_llm
+    spec = FlowSpec.model_validate({
+        "initial": "ask", "intents": {"order": {"en-IN": ["order"]}},
+        "slots": {"order_id": {"4567": {"en-IN": ["4567"]}}},
+        "states": {"ask": {"tools": [], "transitions": [
+                       {"to": "lookup", "slots": ["order_id"], "when": {"intent": "order"}}]},
+                   "lookup": {"tools": ["order_status"], "prompt": "Look the order up."}}})
+    run = FlowRun(Flow(spec, ToolBox([order_status])))
+    orch = AgentOrchestrator(llm=llm, tts=ScriptedTTS(ms_per_char=1, chunk_ms=50), flow=run)
+    fake.reply(ToolCalls((("go_to_lookup", {"order_id": "4567"}),)))
+    fake.reply("Let me look at order 4567.")
+    record, _ = await turn(orch, "where is my order 4567")
+    assert record.state == "lookup" and record.reply == "Let me look at order 4567."
+    first, second = (c["json"] for c in fake.calls("chat"))
+    assert all(set(t) == {"type", "function"} for c in (first, second) for t in c["tools"])
+    assert [t["function"]["name"] for t in second["tools"]] == ["order_status"]
+    assert "Look the order up." in second["messages"][0]["content"]

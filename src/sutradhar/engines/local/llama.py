@@ -31,6 +31,7 @@ from sutradhar.engines.base import (
     ProviderError,
     ToolSchema,
 )
+from sutradhar.engines.local.flow_plan import answer_tool, flow_plan, plan_turn
 from sutradhar.engines.threaded import stream_from_thread
 
 log = logger.bind(stage="llm")
@@ -116,12 +117,14 @@ class LocalLLM(Provider):
                      tools: Sequence[ToolSchema] | None = None) -> AsyncIterator[LLMDelta]:
         script = self.tool_script
         if tools and script is not None and language in script.languages:
+            plan = flow_plan(tools)
             if messages and messages[-1].role == "tool":
-                yield script.tool_answer(messages, language)
+                yield answer_tool(plan, messages) or script.tool_answer(messages, language)
                 return
             heard = next((m.content for m in reversed(messages) if m.role == "user"), "")
             offered = {t.get("function", {}).get("name") for t in tools}
-            planned = script.plan(heard, messages, language, offered)
+            planned = plan_turn(plan, messages) if plan is not None else None
+            planned = planned if planned is not None else script.plan(heard, messages, language, offered)
             if planned is not None:  # a tool call, or the question for its missing number
                 yield planned
                 return

@@ -34,6 +34,7 @@ from sutradhar.engines.base import (
     ToolCall,
     ToolSchema,
 )
+from sutradhar.engines.local.flow_plan import answer_tool, flow_plan, plan_turn
 from sutradhar.text.languages import LANGUAGES
 from sutradhar.text.spoken_numbers import spoken_number
 
@@ -171,6 +172,7 @@ class ScriptedResponder(Provider):
     path: str | Path | None = None
     script: Script = field(default=None)  # type: ignore[assignment]
     supports_tools: bool = True
+    scripted: bool = True  # not a language model: no post-call summary from it (agents/results.py)
 
     def __post_init__(self) -> None:
         if self.script is None:
@@ -183,14 +185,17 @@ class ScriptedResponder(Provider):
         if language not in self.script.fallback:
             raise LanguageNotSupported(f"the responder has no replies in {language}",
                                        provider=self.name, stage="llm")
+        plan = flow_plan(tools)  # an agent's flow state: its own rules and lines
         if messages and messages[-1].role == "tool":
-            reply = self.script.tool_answer(messages, language)
+            reply = answer_tool(plan, messages) or self.script.tool_answer(messages, language)
         else:
             heard = next((m.content for m in reversed(messages) if m.role == "user"), None)
             if heard is None:
                 raise BadRequest("no caller turn to answer", provider=self.name, stage="llm")
             offered = {t.get("function", {}).get("name") for t in tools or ()}
-            planned = self.script.plan(heard, messages, language, offered) if offered else None
+            planned = plan_turn(plan, messages) if plan is not None else None
+            if planned is None and offered:
+                planned = self.script.plan(heard, messages, language, offered)
             if isinstance(planned, ToolCall):
                 yield planned
                 return

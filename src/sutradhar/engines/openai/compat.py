@@ -24,6 +24,7 @@ from sutradhar.engines.base import (
     Stage,
     ToolSchema,
     Transcript,
+    wire_tools,
 )
 from sutradhar.engines.http import (
     HTTPProvider,
@@ -61,7 +62,7 @@ class OpenAIChat(HTTPProvider):
         body: dict[str, Any] = {"model": self.model, "stream": True,
                                 "messages": [m.as_dict() for m in messages], **self.extra_body}
         if tools:
-            body["tools"] = list(tools)
+            body["tools"] = wire_tools(tools)
         calls = ToolCallAssembler(self.name)
         if self.max_tokens:
             body[self.max_tokens_param] = self.max_tokens
