@@ -27,6 +27,7 @@ from typing import Any
 from loguru import logger
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import aliased
 
 from sutradhar.campaigns.dnc import DncFile
 from sutradhar.campaigns.hours import CallingHours, zone
@@ -198,9 +199,16 @@ class CampaignStore:
                 return None
             hours = CallingHours.parse(campaign.calling_hours)
             dnc = await self._dnc(session, [c.number for c in due])
+            # The slot count is part of the claiming UPDATE itself: SQLite evaluates it under the
+            # write lock (its driver runs the SELECTs above outside the transaction), PostgreSQL
+            # after the campaign row lock, so two claimers never both take the last slot.
+            other = aliased(ContactRow)  # not correlated with the row being updated
+            in_flight = (select(func.count()).select_from(other).where(
+                other.campaign_id == campaign_id, other.status.in_(IN_FLIGHT)).scalar_subquery())
+            running = (select(CampaignRow.status).where(CampaignRow.id == campaign_id).scalar_subquery())
             for contact in due:
-                same = (ContactRow.id == contact.id, ContactRow.status == contact.status,
-                        ContactRow.attempts == contact.attempts)
+                status, attempts = contact.status, contact.attempts  # as read: the UPDATEs' condition
+                same = (ContactRow.id == contact.id, ContactRow.status == status, ContactRow.attempts == attempts)
                 if contact.number in dnc:  # listed after the campaign was created
                     await session.execute(update(ContactRow).where(*same).values(
                         status="skipped_dnc", next_attempt_at=None, updated_at=now))
@@ -211,12 +219,15 @@ class CampaignStore:
                 if opens > now:  # outside its calling hours: wait for them to open
                     await session.execute(update(ContactRow).where(*same).values(next_attempt_at=opens))
                     continue
-                won = await session.execute(update(ContactRow).where(*same).values(
-                    status="dialing", attempts=contact.attempts + 1, call_id=None,
-                    claimed_by=self.worker_id, claimed_at=now, last_error=None, updated_at=now))
+                won = await session.execute(
+                    update(ContactRow).where(*same, in_flight < campaign.concurrency, running == "running")
+                    .values(status="dialing", attempts=attempts + 1, call_id=None, claimed_by=self.worker_id,
+                            claimed_at=now, last_error=None, updated_at=now)
+                    .execution_options(synchronize_session=False))
                 if won.rowcount == 1:
-                    return Claim(contact.id, contact.seq, campaign_id, contact.number, contact.language or campaign.language,
-                                 campaign.carrier, contact.attempts + 1, contact.status)
+                    return Claim(contact.id, contact.seq, campaign_id, contact.number,
+                                 contact.language or campaign.language, campaign.carrier, attempts + 1, status)
+                return None  # lost to another claimer, or the slots filled meanwhile: next tick
         return None
 
     async def placed(self, claim: Claim, call_id: str) -> None:
@@ -273,6 +284,7 @@ class CampaignStore:
                 .where(ContactRow.campaign_id == campaign_id, ContactRow.status.in_(IN_FLIGHT)))).all()
             live = None
             for contact, call in rows:
+                status, attempts = contact.status, contact.attempts
                 new: str | None
                 if contact.call_id is None:
                     if contact.claimed_by == self.worker_id:
@@ -283,26 +295,27 @@ class CampaignStore:
                         continue
                     new = "unknown"  # its worker died between the claim and the carrier's answer
                 else:
-                    new = outcome(contact.status, _view(call) if call is not None else None)
+                    new = outcome(status, _view(call) if call is not None else None)
                     claimed = to_datetime(contact.claimed_at) or now
-                    if new is None and contact.status == "dialing" and now - claimed > timedelta(seconds=call_timeout_s):
+                    if new is None and status == "dialing" and now - claimed > timedelta(seconds=call_timeout_s):
                         new = "unknown"  # the carrier never said how it ended
                 if new is None:
                     continue
                 next_at = None
                 if new in RETRYABLE:
-                    next_at = retry_at(now, contact.attempts, campaign.max_attempts, campaign.retry_delay_s,
+                    next_at = retry_at(now, attempts, campaign.max_attempts, campaign.retry_delay_s,
                                        campaign.retry_backoff)
-                result = await session.execute(update(ContactRow).where(
-                    ContactRow.id == contact.id, ContactRow.status == contact.status,
-                    ContactRow.attempts == contact.attempts)
-                    .values(status=new, next_attempt_at=next_at, updated_at=now))
+                result = await session.execute(
+                    update(ContactRow).where(ContactRow.id == contact.id, ContactRow.status == status,
+                                             ContactRow.attempts == attempts)
+                    .values(status=new, next_attempt_at=next_at, updated_at=now)
+                    .execution_options(synchronize_session=False))
                 if result.rowcount:
-                    changes.append((contact.seq, contact.status, new))
+                    changes.append((contact.seq, status, new))
                     retry = f" retry at {next_at.isoformat()}" if next_at else ""
                     log_for(campaign_id, contact.call_id).info(
                         "campaign {} contact {} {} -> {} attempt {}/{}{}", campaign_id, contact.seq,
-                        contact.status, new, contact.attempts, campaign.max_attempts, retry)
+                        status, new, attempts, campaign.max_attempts, retry)
         return changes
 
     async def finish_if_done(self, campaign_id: str) -> bool:
