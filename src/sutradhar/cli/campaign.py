@@ -86,8 +86,9 @@ def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dic
     return response.json()
 
 
-def follow(client: httpx.Client, campaign_id: str, poll_s: float, out: Any = sys.stdout) -> dict[str, Any]:
+def follow(client: httpx.Client, campaign_id: str, poll_s: float, out: Any = None) -> dict[str, Any]:
     """Redraw the progress line until the campaign completes (or pauses with an error)."""
+    out = out or sys.stdout
     while True:
         campaign = _request(client, "GET", f"/campaigns/{campaign_id}")
         print("\r" + progress_line(campaign), end="", file=out, flush=True)
