@@ -15,9 +15,8 @@ import pytest
 
 from sutradhar.cli import campaign as campaign_cli
 from sutradhar.testing.scripted import ScriptedSTT, ScriptedTTS
-from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
-from tests.fakes.twilio_rest import FakeTwilioRest, PlacedCall
-from tests.support.audio import speech_pcm, with_silence
+from tests.fakes.twilio_rest import FakeTwilioRest
+from tests.support.callees import Callees
 from tests.support.server import free_port, live_server, make_settings, scripted_engines
 
 ADMIN_TOKEN = "admin-secret"
@@ -56,49 +55,6 @@ async def twilio() -> Any:
         yield fake
 
 
-class Callees:
-    """Plays each number's script as its calls arrive; checks no more than CONCURRENCY ring at once."""
-
-    def __init__(self, twilio: FakeTwilioRest, base_url: str) -> None:
-        self.twilio, self.base_url = twilio, base_url
-        self.open = 0
-        self.most_open = 0
-        self.attempts: Counter[str] = Counter()
-        self.talked: list[Any] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def run(self) -> None:
-        while True:
-            call = await self.twilio.new_calls.get()
-            self.open += 1
-            self.most_open = max(self.most_open, self.open)
-            task = asyncio.create_task(self._play(call))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _play(self, call: PlacedCall) -> None:
-        number = call.one("To")
-        action = SCRIPT[number][self.attempts[number]]
-        self.attempts[number] += 1
-        assert await self.twilio.status(call, "initiated") == 204
-        assert await self.twilio.status(call, "ringing") == 204
-        if action in ("answered", "talk"):
-            assert await self.twilio.status(call, "answered") == 204
-            if action == "talk":
-                # Counted until its stream starts: the server learns of the hang-up from the stream.
-                self.open -= 1
-                caller = with_silence(speech_pcm("yes I will pay on friday"), 8000, 200, 300)
-                self.talked.append(await simulate(SimConfig(
-                    self.base_url, [CallerTurn(caller, 8000)], call_sid=call.sid, answer_url=call.one("Url"),
-                    auth_token=self.twilio.auth_token, admin_token=ADMIN_TOKEN, speed=2, timeout_s=30)))
-            else:  # before the last callback: the server may dial the next number after it
-                self.open -= 1
-            assert await self.twilio.status(call, "completed", CallDuration="5") == 204
-        else:
-            self.open -= 1
-            assert await self.twilio.status(call, action) == 204
-
-
 async def test_a_campaign_retries_busy_and_unanswered_numbers_until_done(twilio, tmp_path: Path, capsys) -> None:
     port = free_port()
     settings = make_settings(public_url=f"http://127.0.0.1:{port}", port=port, data_dir=tmp_path,
@@ -110,7 +66,7 @@ async def test_a_campaign_retries_busy_and_unanswered_numbers_until_done(twilio,
     (tmp_path / "numbers.csv").write_text(CSV)
     (tmp_path / "agent.yaml").write_text(AGENT)
     with live_server(settings, scripted_engines(ScriptedSTT(script=("yes I will pay on friday",)), tts=tts)) as srv:
-        callees = Callees(twilio, srv.url)
+        callees = Callees(twilio, SCRIPT, base_url=srv.url, admin_token=ADMIN_TOKEN)
         playing = asyncio.create_task(callees.run())
         try:
             code = await asyncio.to_thread(campaign_cli.main, [
@@ -131,7 +87,7 @@ async def test_a_campaign_retries_busy_and_unanswered_numbers_until_done(twilio,
     # Each number was dialled exactly as often as its script has attempts, never more.
     assert Counter(call.one("To") for call in twilio.placed) == {n: len(s) for n, s in SCRIPT.items()}
     assert campaign["dials"] == sum(len(s) for s in SCRIPT.values())
-    assert callees.most_open <= CONCURRENCY
+    assert callees.most_open <= CONCURRENCY and not callees.errors
     by_number = {c["number"]: c for c in campaign["contacts"]}
     assert by_number["+919800000005"]["attempts"] == 3 and by_number["+919800000005"]["next_attempt_at"] is None
     assert by_number["+919800000002"]["attempts"] == 3 and by_number["+919800000002"]["status"] == "completed"
