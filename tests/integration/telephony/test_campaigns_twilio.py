@@ -69,10 +69,11 @@ async def test_a_campaign_retries_busy_and_unanswered_numbers_until_done(twilio,
         callees = Callees(twilio, SCRIPT, base_url=srv.url, admin_token=ADMIN_TOKEN)
         playing = asyncio.create_task(callees.run())
         try:
-            code = await asyncio.to_thread(campaign_cli.main, [
+            # The CLI follows until the campaign completes (its thread ends with the server otherwise).
+            code = await asyncio.wait_for(asyncio.to_thread(campaign_cli.main, [
                 "--url", srv.url, "--admin-token", ADMIN_TOKEN, "run", str(tmp_path / "numbers.csv"),
                 "--concurrency", str(CONCURRENCY), "--agent", str(tmp_path / "agent.yaml"),
-                "--max-attempts", "3", "--retry-delay", "0.1", "--hours", "00:00-24:00", "--poll", "0.2"])
+                "--max-attempts", "3", "--retry-delay", "0.1", "--hours", "00:00-24:00", "--poll", "0.2"]), 90)
         finally:
             playing.cancel()
         out = capsys.readouterr().out
@@ -112,3 +113,50 @@ async def test_a_campaign_is_refused_when_the_carrier_is_not_configured(tmp_path
     assert refused.status_code == 422 and "TWILIO_ACCOUNT_SID" in refused.json()["detail"]
     assert twice.status_code == 422 and "also contact 1" in twice.text
     assert missing.status_code == 404
+
+
+async def test_a_paused_campaign_dials_nobody_until_resumed_and_skips_do_not_call_numbers(
+        twilio, tmp_path: Path, capsys) -> None:
+    port = free_port()
+    settings = make_settings(public_url=f"http://127.0.0.1:{port}", port=port, data_dir=tmp_path,
+                             admin_token=ADMIN_TOKEN, twilio_account_sid=twilio.account_sid,
+                             twilio_auth_token=twilio.auth_token, twilio_api_base=twilio.base_url,
+                             twilio_from_number=FROM, campaign_poll_s=0.2)
+    first, listed, last = "+919800000001", "+919800000002", "+919800000003"
+    callees = Callees(twilio, {first: ["ring"], last: ["answered"]})
+    with live_server(settings, scripted_engines()) as srv:
+        playing = asyncio.create_task(callees.run())
+        try:
+            async with asyncio.timeout(60), httpx.AsyncClient(base_url=srv.url, headers=ADMIN, timeout=20) as client:
+                created = (await client.post("/campaigns", json={
+                    "contacts": [{"number": n} for n in (first, listed, last)], "concurrency": 1,
+                    "calling_hours": "00:00-24:00"})).json()
+                campaign_id = created["id"]
+                dnc = await client.post("/do-not-call", json={"numbers": ["+91 98000 00002"], "reason": "asked"})
+                while first not in callees.ringing:  # the first number rings
+                    await asyncio.sleep(0.02)
+                paused = await client.post(f"/campaigns/{campaign_id}/pause")
+                again = await client.post(f"/campaigns/{campaign_id}/pause")
+                await twilio.status(callees.ringing[first], "answered")
+                await callees.finish(first, "completed")
+
+                async def contact(number: str) -> dict[str, Any]:
+                    contacts = (await client.get(f"/campaigns/{campaign_id}?contacts=true")).json()["contacts"]
+                    return next(c for c in contacts if c["number"] == number)
+
+                while (await contact(first))["status"] != "completed":
+                    await asyncio.sleep(0.05)
+                dialled_while_paused = len(twilio.placed)  # settled in a tick that could not claim
+                resumed = await client.post(f"/campaigns/{campaign_id}/resume")
+                while (await client.get(f"/campaigns/{campaign_id}")).json()["status"] != "completed":
+                    await asyncio.sleep(0.05)
+                code = await asyncio.to_thread(campaign_cli.main, ["--url", srv.url, "--admin-token", ADMIN_TOKEN,
+                                                                   "status", campaign_id])
+        finally:
+            playing.cancel()
+    assert dnc.json() == {"added": 1, "numbers": 1}
+    assert paused.json()["status"] == "paused" and again.status_code == 409
+    assert dialled_while_paused == 1 and resumed.json()["status"] == "running"
+    assert [call.one("To") for call in twilio.placed] == [first, last]
+    out = capsys.readouterr().out
+    assert code == 0 and "3/3 done  completed=2 skipped_dnc=1  completed" in out
