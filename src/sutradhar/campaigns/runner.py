@@ -110,7 +110,8 @@ class CampaignRunner:
         for campaign_id, status in await self.store.open_campaigns():
             await self.store.settle(campaign_id, call_timeout_s=s.campaign_call_timeout_s,
                                     dead_after_s=s.worker_dead_after_s)
-            if status == "running":
+            # Full or draining: dial nothing rather than claim numbers only to hand them back.
+            if status == "running" and not self.services.calls.at_capacity:
                 while (claim := await self.store.claim(campaign_id)) is not None:
                     task = asyncio.create_task(self._dial(claim), name=f"campaign-dial-{campaign_id}")
                     self._dials.add(task)

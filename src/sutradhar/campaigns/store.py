@@ -130,7 +130,8 @@ class CampaignStore:
         async with self._session() as session, session.begin():
             result = await session.execute(update(CampaignRow).where(
                 CampaignRow.id == campaign_id, CampaignRow.status.in_(tuple(from_)))
-                .values(status=status, updated_at=now, last_error=None if status == "running" else CampaignRow.last_error))
+                .values(status=status, updated_at=now,
+                        last_error=None if status == "running" else CampaignRow.last_error))
         changed = bool(result.rowcount)
         if changed:
             log_for(campaign_id).info("campaign {} {}", campaign_id, status)

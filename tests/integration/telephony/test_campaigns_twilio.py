@@ -160,3 +160,34 @@ async def test_a_paused_campaign_dials_nobody_until_resumed_and_skips_do_not_cal
     assert [call.one("To") for call in twilio.placed] == [first, last]
     out = capsys.readouterr().out
     assert code == 0 and "3/3 done  completed=2 skipped_dnc=1  completed" in out
+
+
+async def test_a_call_twilio_refuses_is_failed_and_retried_and_one_it_may_have_placed_is_not(
+        twilio, tmp_path: Path) -> None:
+    port, closed = free_port(), free_port()  # nothing listens on `closed`
+    common = dict(public_url=f"http://127.0.0.1:{port}", port=port, admin_token=ADMIN_TOKEN,
+                  twilio_account_sid=twilio.account_sid, twilio_auth_token=twilio.auth_token,
+                  twilio_from_number=FROM, campaign_poll_s=0.2)
+    body = {"contacts": [{"number": "+919800000001"}], "max_attempts": 2, "retry_delay_s": 0.1,
+            "calling_hours": "00:00-24:00"}
+    results = []
+    bases = ((twilio.base_url, tmp_path / "refused"), (f"http://127.0.0.1:{closed}", tmp_path / "lost"))
+    for api_base, data_dir in bases:
+        settings = make_settings(twilio_api_base=api_base, data_dir=data_dir, **common)
+        with live_server(settings, scripted_engines()) as srv:
+            twilio.auth_token = "rotated"  # Twilio now answers 401 (code 20003) to our credentials
+            async with asyncio.timeout(30), httpx.AsyncClient(base_url=srv.url, headers=ADMIN,
+                                                              timeout=20) as client:
+                campaign_id = (await client.post("/campaigns", json=body)).json()["id"]
+                url = f"/campaigns/{campaign_id}?contacts=true"
+                while (campaign := (await client.get(url)).json())["status"] != "completed":
+                    await asyncio.sleep(0.05)
+                results.append(campaign)
+            twilio.auth_token = FakeTwilioRest.auth_token
+    refused, lost = results
+    # Refused outright: it never rang, so it was tried again until its attempts ran out.
+    assert refused["counts"] == {"failed": 1} and refused["dials"] == 2
+    assert len(twilio.calls("calls")) == 2 and "20003" in refused["contacts"][0]["last_error"]
+    # No answer from Twilio at all: the call may exist, so the number is not dialled again.
+    assert lost["counts"] == {"unknown": 1} and lost["dials"] == 1
+    assert "did not answer" in lost["contacts"][0]["last_error"]
