@@ -12,6 +12,7 @@ from sutradhar.campaigns.spec import CampaignSpec, ContactSpec
 from sutradhar.campaigns.store import CampaignStore, Rules
 from sutradhar.store import CallStore
 from sutradhar.store.calls import utcnow
+from sutradhar.store.workers import WorkerLedger
 
 ALWAYS = Rules(concurrency=3, max_attempts=2, retry_delay_s=60, retry_backoff=2.0,
                calling_hours="00:00-24:00", timezone="Asia/Kolkata")
@@ -89,6 +90,20 @@ async def test_a_dead_workers_claim_without_a_call_id_is_unknown_never_redialled
     assert await alive.settle(campaign_id, call_timeout_s=3600, dead_after_s=20) == [(1, "dialing", "unknown")]
     assert await alive.claim(campaign_id, now=utcnow() + timedelta(days=2)) is None
     assert await alive.finish_if_done(campaign_id)
+
+
+async def test_a_claim_left_by_a_predecessor_with_the_same_worker_id_is_unknown(calls) -> None:
+    campaigns = CampaignStore(calls, worker_id="host:1")  # a restart that got the same pid
+    campaign_id = await campaigns.create(spec(2), ALWAYS, "twilio", None)
+    old, ours = await campaigns.claim(campaign_id), await campaigns.claim(campaign_id)
+    ledger = WorkerLedger(calls, "host:1")  # this process, alive and beating
+    await ledger.start()
+    try:
+        settled = await campaigns.settle(campaign_id, call_timeout_s=3600, dead_after_s=20,
+                                         dialing_here={ours.contact_id})
+    finally:
+        await ledger.aclose()
+    assert settled == [(old.seq, "dialing", "unknown")]
 
 
 async def test_a_dialled_number_whose_carrier_never_reports_is_unknown_after_the_timeout(calls) -> None:

@@ -32,6 +32,7 @@ class CampaignRunner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dials: set[asyncio.Task[None]] = set()
+        self._dialing: set[int] = set()  # contacts whose dial here awaits the carrier's answer
 
     async def start(self) -> None:
         self.services.store.status_listeners.append(self._on_status)  # type: ignore[union-attr]
@@ -109,16 +110,24 @@ class CampaignRunner:
         s = self.services.settings
         for campaign_id, status in await self.store.open_campaigns():
             await self.store.settle(campaign_id, call_timeout_s=s.campaign_call_timeout_s,
-                                    dead_after_s=s.worker_dead_after_s)
+                                    dead_after_s=s.worker_dead_after_s, dialing_here=self._dialing)
             # Full or draining: dial nothing rather than claim numbers only to hand them back.
             if status == "running" and not self.services.calls.at_capacity:
                 while (claim := await self.store.claim(campaign_id)) is not None:
+                    self._dialing.add(claim.contact_id)
                     task = asyncio.create_task(self._dial(claim), name=f"campaign-dial-{campaign_id}")
                     self._dials.add(task)
                     task.add_done_callback(self._dials.discard)
                 await self.store.finish_if_done(campaign_id)
 
     async def _dial(self, claim: Claim) -> None:
+        try:
+            await self._place(claim)
+        finally:
+            self._dialing.discard(claim.contact_id)
+        self.wake()
+
+    async def _place(self, claim: Claim) -> None:
         log = log_for(claim.campaign_id)
         try:
             placed = await place_call(self.services, claim.number, claim.language, claim.carrier)
@@ -133,7 +142,6 @@ class CampaignRunner:
             log_for(claim.campaign_id, placed["call_id"]).info(
                 "campaign {} contact {} dialled attempt {} carrier={}", claim.campaign_id, claim.seq,
                 claim.attempt, claim.carrier)
-        self.wake()
 
     async def _not_placed(self, claim: Claim, exc: OutboundError) -> None:
         log = log_for(claim.campaign_id)

@@ -13,7 +13,8 @@ No number is dialled twice, whatever crashes:
     (busy / no-answer / failed: retried, the carrier said it never connected); no final status
     within CAMPAIGN_CALL_TIMEOUT_S: `unknown`. Without a call id (killed between the claim and the
     carrier's answer), the carrier may have placed the call: `unknown` once the claiming worker is
-    known dead. `unknown` is never dialled again automatically.
+    known dead (or has this process's id but no dial here: a predecessor with the same pid).
+    `unknown` is never dialled again automatically.
 """
 
 from __future__ import annotations
@@ -271,9 +272,11 @@ class CampaignStore:
     # --- following the calls ---
 
     async def settle(self, campaign_id: str, *, call_timeout_s: float, dead_after_s: float,
-                     now: datetime | None = None) -> list[tuple[int, str, str]]:
+                     dialing_here: Iterable[int] = (), now: datetime | None = None) -> list[tuple[int, str, str]]:
         """Move each in-flight contact on by its call record (the module docstring's rule);
-        return (seq, old, new) per change."""
+        return (seq, old, new) per change. `dialing_here`: contacts whose dial is still waiting
+        for the carrier's answer in this process."""
+        dialing_here = set(dialing_here)
         now = now or utcnow()
         changes = []
         async with self._session() as session, session.begin():
@@ -288,11 +291,12 @@ class CampaignStore:
                 status, attempts = contact.status, contact.attempts
                 new: str | None
                 if contact.call_id is None:
-                    if contact.claimed_by == self.worker_id:
+                    if contact.id in dialing_here:
                         continue  # our own dial is still waiting for the carrier's answer
                     if live is None:
                         live = await self._live_workers(session, now, dead_after_s)
-                    if contact.claimed_by in live:
+                    # Our own id without our dial: a predecessor with the same host and pid.
+                    if contact.claimed_by in live and contact.claimed_by != self.worker_id:
                         continue
                     new = "unknown"  # its worker died between the claim and the carrier's answer
                 else:
