@@ -15,6 +15,7 @@ import asyncio
 from sutradhar.campaigns.spec import CampaignSpec
 from sutradhar.campaigns.store import CampaignStore, Claim, Rules, log_for
 from sutradhar.services import Services
+from sutradhar.store import CallStore
 from sutradhar.telephony.outbound import OutboundError, dialer_for, place_call
 
 CONFIG_ERRORS = (400, 409)  # the carrier cannot be used at all: the campaign pauses with the reason
@@ -27,6 +28,7 @@ class CampaignRunner:
             raise ValueError("campaigns need the call store")
         s = services.settings
         self.services = services
+        self.records: CallStore = services.store  # its status callbacks wake the loop
         self.store = CampaignStore(services.store, s.campaign_dnc_file)
         self.poll_s = s.campaign_poll_s
         self._wake = asyncio.Event()
@@ -35,7 +37,7 @@ class CampaignRunner:
         self._dialing: set[int] = set()  # contacts whose dial here awaits the carrier's answer
 
     async def start(self) -> None:
-        self.services.store.status_listeners.append(self._on_status)  # type: ignore[union-attr]
+        self.records.status_listeners.append(self._on_status)
         self._task = asyncio.create_task(self._loop(), name="campaign-runner")
 
     async def aclose(self) -> None:
@@ -46,9 +48,8 @@ class CampaignRunner:
             self._task = None
         if self._dials:
             await asyncio.wait(set(self._dials), timeout=15)
-        listeners = self.services.store.status_listeners if self.services.store else []
-        if self._on_status in listeners:
-            listeners.remove(self._on_status)
+        if self._on_status in self.records.status_listeners:
+            self.records.status_listeners.remove(self._on_status)
 
     def wake(self) -> None:
         self._wake.set()
@@ -123,6 +124,9 @@ class CampaignRunner:
     async def _dial(self, claim: Claim) -> None:
         try:
             await self._place(claim)
+        except Exception as exc:  # noqa: BLE001 - the store failed us: the next settle makes it unknown
+            log_for(claim.campaign_id).error("campaign {} contact {}: could not record the attempt: {}: {}",
+                                             claim.campaign_id, claim.seq, type(exc).__name__, exc)
         finally:
             self._dialing.discard(claim.contact_id)
         self.wake()
