@@ -23,12 +23,13 @@ BAR = 30
 
 
 def _parser() -> argparse.ArgumentParser:
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--url", default=os.environ.get("SUTRADHAR_URL", "http://127.0.0.1:8000"),
+                        help="the server's base URL (default SUTRADHAR_URL or %(default)s)")
+    server.add_argument("--admin-token", default=os.environ.get("ADMIN_TOKEN", ""), help="default: ADMIN_TOKEN")
     p = argparse.ArgumentParser(prog="sutradhar campaign", description="Outbound campaigns on a running server.")
-    p.add_argument("--url", default=os.environ.get("SUTRADHAR_URL", "http://127.0.0.1:8000"),
-                   help="the server's base URL (default SUTRADHAR_URL or %(default)s)")
-    p.add_argument("--admin-token", default=os.environ.get("ADMIN_TOKEN", ""), help="default: ADMIN_TOKEN")
     sub = p.add_subparsers(dest="action", required=True)
-    run = sub.add_parser("run", help="create a campaign from a CSV or JSON list and follow it")
+    run = sub.add_parser("run", parents=[server], help="create a campaign from a CSV or JSON list and follow it")
     run.add_argument("file", help="number,name,due_amount,...[,language][,timezone] (.csv or .json)")
     run.add_argument("--concurrency", type=int, default=None, help="calls at once (default CAMPAIGN_CONCURRENCY)")
     run.add_argument("--agent", default=None, metavar="FILE",
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--detach", action="store_true", help="print the campaign id and return")
     run.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     for action in ("status", "pause", "resume"):
-        one = sub.add_parser(action, help=f"{action} a campaign")
+        one = sub.add_parser(action, parents=[server], help=f"{action} a campaign")
         one.add_argument("campaign_id")
         if action == "status":
             one.add_argument("--json", action="store_true")

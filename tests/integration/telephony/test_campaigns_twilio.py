@@ -71,7 +71,7 @@ async def test_a_campaign_retries_busy_and_unanswered_numbers_until_done(twilio,
         try:
             # The CLI follows until the campaign completes (its thread ends with the server otherwise).
             code = await asyncio.wait_for(asyncio.to_thread(campaign_cli.main, [
-                "--url", srv.url, "--admin-token", ADMIN_TOKEN, "run", str(tmp_path / "numbers.csv"),
+                "run", str(tmp_path / "numbers.csv"), "--url", srv.url, "--admin-token", ADMIN_TOKEN,
                 "--concurrency", str(CONCURRENCY), "--agent", str(tmp_path / "agent.yaml"),
                 "--max-attempts", "3", "--retry-delay", "0.1", "--hours", "00:00-24:00", "--poll", "0.2"]), 90)
         finally:
@@ -150,8 +150,8 @@ async def test_a_paused_campaign_dials_nobody_until_resumed_and_skips_do_not_cal
                 resumed = await client.post(f"/campaigns/{campaign_id}/resume")
                 while (await client.get(f"/campaigns/{campaign_id}")).json()["status"] != "completed":
                     await asyncio.sleep(0.05)
-                code = await asyncio.to_thread(campaign_cli.main, ["--url", srv.url, "--admin-token", ADMIN_TOKEN,
-                                                                   "status", campaign_id])
+                code = await asyncio.to_thread(campaign_cli.main, ["status", campaign_id, "--url", srv.url,
+                                                                   "--admin-token", ADMIN_TOKEN])
         finally:
             playing.cancel()
     assert dnc.json() == {"added": 1, "numbers": 1}
