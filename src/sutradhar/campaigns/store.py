@@ -374,6 +374,13 @@ class CampaignStore:
             "counts": dict(sorted(by_status.items())),
         }
 
+    async def list(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest campaigns, each with its counts."""
+        async with self._session() as session:
+            ids = list(await session.scalars(select(CampaignRow.id).order_by(CampaignRow.created_at.desc())
+                                              .limit(limit)))
+        return [c for c in [await self.get(i) for i in ids] if c is not None]
+
     async def contacts(self, campaign_id: str) -> list[dict[str, Any]]:
         async with self._session() as session:
             rows = await session.scalars(select(ContactRow).where(ContactRow.campaign_id == campaign_id)

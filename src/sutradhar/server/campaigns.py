@@ -1,4 +1,4 @@
-"""Campaign admin API (admin token): POST /campaigns, GET /campaigns/{id}, pause and resume,
+"""Campaign admin API (admin token): POST /campaigns, GET /campaigns[/{id}], pause and resume,
 POST /do-not-call. The runner (campaigns/runner.py) is `app.state.campaigns`."""
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ async def create_campaign(request: Request, body: CampaignSpec) -> dict[str, Any
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     return await _campaign(runner, campaign_id)
+
+
+@router.get("/campaigns")
+async def list_campaigns(request: Request, limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+    """The newest campaigns with their counts."""
+    return {"campaigns": await runner_of(request).store.list(limit)}
 
 
 @router.get("/campaigns/{campaign_id}")

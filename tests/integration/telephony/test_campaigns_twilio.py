@@ -150,11 +150,13 @@ async def test_a_paused_campaign_dials_nobody_until_resumed_and_skips_do_not_cal
                 resumed = await client.post(f"/campaigns/{campaign_id}/resume")
                 while (await client.get(f"/campaigns/{campaign_id}")).json()["status"] != "completed":
                     await asyncio.sleep(0.05)
+                listed = (await client.get("/campaigns")).json()["campaigns"]
                 code = await asyncio.to_thread(campaign_cli.main, ["status", campaign_id, "--url", srv.url,
                                                                    "--admin-token", ADMIN_TOKEN])
         finally:
             playing.cancel()
     assert dnc.json() == {"added": 1, "numbers": 1}
+    assert [(c["id"], c["counts"]) for c in listed] == [(campaign_id, {"completed": 2, "skipped_dnc": 1})]
     assert paused.json()["status"] == "paused" and again.status_code == 409
     assert dialled_while_paused == 1 and resumed.json()["status"] == "running"
     assert [call.one("To") for call in twilio.placed] == [first, last]
