@@ -374,7 +374,7 @@ class CampaignStore:
             "counts": dict(sorted(by_status.items())),
         }
 
-    async def list(self, limit: int = 100) -> list[dict[str, Any]]:
+    async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest campaigns, each with its counts."""
         async with self._session() as session:
             ids = list(await session.scalars(select(CampaignRow.id).order_by(CampaignRow.created_at.desc())

@@ -46,7 +46,7 @@ async def create_campaign(request: Request, body: CampaignSpec) -> dict[str, Any
 @router.get("/campaigns")
 async def list_campaigns(request: Request, limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
     """The newest campaigns with their counts."""
-    return {"campaigns": await runner_of(request).store.list(limit)}
+    return {"campaigns": await runner_of(request).store.recent(limit)}
 
 
 @router.get("/campaigns/{campaign_id}")
