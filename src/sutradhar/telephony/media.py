@@ -35,6 +35,7 @@ from sutradhar.telephony.transport import (
 from sutradhar.urls import websocket_url
 
 MAX_MALFORMED = 50  # per call; beyond this the peer is broken or hostile
+CAMPAIGN_LOOKUP_S = 1.0  # a campaign call's variables, looked up at the stream's start
 
 
 def stream_url(request: Request, settings: Settings, path: str) -> str:
@@ -57,11 +58,12 @@ async def campaign_script(services: Services, start: Start) -> CallScript | None
     """A campaign call's variables and prompts (campaigns/), looked up by the carrier's call id."""
     if services.store is None:
         return None
-    try:
-        return await CampaignStore(services.store).script_for(
-            [i for i in (start.carrier_call_id, start.call_id) if is_call_id(i)])
+    try:  # bounded: a slow database must not keep the callee waiting for the greeting
+        return await asyncio.wait_for(CampaignStore(services.store).script_for(
+            [i for i in (start.carrier_call_id, start.call_id) if is_call_id(i)]), CAMPAIGN_LOOKUP_S)
     except Exception as exc:  # noqa: BLE001 - the database down: the standard greeting is better than none
-        logger.bind(call_id=start.call_id or "-", stage="campaign").warning("campaign lookup failed: {}", exc)
+        logger.bind(call_id=start.call_id or "-", stage="campaign").warning(
+            "campaign lookup failed: {}: {}", type(exc).__name__, exc)
         return None
 
 
