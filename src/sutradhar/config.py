@@ -156,6 +156,19 @@ class Settings(BaseSettings):
     plivo_api_base: str = "https://api.plivo.com"
     plivo_caller_id: str = ""  # E.164 caller id of outbound Plivo calls (a number on the account)
 
+    # --- outbound campaigns (campaigns/; SOP 1.9): defaults a campaign may override ---
+    campaign_concurrency: int = Field(2, ge=1, le=500)  # calls of one campaign in flight at once
+    campaign_max_attempts: int = Field(3, ge=1, le=20)  # per number, counting the first
+    campaign_retry_delay_s: float = Field(1800.0, ge=0, le=7 * 86400)  # after busy/no-answer/failed
+    campaign_retry_backoff: float = Field(2.0, ge=1, le=10)  # each further retry waits this much longer
+    campaign_calling_hours: str = "09:00-21:00"  # local time of each number (its row's tz or the campaign's)
+    campaign_timezone: str = "Asia/Kolkata"
+    campaign_dnc_file: str = ""  # one number per line, never dialled (with the do_not_call table)
+    campaign_poll_s: float = Field(2.0, gt=0, le=60)  # the runner's tick when no status callback wakes it
+    # A number dialled whose carrier never reported a final status within this is `unknown`:
+    # never dialled again automatically (the call may have connected).
+    campaign_call_timeout_s: float = Field(3600.0, gt=0, le=86400)
+
     # --- Sarvam ---
     sarvam_api_key: str = ""
     sarvam_base_url: str = "https://api.sarvam.ai"
@@ -292,6 +305,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        from sutradhar.campaigns.hours import campaign_problems
         from sutradhar.engines.registry import problems as engine_problems
         from sutradhar.telephony.numbers import E164
         from sutradhar.text.languages import LANGUAGES
@@ -305,6 +319,7 @@ class Settings(BaseSettings):
         for name in ("twilio_from_number", "plivo_caller_id"):
             if getattr(self, name) and not E164.fullmatch(getattr(self, name)):
                 problems.append(f"{name.upper()} {getattr(self, name)!r} is not an E.164 number")
+        problems += campaign_problems(self.campaign_calling_hours, self.campaign_timezone)
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token) and self.twilio_account_sid:
             problems.append("TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is empty")
         if problems:

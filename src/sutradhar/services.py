@@ -18,6 +18,7 @@ from sutradhar.agents.flow import Flow
 from sutradhar.agents.result_delivery import CallResults
 from sutradhar.agents.spec import AgentSpec, load_agent
 from sutradhar.agents.tools import ToolBox
+from sutradhar.campaigns.prompts import CallScript, render
 from sutradhar.config import Settings
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
 from sutradhar.engines.probes import BreakerProbes
@@ -92,17 +93,25 @@ class Services:
     def stream_tokens(self) -> StreamTokens:
         return self.shared.stream_tokens
 
-    def new_orchestrator(self, call_id: str, language: str | None = None) -> AgentOrchestrator:
+    def new_orchestrator(self, call_id: str, language: str | None = None,
+                         script: CallScript | None = None) -> AgentOrchestrator:
+        """`script`: a campaign call's variables and prompts, filled into the greetings and prompts."""
         s = self.settings
+        greetings = self.agent.greetings() if self.agent else {}
+        prompts = self.agent.system_prompts() if self.agent else {}
+        system_prompt = s.system_prompt
+        if script is not None:
+            greetings = script.personalise(greetings, script.greetings)
+            prompts = script.personalise(prompts, script.system_prompts)
+            system_prompt = render(system_prompt, script.variables)
         return AgentOrchestrator(
             router=self.router, call_id=call_id, language=language or s.default_language,
-            languages=tuple(s.languages), system_prompt=s.system_prompt, max_history=s.max_history,
+            languages=tuple(s.languages), system_prompt=system_prompt, max_history=s.max_history,
             max_context_chars=s.max_context_chars, switch_threshold=s.switch_threshold,
             min_turns_before_switch=s.min_turns_before_switch, metrics=self.metrics,
             turn_budget_s=s.turn_budget_s, apologies=self.apologies, tools=self.tools,
             tool_filler_s=s.tool_filler_ms / 1000,
-            greetings=self.agent.greetings() if self.agent else None,
-            system_prompts=self.agent.system_prompts() if self.agent else None,
+            greetings=greetings or None, system_prompts=prompts or None,
             flow=FlowRun(self.flow, call_id) if self.flow is not None else None,
         )
 

@@ -12,6 +12,7 @@ Then it plays Twilio: `answer()` fetches the call's Url signed with X-Twilio-Sig
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import uuid
@@ -49,6 +50,11 @@ class FakeTwilioRest(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.placed: list[PlacedCall] = []
+        self.new_calls: asyncio.Queue[PlacedCall] = asyncio.Queue()  # each call as it is placed
+        # Calls to these numbers are placed, then their create request is not answered until
+        # `release` is set: a server killed meanwhile never learns the call's sid.
+        self.hold_numbers: set[str] = set()
+        self.release = asyncio.Event()
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create_call)
@@ -78,6 +84,10 @@ class FakeTwilioRest(FakeServer):
             return _error(400, 21626, f"invalid StatusCallbackEvent {sorted(events - CALLBACK_EVENTS)}")
         call = PlacedCall("CA" + uuid.uuid4().hex, form)
         self.placed.append(call)
+        self.new_calls.put_nowait(call)
+        if call.one("To") in self.hold_numbers:
+            self.hold_numbers.discard(call.one("To"))
+            await self.release.wait()
         return web.json_response({
             "sid": call.sid, "account_sid": self.account_sid, "to": call.one("To"),
             "from": call.one("From"), "status": "queued", "direction": "outbound-api",

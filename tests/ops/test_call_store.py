@@ -109,7 +109,8 @@ async def test_migrations_create_the_schema_on_an_empty_database(tmp_path):
         columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("calls")})
         turn_columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("turns")})
     await engine.dispose()
-    assert {"calls", "turns", "workers", "call_results", "alembic_version"} <= tables
+    assert {"calls", "turns", "workers", "call_results", "campaigns", "campaign_contacts", "do_not_call",
+            "alembic_version"} <= tables
     assert version == "0010" and {"final_language", "worker_id", "recording_path", "direction"} <= columns
     assert {"v2v_wire_ms", "playing", "tool_calls", "state"} <= turn_columns
     again = CallStore(url)  # a second start on a migrated database is a no-op

@@ -1,5 +1,5 @@
-"""The `sutradhar` command: serve, call (the call simulator), dial (an outbound call), bench, calls
-(call records), test (an agent's scenarios)."""
+"""The `sutradhar` command: serve, call (the call simulator), dial (an outbound call), campaign
+(outbound campaigns), bench, calls (call records), test (an agent's scenarios)."""
 
 from __future__ import annotations
 
@@ -69,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("calls", help="list and show stored call records", add_help=False)
     sub.add_parser("dial", help="place an outbound call from a running server", add_help=False)
     sub.add_parser("test", help="run an agent's test scenarios through the real server", add_help=False)
-    if argv and argv[0] in ("call", "bench", "calls", "dial", "test"):
+    sub.add_parser("campaign", help="run an outbound campaign from a CSV/JSON list, or show one",
+                   add_help=False)
+    if argv and argv[0] in ("call", "bench", "calls", "dial", "campaign", "test"):
         command, rest = argv[0], argv[1:]
         if command == "call":
             return _delegate("sutradhar.testing.simulator", rest)
         if command == "dial":
             return _delegate("sutradhar.cli.dial", rest)
+        if command == "campaign":
+            return _delegate("sutradhar.cli.campaign", rest)
         if command == "calls":
             return _delegate("sutradhar.cli.calls", rest)
         if command == "test":

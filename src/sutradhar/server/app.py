@@ -13,10 +13,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
+from sutradhar.campaigns.runner import CampaignRunner
 from sutradhar.config import Settings, load_settings
 from sutradhar.engines.registry import EngineSet
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.server import admin, console, http_errors
+from sutradhar.server import campaigns as campaigns_api
 from sutradhar.server.public_host import PublicHostOnly
 from sutradhar.services import open_services
 from sutradhar.store import Recorder
@@ -38,7 +40,11 @@ def create_app(settings: Settings | None = None, *, engines: EngineSet | None = 
         services = await open_services(settings, engines, records=records, recorder=recorder,
                                        telemetry=telemetry)
         app.state.services = services
+        campaigns = CampaignRunner(services) if services.store is not None else None
+        app.state.campaigns = campaigns
         await services.warm_up()
+        if campaigns is not None:  # after warm-up: an answered call must find the engines ready
+            await campaigns.start()  # campaigns a stopped or crashed process left running resume
         # Everything loaded so far (modules, models, settings) lives as long as the process: move
         # it out of the collector's reach, so full collections during calls stay short (the load
         # benchmark measured 50-60 ms event-loop stalls at 100-300 calls without this).
@@ -51,11 +57,13 @@ def create_app(settings: Settings | None = None, *, engines: EngineSet | None = 
         try:
             yield
         finally:
+            if campaigns is not None:
+                await campaigns.aclose()
             await services.aclose()
 
     app = FastAPI(title="Sutradhar", version="0.1.0", lifespan=lifespan)
     http_errors.install(app)
-    for module in (admin, console, twilio, exotel, plivo, browser):
+    for module in (admin, campaigns_api, console, twilio, exotel, plivo, browser):
         app.include_router(module.router)
     app.add_middleware(PublicHostOnly, settings=settings)
     return app

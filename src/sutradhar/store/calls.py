@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 from sutradhar.ids import is_call_id
 from sutradhar.store import results as result_rows
 from sutradhar.store.recording_files import delete_recordings, recordings_dir
-from sutradhar.store.schema import TIMING_KEYS, CallResultRow, CallRow, TurnRow
+from sutradhar.store.schema import TIMING_KEYS, CallResultRow, CallRow, ContactRow, TurnRow
 
 STORE_DIR = Path(__file__).resolve().parent
 # Carrier call states after which there is no call any more (Twilio's names; "canceled": we hung up first).
@@ -122,6 +122,9 @@ class CallStore:
         self._sessions: async_sessionmaker | None = None
         self._tasks: list[asyncio.Task] = []
         self.dropped = 0  # events lost because the queue was full
+        # Told (call id, status) after each status callback is committed: the campaign runner
+        # wakes up on them instead of waiting for its next tick.
+        self.status_listeners: list[Callable[[str, str], None]] = []
 
     @classmethod
     def from_settings(cls, settings: Any) -> CallStore:
@@ -315,6 +318,9 @@ class CallStore:
                 return
             await session.execute(update(CallRow).where(CallRow.id == placed_as)
                                   .values(id=call_id, carrier_call_id=call_id))
+            # A campaign contact follows its call to the new id (campaigns/store.py settles by it).
+            await session.execute(update(ContactRow).where(ContactRow.call_id == placed_as)
+                                  .values(call_id=call_id))
 
     async def write_carrier_status(self, call_id: str, status: str, info: dict[str, Any],
                                    at: datetime | None = None, alias: str | None = None) -> None:
@@ -337,6 +343,8 @@ class CallStore:
                 row.status = status_for(status)
                 row.end_reason = _str(status, 64)
                 row.ended_at = at
+        for listener in self.status_listeners:
+            listener(call_id, status)
 
     async def write_turn(self, call_id: str, record: dict[str, Any], at: datetime | None = None) -> None:
         at = at or utcnow()

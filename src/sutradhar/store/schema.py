@@ -1,5 +1,5 @@
 """The tables of call records: one row per call, one row per turn, one row per worker process,
-and a call's post-call results.
+a call's post-call results; and the outbound campaigns with their contacts and the do-not-call list.
 
 The Alembic migrations in `sutradhar/migrations` create these tables; this module is what the
 queries use. Change both together: a new column here needs a new migration there.
@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -120,3 +130,60 @@ class WorkerRow(Base):
 
 
 TIMING_KEYS = ("stt_ms", "llm_ttft_ms", "llm_ms", "tts_ttfb_ms", "tts_ms", "v2v_ms", "v2v_wire_ms")
+
+
+class CampaignRow(Base):
+    """An outbound campaign (campaigns/): its rules, and whether the runner works on it."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running|paused|completed
+    carrier: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(16))  # rows may carry their own
+    concurrency: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    retry_delay_s: Mapped[float] = mapped_column(Float)
+    retry_backoff: Mapped[float] = mapped_column(Float)
+    calling_hours: Mapped[str] = mapped_column(String(16))  # "09:00-21:00", local to each contact
+    timezone: Mapped[str] = mapped_column(String(64))  # rows may carry their own
+    prompts: Mapped[dict | None] = mapped_column(JSON)  # {language: {greeting, system}} templates
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ContactRow(Base):
+    """One number of a campaign and how far it got. `status` moves only by conditional UPDATEs."""
+
+    __tablename__ = "campaign_contacts"
+    __table_args__ = (UniqueConstraint("campaign_id", "number", name="uq_campaign_contacts_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # the row's place in the uploaded list
+    number: Mapped[str] = mapped_column(String(32))  # E.164
+    language: Mapped[str | None] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    variables: Mapped[dict | None] = mapped_column(JSON)  # {name}, {due_amount}, ... for the prompts
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    call_id: Mapped[str | None] = mapped_column(String(128), index=True)  # the latest attempt's
+    claimed_by: Mapped[str | None] = mapped_column(String(128))  # the worker that dialled it
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DoNotCallRow(Base):
+    """A number that must never be dialled by a campaign (E.164)."""
+
+    __tablename__ = "do_not_call"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

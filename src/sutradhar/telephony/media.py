@@ -14,6 +14,8 @@ from contextlib import ExitStack
 from fastapi import Request, WebSocket, WebSocketDisconnect
 from loguru import logger
 
+from sutradhar.campaigns.prompts import CallScript
+from sutradhar.campaigns.store import CampaignStore
 from sutradhar.config import Settings
 from sutradhar.ids import is_call_id
 from sutradhar.ops.logs import call_context
@@ -33,6 +35,7 @@ from sutradhar.telephony.transport import (
 from sutradhar.urls import websocket_url
 
 MAX_MALFORMED = 50  # per call; beyond this the peer is broken or hostile
+CAMPAIGN_LOOKUP_S = 1.0  # a campaign call's variables, looked up at the stream's start
 
 
 def stream_url(request: Request, settings: Settings, path: str) -> str:
@@ -49,6 +52,19 @@ async def first_language(services: Services, start: Start) -> str:
         if candidate and candidate in s.languages:
             return candidate
     return s.default_language
+
+
+async def campaign_script(services: Services, start: Start) -> CallScript | None:
+    """A campaign call's variables and prompts (campaigns/), looked up by the carrier's call id."""
+    if services.store is None:
+        return None
+    try:  # bounded: a slow database must not keep the callee waiting for the greeting
+        return await asyncio.wait_for(CampaignStore(services.store).script_for(
+            [i for i in (start.carrier_call_id, start.call_id) if is_call_id(i)]), CAMPAIGN_LOOKUP_S)
+    except Exception as exc:  # noqa: BLE001 - the database down: the standard greeting is better than none
+        logger.bind(call_id=start.call_id or "-", stage="campaign").warning(
+            "campaign lookup failed: {}: {}", type(exc).__name__, exc)
+        return None
 
 
 async def _ivr_language(services: Services, call_sid: str) -> str | None:
@@ -222,6 +238,7 @@ async def _start(transport: Transport, services: Services, start: Start, scope: 
         await transport.close(1008, "stream not admitted")
         return None
     language = await first_language(services, start)
+    script = await campaign_script(services, start)
     # No await between this check and the session registering itself: the limit holds under a rush.
     if services.calls.at_capacity:
         calls = services.calls
@@ -236,6 +253,6 @@ async def _start(transport: Transport, services: Services, start: Start, scope: 
         return None
     # Every line logged for this call from here on (and in the tasks it spawns) carries its id.
     scope.enter_context(call_context(start.call_id, language))
-    session = CallSession(services, transport, start, language)
+    session = CallSession(services, transport, start, language, script)
     await session.start()
     return session

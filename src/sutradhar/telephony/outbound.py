@@ -20,11 +20,14 @@ from sutradhar.telephony.numbers import e164
 
 
 class OutboundError(Exception):
-    """The call could not be placed. `status` is the HTTP status the admin API answers with."""
+    """The call could not be placed. `status` is the HTTP status the admin API answers with.
+    `maybe_placed`: the carrier may have placed it anyway (no answer, or one we could not read),
+    so a campaign must not dial the number again (campaigns/outcomes.py)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, maybe_placed: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.maybe_placed = maybe_placed
 
 
 class Dialer(Protocol):
@@ -80,7 +83,8 @@ async def place_call(services: Services, to: str, language: str | None = None,
     from_ = dialer.caller_id
     call_id = await dialer.place(number, language)
     if not is_call_id(call_id):  # the carrier's answer keys our records: held to the id rule too
-        raise OutboundError(502, f"{carrier} answered with an unusable call id {call_id!r:.60}")
+        raise OutboundError(502, f"{carrier} answered with an unusable call id {call_id!r:.60}",
+                            maybe_placed=True)
     log = logger.bind(call_id=call_id, stage="outbound")
     # The stream's start finds the language here when its carrier cannot carry it (Exotel); the
     # callee is still ringing, seconds before any stream.

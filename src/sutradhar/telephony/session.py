@@ -28,6 +28,7 @@ from sutradhar.audio.turns import (
     TurnDetector,
 )
 from sutradhar.audio.vad import FRAME_MS, make_vad
+from sutradhar.campaigns.prompts import CallScript
 from sutradhar.engines.base import Transcript
 from sutradhar.engines.deadline import TurnDeadline
 from sutradhar.engines.live_stt import LiveTranscription, open_transcription
@@ -73,7 +74,8 @@ class State(enum.Enum):
 
 
 class CallSession:
-    def __init__(self, services: Services, transport: Transport, start: Start, language: str) -> None:
+    def __init__(self, services: Services, transport: Transport, start: Start, language: str,
+                 script: CallScript | None = None) -> None:
         s = services.settings
         self.services, self.settings, self.transport = services, s, transport
         self.telemetry = services.telemetry
@@ -123,7 +125,7 @@ class CallSession:
                                frame_bytes=wire * transport.frame_ms // 1000 * 2,
                                frame_ms=transport.frame_ms, lead_frames=transport.lead_frames,
                                on_frame=self._frame_sent)
-        self.orchestrator = services.new_orchestrator(self.call_id, language)
+        self.orchestrator = services.new_orchestrator(self.call_id, language, script)
         self.state = State.LISTENING
         self.started_at = time.time()
         self.end_reason: str | None = None

@@ -65,10 +65,12 @@ class ExotelDialer:
             async with httpx.AsyncClient(timeout=API_TIMEOUT_S) as client:
                 response = await client.post(url, data=form, auth=(s.exotel_api_key, s.exotel_api_token))
         except httpx.HTTPError as exc:
-            raise OutboundError(502, f"Exotel did not answer: {type(exc).__name__}: {exc}") from None
+            raise OutboundError(502, f"Exotel did not answer: {type(exc).__name__}: {exc}",
+                               maybe_placed=True) from None
         if response.status_code >= 400:
             raise OutboundError(502, f"Exotel refused the call: HTTP {response.status_code}: {response.text[:200]}")
         try:
             return str(response.json()["Call"]["Sid"])
         except (ValueError, KeyError, TypeError):
-            raise OutboundError(502, f"Exotel's answer has no Call.Sid: {response.text[:200]}") from None
+            raise OutboundError(502, f"Exotel's answer has no Call.Sid: {response.text[:200]}",
+                               maybe_placed=True) from None

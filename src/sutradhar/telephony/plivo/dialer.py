@@ -50,10 +50,12 @@ class PlivoDialer:
             async with httpx.AsyncClient(timeout=API_TIMEOUT_S) as client:
                 response = await client.post(url, json=body, auth=(s.plivo_auth_id, s.plivo_auth_token))
         except httpx.HTTPError as exc:
-            raise OutboundError(502, f"Plivo did not answer: {type(exc).__name__}: {exc}") from None
+            raise OutboundError(502, f"Plivo did not answer: {type(exc).__name__}: {exc}",
+                               maybe_placed=True) from None
         if response.status_code >= 400:
             raise OutboundError(502, f"Plivo refused the call: HTTP {response.status_code}: {response.text[:200]}")
         try:
             return str(response.json()["request_uuid"])
         except (ValueError, KeyError, TypeError):
-            raise OutboundError(502, f"Plivo's answer has no request_uuid: {response.text[:200]}") from None
+            raise OutboundError(502, f"Plivo's answer has no request_uuid: {response.text[:200]}",
+                               maybe_placed=True) from None

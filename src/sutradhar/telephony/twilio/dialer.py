@@ -54,7 +54,8 @@ class TwilioDialer:
         except TwilioRestException as exc:
             raise OutboundError(502, f"Twilio refused the call: {exc.msg} (code {exc.code}, HTTP {exc.status})") from None
         except (OSError, TimeoutError) as exc:  # aiohttp's connection errors are OSErrors
-            raise OutboundError(502, f"Twilio did not answer: {type(exc).__name__}: {exc}") from None
+            raise OutboundError(502, f"Twilio did not answer: {type(exc).__name__}: {exc}",
+                               maybe_placed=True) from None
         finally:
             await http.close()
         return str(call.sid)
