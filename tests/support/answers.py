@@ -42,7 +42,7 @@ def machine_greeting(language: str, with_beep: bool = True, lead_ms: int = 400) 
     return pcm + silence(GAP_MS, RATE) + beep() + silence(3000, RATE), beep_at
 
 
-def human_hello(language: str, lead_ms: int = 400) -> bytes:
-    """A person picking up: "hello?", then waiting for the caller to speak."""
+def human_hello(language: str, lead_ms: int = 400, wait_ms: int = 2000) -> bytes:
+    """A person picking up: "hello?", then waiting `wait_ms` for the caller to speak."""
     text, voice = HELLOS[language]
-    return silence(lead_ms, RATE) + speech_pcm(text, voice, RATE) + silence(2000, RATE)
+    return silence(lead_ms, RATE) + speech_pcm(text, voice, RATE) + silence(wait_ms, RATE)

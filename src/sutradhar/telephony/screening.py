@@ -111,6 +111,8 @@ class CallScreen:
                 await self._decided(outcome, "detector")
             elif isinstance(outcome, Pending):
                 self._transcribe(outcome)
+        elif isinstance(outcome, Verdict):  # the carrier decided first: ours is kept as a second opinion
+            await self._note("detector", outcome)
         if self.phase == AWAITING_BEEP:
             cue = self.detector.message_cue()
             assert self.verdict is not None
