@@ -2,6 +2,7 @@
 
     POST /v1/Account/{auth_id}/Call/   (JSON: from, to, answer_url, answer_method, ring_url,
                                         ring_method, hangup_url, hangup_method)
+    DELETE /v1/Account/{auth_id}/Call/{call_uuid}/   (hang up an answered call: 204, 404 unknown)
 
 Like Plivo: HTTP Basic auth as AUTH_ID:AUTH_TOKEN (401 otherwise), the path's account must be the
 authenticated one, a JSON body with `from`, `to` (digits with the country code) and `answer_url`,
@@ -35,6 +36,7 @@ class PlacedCall:
     request_uuid: str
     body: dict[str, Any]
     call_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    hung_up: bool = False  # the server hung up through the API
 
 
 class FakePlivoRest(FakeServer):
@@ -47,6 +49,18 @@ class FakePlivoRest(FakeServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/Account/{auth_id}/Call/", self._make_call)
+        app.router.add_delete("/v1/Account/{auth_id}/Call/{call_uuid}/", self._hang_up)
+
+    async def _hang_up(self, request: web.Request) -> web.Response:
+        self.requests.append({"endpoint": "hangup", "headers": dict(request.headers)})
+        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != basic:
+            return _error(401, "Authentication failed")
+        call = next((c for c in self.placed if c.call_uuid == request.match_info["call_uuid"]), None)
+        if request.match_info["auth_id"] != self.auth_id or call is None:
+            return _error(404, "not found")
+        call.hung_up = True
+        return web.Response(status=204)
 
     async def _make_call(self, request: web.Request) -> web.Response:
         self.requests.append({"endpoint": "call", "headers": dict(request.headers)})

@@ -5,6 +5,7 @@ REST fake), the simulator answers it as a voicemail greeting with a beep or as a
 from __future__ import annotations
 
 import asyncio
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from sutradhar.testing.scripted import ScriptedSTT, ScriptedTTS
 from sutradhar.testing.simulator import CallerTurn, CallResult, SimConfig, simulate
+from tests.fakes.plivo_rest import FakePlivoRest
 from tests.fakes.twilio_rest import FakeTwilioRest, PlacedCall
 from tests.support.answers import BEEP_MS, human_hello, machine_greeting
 from tests.support.server import free_port, live_server, make_settings, scripted_engines, wait_until
@@ -153,3 +155,35 @@ async def test_a_forged_amd_callback_is_refused(twilio, tmp_path) -> None:
             record = await stored(srv, client, call.sid)
     assert forged == 403 and unsigned.status_code == 403
     assert record["answered_by"] is None and record["amd"] == {}
+
+
+async def test_a_machine_answering_a_plivo_call_is_detected_by_our_own_detector(tmp_path) -> None:
+    """Plivo has no AMD of its own here: the stream its answer XML opens is marked outbound, and our
+    detector alone hears the Hindi greeting and hangs up."""
+    tts = ScriptedTTS(ms_per_char=2, chunk_ms=100)
+    greeting, _ = machine_greeting("hi-IN")
+    port = free_port()
+    async with FakePlivoRest() as plivo:
+        settings = make_settings(public_url=f"http://127.0.0.1:{port}", port=port, data_dir=tmp_path,
+                                 admin_token=ADMIN_TOKEN, plivo_auth_id=plivo.auth_id,
+                                 plivo_auth_token=plivo.auth_token, plivo_caller_id="+918033000000",
+                                 plivo_api_base=plivo.base_url)
+        with live_server(settings, scripted_engines(tts=tts)) as srv:
+            async with httpx.AsyncClient(base_url=srv.url, timeout=20) as client:
+                placed = await client.post("/calls/outbound", headers=ADMIN, json={
+                    "to": "+919876543210", "language": "hi-IN", "carrier": "plivo"})
+                assert placed.status_code == 201, placed.text
+                (call,) = plivo.placed
+                answer = await plivo.answer(call)
+                stream = ET.fromstring(answer.text).find("./Stream")
+                assert stream is not None
+                extra = dict(part.split("=", 1) for part in stream.get("extraHeaders", "").split(","))
+                assert extra["direction"] == "outbound"
+                result = await simulate(SimConfig(srv.url, [CallerTurn(greeting, 8000, after_s=0.0)],
+                                                  carrier="plivo", call_sid=call.call_uuid, stream_params=extra,
+                                                  speed=SPEED, hang_up=False, reply_wait_s=30, timeout_s=40))
+                assert wait_until(lambda: srv.live_calls() == 0, 10)
+                record = await stored(srv, client, call.call_uuid)
+    assert result.frames == [] and result.closed_by_server and call.hung_up
+    assert record["end_reason"] == "voicemail" and record["answered_by"] == "machine"
+    assert list(record["amd"]) == ["detector"]

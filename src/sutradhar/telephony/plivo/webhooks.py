@@ -83,10 +83,11 @@ async def plivo_answer_form(request: Request, call_uuid: CallUuidForm = None,
     store = request.app.state.services.store
     if direction == "outbound" and request_uuid and call_uuid and store is not None:
         await store.call_answered(request_uuid, call_uuid)
-    return await _answer(request, call_uuid, form_language or language)
+    return await _answer(request, call_uuid, form_language or language, outbound=direction == "outbound")
 
 
-async def _answer(request: Request, call_uuid: str | None, language: str | None) -> Response:
+async def _answer(request: Request, call_uuid: str | None, language: str | None,
+                  outbound: bool = False) -> Response:
     services = request.app.state.services
     s = services.settings
     if services.calls.at_capacity:
@@ -95,6 +96,8 @@ async def _answer(request: Request, call_uuid: str | None, language: str | None)
                     "<Hangup/></Response>")
     language = language if language in s.languages else s.default_language
     extra = f"language={pack_language(language)}"
+    if outbound:  # the session screens it for an answering machine
+        extra += ",direction=outbound"
     if tokens_required(s, "plivo"):  # hex: extraHeaders allow only [A-Za-z0-9]
         extra += f",token={await services.stream_tokens.issue('plivo', call_uuid)}"
     url = stream_url(request, s, "/plivo/media")
