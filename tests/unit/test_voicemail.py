@@ -18,7 +18,14 @@ from sutradhar.telephony.voicemail import (
     carrier_verdict,
     default_phrases,
 )
-from tests.support.answers import BEEP_HZ, BEEP_MS, RATE, beep, human_hello, machine_greeting
+from tests.support.answers import (
+    BEEP_HZ,
+    BEEP_MS,
+    RATE,
+    beep,
+    human_hello,
+    machine_greeting,
+)
 from tests.support.audio import frames, speech_pcm
 
 
@@ -48,13 +55,13 @@ def test_the_beep_after_a_greeting_is_found_and_timed(language) -> None:
 def test_speech_alone_is_never_a_beep(language) -> None:
     pcm, _ = machine_greeting(language, with_beep=False)
     tones = ToneDetector(RATE)
-    assert [b for frame in frames(pcm + human_hello(language), RATE) if tones.push(frame)] == []
+    assert [b for frame in frames(pcm + human_hello(language), RATE) if (b := tones.push(frame)) is not None] == []
 
 
 def test_a_tone_too_short_or_outside_the_band_is_not_a_beep() -> None:
     tones = ToneDetector(RATE)
     audio = beep(ms=100) + silence(300, RATE) + beep(hz=250) + silence(300, RATE) + beep(hz=3000)
-    assert [b for frame in frames(audio + silence(300, RATE), RATE) if tones.push(frame)] == []
+    assert [b for frame in frames(audio + silence(300, RATE), RATE) if (b := tones.push(frame)) is not None] == []
 
 
 # --- greetings ---

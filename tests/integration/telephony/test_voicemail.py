@@ -18,7 +18,13 @@ from sutradhar.testing.simulator import CallerTurn, CallResult, SimConfig, simul
 from tests.fakes.plivo_rest import FakePlivoRest
 from tests.fakes.twilio_rest import FakeTwilioRest, PlacedCall
 from tests.support.answers import BEEP_MS, human_hello, machine_greeting
-from tests.support.server import free_port, live_server, make_settings, scripted_engines, wait_until
+from tests.support.server import (
+    free_port,
+    live_server,
+    make_settings,
+    scripted_engines,
+    wait_until,
+)
 
 ADMIN_TOKEN = "admin-secret"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
