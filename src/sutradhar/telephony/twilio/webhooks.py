@@ -25,13 +25,19 @@ from twilio.twiml.voice_response import Connect, Gather, VoiceResponse
 from sutradhar.config import Settings
 from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS, is_call_id
 from sutradhar.telephony.admission import tokens_required
+from sutradhar.telephony.ivr import (
+    MAX_DIGITS,
+    MENU_TIMEOUT_S,
+    chosen_language,
+    menu_attempt,
+    menu_lines,
+)
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.session import CallSession
 from sutradhar.telephony.transport import DTMF_KEYS, Transport
 from sutradhar.telephony.twilio.codec import TwilioCodec
 from sutradhar.telephony.twilio.control import TwilioControl
 from sutradhar.telephony.voicemail import carrier_verdict
-from sutradhar.text.languages import LANGUAGES
 from sutradhar.urls import public_url_of, websocket_url
 
 router = APIRouter()
@@ -85,19 +91,6 @@ def _busy(services: Any, call_sid: str | None) -> Response:
 # Twilio's CallStatus values (an "answered" event is reported as in-progress).
 CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer",
                  "failed", "canceled")
-MENU_ATTEMPTS = 2  # the menu plays at most twice, then the default language is used
-MAX_DIGITS = 32  # Gather asks for one key; anything near this long is not a caller
-
-
-def menu_attempt(value: object) -> int:
-    """`?attempt=` is ours (the menu's own action URL): 1 or 2. A value we cannot read counts as
-    the first attempt instead of a 422: Twilio answers a 4xx by telling the caller "an application
-    error has occurred" and hanging up, while one more menu only costs the caller a few seconds."""
-    text = str(value).strip()
-    if text.isascii() and text.isdigit() and len(text) <= 3:
-        return min(max(int(text), 1), MENU_ATTEMPTS)
-    return 1
-
 
 CallSid = Annotated[str | None, Form(alias="CallSid", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 # Strict (a 422 otherwise): a keypad sends nothing else, so only a forger or a bug can.
@@ -109,13 +102,10 @@ Attempt = Annotated[int, BeforeValidator(menu_attempt), Query(description="menu 
 
 def language_menu(settings: Settings, attempt: int) -> VoiceResponse:
     response = VoiceResponse()
-    gather = Gather(num_digits=1, action=f"/twilio/language?attempt={attempt}", method="POST", timeout=6)
-    intro = LANGUAGES[settings.default_language].menu_intro
-    if intro and attempt == 1:
-        gather.say(intro, language=settings.default_language, voice=SAY_VOICES.get(settings.default_language))
-    for digit, code in enumerate(settings.languages, start=1):
-        info = LANGUAGES[code]
-        gather.say(info.menu_item.format(digit=digit), language=code, voice=SAY_VOICES.get(code))
+    gather = Gather(num_digits=1, action=f"/twilio/language?attempt={attempt}", method="POST",
+                    timeout=MENU_TIMEOUT_S)
+    for text, code in menu_lines(settings, attempt):
+        gather.say(text, language=code, voice=SAY_VOICES.get(code))
     response.append(gather)
     # No key pressed: Twilio falls through to the next verb.
     response.redirect(f"/twilio/language?attempt={attempt}", method="POST")
@@ -140,13 +130,9 @@ async def twilio_language(request: Request, call_sid: CallSid = None, digits: Di
         return _busy(services, call_sid)
     call_sid = call_sid or ""
     digits = digits or ""
-    choice = int(digits) if digits.isdigit() else 0  # ASCII only (Digits' pattern), at most 32
-    if 1 <= choice <= len(settings.languages):
-        language = settings.languages[choice - 1]
-    elif attempt < MENU_ATTEMPTS:  # no key or a wrong key: the menu once more
+    language = chosen_language(settings, digits, attempt)
+    if language is None:  # no key or a wrong key: the menu once more
         return _xml(language_menu(settings, attempt + 1))
-    else:
-        language = settings.default_language
     bound = log.bind(call_id=call_sid or "-")
     try:
         await services.ivr_languages.set(call_sid, language)
