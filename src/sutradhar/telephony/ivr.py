@@ -4,6 +4,8 @@ lines, its attempts, and what a key press chooses. The carriers' webhooks only r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sutradhar.config import Settings
 from sutradhar.text.languages import LANGUAGES
 
@@ -22,13 +24,20 @@ def menu_attempt(value: object) -> int:
     return 1
 
 
-def menu_lines(settings: Settings, attempt: int) -> list[tuple[str, str]]:
-    """What the menu says, as (text, language) in order: the intro (first attempt), one line per key."""
+@dataclass(frozen=True, slots=True)
+class MenuLine:
+    text: str
+    language: str
+    digit: int | None = None  # the key this line offers (None: the intro)
+
+
+def menu_lines(settings: Settings, attempt: int) -> list[MenuLine]:
+    """What the menu says, in order: the intro (first attempt only), then one line per key."""
     lines = []
     intro = LANGUAGES[settings.default_language].menu_intro
     if intro and attempt == 1:
-        lines.append((intro, settings.default_language))
-    lines += [(LANGUAGES[code].menu_item.format(digit=digit), code)
+        lines.append(MenuLine(intro, settings.default_language))
+    lines += [MenuLine(LANGUAGES[code].menu_item.format(digit=digit), code, digit)
               for digit, code in enumerate(settings.languages, start=1)]
     return lines
 

@@ -104,8 +104,8 @@ def language_menu(settings: Settings, attempt: int) -> VoiceResponse:
     response = VoiceResponse()
     gather = Gather(num_digits=1, action=f"/twilio/language?attempt={attempt}", method="POST",
                     timeout=MENU_TIMEOUT_S)
-    for text, code in menu_lines(settings, attempt):
-        gather.say(text, language=code, voice=SAY_VOICES.get(code))
+    for line in menu_lines(settings, attempt):
+        gather.say(line.text, language=line.language, voice=SAY_VOICES.get(line.language))
     response.append(gather)
     # No key pressed: Twilio falls through to the next verb.
     response.redirect(f"/twilio/language?attempt={attempt}", method="POST")
