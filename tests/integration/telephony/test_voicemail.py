@@ -15,6 +15,7 @@ import pytest
 
 from sutradhar.testing.scripted import ScriptedSTT, ScriptedTTS
 from sutradhar.testing.simulator import CallerTurn, CallResult, SimConfig, simulate
+from tests.fakes.exotel_rest import FakeExotelRest
 from tests.fakes.plivo_rest import FakePlivoRest
 from tests.fakes.twilio_rest import FakeTwilioRest, PlacedCall
 from tests.support.answers import BEEP_MS, human_hello, machine_greeting
@@ -193,3 +194,37 @@ async def test_a_machine_answering_a_plivo_call_is_detected_by_our_own_detector(
     assert result.frames == [] and result.closed_by_server and call.hung_up
     assert record["end_reason"] == "voicemail" and record["answered_by"] == "machine"
     assert list(record["amd"]) == ["detector"]
+
+
+async def test_an_exotel_call_we_placed_is_screened_though_its_stream_cannot_say_so(tmp_path) -> None:
+    """Exotel's Voicebot stream carries nothing of the placement: the call id placed is what marks
+    it outbound. An inbound Exotel call is not screened."""
+    tts = ScriptedTTS(ms_per_char=2, chunk_ms=100)
+    greeting, _ = machine_greeting("en-IN")
+    port = free_port()
+    async with FakeExotelRest() as exotel:
+        settings = make_settings(public_url=f"http://127.0.0.1:{port}", port=port, data_dir=tmp_path,
+                                 admin_token=ADMIN_TOKEN, exotel_sid=exotel.sid, exotel_api_key=exotel.api_key,
+                                 exotel_api_token=exotel.api_token, exotel_caller_id="+918044000000",
+                                 exotel_app_id=exotel.app_id, exotel_api_base=exotel.base_url)
+        with live_server(settings, scripted_engines(tts=tts)) as srv:
+            async with httpx.AsyncClient(base_url=srv.url, timeout=20) as client:
+                placed = await client.post("/calls/outbound", headers=ADMIN, json={
+                    "to": "+919876543210", "language": "en-IN", "carrier": "exotel"})
+                assert placed.status_code == 201, placed.text
+                (call,) = exotel.placed
+                machine = await simulate(SimConfig(
+                    srv.url, [CallerTurn(greeting, 8000, after_s=0.0)], carrier="exotel", webhook=True,
+                    call_sid=call.sid, basic_auth=(exotel.api_key, exotel.api_token), speed=SPEED,
+                    hang_up=False, reply_wait_s=30, timeout_s=40))
+                assert wait_until(lambda: srv.live_calls() == 0, 10)
+                record = await stored(srv, client, call.sid)
+                inbound = await simulate(SimConfig(srv.url, [], carrier="exotel", webhook=True,
+                                                   basic_auth=(exotel.api_key, exotel.api_token),
+                                                   reply_wait_s=3, timeout_s=10))
+                assert wait_until(lambda: srv.live_calls() == 0, 10)
+                inbound_record = await stored(srv, client, inbound.call_id)
+    assert machine.frames == [] and machine.closed_by_server  # hung up (Exotel: the socket closes)
+    assert record["end_reason"] == "voicemail" and record["answered_by"] == "machine"
+    assert inbound.frames and inbound_record["answered_by"] is None  # greeted at once, never screened
+    assert "answering" not in inbound_record["summary"]
