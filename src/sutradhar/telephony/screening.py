@@ -25,6 +25,7 @@ from sutradhar.audio.vad import make_vad
 from sutradhar.config import Settings
 from sutradhar.services import Services
 from sutradhar.telephony.voicemail import (
+    HUMAN,
     MACHINE,
     UNKNOWN,
     MachineDetector,
@@ -129,6 +130,11 @@ class CallScreen:
             await self._decided(verdict, carrier, noted=True)
         if self.phase == AWAITING_BEEP and answered_by.startswith("machine_end"):
             self._leave("carrier")  # DetectMessageEnd: the greeting (and its beep) are over
+
+    async def key_pressed(self, digit: str) -> None:
+        """Machines do not press keys: a key while deciding is a person."""
+        if self.phase == DECIDING:
+            await self._decided(Verdict(HUMAN, "dtmf", self.detector.now_ms, {"digit": digit}), "detector")
 
     def summary(self) -> dict[str, Any]:
         return {"answered_by": self.verdict.answered_by if self.verdict else None,

@@ -594,6 +594,8 @@ class CallSession:
         self.log.info("dtmf {}", digit)
         if self._closing:
             return
+        if self.screen is not None and self.screen.active:
+            await self.screen.key_pressed(digit)
         await self.transport.send_event({"type": "dtmf", "digit": digit})
         if digit == s.dtmf_human:
             await self.interrupt("dtmf")

@@ -35,7 +35,7 @@ HUMAN, MACHINE, UNKNOWN = "human", "machine", "unknown"
 @dataclass(frozen=True, slots=True)
 class Verdict:
     answered_by: str  # human | machine | unknown
-    reason: str  # short_answer | long_greeting | beep | phrase | silence | timeout | carrier
+    reason: str  # short_answer | long_greeting | beep | phrase | silence | timeout | carrier | dtmf
     at_ms: int  # stream time of the decision
     evidence: dict[str, Any] = field(default_factory=dict)
 

@@ -47,7 +47,8 @@ async def twilio() -> AsyncIterator[FakeTwilioRest]:
         yield fake
 
 
-def server(twilio: FakeTwilioRest, data_dir: Path, tts: ScriptedTTS, agent: str | None = None) -> Any:
+def server(twilio: FakeTwilioRest, data_dir: Path, tts: ScriptedTTS, agent: str | None = None,
+           **overrides: Any) -> Any:
     port = free_port()
     agent_path = ""
     if agent is not None:
@@ -56,7 +57,7 @@ def server(twilio: FakeTwilioRest, data_dir: Path, tts: ScriptedTTS, agent: str 
     settings = make_settings(public_url=f"http://127.0.0.1:{port}", port=port, data_dir=data_dir,
                              admin_token=ADMIN_TOKEN, twilio_account_sid=twilio.account_sid,
                              twilio_auth_token=twilio.auth_token, twilio_api_base=twilio.base_url,
-                             twilio_from_number="+918000000001", agent_path=agent_path)
+                             twilio_from_number="+918000000001", agent_path=agent_path, **overrides)
     return live_server(settings, scripted_engines(ScriptedSTT(script=("haan, boliye",)), tts=tts))
 
 
@@ -117,6 +118,37 @@ async def test_a_machine_is_left_the_agents_message_after_the_beep_then_hung_up(
                                         answered_by="machine") >= 1
 
 
+async def test_twilios_detect_message_end_starts_the_message_when_the_greeting_has_no_beep(twilio, tmp_path) -> None:
+    tts = ScriptedTTS(ms_per_char=2, chunk_ms=100)
+    greeting, _ = machine_greeting("hi-IN", with_beep=False)
+    # Our own cues are out of reach here: only Twilio's machine_end_silence can start the message.
+    with server(twilio, tmp_path, tts, AGENT, twilio_machine_detection="DetectMessageEnd",
+                amd_message_silence_ms=10000, amd_beep_wait_s=120) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=20) as client:
+            call = await place(client, twilio, "hi-IN")
+            assert call.one("MachineDetection") == "DetectMessageEnd"
+            config = SimConfig(srv.url, [CallerTurn(greeting, 8000, after_s=0.0)], call_sid=call.sid,
+                               answer_url=call.one("Url"), auth_token=twilio.auth_token, speed=SPEED,
+                               hang_up=False, tail_s=1.0, reply_wait_s=30, timeout_s=40)
+            call_task = asyncio.create_task(simulate(config))
+
+            def awaiting_the_end() -> bool:
+                async def phase() -> str | None:
+                    session = srv.services.calls.get(call.sid)
+                    return session.screen.phase if session is not None and session.screen else None
+                return srv.run(phase()) == "awaiting_beep"
+
+            assert await asyncio.to_thread(wait_until, awaiting_the_end, 20)
+            assert not tts.calls  # decided "machine", still silent
+            assert await twilio.amd(call, "machine_end_silence") == 204
+            result = await call_task
+            record = await stored(srv, client, call.sid)
+    assert result.frames and " ".join(text for text, _ in tts.calls) == MESSAGE
+    assert record["end_reason"] == "voicemail_left"
+    assert record["summary"]["answering"]["message"]["cue"] == "carrier"
+    assert record["summary"]["answering"]["decided_by"] == "detector"
+
+
 async def test_a_machine_is_hung_up_on_without_a_word_by_default(twilio, tmp_path) -> None:
     tts = ScriptedTTS(ms_per_char=2, chunk_ms=100)
     greeting, _ = machine_greeting("en-IN")
@@ -151,6 +183,22 @@ async def test_a_person_saying_hello_is_greeted_at_once(twilio, tmp_path) -> Non
     assert record["amd"]["detector"]["reason"] == "short_answer" and record["amd"]["detector"]["at_ms"] < 2000
     assert record["amd"]["twilio"]["carrier_answered_by"] == "human"
     assert not twilio.hung_up(call)
+
+
+async def test_a_key_pressed_while_screening_is_a_person(twilio, tmp_path) -> None:
+    tts = ScriptedTTS(ms_per_char=2, chunk_ms=100)
+    with server(twilio, tmp_path, tts) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=20) as client:
+            call = await place(client, twilio, "en-IN")
+            result = await simulate(SimConfig(srv.url, [], call_sid=call.sid, answer_url=call.one("Url"),
+                                              auth_token=twilio.auth_token, dtmf=[("5", 0.4)], speed=SPEED,
+                                              reply_wait_s=10, timeout_s=20))
+            assert wait_until(lambda: srv.live_calls() == 0, 10)
+            record = await stored(srv, client, call.sid)
+    assert result.frames and tts.calls  # greeted
+    detector = record["amd"]["detector"]
+    assert (detector["answered_by"], detector["reason"], detector["digit"]) == ("human", "dtmf", "5")
+    assert detector["at_ms"] < 3000  # the key decided, not the silent-answer timeout
 
 
 async def test_a_forged_amd_callback_is_refused(twilio, tmp_path) -> None:
