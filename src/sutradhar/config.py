@@ -299,6 +299,9 @@ class Settings(BaseSettings):
         for name in ("twilio_from_number", "plivo_caller_id"):
             if getattr(self, name) and not E164.fullmatch(getattr(self, name)):
                 problems.append(f"{name.upper()} {getattr(self, name)!r} is not an E.164 number")
+        if self.amd_short_answer_ms >= self.amd_long_greeting_ms:
+            problems.append(f"AMD_SHORT_ANSWER_MS ({self.amd_short_answer_ms}) must be below "
+                            f"AMD_LONG_GREETING_MS ({self.amd_long_greeting_ms})")
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token) and self.twilio_account_sid:
             problems.append("TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is empty")
         if problems:

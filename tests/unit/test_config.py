@@ -53,3 +53,14 @@ def test_dotenv_file_is_read(monkeypatch, tmp_path):
     s = load_settings()
     assert s.default_language == "hi-IN"
     assert websocket_url(s.public_url + "/twilio/media") == "wss://voice.example.com/twilio/media"
+
+
+def test_answering_machine_thresholds_must_leave_room_between_a_hello_and_a_greeting(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AMD_SHORT_ANSWER_MS", "4000")
+    with pytest.raises(ConfigError, match="AMD_SHORT_ANSWER_MS .* must be below AMD_LONG_GREETING_MS"):
+        load_settings()
+    monkeypatch.setenv("AMD_SHORT_ANSWER_MS", "1500")
+    monkeypatch.setenv("VOICEMAIL_ACTION", "sing")
+    with pytest.raises(ConfigError, match="VOICEMAIL_ACTION"):
+        load_settings()
