@@ -163,6 +163,7 @@ class CallSession:
             self.greet()
 
     def greet(self) -> None:
+        """The agent's first words (at the start, or once the screen has heard a person)."""
         greeting = self.orchestrator.greeting()
         if self.recording is not None:  # consent: the caller is told before they say anything
             greeting = f"{LANGUAGES[self.language].recording_notice} {greeting}"
@@ -252,8 +253,8 @@ class CallSession:
             "call_id": self.call_id, "carrier": self.transport.carrier, "language": self.language,
             "state": self.state.value, "end_reason": self.end_reason, "turns": self.turns,
             "barge_ins": self.barge_ins, "backchannels": self.backchannels,
-            "malformed_messages": self.malformed,
-            **({"answering": self.screen.summary()} if self.screen is not None else {}), "inbound_dropped_s": round(self.inbound_dropped_s, 2),
+            "malformed_messages": self.malformed, "inbound_dropped_s": round(self.inbound_dropped_s, 2),
+            **({"answering": self.screen.summary()} if self.screen is not None else {}),
             "duration_s": round(time.time() - self.started_at, 2),
             "playout": vars(self.playout.stats).copy(),
             "orchestrator": self.orchestrator.get_status(),
