@@ -190,8 +190,12 @@ class CallScreen:
             finally:
                 self._transcribing = None
             verdict = self.detector.heard(text)
-            if verdict is not None and self.phase == DECIDING:
+            if verdict is None:
+                return
+            if self.phase == DECIDING:
                 await self._decided(verdict, "detector")
+            else:  # the carrier decided meanwhile: ours is kept as a second opinion
+                await self._note("detector", verdict)
 
         self._transcribing = asyncio.create_task(run(), name=f"amd-stt-{self.call.call_id}")
 

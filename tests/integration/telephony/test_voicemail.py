@@ -13,12 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from sutradhar.audio.codecs import silence
 from sutradhar.testing.scripted import ScriptedSTT, ScriptedTTS
 from sutradhar.testing.simulator import CallerTurn, CallResult, SimConfig, simulate
 from tests.fakes.exotel_rest import FakeExotelRest
 from tests.fakes.plivo_rest import FakePlivoRest
 from tests.fakes.twilio_rest import FakeTwilioRest, PlacedCall
 from tests.support.answers import BEEP_MS, human_hello, machine_greeting
+from tests.support.audio import speech_pcm
 from tests.support.server import (
     free_port,
     live_server,
@@ -48,7 +50,7 @@ async def twilio() -> AsyncIterator[FakeTwilioRest]:
 
 
 def server(twilio: FakeTwilioRest, data_dir: Path, tts: ScriptedTTS, agent: str | None = None,
-           **overrides: Any) -> Any:
+           stt: ScriptedSTT | None = None, **overrides: Any) -> Any:
     port = free_port()
     agent_path = ""
     if agent is not None:
@@ -58,7 +60,7 @@ def server(twilio: FakeTwilioRest, data_dir: Path, tts: ScriptedTTS, agent: str 
                              admin_token=ADMIN_TOKEN, twilio_account_sid=twilio.account_sid,
                              twilio_auth_token=twilio.auth_token, twilio_api_base=twilio.base_url,
                              twilio_from_number="+918000000001", agent_path=agent_path, **overrides)
-    return live_server(settings, scripted_engines(ScriptedSTT(script=("haan, boliye",)), tts=tts))
+    return live_server(settings, scripted_engines(stt or ScriptedSTT(script=("haan, boliye",)), tts=tts))
 
 
 async def place(client: httpx.AsyncClient, twilio: FakeTwilioRest, language: str) -> PlacedCall:
@@ -161,6 +163,24 @@ async def test_a_machine_is_hung_up_on_without_a_word_by_default(twilio, tmp_pat
     assert result.frames == [] and tts.calls == [] and twilio.hung_up(call)
     assert record["end_reason"] == "voicemail" and record["answered_by"] == "machine"
     assert record["amd"]["detector"]["reason"] == "long_greeting"
+
+
+async def test_a_network_announcement_is_known_by_what_it_says(twilio, tmp_path) -> None:
+    """Too short to be a greeting by its length alone (2.2 s): the STT hears a machine's phrase."""
+    text = "The number you are calling is switched off."
+    announcement = silence(300, 8000) + speech_pcm(text) + silence(300, 8000)
+    stt = ScriptedSTT(script=(text,))
+    tts = ScriptedTTS(ms_per_char=2, chunk_ms=100)
+    with server(twilio, tmp_path, tts, stt=stt) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=20) as client:
+            call = await place(client, twilio, "en-IN")
+            result = await answer(srv, twilio, call, announcement)
+            assert wait_until(lambda: srv.live_calls() == 0, 10)
+            record = await stored(srv, client, call.sid)
+    assert result.frames == [] and tts.calls == [] and twilio.hung_up(call)
+    detector = record["amd"]["detector"]
+    assert (detector["answered_by"], detector["reason"], detector["phrase"]) == ("machine", "phrase", "switched off")
+    assert record["end_reason"] == "voicemail"
 
 
 async def test_a_person_saying_hello_is_greeted_at_once(twilio, tmp_path) -> None:
