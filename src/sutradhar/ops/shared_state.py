@@ -4,6 +4,8 @@
   the same call may reach different workers.
 - `CallDirections`: CallSid -> "outbound" for the calls we placed, for the stream's start when its
   carrier cannot say so (Exotel): those calls are screened for answering machines.
+- `CallHandoffs`: CallSid -> the number an Exotel call was transferred to, for the flow's Passthru
+  applet that asks after the stream closed (telephony/exotel/control.py).
 - every worker's live calls: `sutradhar.ops.live_calls.LiveCalls`, on the same Redis client.
 - `BreakerStateStore` + `BreakerSync`: per stage+provider breaker state with its opened-at time, so
   when one worker finds a provider down the others stop sending it calls too.
@@ -84,6 +86,12 @@ class CallDirections(CallValueMap):
     """CallSid -> "outbound" for the calls this deployment placed."""
 
     namespace = "direction"
+
+
+class CallHandoffs(CallValueMap):
+    """CallSid -> the number the agent handed the call to (carriers whose flow dials it: Exotel)."""
+
+    namespace = "handoff"
 
 
 @dataclass(frozen=True)
@@ -220,6 +228,7 @@ class SharedState:
         self.worker = worker or worker_id()
         self.languages = IvrLanguageMap(redis)
         self.directions = CallDirections(redis)
+        self.handoffs = CallHandoffs(redis)
         self.breakers = BreakerStateStore(redis, worker=self.worker)
         self.stream_tokens = StreamTokens(redis, ttl_s=stream_token_ttl_s)
 
