@@ -80,3 +80,4 @@ async def test_forged_menu_requests_are_refused_and_junk_digits_rejected() -> No
             unsigned = await client.post(f"{srv.url}/plivo/language?attempt=1", data={"CallUUID": CALL, "Digits": "2"})
             junk = await post_signed(client, f"{srv.url}/plivo/language?attempt=1", {"CallUUID": CALL, "Digits": "2x"})
     assert (forged.status_code, unsigned.status_code, junk.status_code) == (403, 403, 422)
+
