@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -168,6 +168,20 @@ class Settings(BaseSettings):
     # A number dialled whose carrier never reported a final status within this is `unknown`:
     # never dialled again automatically (the call may have connected).
     campaign_call_timeout_s: float = Field(3600.0, gt=0, le=86400)
+    # --- answering machines on outbound calls (telephony/voicemail.py, telephony/screening.py) ---
+    # Our own detector holds the greeting until it decides (human: greet at once); a machine is
+    # hung up on or left a message, as the agent file's `voicemail:` says (else VOICEMAIL_ACTION).
+    amd_enabled: bool = True
+    voicemail_action: Literal["hang_up", "leave_message"] = "hang_up"
+    amd_long_greeting_ms: int = Field(3500, ge=1000, le=15000)  # continuous speech: a machine
+    amd_short_answer_ms: int = Field(1500, ge=200, le=5000)  # then silence: a person
+    amd_max_gap_ms: int = Field(700, ge=200, le=3000)  # pauses inside one greeting
+    amd_decision_ms: int = Field(5000, ge=1000, le=20000)  # undecided: greet anyway
+    amd_message_silence_ms: int = Field(1200, ge=300, le=10000)  # no beep: greeting over, line quiet
+    amd_beep_wait_s: float = Field(30.0, ge=1, le=120)  # leave the message by then, beep or not
+    # Twilio's own AMD, asked for on each outbound call (AsyncAmd; result on /twilio/amd):
+    # Enable (human or machine, fast), DetectMessageEnd (waits for the beep), or off.
+    twilio_machine_detection: Literal["Enable", "DetectMessageEnd", "off"] = "Enable"
 
     # --- Sarvam ---
     sarvam_api_key: str = ""
@@ -320,6 +334,9 @@ class Settings(BaseSettings):
             if getattr(self, name) and not E164.fullmatch(getattr(self, name)):
                 problems.append(f"{name.upper()} {getattr(self, name)!r} is not an E.164 number")
         problems += campaign_problems(self.campaign_calling_hours, self.campaign_timezone)
+        if self.amd_short_answer_ms >= self.amd_long_greeting_ms:
+            problems.append(f"AMD_SHORT_ANSWER_MS ({self.amd_short_answer_ms}) must be below "
+                            f"AMD_LONG_GREETING_MS ({self.amd_long_greeting_ms})")
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token) and self.twilio_account_sid:
             problems.append("TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is empty")
         if problems:

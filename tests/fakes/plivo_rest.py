@@ -2,6 +2,9 @@
 
     POST /v1/Account/{auth_id}/Call/   (JSON: from, to, answer_url, answer_method, ring_url,
                                         ring_method, hangup_url, hangup_method)
+    DELETE /v1/Account/{auth_id}/Call/{call_uuid}/   (hang up an answered call: 204, 404 unknown)
+    POST /v1/Account/{auth_id}/Call/{call_uuid}/     (transfer, JSON: legs aleg|bleg|both, aleg_url,
+                                                      aleg_method, bleg_url, bleg_method: 202)
 
 Like Plivo: HTTP Basic auth as AUTH_ID:AUTH_TOKEN (401 otherwise), the path's account must be the
 authenticated one, a JSON body with `from`, `to` (digits with the country code) and `answer_url`,
@@ -35,6 +38,7 @@ class PlacedCall:
     request_uuid: str
     body: dict[str, Any]
     call_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    hung_up: bool = False  # the server hung up through the API
 
 
 class FakePlivoRest(FakeServer):
@@ -44,9 +48,55 @@ class FakePlivoRest(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.placed: list[PlacedCall] = []
+        self.transfers: dict[str, dict[str, Any]] = {}  # call uuid -> the transfer's body
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/Account/{auth_id}/Call/", self._make_call)
+        app.router.add_delete("/v1/Account/{auth_id}/Call/{call_uuid}/", self._hang_up)
+        app.router.add_post("/v1/Account/{auth_id}/Call/{call_uuid}/", self._transfer)
+
+    async def _transfer(self, request: web.Request) -> web.Response:
+        """Like Plivo's Transfer a Call: the legs to move and the URL each fetches its XML from."""
+        self.requests.append({"endpoint": "transfer", "headers": dict(request.headers)})
+        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != basic:
+            return _error(401, "Authentication failed")
+        if request.match_info["auth_id"] != self.auth_id:
+            return _error(404, "not found")
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return _error(400, "body is not JSON")
+        known = {"legs", "aleg_url", "aleg_method", "bleg_url", "bleg_method"}
+        if not isinstance(body, dict) or set(body) - known:
+            return _error(400, "unknown parameters")
+        legs = body.get("legs")
+        if legs not in ("aleg", "bleg", "both"):
+            return _error(400, "legs must be aleg, bleg or both")
+        for leg in ("aleg", "bleg"):
+            if legs in (leg, "both") and not str(body.get(f"{leg}_url", "")).startswith(("http://", "https://")):
+                return _error(400, f"{leg}_url is required")
+            if body.get(f"{leg}_method", "POST") not in ("GET", "POST"):
+                return _error(400, f"{leg}_method must be GET or POST")
+        self.transfers[request.match_info["call_uuid"]] = body
+        return web.json_response({"api_id": str(uuid.uuid4()), "message": "call transferred"}, status=202)
+
+    async def fetch_transfer_xml(self, call_uuid: str) -> httpx.Response:
+        """Plivo moving the A leg: fetch the transfer's aleg_url, signed like every Plivo request."""
+        body = self.transfers[call_uuid]
+        form = {"CallUUID": call_uuid, "Direction": "inbound", "CallStatus": "in-progress"}
+        return await self._post_signed(body["aleg_url"], form)
+
+    async def _hang_up(self, request: web.Request) -> web.Response:
+        self.requests.append({"endpoint": "hangup", "headers": dict(request.headers)})
+        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != basic:
+            return _error(401, "Authentication failed")
+        call = next((c for c in self.placed if c.call_uuid == request.match_info["call_uuid"]), None)
+        if request.match_info["auth_id"] != self.auth_id or call is None:
+            return _error(404, "not found")
+        call.hung_up = True
+        return web.Response(status=204)
 
     async def _make_call(self, request: web.Request) -> web.Response:
         self.requests.append({"endpoint": "call", "headers": dict(request.headers)})

@@ -1,13 +1,19 @@
 """A strict loopback fake of Twilio's REST API for outbound calls, and Twilio's side of the call.
 
     POST /2010-04-01/Accounts/{AccountSid}/Calls.json    (form: To, From, Url, StatusCallback,
-                                                          StatusCallbackEvent..., StatusCallbackMethod)
+                                                          StatusCallbackEvent..., StatusCallbackMethod,
+                                                          MachineDetection, AsyncAmd, AsyncAmdStatusCallback,
+                                                          AsyncAmdStatusCallbackMethod)
+    POST /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json  (form: Status=completed | Twiml)
 
 Like Twilio: HTTP Basic auth as AccountSid:AuthToken (401, code 20003, otherwise; the path's
 account must be the authenticated one), E.164 `To`/`From` (400, code 21211 / 21212), `Url`
-required (400, 21205), no field Twilio does not know (400), 201 with the call resource (JSON).
-Then it plays Twilio: `answer()` fetches the call's Url signed with X-Twilio-Signature, and
-`status()` posts a signed status callback with the fields Twilio sends.
+required (400, 21205), no field Twilio does not know (400), MachineDetection only Enable or
+DetectMessageEnd, AsyncAmd only true/false and with AsyncAmd=true an AsyncAmdStatusCallback URL
+(400, 21626 otherwise), 201 with the call resource (JSON). Updating a call needs a call this fake
+placed (404, 20404) and Status=completed or Twiml (400). Then it plays Twilio: `answer()` fetches the
+call's Url signed with X-Twilio-Signature, `status()` posts a signed status callback and `amd()` the
+AsyncAmd callback (AnsweredBy, MachineDetectionDuration) with the fields Twilio sends.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from tests.fakes._server import FakeServer
 
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 CALL_FIELDS = {"To", "From", "Url", "Method", "StatusCallback", "StatusCallbackEvent",
-               "StatusCallbackMethod", "Timeout", "MachineDetection", "Record"}
+               "StatusCallbackMethod", "Timeout", "MachineDetection", "Record", "AsyncAmd",
+               "AsyncAmdStatusCallback", "AsyncAmdStatusCallbackMethod"}
+MACHINE_DETECTION = {"Enable", "DetectMessageEnd"}
+ANSWERED_BY = {"human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
+               "fax", "unknown"}
 CALLBACK_EVENTS = {"initiated", "ringing", "answered", "completed"}
 # The CallStatus a callback carries for each outcome (answered is reported as in-progress).
 CALL_STATUS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress",
@@ -38,6 +48,7 @@ class PlacedCall:
     sid: str
     form: dict[str, list[str]]
     statuses_sent: list[tuple[str, int]] = field(default_factory=list)  # (CallStatus, our reply)
+    updates: list[dict[str, str]] = field(default_factory=list)  # call updates: hang-ups, transfers
 
     def one(self, name: str) -> str:
         return self.form[name][0]
@@ -58,6 +69,7 @@ class FakeTwilioRest(FakeServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create_call)
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{sid}.json", self._update_call)
 
     async def _create_call(self, request: web.Request) -> web.Response:
         self.requests.append({"endpoint": "calls", "headers": dict(request.headers)})
@@ -79,6 +91,9 @@ class FakeTwilioRest(FakeServer):
                 return _error(400, code, f"Invalid '{name}' Phone Number")
         if not form.get("Url", [""])[0].startswith(("http://", "https://")):
             return _error(400, 21205, "Url is not a valid URL")
+        amd = _amd_problem(form)
+        if amd:
+            return _error(400, 21626, amd)
         events = set(form.get("StatusCallbackEvent", []))
         if events - CALLBACK_EVENTS:
             return _error(400, 21626, f"invalid StatusCallbackEvent {sorted(events - CALLBACK_EVENTS)}")
@@ -93,6 +108,25 @@ class FakeTwilioRest(FakeServer):
             "from": call.one("From"), "status": "queued", "direction": "outbound-api",
             "api_version": "2010-04-01", "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json",
         }, status=201)
+
+    async def _update_call(self, request: web.Request) -> web.Response:
+        self.requests.append({"endpoint": "update", "headers": dict(request.headers)})
+        if request.headers.get("Authorization", "") != _basic(self.account_sid, self.auth_token):
+            return _error(401, 20003, "Authenticate")
+        call = next((c for c in self.placed if c.sid == request.match_info["sid"]), None)
+        if request.match_info["account"] != self.account_sid or call is None:
+            return _error(404, 20404, "The requested resource was not found")
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if set(form) - {"Status", "Twiml", "Url", "Method"} or form.get("Status", "completed") not in (
+                "completed", "canceled") or not ({"Status", "Twiml", "Url"} & set(form)):
+            return _error(400, 20001, f"unusable call update {sorted(form)}")
+        call.updates.append(form)
+        return web.json_response({"sid": call.sid, "account_sid": self.account_sid,
+                                  "status": form.get("Status", "in-progress")})
+
+    def hung_up(self, call: PlacedCall) -> bool:
+        """Did the server end this call through the REST API?"""
+        return any(u.get("Status") == "completed" for u in call.updates)
 
     # --- Twilio calling us back ---
 
@@ -123,6 +157,34 @@ class FakeTwilioRest(FakeServer):
         response = await self._post_signed(call.one("StatusCallback"), form, token)
         call.statuses_sent.append((status, response.status_code))
         return response.status_code
+
+
+    async def amd(self, call: PlacedCall, answered_by: str, duration_ms: int = 2400, *,
+                  token: str | None = None) -> int:
+        """Send the AsyncAmd callback: who Twilio thinks answered."""
+        assert answered_by in ANSWERED_BY, answered_by
+        form = {"AccountSid": self.account_sid, "CallSid": call.sid, "AnsweredBy": answered_by,
+                "MachineDetectionDuration": str(duration_ms)}
+        response = await self._post_signed(call.one("AsyncAmdStatusCallback"), form, token)
+        return response.status_code
+
+
+def _amd_problem(form: dict[str, list[str]]) -> str | None:
+    """What Twilio would refuse in the machine-detection fields, or None."""
+    detection = form.get("MachineDetection", [None])[0]
+    if detection is not None and detection not in MACHINE_DETECTION:
+        return f"MachineDetection must be one of {sorted(MACHINE_DETECTION)}"
+    async_amd = form.get("AsyncAmd", [None])[0]
+    if async_amd is not None and async_amd not in ("true", "false"):
+        return "AsyncAmd must be true or false"
+    if async_amd == "true":
+        if detection is None:
+            return "AsyncAmd needs MachineDetection"
+        if not form.get("AsyncAmdStatusCallback", [""])[0].startswith(("http://", "https://")):
+            return "AsyncAmdStatusCallback is not a valid URL"
+    if form.get("AsyncAmdStatusCallbackMethod", ["POST"])[0] not in ("GET", "POST"):
+        return "AsyncAmdStatusCallbackMethod must be GET or POST"
+    return None
 
 
 def _basic(user: str, password: str) -> str:

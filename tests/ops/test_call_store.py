@@ -111,7 +111,8 @@ async def test_migrations_create_the_schema_on_an_empty_database(tmp_path):
     await engine.dispose()
     assert {"calls", "turns", "workers", "call_results", "campaigns", "campaign_contacts", "do_not_call",
             "alembic_version"} <= tables
-    assert version == "0010" and {"final_language", "worker_id", "recording_path", "direction"} <= columns
+    assert version == "0010" and {"final_language", "worker_id", "recording_path", "direction", "answered_by",
+                                  "amd"} <= columns
     assert {"v2v_wire_ms", "playing", "tool_calls", "state"} <= turn_columns
     again = CallStore(url)  # a second start on a migrated database is a no-op
     await again.start()
@@ -351,3 +352,16 @@ def test_workers_starting_together_on_a_fresh_sqlite_file_migrate_once_each_with
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()[-2000:]
+
+
+async def test_answering_verdicts_are_kept_per_source_and_unknown_never_overrides_a_decision(store):
+    await store.write_call_placed("CAamd", {"carrier": "twilio", "to_number": "+919876543210"})
+    await store.write_answering("CAamd", "detector", {"answered_by": "machine", "reason": "beep",
+                                                      "beep": {"start_ms": 6960, "hz": 1000.0}})
+    await store.write_answering("CAamd", "twilio", {"answered_by": "unknown", "reason": "carrier"})
+    call = await store.get_call("CAamd")
+    assert call["answered_by"] == "machine" and set(call["amd"]) == {"detector", "twilio"}
+    assert call["amd"]["detector"]["beep"] == {"start_ms": 6960, "hz": 1000.0} and call["amd"]["detector"]["at"]
+    # A callback for a call whose record was lost still lands.
+    await store.write_answering("CAlost", "twilio", {"answered_by": "unknown"})
+    assert (await store.get_call("CAlost"))["answered_by"] == "unknown"

@@ -67,3 +67,14 @@ def test_the_acoustic_end_of_turn_model_is_none_or_smart_turn(monkeypatch, tmp_p
     monkeypatch.setenv("TURN_ACOUSTIC_THRESHOLD", "1.5")
     with pytest.raises(ConfigError, match="TURN_ACOUSTIC_THRESHOLD"):
         load_settings()
+
+
+def test_answering_machine_thresholds_must_leave_room_between_a_hello_and_a_greeting(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AMD_SHORT_ANSWER_MS", "4000")
+    with pytest.raises(ConfigError, match="AMD_SHORT_ANSWER_MS .* must be below AMD_LONG_GREETING_MS"):
+        load_settings()
+    monkeypatch.setenv("AMD_SHORT_ANSWER_MS", "1500")
+    monkeypatch.setenv("VOICEMAIL_ACTION", "sing")
+    with pytest.raises(ConfigError, match="VOICEMAIL_ACTION"):
+        load_settings()

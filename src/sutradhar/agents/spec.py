@@ -11,6 +11,10 @@
       - name: shop_status           # or a webhook tool (the shape of agents/webhooks.py)
         description: ...
         url: https://shop.example.com/status
+    voicemail:                      # an outbound call answered by a machine (telephony/screening.py)
+      action: leave_message         # or hang_up (the default: VOICEMAIL_ACTION)
+      message:                      # said once after the beep; else the language's standard line
+        hi-IN: नमस्ते, आपके ऑर्डर के बारे में कॉल किया था। हम फिर से कॉल करेंगे।
 
     flow: ...                       # optional: states, prompts, transitions (agents/flow_spec.py)
     results:                        # optional: after the call (agents/results.py)
@@ -25,7 +29,7 @@ and TOOLS, and each call is greeted and prompted in its language.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -44,6 +48,15 @@ class LanguagePrompt(BaseModel):
     system: str | None = None  # None: SYSTEM_PROMPT
 
 
+class VoicemailSpec(BaseModel):
+    """What to do when an outbound call reaches an answering machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["hang_up", "leave_message"] = "hang_up"
+    message: dict[str, str] = Field(default_factory=dict)  # language -> what to leave
+
+
 class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +67,7 @@ class AgentSpec(BaseModel):
     tools: list[str | WebhookToolConfig] = Field(default_factory=list)
     flow: FlowSpec | None = None
     results: ResultsSpec | None = None
+    voicemail: VoicemailSpec | None = None  # None: VOICEMAIL_ACTION with the standard lines
 
     @model_validator(mode="after")
     def _consistent(self) -> AgentSpec:
@@ -63,6 +77,11 @@ class AgentSpec(BaseModel):
             problems.append(f"default_language: {self.default_language!r} is not one of languages")
         problems += [f"prompts.{code}: not one of languages" for code in self.prompts
                      if code not in self.languages]
+        if self.voicemail is not None:
+            problems += [f"voicemail.message.{code}: not one of languages" for code in self.voicemail.message
+                         if code not in self.languages]
+            problems += [f"voicemail.message.{code}: empty" for code, text in self.voicemail.message.items()
+                         if not text.strip()]
         names = [t if isinstance(t, str) else t.name for t in self.tools]
         problems += [f"tools.{n}: {name!r} is listed twice" for n, name in enumerate(names)
                      if name in names[:n]]

@@ -98,6 +98,9 @@ class Telemetry:
         self.language_switches = Counter("sutradhar_language_switches",
                                          "Processing-language switches", registry=r)
         self.calls = Counter("sutradhar_calls", "Calls started", registry=r)
+        self.answering_verdicts = Counter(
+            "sutradhar_answering_verdicts", "Who answered outbound calls (human, machine, unknown), "
+            "by source: our detector or the carrier's AMD", ("source", "answered_by"), registry=r)
         self.speculations = Counter("sutradhar_speculations",
                                     "Early STT at a caller's pause: started, used, or dropped because "
                                     "the caller went on (resumed)", ("outcome",), registry=r)
@@ -186,6 +189,9 @@ class Telemetry:
 
     def inbound_audio_dropped(self, carrier: str, seconds: float) -> None:
         self.inbound_dropped.labels(_label(carrier)).inc(seconds)
+
+    def answering(self, source: str, answered_by: str) -> None:
+        self.answering_verdicts.labels(source, answered_by).inc()
 
     def barge_in(self) -> None:
         self.barge_ins.inc()

@@ -2,6 +2,10 @@
 
 - `IvrLanguageMap`: CallSid -> language chosen in the IVR. The IVR webhook and the media stream of
   the same call may reach different workers.
+- `CallDirections`: CallSid -> "outbound" for the calls we placed, for the stream's start when its
+  carrier cannot say so (Exotel): those calls are screened for answering machines.
+- `CallHandoffs`: CallSid -> the number an Exotel call was transferred to, for the flow's Passthru
+  applet that asks after the stream closed (telephony/exotel/control.py).
 - every worker's live calls: `sutradhar.ops.live_calls.LiveCalls`, on the same Redis client.
 - `BreakerStateStore` + `BreakerSync`: per stage+provider breaker state with its opened-at time, so
   when one worker finds a provider down the others stop sending it calls too.
@@ -36,8 +40,10 @@ def worker_id() -> str:
 
 
 
-class IvrLanguageMap(RedisBacked):
-    """CallSid -> language code, with a TTL (an IVR answer is needed only until the call starts)."""
+class CallValueMap(RedisBacked):
+    """CallSid -> a short string, with a TTL (needed only until the call's stream starts)."""
+
+    namespace = "call"
 
     def __init__(self, redis: Any | None = None, *, ttl_s: float = 3600, limit: int = 10_000) -> None:
         super().__init__(redis)
@@ -46,14 +52,14 @@ class IvrLanguageMap(RedisBacked):
         self._local: dict[str, tuple[str, float]] = {}
 
     def _key(self, call_sid: str) -> str:
-        return f"{PREFIX}:ivr:{call_sid}"
+        return f"{PREFIX}:{self.namespace}:{call_sid}"
 
-    async def set(self, call_sid: str, language: str) -> None:
+    async def set(self, call_sid: str, value: str) -> None:
         if len(self._local) >= self.limit:
             self._local.pop(next(iter(self._local)))
-        self._local[call_sid] = (language, time.monotonic() + self.ttl_s)
+        self._local[call_sid] = (value, time.monotonic() + self.ttl_s)
         if self.redis is not None:
-            await self._try("set", self.redis.set(self._key(call_sid), language,
+            await self._try("set", self.redis.set(self._key(call_sid), value,
                                                    ex=max(1, int(self.ttl_s))))
 
     async def get(self, call_sid: str) -> str | None:
@@ -68,6 +74,24 @@ class IvrLanguageMap(RedisBacked):
             self._local.pop(call_sid, None)
             return None
         return entry[0]
+
+
+class IvrLanguageMap(CallValueMap):
+    """CallSid -> the language code chosen in the IVR (or when the call was placed)."""
+
+    namespace = "ivr"
+
+
+class CallDirections(CallValueMap):
+    """CallSid -> "outbound" for the calls this deployment placed."""
+
+    namespace = "direction"
+
+
+class CallHandoffs(CallValueMap):
+    """CallSid -> the number the agent handed the call to (carriers whose flow dials it: Exotel)."""
+
+    namespace = "handoff"
 
 
 @dataclass(frozen=True)
@@ -203,6 +227,8 @@ class SharedState:
         self.redis = redis
         self.worker = worker or worker_id()
         self.languages = IvrLanguageMap(redis)
+        self.directions = CallDirections(redis)
+        self.handoffs = CallHandoffs(redis)
         self.breakers = BreakerStateStore(redis, worker=self.worker)
         self.stream_tokens = StreamTokens(redis, ttl_s=stream_token_ttl_s)
 

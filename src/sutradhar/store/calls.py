@@ -238,6 +238,10 @@ class CallStore:
         async with self._session() as session, session.begin():
             await result_rows.record_attempt(session, call_id, utcnow(), error, next_at)
 
+    async def answering(self, call_id: str, source: str, verdict: dict[str, Any]) -> None:
+        """A verdict on who answered (telephony/screening.py, Twilio's AMD callback)."""
+        self._enqueue(self.write_answering, call_id, source, dict(verdict or {}), utcnow())
+
     def _enqueue(self, op: Callable[..., Awaitable[None]], *args: Any) -> None:
         if not is_call_id(args[0]):  # callers check ids at the door; an unbounded one never gets in
             log.bind(call_id="-").error("call record dropped: unusable call id {!r:.60}", args[0])
@@ -345,6 +349,21 @@ class CallStore:
                 row.ended_at = at
         for listener in self.status_listeners:
             listener(call_id, status)
+
+    async def write_answering(self, call_id: str, source: str, verdict: dict[str, Any],
+                              at: datetime | None = None) -> None:
+        """One source's verdict, kept beside the others'; a decisive one sets `answered_by` (an
+        "unknown" only fills it while nothing else has)."""
+        at = at or utcnow()
+        async with self._session() as session, session.begin():
+            row = await session.get(CallRow, call_id, with_for_update=self.dialect != "sqlite")
+            if row is None:  # the callback outran the record of the placed call
+                row = CallRow(id=call_id, status="active", turn_count=0, started_at=at, direction="outbound")
+                session.add(row)
+            row.amd = {**(row.amd or {}), _str(source, 32): {**_jsonable(verdict), "at": _iso(at)}}
+            answered_by = _str(verdict.get("answered_by"), 16)
+            if answered_by and (answered_by != "unknown" or row.answered_by is None):
+                row.answered_by = answered_by
 
     async def write_turn(self, call_id: str, record: dict[str, Any], at: datetime | None = None) -> None:
         at = at or utcnow()
@@ -590,6 +609,8 @@ def _call_dict(row: CallRow) -> dict[str, Any]:
         "direction": row.direction or "inbound",
         "carrier_status": row.carrier_status,
         "carrier_events": row.carrier_events or [],
+        "answered_by": row.answered_by,
+        "amd": row.amd or {},
     }
 
 

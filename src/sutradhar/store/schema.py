@@ -49,6 +49,8 @@ class CallRow(Base):
     direction: Mapped[str] = mapped_column(String(16), default="inbound")  # or outbound (we dialled)
     carrier_status: Mapped[str | None] = mapped_column(String(32))  # the last status callback's
     carrier_events: Mapped[list | None] = mapped_column(JSON)  # every status callback, in order
+    answered_by: Mapped[str | None] = mapped_column(String(16))  # human | machine | unknown (outbound)
+    amd: Mapped[dict | None] = mapped_column(JSON)  # source (detector, twilio) -> its verdict
 
     turns: Mapped[list[TurnRow]] = relationship(
         back_populates="call", cascade="all, delete-orphan", passive_deletes=True,

@@ -66,6 +66,17 @@ async def campaign_script(services: Services, start: Start) -> CallScript | None
             "campaign lookup failed: {}: {}", type(exc).__name__, exc)
         return None
 
+async def _mark_outbound(services: Services, start: Start) -> None:
+    """A stream of a call we placed says so in `start.info["direction"]` (the session screens it
+    for an answering machine): from its own parameters (Twilio, Plivo), else from placement (Exotel)."""
+    if not services.settings.amd_enabled or "direction" in start.info or not start.carrier_call_id:
+        return
+    try:
+        if await services.shared.directions.get(start.carrier_call_id) == "outbound":
+            start.info["direction"] = "outbound"
+    except Exception as exc:  # Redis down: the call goes on unscreened
+        logger.bind(call_id=start.call_id, stage="amd").warning("call direction lookup failed: {}", exc)
+
 
 async def _ivr_language(services: Services, call_sid: str) -> str | None:
     if not call_sid:
@@ -239,6 +250,7 @@ async def _start(transport: Transport, services: Services, start: Start, scope: 
         return None
     language = await first_language(services, start)
     script = await campaign_script(services, start)
+    await _mark_outbound(services, start)
     # No await between this check and the session registering itself: the limit holds under a rush.
     if services.calls.at_capacity:
         calls = services.calls

@@ -90,8 +90,9 @@ async def place_call(services: Services, to: str, language: str | None = None,
     # callee is still ringing, seconds before any stream.
     try:
         await services.ivr_languages.set(call_id, language)
+        await services.shared.directions.set(call_id, "outbound")  # screened for a machine (voicemail.py)
     except Exception as exc:  # noqa: BLE001 - Redis down: the call goes on in the default language
-        log.warning("could not store the call's language: {}", exc)
+        log.warning("could not store the call's language and direction: {}", exc)
     info = {"carrier": carrier, "to_number": number, "from_number": from_, "carrier_call_id": call_id,
             "language": language}
     if services.store is not None:

@@ -47,6 +47,7 @@ from sutradhar.pipeline.orchestrator import Checkpoint
 from sutradhar.pipeline.turn_policy import EndOfTurn
 from sutradhar.services import Services
 from sutradhar.telephony.recording import CallRecording, open_recording
+from sutradhar.telephony.screening import CallScreen, screens
 from sutradhar.telephony.transport import DISCONNECTED, Start, Transport
 from sutradhar.text.languages import LANGUAGES
 
@@ -150,6 +151,8 @@ class CallSession:
         self._closing = False  # saying the drain goodbye: the caller cannot talk over it
         self.barge_ins = 0
         self.malformed = 0
+        # An outbound call: the greeting waits until we know a person answered, not a machine.
+        self.screen = CallScreen(self, services, vad_rate) if screens(s, start.info) else None
 
     # --- lifecycle ---
 
@@ -164,6 +167,11 @@ class CallSession:
             "language": self.language, "recording_path": self.recording_name, **self.start_info.info})
         self.log.info("call started carrier={} language={}", self.transport.carrier, self.language)
         await self.transport.send_event({"type": "started", "call_id": self.call_id, "language": self.language})
+        if self.screen is None:
+            self.greet()
+
+    def greet(self) -> None:
+        """The agent's first words (at the start, or once the screen has heard a person)."""
         greeting = self.orchestrator.greeting()
         if self.recording is not None:  # consent: the caller is told before they say anything
             greeting = f"{LANGUAGES[self.language].recording_notice} {greeting}"
@@ -198,6 +206,8 @@ class CallSession:
             self._spec.task.cancel()
         if self._judging is not None:
             self._judging.cancel()
+        if self.screen is not None:
+            await self.screen.aclose()
         reply, turn = self._reply, self._reply_turn
         for task in (self._reply, self._watchdog, *self._background):
             if task is not None and task is not me:
@@ -225,6 +235,12 @@ class CallSession:
         await self._record("call_ended", self.call_id, reason, self.summary())
         if self.services.results is not None:  # made in the background: the end waits for nothing
             self.services.results.submit(self._transcript(reason))
+
+    def leave_message(self, text: str) -> None:
+        """An answering machine is recording: say `text` once (nothing on the line interrupts it),
+        then hang up."""
+        self._closing = True
+        self._play(self._line_then(text, "voicemail_left"))
 
     async def end_politely(self, reason: str, line: str, within_s: float) -> None:
         """End the call from our side with `line` said first (in the call's language), whatever
@@ -255,6 +271,7 @@ class CallSession:
             "state": self.state.value, "end_reason": self.end_reason, "turns": self.turns,
             "barge_ins": self.barge_ins, "backchannels": self.backchannels,
             "malformed_messages": self.malformed, "inbound_dropped_s": round(self.inbound_dropped_s, 2),
+            **({"answering": self.screen.summary()} if self.screen is not None else {}),
             "duration_s": round(time.time() - self.started_at, 2),
             "playout": vars(self.playout.stats).copy(),
             "orchestrator": self.orchestrator.get_status(),
@@ -286,6 +303,9 @@ class CallSession:
 
     async def _on_frame(self, frame: bytes) -> None:
         if self._closing:  # the goodbye plays to the end; nothing the caller says starts a turn
+            return
+        if self.screen is not None and self.screen.active:  # an answering machine, maybe: not a turn
+            await self.screen.push(frame)
             return
         detector = self.detector
         event = detector.push(frame)
@@ -635,6 +655,8 @@ class CallSession:
         self.log.info("dtmf {}", digit)
         if self._closing:
             return
+        if self.screen is not None and self.screen.active:
+            await self.screen.key_pressed(digit)
         await self.transport.send_event({"type": "dtmf", "digit": digit})
         if digit == s.dtmf_human:
             await self.interrupt("dtmf")
@@ -886,6 +908,8 @@ class CallSession:
             await self.end("agent_hangup", hang_up=True)
         elif action == "drained":
             await self.end("drained", hang_up=True)
+        elif action == "voicemail_left":
+            await self.end("voicemail_left", hang_up=True)
         elif action == "transfer":
             number = self.settings.transfer_number
             if not number:

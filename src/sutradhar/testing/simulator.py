@@ -65,6 +65,8 @@ class SimConfig:
     # IVR, Plivo answer XML, Exotel stream URL). None: Twilio when auth_token or ivr_digit is set.
     webhook: bool | None = None
     language: str | None = None  # stream parameter (all carriers) when the IVR is not used
+    # More stream parameters, as the carrier's answer carried them (e.g. Plivo's extraHeaders).
+    stream_params: dict[str, str] = field(default_factory=dict)
     # twilio: an outbound call's Url (the TwiML Twilio fetches when the callee answers), fetched
     # instead of the IVR; the stream's parameters (language, token) come from it.
     answer_url: str | None = None
@@ -166,6 +168,7 @@ class _Call:
                                                    or cfg.answer_url is not None)
         if webhook:
             params, url = await self._answer(url)
+        params = {**params, **cfg.stream_params}
         params.setdefault("call_id", self.call_sid)
         if cfg.language and ("language" not in params or cfg.ivr_digit is None):
             params["language"] = cfg.language  # the stream parameter, unless an IVR digit chose

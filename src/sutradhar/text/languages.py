@@ -29,6 +29,7 @@ class LanguageInfo:
     recording_notice: str  # said before the greeting when RECORD_CALLS is on (consent)
     filler: str  # said once while a slow tool runs
     tool_failed: str  # a tool timed out or failed and no LLM could phrase it
+    voicemail: str  # left on an answering machine when the agent file has no message of its own
     menu_intro: str = ""
 
 
@@ -50,6 +51,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             recording_notice="This call is recorded for quality and training.",
             filler="One moment, let me check.",
             tool_failed="Sorry, I couldn't look that up right now. Please try again in a little while.",
+            voicemail="Hello, we called to speak with you. We will call you again later. Thank you.",
             menu_intro="Welcome.",
         ),
         LanguageInfo(
@@ -67,6 +69,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             recording_notice="गुणवत्ता और प्रशिक्षण के लिए यह कॉल रिकॉर्ड की जा रही है।",
             filler="एक मिनट, मैं देखता हूँ।",
             tool_failed="माफ़ कीजिए, मैं अभी यह जानकारी नहीं देख पाया। कृपया थोड़ी देर बाद फिर से कोशिश करें।",
+            voicemail="नमस्ते, हमने आपसे बात करने के लिए कॉल किया था। हम बाद में फिर से कॉल करेंगे। धन्यवाद।",
         ),
         LanguageInfo(
             code="te-IN", name="Telugu", native_name="తెలుగు", script="Telugu",
@@ -83,6 +86,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             recording_notice="నాణ్యత మరియు శిక్షణ కోసం ఈ కాల్ రికార్డ్ చేయబడుతోంది.",
             filler="ఒక్క నిమిషం, నేను చూస్తాను.",
             tool_failed="క్షమించండి, ప్రస్తుతం ఆ వివరాలు చూడలేకపోయాను. దయచేసి కొద్దిసేపటి తర్వాత మళ్ళీ ప్రయత్నించండి.",
+            voicemail="నమస్కారం, మీతో మాట్లాడటానికి మేము కాల్ చేసాము. మేము తర్వాత మళ్ళీ కాల్ చేస్తాము. ధన్యవాదాలు.",
         ),
         LanguageInfo(
             code="gu-IN", name="Gujarati", native_name="ગુજરાતી", script="Gujarati",
@@ -99,6 +103,7 @@ LANGUAGES: dict[str, LanguageInfo] = {
             recording_notice="ગુણવત્તા અને તાલીમ માટે આ કૉલ રેકોર્ડ કરવામાં આવી રહ્યો છે.",
             filler="એક મિનિટ, હું તપાસું છું.",
             tool_failed="માફ કરશો, હું અત્યારે એ માહિતી જોઈ શક્યો નહીં. કૃપા કરીને થોડી વાર પછી ફરી પ્રયાસ કરો.",
+            voicemail="નમસ્તે, અમે તમારી સાથે વાત કરવા માટે કૉલ કર્યો હતો. અમે પછીથી ફરી કૉલ કરીશું. આભાર.",
         ),
     )
 }

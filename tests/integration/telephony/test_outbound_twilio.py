@@ -66,7 +66,10 @@ async def test_outbound_call_is_placed_answered_streamed_and_its_progress_stored
                 "To": ["+919876543210"], "From": [FROM],
                 "Url": [f"{srv.url}/twilio/outbound/answer?language=hi-IN"],
                 "StatusCallback": [f"{srv.url}/twilio/status"], "StatusCallbackMethod": ["POST"],
-                "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"]}
+                "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
+                # Twilio's own AMD beside ours (TWILIO_MACHINE_DETECTION=Enable), without delaying the answer
+                "MachineDetection": ["Enable"], "AsyncAmd": ["true"],
+                "AsyncAmdStatusCallback": [f"{srv.url}/twilio/amd"], "AsyncAmdStatusCallbackMethod": ["POST"]}
             assert await twilio.status(call, "initiated") == 204
             assert await twilio.status(call, "ringing") == 204
             assert await twilio.status(call, "answered") == 204

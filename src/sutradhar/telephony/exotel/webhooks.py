@@ -9,7 +9,9 @@ POST /exotel/status takes the status callbacks of the calls we place (exotel/dia
 the reference and HMAC their StatusCallback URL was given (Exotel signs nothing).
 
 Exotel has no call-control API here: hanging up is closing the socket, and the Exotel flow then
-moves to its next applet, or ends the call when there is none.
+moves to its next applet, or ends the call when there is none. A transfer closes it too, after
+noting the call (exotel/control.py); the flow's Passthru applet then asks GET /exotel/handoff,
+200 (to the Connect applet) or 302 (to Hangup).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sutradhar.config import Settings
 from sutradhar.ids import is_call_id
 from sutradhar.telephony.admission import tokens_required
 from sutradhar.telephony.exotel.codec import RATES, ExotelCodec
+from sutradhar.telephony.exotel.control import ExotelControl
 from sutradhar.telephony.exotel.dialer import callback_ok
 from sutradhar.telephony.media import serve_media, stream_url
 from sutradhar.telephony.transport import Transport
@@ -81,6 +84,30 @@ async def exotel_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@router.get("/exotel/handoff")
+@router.post("/exotel/handoff")  # the Passthru applet may be set to GET or POST
+async def exotel_handoff(request: Request) -> Response:
+    """The Passthru applet after the Voicebot: 200 OK when the agent handed this call to a person
+    (the flow's choice A, a Connect applet), 302 Found otherwise (choice B, Hangup). Exotel signs
+    nothing and a flow URL is fixed: an unknown caller learns only whether a live call id it
+    guessed asked for a person."""
+    services = request.app.state.services
+    call_sid = request.query_params.get("CallSid", "")
+    if request.method == "POST" and not call_sid:
+        call_sid = str((await request.form()).get("CallSid") or "")
+    log = logger.bind(call_id=call_sid if is_call_id(call_sid) else "-", stage="exotel")
+    number = None
+    if is_call_id(call_sid):
+        try:
+            number = await services.shared.handoffs.get(call_sid)
+        except Exception as exc:  # noqa: BLE001 - Redis down: no transfer, the flow hangs up
+            log.warning("handoff lookup failed: {}", exc)
+    if number:
+        log.info("Exotel flow: handing the call to a person")
+        return Response("transfer", status_code=200, media_type="text/plain")
+    return Response(status_code=302)  # Passthru's "302 Found" branch; nothing to follow
+
+
 @router.websocket("/exotel/media")
 async def exotel_media(websocket: WebSocket) -> None:
     services = websocket.app.state.services
@@ -97,7 +124,7 @@ async def exotel_media(websocket: WebSocket) -> None:
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
         return
     codec = ExotelCodec(rate, token=websocket.query_params.get("token"))
-    await serve_media(websocket, Transport(websocket, codec), services)
+    await serve_media(websocket, Transport(websocket, codec, ExotelControl(services.shared.handoffs)), services)
 
 
 def basic_auth_ok(header: str, settings: Settings) -> bool:

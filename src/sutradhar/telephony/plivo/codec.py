@@ -70,7 +70,8 @@ class PlivoCodec(Codec):
             return Start(call_id=self.call_uuid, carrier_call_id=self.call_uuid,
                          language=unpack_language(extra.get("language"), self.languages),
                          token=extra.get("token"),
-                         info={"stream_id": self.stream_id, "account_id": start.get("accountId", "")})
+                         info={"stream_id": self.stream_id, "account_id": start.get("accountId", ""),
+                               **({"direction": "outbound"} if extra.get("direction") == "outbound" else {})})
         if event == "playedStream":
             return MarkPlayed(msg["name"])
         if event == "dtmf":

@@ -48,7 +48,8 @@ class TwilioCodec(Codec):
             params = start.get("customParameters") or {}
             return Start(call_id=params.get("call_id") or self.call_sid, carrier_call_id=self.call_sid,
                          language=params.get("language"), token=params.get("token"),
-                         info={"stream_sid": self.stream_sid, "account_sid": start.get("accountSid", "")})
+                         info={"stream_sid": self.stream_sid, "account_sid": start.get("accountSid", ""),
+                               **({"direction": "outbound"} if params.get("direction") == "outbound" else {})})
         if event == "mark":
             return MarkPlayed(msg["mark"]["name"])
         if event == "dtmf":

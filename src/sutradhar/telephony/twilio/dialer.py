@@ -2,6 +2,8 @@
 
 The call's Url is our outbound answer webhook (`/twilio/outbound/answer?language=`), its
 StatusCallback `/twilio/status`, both under PUBLIC_URL: Twilio must reach them and signs them.
+With TWILIO_MACHINE_DETECTION on, Twilio's own AMD runs beside ours without delaying the answer
+(AsyncAmd) and posts who answered to `/twilio/amd`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class TwilioDialer:
     async def place(self, to: str, language: str) -> str:
         s = self.settings
         public = s.public_url.rstrip("/")
+        amd = {}
+        if s.twilio_machine_detection != "off":
+            amd = dict(machine_detection=s.twilio_machine_detection, async_amd="true",
+                       async_amd_status_callback=f"{public}/twilio/amd",
+                       async_amd_status_callback_method="POST")
         http = AsyncTwilioHttpClient(timeout=API_TIMEOUT_S)
         try:
             # environment={}: TWILIO_EDGE / TWILIO_REGION in the process environment must not
@@ -50,7 +57,7 @@ class TwilioDialer:
                 to=to, from_=s.twilio_from_number,
                 url=f"{public}/twilio/outbound/answer?{urlencode({'language': language})}",
                 status_callback=f"{public}/twilio/status", status_callback_method="POST",
-                status_callback_event=STATUS_EVENTS)
+                status_callback_event=STATUS_EVENTS, **amd)
         except TwilioRestException as exc:
             raise OutboundError(502, f"Twilio refused the call: {exc.msg} (code {exc.code}, HTTP {exc.status})") from None
         except (OSError, TimeoutError) as exc:  # aiohttp's connection errors are OSErrors

@@ -1,7 +1,8 @@
 """Twilio webhooks: the IVR language menu (TwiML), signature checks, and the media-stream socket.
 
 Outbound calls (telephony/outbound.py) are answered by POST /twilio/outbound/answer, which streams
-them like the IVR does, and report progress to POST /twilio/status (both signed like every webhook).
+them like the IVR does (marked outbound, so the session screens for an answering machine), report
+progress to POST /twilio/status and Twilio's AMD verdict to POST /twilio/amd (all signed).
 
 Call flow: POST /twilio/voice answers with a one-digit language menu; POST /twilio/language stores
 the choice (CallSid -> language) and connects the call to WS /twilio/media, passing the language,
@@ -24,11 +25,19 @@ from twilio.twiml.voice_response import Connect, Gather, VoiceResponse
 from sutradhar.config import Settings
 from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS, is_call_id
 from sutradhar.telephony.admission import tokens_required
+from sutradhar.telephony.ivr import (
+    MAX_DIGITS,
+    MENU_TIMEOUT_S,
+    chosen_language,
+    menu_attempt,
+    menu_lines,
+)
 from sutradhar.telephony.media import serve_media, stream_url
+from sutradhar.telephony.session import CallSession
 from sutradhar.telephony.transport import DTMF_KEYS, Transport
 from sutradhar.telephony.twilio.codec import TwilioCodec
 from sutradhar.telephony.twilio.control import TwilioControl
-from sutradhar.text.languages import LANGUAGES
+from sutradhar.telephony.voicemail import carrier_verdict
 from sutradhar.urls import public_url_of, websocket_url
 
 router = APIRouter()
@@ -82,19 +91,6 @@ def _busy(services: Any, call_sid: str | None) -> Response:
 # Twilio's CallStatus values (an "answered" event is reported as in-progress).
 CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer",
                  "failed", "canceled")
-MENU_ATTEMPTS = 2  # the menu plays at most twice, then the default language is used
-MAX_DIGITS = 32  # Gather asks for one key; anything near this long is not a caller
-
-
-def menu_attempt(value: object) -> int:
-    """`?attempt=` is ours (the menu's own action URL): 1 or 2. A value we cannot read counts as
-    the first attempt instead of a 422: Twilio answers a 4xx by telling the caller "an application
-    error has occurred" and hanging up, while one more menu only costs the caller a few seconds."""
-    text = str(value).strip()
-    if text.isascii() and text.isdigit() and len(text) <= 3:
-        return min(max(int(text), 1), MENU_ATTEMPTS)
-    return 1
-
 
 CallSid = Annotated[str | None, Form(alias="CallSid", max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 # Strict (a 422 otherwise): a keypad sends nothing else, so only a forger or a bug can.
@@ -106,13 +102,10 @@ Attempt = Annotated[int, BeforeValidator(menu_attempt), Query(description="menu 
 
 def language_menu(settings: Settings, attempt: int) -> VoiceResponse:
     response = VoiceResponse()
-    gather = Gather(num_digits=1, action=f"/twilio/language?attempt={attempt}", method="POST", timeout=6)
-    intro = LANGUAGES[settings.default_language].menu_intro
-    if intro and attempt == 1:
-        gather.say(intro, language=settings.default_language, voice=SAY_VOICES.get(settings.default_language))
-    for digit, code in enumerate(settings.languages, start=1):
-        info = LANGUAGES[code]
-        gather.say(info.menu_item.format(digit=digit), language=code, voice=SAY_VOICES.get(code))
+    gather = Gather(num_digits=1, action=f"/twilio/language?attempt={attempt}", method="POST",
+                    timeout=MENU_TIMEOUT_S)
+    for line in menu_lines(settings, attempt):
+        gather.say(line.text, language=line.language, voice=SAY_VOICES.get(line.language))
     response.append(gather)
     # No key pressed: Twilio falls through to the next verb.
     response.redirect(f"/twilio/language?attempt={attempt}", method="POST")
@@ -137,13 +130,9 @@ async def twilio_language(request: Request, call_sid: CallSid = None, digits: Di
         return _busy(services, call_sid)
     call_sid = call_sid or ""
     digits = digits or ""
-    choice = int(digits) if digits.isdigit() else 0  # ASCII only (Digits' pattern), at most 32
-    if 1 <= choice <= len(settings.languages):
-        language = settings.languages[choice - 1]
-    elif attempt < MENU_ATTEMPTS:  # no key or a wrong key: the menu once more
+    language = chosen_language(settings, digits, attempt)
+    if language is None:  # no key or a wrong key: the menu once more
         return _xml(language_menu(settings, attempt + 1))
-    else:
-        language = settings.default_language
     bound = log.bind(call_id=call_sid or "-")
     try:
         await services.ivr_languages.set(call_sid, language)
@@ -153,7 +142,8 @@ async def twilio_language(request: Request, call_sid: CallSid = None, digits: Di
     return _xml(await _connect_stream(request, call_sid, language))
 
 
-async def _connect_stream(request: Request, call_sid: str, language: str) -> VoiceResponse:
+async def _connect_stream(request: Request, call_sid: str, language: str,
+                          outbound: bool = False) -> VoiceResponse:
     """<Connect><Stream> to our media socket, with the call's language, id and stream token."""
     services = request.app.state.services
     settings = services.settings
@@ -162,6 +152,8 @@ async def _connect_stream(request: Request, call_sid: str, language: str) -> Voi
     stream = connect.stream(url=stream_url(request, settings, "/twilio/media"))
     stream.parameter(name="language", value=language)
     stream.parameter(name="call_id", value=call_sid)
+    if outbound:
+        stream.parameter(name="direction", value="outbound")
     if tokens_required(settings, "twilio"):  # the signed webhook vouches for this call's stream only
         stream.parameter(name="token", value=await services.stream_tokens.issue("twilio", call_sid))
     response.append(connect)
@@ -185,7 +177,7 @@ async def twilio_outbound_answer(request: Request, call_sid: CallSid = None, lan
     if language not in settings.languages:
         language = settings.default_language
     log.bind(call_id=call_sid or "-").info("outbound call answered language={}", language)
-    return _xml(await _connect_stream(request, call_sid or "", language))
+    return _xml(await _connect_stream(request, call_sid or "", language, outbound=True))
 
 
 @router.post("/twilio/status", dependencies=[Depends(verified_form)], status_code=204)
@@ -199,6 +191,34 @@ async def twilio_status(request: Request, status: CallStatus, call_sid: CallSid 
     bound.info("call status {}", status)
     if services.store is not None:
         await services.store.carrier_status(call_sid, status, {"duration_s": duration} if duration else {})
+    return Response(status_code=204)
+
+
+# Twilio's AnsweredBy values (AsyncAmd); MachineDetectionDuration is in ms.
+ANSWERED_BY = ("human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
+               "fax", "unknown")
+AnsweredBy = Annotated[str, Form(alias="AnsweredBy", pattern=f"^({'|'.join(ANSWERED_BY)})$")]
+DetectionMs = Annotated[str | None, Form(alias="MachineDetectionDuration", max_length=8, pattern=r"^\d+$")]
+
+
+@router.post("/twilio/amd", dependencies=[Depends(verified_form)], status_code=204)
+async def twilio_amd(request: Request, answered_by: AnsweredBy, call_sid: CallSid = None,
+                     duration: DetectionMs = None) -> Response:
+    """Twilio's answering-machine verdict on a call we placed: stored, and told to the live call
+    (a second opinion beside our own detector; DetectMessageEnd's machine_end_* cues the message)."""
+    services = request.app.state.services
+    if not call_sid:
+        raise HTTPException(422, "CallSid is required")
+    info = {"detection_ms": int(duration)} if duration else {}
+    log.bind(call_id=call_sid).info("Twilio AMD answered_by={}", answered_by)
+    session = services.calls.get(call_sid)
+    if isinstance(session, CallSession) and session.screen is not None:
+        await session.screen.carrier_verdict("twilio", answered_by, info)
+    else:  # not screened here (AMD_ENABLED off, or the stream is not up): counted and stored as is
+        verdict = carrier_verdict(answered_by, 0, info)
+        services.telemetry.answering("twilio", verdict.answered_by)
+        if services.store is not None:
+            await services.store.answering(call_sid, "twilio", verdict.as_dict())
     return Response(status_code=204)
 
 

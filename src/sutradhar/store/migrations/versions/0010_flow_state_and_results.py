@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"  # written beside 0008/0009; re-chained after them at merge
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
