@@ -155,6 +155,23 @@ class Script:
             return self.fallback[language]
         return line.format_map(_Blank({k: v for k, v in result.items() if v is not None}))
 
+    def respond(self, messages: Sequence[Message], language: str,
+                offered: set[str | None]) -> ToolCall | str | None:
+        """What the script says to this turn: the line for the last tool result, a tool call (or
+        the question for its number) when a tool intent's tool is offered, the reply of the intent
+        the caller's words match, or None when no intent matches (the LLM's turn, or the fallback).
+        """
+        if messages and messages[-1].role == "tool":
+            return self.tool_answer(messages, language)
+        heard = next((m.content for m in reversed(messages) if m.role == "user"), None)
+        if heard is None:
+            raise BadRequest("no caller turn to answer", provider="responder", stage="llm")
+        planned = self.plan(heard, messages, language, offered) if offered else None
+        if planned is not None:
+            return planned
+        intent = self.match(heard, language)
+        return intent.reply[language] if intent is not None else None
+
     def answer(self, text: str, language: str) -> tuple[str, str]:
         """(intent name, reply in `language`); the fallback when nothing matches."""
         intent = self.match(text, language)
@@ -183,21 +200,21 @@ class ScriptedResponder(Provider):
         if language not in self.script.fallback:
             raise LanguageNotSupported(f"the responder has no replies in {language}",
                                        provider=self.name, stage="llm")
-        if messages and messages[-1].role == "tool":
-            reply = self.script.tool_answer(messages, language)
-        else:
-            heard = next((m.content for m in reversed(messages) if m.role == "user"), None)
-            if heard is None:
-                raise BadRequest("no caller turn to answer", provider=self.name, stage="llm")
-            offered = {t.get("function", {}).get("name") for t in tools or ()}
-            planned = self.script.plan(heard, messages, language, offered) if offered else None
-            if isinstance(planned, ToolCall):
-                yield planned
-                return
-            reply = planned if planned is not None else self.script.answer(heard, language)[1]
-        for i, word in enumerate(reply.split(" ")):
-            yield word if i == 0 else " " + word
-            await asyncio.sleep(0)  # let barge-in cancel between words
+        offered = {t.get("function", {}).get("name") for t in tools or ()}
+        planned = self.script.respond(messages, language, offered)
+        if isinstance(planned, ToolCall):
+            yield planned
+            return
+        async for word in spoken_words(planned if planned is not None else self.script.fallback[language]):
+            yield word
+
+
+async def spoken_words(reply: str) -> AsyncIterator[str]:
+    """A fixed reply streamed word by word, like LLM deltas."""
+    for i, word in enumerate(reply.split(" ")):
+        yield word if i == 0 else " " + word
+        await asyncio.sleep(0)  # let barge-in cancel between words
+
 
 class _Blank(dict[str, Any]):
     """A template value the result lacks reads as nothing, not a KeyError mid-call."""
