@@ -67,8 +67,13 @@ def test_answering_in_the_callers_words_is_not_an_echo(said: str, heard: str) ->
 ])
 async def test_a_bad_first_clause_becomes_the_honest_fallback(tmp_path, deltas, reason) -> None:
     heard = ISSUE_14_HEARD if reason != "invented_number" else "What is the support number"
-    assert PROMPT.guard.verdict("".join(deltas), heard, first=True) == reason
+    assert PROMPT.guard.verdict("".join(deltas), heard) == reason
     assert await reply(fake(tmp_path, *deltas), heard) == PROMPT.fallback
+
+
+def test_an_echo_across_clauses_is_an_echo() -> None:
+    heard = "I would like to check the status of my order please"
+    assert PROMPT.guard.verdict("of my order please.", heard, before="Sure, I would like to check the status ") == "echo"
 
 
 async def test_a_later_echo_ends_the_reply_after_what_was_fine(tmp_path) -> None:

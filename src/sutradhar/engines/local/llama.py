@@ -44,6 +44,7 @@ from sutradhar.text.sentences import SentenceChunker
 log = logger.bind(stage="llm")
 
 DEFAULT_GGUF = "qwen2.5-0.5b-instruct.gguf"
+JUDGED_WORDS = 6  # the guard judges the reply's opening at its first clause end or this many words
 
 
 def _load_llama(path: Path, context_tokens: int, threads: int) -> Any:
@@ -164,8 +165,9 @@ class LocalLLM(Provider):
             raise EmptyResult("the model produced no text", provider=self.name, stage="llm")
 
     async def _clauses(self, wire: list[dict[str, str]]) -> AsyncIterator[str]:
-        """The model's reply cut where the orchestrator would cut it (text/sentences.py)."""
-        chunker = SentenceChunker()
+        """The model's reply in clauses (text/sentences.py), the first at most `JUDGED_WORDS` long:
+        the turn budget counts to the first delta, and six words are enough to judge it."""
+        chunker = SentenceChunker(first_max_words=JUDGED_WORDS)
         generation = stream_from_thread(self._executor, lambda stop: self._generate(wire, stop))
         async with contextlib.aclosing(generation) as deltas:  # closing it stops the decode
             async for delta in deltas:
@@ -177,17 +179,17 @@ class LocalLLM(Provider):
     async def _checked(self, wire: list[dict[str, str]], heard: str) -> AsyncIterator[str]:
         """Each clause checked by the prompt's guard before it is said: a bad first clause becomes
         the fallback line, a later echo ends the reply after the clauses already said."""
-        said = 0
+        said = ""
         async with contextlib.aclosing(self._clauses(wire)) as clauses:
             async for clause in clauses:
-                reason = self.prompt.guard.verdict(clause, heard, first=said == 0)
+                reason = self.prompt.guard.verdict(clause, heard, before=said)
                 if reason is not None:
-                    log.info("model answer replaced reason={} clause_index={} words={}", reason, said,
-                             len(clause.split()))
-                    if said == 0:
+                    log.info("model answer replaced reason={} after_words={} clause_words={}", reason,
+                             len(said.split()), len(clause.split()))
+                    if not said:
                         yield self.prompt.fallback
                     return
-                said += 1
+                said += clause
                 yield clause
 
     async def health(self) -> None:

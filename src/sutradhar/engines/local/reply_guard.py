@@ -3,12 +3,13 @@ echo check on every later one) before the caller hears it.
 
 A 0.5B model on a misheard turn says the caller's words back ("I'd be happy to cast my stand if
 I'm ordered") or drifts off the subject, and it invents numbers ("our number is 555-123-4567").
-Each is replaced by the honest fallback line. The rules, on lower-cased words:
+A bad opening is replaced by the honest fallback line; a bad later clause ends the reply before
+it. The rules, on lower-cased words:
 
 - echo: the clause repeats a run of the caller's words at least `ECHO_RUN` long, or one covering
   three quarters of a short turn (3 words or more): "where is my parcel" back is an echo, "our
   opening hours on Sunday are ..." to "what are your opening hours on Sunday" is not;
-- off the subject: the first clause uses none of the domain words (data/local_llm.yaml);
+- off the subject: the opening clause uses none of the domain words (data/local_llm.yaml);
 - invented number: a number in the clause that is neither in the prompt's facts nor in the turn.
 """
 
@@ -57,11 +58,12 @@ class ReplyGuard:
     domain_words: frozenset[str]
     known_numbers: frozenset[str]  # numbers the prompt's facts contain
 
-    def verdict(self, clause: str, heard: str, first: bool) -> str | None:
-        """Why this clause must not be spoken ("echo", "off_subject", "invented_number"), or None."""
-        if echoes(clause, heard):
+    def verdict(self, clause: str, heard: str, before: str = "") -> str | None:
+        """Why this clause must not be spoken ("echo", "off_subject", "invented_number"), or None.
+        `before`: the reply's clauses already said (an echo may run across a clause boundary)."""
+        if echoes(before + clause, heard):
             return "echo"
-        if first and not self.domain_words.intersection(words(clause)):
+        if not before and not self.domain_words.intersection(words(clause)):
             return "off_subject"
         allowed = self.known_numbers | numbers_in([heard])
         read_out = spoken_number(heard)
