@@ -147,6 +147,9 @@ async def test_local_llm_answers_a_simple_question_in_english() -> None:
 
     llm = LocalLLM(model_path=path, max_tokens=40, languages=frozenset({"en-IN"}))
     assert not llm.supports("hi-IN")
+    await llm.warm_up()
+    # The warm-up evaluated the prompt's fixed prefix: the first caller's turn reuses it.
+    assert llm._llama.n_tokens > len(llm._llama.tokenize(llm.prompt.system.encode()))
     messages = [Message("system", "Answer in one short sentence."),
                 Message("user", "Do you accept cash?")]
     answer = "".join([d async for d in llm.stream(messages, "en-IN")])
