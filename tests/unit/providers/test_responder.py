@@ -60,12 +60,22 @@ def test_latin_keywords_match_whole_words_only() -> None:
     assert keyword_matches("खुल", "आप कब खुलते हैं")
 
 
-async def test_streams_word_by_word_in_the_callers_language() -> None:
+async def test_streams_sentence_by_sentence_in_the_callers_language() -> None:
     responder = ScriptedResponder()
     assert responder.name == "responder"
     assert responder.languages == frozenset({"en-IN", "hi-IN", "te-IN", "gu-IN"})
-    deltas = [d async for d in responder.stream([Message("user", "मेरा ऑर्डर कहाँ है")], "hi-IN")]
-    assert len(deltas) > 3 and "".join(deltas).startswith("आपका ऑर्डर")
+    deltas = [d async for d in responder.stream([Message("user", "hello")], "hi-IN")]
+    assert deltas[0] == "नमस्ते! मैं आपको हमारे खुलने का समय या आपके ऑर्डर की स्थिति बता सकता हूँ। "
+    assert "".join(deltas) == SCRIPT.answer("hello", "hi-IN")[1]
+
+
+async def test_a_long_first_sentence_is_never_cut_mid_phrase_by_the_orchestrators_chunker() -> None:
+    from sutradhar.text.sentences import SentenceChunker
+
+    deltas = [d async for d in ScriptedResponder().stream([Message("user", "hello")], "en-IN")]
+    chunker = SentenceChunker()  # as the orchestrator cuts: the first after 12 words
+    chunks = [c for d in deltas for c in chunker.push(d)] + chunker.flush()
+    assert chunks[0] == "Hello! I can tell you our opening hours or the status of your order. "
 
 
 async def test_unknown_language_is_refused() -> None:

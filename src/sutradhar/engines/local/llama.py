@@ -37,7 +37,7 @@ from sutradhar.engines.base import (
     ToolSchema,
 )
 from sutradhar.engines.local.llm_prompt import LocalPrompt
-from sutradhar.engines.local.responder import Script, spoken_words
+from sutradhar.engines.local.responder import Script, spoken_sentences
 from sutradhar.engines.threaded import stream_from_thread
 from sutradhar.text.sentences import SentenceChunker
 
@@ -147,8 +147,8 @@ class LocalLLM(Provider):
                 yield planned
                 return
             if planned is not None:
-                async for word in spoken_words(planned):
-                    yield word
+                async for sentence in spoken_sentences(planned):
+                    yield sentence
                 return
         heard = next((m.content for m in reversed(messages) if m.role == "user"), "")
         wire = self.prompt.messages(messages)

@@ -3,7 +3,9 @@
 It is not a language model and never claims to be one: its provider name is "responder". It serves
 every language in its file, so a call in Hindi, Telugu or Gujarati still gets a useful answer when
 no LLM can speak the language (the local 0.5B model speaks only English) or no LLM is available.
-The reply streams word by word like LLM deltas so the orchestrator treats it the same way.
+The reply streams sentence by sentence like LLM deltas so the orchestrator treats it the same way
+(whole sentences, so the orchestrator's early cut of a long first clause never splits a fixed line
+mid-phrase: it is for a model still writing).
 
 An intent may name a `tool`: when the turn offers that tool, the responder fills its one `slot`
 from a number the caller read out ("four five six seven", "चार पाँच छह सात"), calls the tool, and
@@ -35,6 +37,7 @@ from sutradhar.engines.base import (
     ToolSchema,
 )
 from sutradhar.text.languages import LANGUAGES
+from sutradhar.text.sentences import SentenceChunker
 from sutradhar.text.spoken_numbers import spoken_number
 
 
@@ -205,15 +208,16 @@ class ScriptedResponder(Provider):
         if isinstance(planned, ToolCall):
             yield planned
             return
-        async for word in spoken_words(planned if planned is not None else self.script.fallback[language]):
-            yield word
+        async for sentence in spoken_sentences(planned if planned is not None else self.script.fallback[language]):
+            yield sentence
 
 
-async def spoken_words(reply: str) -> AsyncIterator[str]:
-    """A fixed reply streamed word by word, like LLM deltas."""
-    for i, word in enumerate(reply.split(" ")):
-        yield word if i == 0 else " " + word
-        await asyncio.sleep(0)  # let barge-in cancel between words
+async def spoken_sentences(reply: str) -> AsyncIterator[str]:
+    """A fixed reply streamed sentence by sentence (exact slices: joined, they give it back)."""
+    chunker = SentenceChunker(first_max_words=0)
+    for sentence in (*chunker.push(reply), *chunker.flush()):
+        yield sentence
+        await asyncio.sleep(0)  # let barge-in cancel between sentences
 
 
 class _Blank(dict[str, Any]):
