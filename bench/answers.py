@@ -96,7 +96,8 @@ async def run_answers(models_dir: str | None = None) -> dict[str, Any]:
                 "rows": rows}
     finally:
         await llm.aclose()
-    return {"model": str(llm.model_path), "warm_up_s": round(warm_s, 2), "max_tokens": llm.max_tokens,
+    return {"model": str(llm.model_path), "warm_up_s": round(warm_s, 2),
+            "max_tokens": min(llm.max_tokens, llm.prompt.max_tokens),
             "threads": llm.threads, "groups": groups}
 
 

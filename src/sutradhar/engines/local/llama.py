@@ -78,7 +78,7 @@ def _load_llama(path: Path, context_tokens: int, threads: int) -> Any:
 class LocalLLM(Provider):
     name: str = "local-llm"
     model_path: Path = Path()
-    max_tokens: int = 60
+    max_tokens: int = 120  # LLM_MAX_TOKENS; the prompt's own max_tokens applies when smaller
     threads: int = 1  # see LLM_THREADS in config.py
     context_tokens: int = 2048
     script: Script | None = None  # answers the intents it knows (and plans tool calls) first
@@ -120,7 +120,7 @@ class LocalLLM(Provider):
     def _generate(self, messages: list[dict[str, str]], stop: threading.Event) -> Iterator[str]:
         """Worker thread: completion deltas until done or `stop` is set."""
         chunks = self._load().create_chat_completion(
-            messages=messages, stream=True, max_tokens=self.max_tokens,
+            messages=messages, stream=True, max_tokens=min(self.max_tokens, self.prompt.max_tokens),
             temperature=self.prompt.temperature, repeat_penalty=self.prompt.repeat_penalty,
             stop=list(self.prompt.stop))
         try:

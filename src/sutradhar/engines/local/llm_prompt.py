@@ -31,6 +31,7 @@ class LocalPrompt:
     examples: tuple[tuple[str, str], ...]
     history_turns: int  # caller turns of the call shown, the current one included
     temperature: float
+    max_tokens: int
     repeat_penalty: float
     stop: tuple[str, ...]
     fallback: str
@@ -58,7 +59,8 @@ class LocalPrompt:
         guard = ReplyGuard(domain_words=frozenset(str(w).lower() for w in data["domain_words"]),
                            known_numbers=numbers_in([system, *(a for _, a in examples)]))
         return cls(system, examples, int(data.get("history_turns", 1)),
-                   float(data.get("temperature", 0.0)), float(data.get("repeat_penalty", 1.0)),
+                   float(data.get("temperature", 0.0)), int(data.get("max_tokens", 64)),
+                   float(data.get("repeat_penalty", 1.0)),
                    tuple(str(s) for s in data.get("stop", [])), fallback, guard)
 
     def prefix(self) -> list[dict[str, str]]:
