@@ -112,3 +112,9 @@ def test_the_question_set_scores_facts_as_words() -> None:
     assert where.answered_by("Order 4567 has been shipped and should reach you in 2 days.")
     assert where.missing("Order 14567 has been shipped, arriving in two days.") == ["4567"]
     assert len(load_questions("call")) == 10
+
+
+async def test_the_models_own_fallback_opening_is_said_whole_at_once(tmp_path) -> None:
+    llm = fake(tmp_path, "I can help with orders, hours ", "and appointments.", " More words never decoded.")
+    deltas = [d async for d in llm.stream([Message("user", "Tell me a joke")], "en-IN")]
+    assert deltas == [PROMPT.fallback]

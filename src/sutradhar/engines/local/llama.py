@@ -189,6 +189,11 @@ class LocalLLM(Provider):
                     if not said:
                         yield self.prompt.fallback
                     return
+                if not said and self.prompt.fallback.startswith(clause.strip()):
+                    # The model is saying the fallback line (the prompt asks it to): say all of it
+                    # now, so TTS need not wait for the last words, and free the core.
+                    yield self.prompt.fallback
+                    return
                 said += clause
                 yield clause
 
