@@ -118,3 +118,22 @@ async def test_the_models_own_fallback_opening_is_said_whole_at_once(tmp_path) -
     llm = fake(tmp_path, "I can help with orders, hours ", "and appointments.", " More words never decoded.")
     deltas = [d async for d in llm.stream([Message("user", "Tell me a joke")], "en-IN")]
     assert deltas == [PROMPT.fallback]
+
+
+async def test_the_ten_phone_questions_are_answered_by_the_script_and_the_demo_orders(tmp_path) -> None:
+    """The data agree: responder.yaml, the demo order backend and offline_questions.yaml's facts
+    (the call as `bench answers` asks it, heard without STT errors; no model is asked)."""
+    from bench.answers import _ask
+    from sutradhar.agents.demo_orders import DemoOrders, order_status_tool
+
+    llm = fake(tmp_path, "nonsense from the model")
+    tool = order_status_tool(DemoOrders(tmp_path / "orders.db"))
+    history: list[Message] = []
+    missing = {}
+    for q in load_questions("call"):
+        row = await _ask(llm, tool, history, q.text)
+        history += [Message("user", q.text), Message("assistant", row["reply"])]
+        if q.missing(row["reply"]):
+            missing[q.key] = (row["reply"], q.missing(row["reply"]))
+    assert missing == {}
+    assert llm.asked == []
