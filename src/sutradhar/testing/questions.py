@@ -35,7 +35,8 @@ def _normalise(text: str) -> str:
 
 def load_questions(group: str) -> tuple[Question, ...]:
     """The `call` set (the ten phone questions, in call order) or the `llm` set."""
-    data = yaml.safe_load((resources.files("sutradhar") / "data" / "offline_questions.yaml").read_text("utf-8"))
+    path = resources.files("sutradhar") / "data" / "offline_questions.yaml"
+    data = yaml.safe_load(path.read_text("utf-8"))
     return tuple(Question(str(q["key"]), str(q["domain"]), str(q["text"]),
                           tuple(tuple(str(a) for a in str(fact).split("|")) for fact in q["expect"]))
                  for q in data[group])

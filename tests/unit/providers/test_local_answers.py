@@ -73,7 +73,8 @@ async def test_a_bad_first_clause_becomes_the_honest_fallback(tmp_path, deltas, 
 
 def test_an_echo_across_clauses_is_an_echo() -> None:
     heard = "I would like to check the status of my order please"
-    assert PROMPT.guard.verdict("of my order please.", heard, before="Sure, I would like to check the status ") == "echo"
+    before = "Sure, I would like to check the status "
+    assert PROMPT.guard.verdict("of my order please.", heard, before=before) == "echo"
 
 
 async def test_a_later_echo_ends_the_reply_after_what_was_fine(tmp_path) -> None:

@@ -208,7 +208,8 @@ class ScriptedResponder(Provider):
         if isinstance(planned, ToolCall):
             yield planned
             return
-        async for sentence in spoken_sentences(planned if planned is not None else self.script.fallback[language]):
+        reply = planned if planned is not None else self.script.fallback[language]
+        async for sentence in spoken_sentences(reply):
             yield sentence
 
 
