@@ -272,6 +272,33 @@ def cmd_memory(args: argparse.Namespace) -> dict:
     return result
 
 
+# --- answers: the offline question set through the local LLM, scored by expected facts ---
+
+def cmd_answers(args: argparse.Namespace) -> dict:
+    from bench import answers
+    from bench.overhead import quiet_logs
+
+    quiet_logs(args.log_level)
+    result = answers.run(args.models_dir)
+    result["command"] = _command(args)
+    path = write_result("answers", result, args.out)
+    print(answers_table(result))
+    print(f"result: {path}")
+    return result
+
+
+def answers_table(result: dict) -> str:
+    lines = [f"model {result['model']} (warm-up {result['warm_up_s']} s, max_tokens {result['max_tokens']}, "
+             f"threads {result['threads']})"]
+    for name, group in result["groups"].items():
+        rows = [[r["key"], r["source"], r["first_clause_ms"], r["total_ms"], ", ".join(r["missing"]) or "ok",
+                 r["reply"][:70]] for r in group["rows"]]
+        lines += ["", f"{name}: {group['answered']}/{group['questions']} answered; model first clause p50 "
+                      f"{group['first_clause_ms']['p50']} ms",
+                  table(rows, ["question", "from", "first clause ms", "total ms", "missing", "reply"])]
+    return "\n".join(lines)
+
+
 # --- local engines ---
 
 def cmd_local(args: argparse.Namespace) -> dict:
@@ -404,6 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     "speech paced at 20 ms over loopback.")
     _add_load_args(lp)
     lp.set_defaults(func=cmd_load)
+
+    an = sub.add_parser("answers", help="the offline question set through the local LLM, scored by facts",
+                        description="Asks data/offline_questions.yaml through the local LLM as a call "
+                                    "does (script and order tool first, the model for the rest) and "
+                                    "scores each reply by its expected facts.")
+    an.add_argument("--models-dir", default=None, help="where the GGUF is (default: the settings' MODELS_DIR)")
+    an.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
+    an.add_argument("--out", default=None, help="results directory (default bench/results)")
+    an.set_defaults(func=cmd_answers)
 
     lc = sub.add_parser("local", help="one call through the offline local engines: real latency per stage",
                         description="Builds the default engines with build_engines(settings) and runs "

@@ -223,8 +223,10 @@ class Settings(BaseSettings):
     whisper_languages: CSV = []  # languages a custom model directory serves; empty: the model's own
     llm_model_path: str = ""  # a GGUF file; empty: the packaged Qwen2.5 0.5B when installed
     llm_languages: CSV = ["en-IN"]
-    llm_max_tokens: int = Field(120, ge=8)
-    llm_threads: int = Field(2, ge=1)
+    llm_max_tokens: int = Field(120, ge=8)  # every LLM's cap; the local model's own is in local_llm.yaml
+    # One thread: STT and TTS run on the other core (Piper speaks clause one while the model
+    # writes clause two); on a busy 2-core box two llama.cpp threads ran 2-5x slower than one.
+    llm_threads: int = Field(1, ge=1)
     responder_path: str = ""  # YAML of scripted replies; empty: the packaged one
     piper_voice: str = ""  # an .onnx voice; empty: the packaged English voice
 

@@ -79,3 +79,17 @@ def test_no_text_is_lost_or_duplicated(text, cuts):
 def test_any_unicode_round_trips(text):
     done, rest = chunk_stream([text])
     assert "".join(done + rest) == text
+
+
+def test_a_first_clause_without_punctuation_goes_out_after_first_max_words():
+    chunker = SentenceChunker(first_max_words=6)
+    assert chunker.push("We are open from Monday") == []
+    assert chunker.push(" to Saturday and from nine") == ["We are open from Monday to "]
+    # Later chunks wait for a sentence end or a long clause's comma, as before.
+    assert chunker.push(" in the morning to six in the evening") == []
+    assert chunker.flush() == ["Saturday and from nine in the morning to six in the evening"]
+
+
+def test_first_max_words_zero_keeps_the_whole_first_sentence():
+    chunker = SentenceChunker(first_max_words=0)
+    assert chunker.push("We are open from Monday to Saturday and from nine in the morning ") == []

@@ -24,7 +24,13 @@ from sqlalchemy.orm import selectinload
 from sutradhar.ids import is_call_id
 from sutradhar.store import results as result_rows
 from sutradhar.store.recording_files import delete_recordings, recordings_dir
-from sutradhar.store.schema import TIMING_KEYS, CallResultRow, CallRow, ContactRow, TurnRow
+from sutradhar.store.schema import (
+    TIMING_KEYS,
+    CallResultRow,
+    CallRow,
+    ContactRow,
+    TurnRow,
+)
 
 STORE_DIR = Path(__file__).resolve().parent
 # Carrier call states after which there is no call any more (Twilio's names; "canceled": we hung up first).

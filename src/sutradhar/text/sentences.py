@@ -2,7 +2,9 @@
 possible; `split_text` and `sentences` cut a whole text the same way for TTS engines.
 
 TTS can start on the first clause while the LLM is still writing the rest, so the first chunk is
-released at the first sentence end (. ? ! । ॥) or, if it runs long, at a comma. A full stop is an
+released at the first sentence end (. ? ! । ॥) or, if it runs long, at a comma, or after
+`first_max_words` words when no comma comes (a small local model tends to one long sentence, and
+the caller should not wait for all of it). A full stop is an
 end only when whitespace follows it and it is not part of a number (3.5), an abbreviation (Dr.)
 or an initial (A.), which is why the chunker waits for the character after a full stop.
 Chunks are exact slices of the input: joined, they give back the text unchanged.
@@ -28,6 +30,7 @@ class SentenceChunker:
     first_min_chars: int = 12  # a first chunk shorter than this waits (avoids "Hi." alone... mostly)
     comma_min_chars: int = 40  # a chunk this long may be cut at a comma
     first_comma_min_chars: int = 24  # the first chunk may be cut at a comma sooner
+    first_max_words: int = 12  # the first chunk is cut after this many words (0: never)
     max_chars: int = 220  # past this, cut at the last space
     _buffer: str = ""
     _emitted: int = field(default=0)
@@ -86,6 +89,10 @@ class SentenceChunker:
                 return i + 1
         if soft_cut is not None and len(text) >= soft_cut + 1:
             return soft_cut
+        if first and self.first_max_words and not final:
+            cut = _after_words(text, self.first_max_words)
+            if cut is not None and cut <= self.max_chars and len(text[:cut].strip()) >= min_len:
+                return cut
         if len(text) > self.max_chars:
             space = text.rfind(" ", 0, self.max_chars)
             return space + 1 if space > 0 else self.max_chars
@@ -104,6 +111,16 @@ class SentenceChunker:
         if len(word) == 1 and word.isalpha() and before[-1:].isupper():
             return True  # an initial: "A. P. J. Abdul Kalam"
         return False
+
+
+def _after_words(text: str, count: int) -> int | None:
+    """The index just past the whitespace that ends the `count`-th word, or None before that."""
+    words = 0
+    for match in re.finditer(r"\S+\s", text):
+        words += 1
+        if words == count:
+            return match.end()
+    return None
 
 
 def sentence_pieces(text: str) -> list[str]:

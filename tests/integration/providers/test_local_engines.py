@@ -147,12 +147,19 @@ async def test_local_llm_answers_a_simple_question_in_english() -> None:
 
     llm = LocalLLM(model_path=path, max_tokens=40, languages=frozenset({"en-IN"}))
     assert not llm.supports("hi-IN")
+    await llm.warm_up()
+    # The warm-up evaluated the prompt's fixed prefix: the first caller's turn reuses it.
+    assert llm._llama.n_tokens > len(llm._llama.tokenize(llm.prompt.system.encode()))
     messages = [Message("system", "Answer in one short sentence."),
-                Message("user", "What is the capital of France?")]
-    deltas = [d async for d in llm.stream(messages, "en-IN")]
-    assert len(deltas) > 1 and "paris" in "".join(deltas).lower()
+                Message("user", "Do you accept cash?")]
+    answer = "".join([d async for d in llm.stream(messages, "en-IN")])
+    assert "cash" in answer.lower() and answer != llm.prompt.fallback
+    # Off the shop's subject: the honest line, not a general-knowledge answer.
+    off = [Message("user", "What is the capital of France?")]
+    assert "".join([d async for d in llm.stream(off, "en-IN")]) == llm.prompt.fallback
     # Closing the stream early stops generation: the next turn starts promptly.
-    stream = llm.stream([Message("user", "Count from one to two hundred in words.")], "en-IN")
+    stream = llm.stream([Message("user", "Tell me about payment, delivery and the shop in detail.")],
+                        "en-IN")
     async for _ in stream:
         break
     await stream.aclose()

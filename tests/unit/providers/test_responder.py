@@ -15,6 +15,12 @@ CASES = [
     ("en-IN", "when will my order arrive", "order_status"),
     ("en-IN", "ok thank you, bye", "goodbye"),
     ("en-IN", "tell me a joke about cricket", "fallback"),
+    ("en-IN", "I want a refund for my last order", "refund"),
+    ("en-IN", "Can I book an appointment for Monday morning", "book_appointment"),
+    ("en-IN", "I need to cancel my appointment", "cancel_appointment"),
+    ("en-IN", "What are your opening hours on Sunday", "hours"),
+    ("hi-IN", "मुझे रिफंड चाहिए", "refund"),
+    ("hi-IN", "मेरा अपॉइंटमेंट रद्द करना है", "cancel_appointment"),
     ("hi-IN", "नमस्ते", "greeting"),
     ("hi-IN", "आप कब खुलते हैं", "hours"),
     ("hi-IN", "मेरा ऑर्डर कहाँ है", "order_status"),
@@ -54,12 +60,22 @@ def test_latin_keywords_match_whole_words_only() -> None:
     assert keyword_matches("खुल", "आप कब खुलते हैं")
 
 
-async def test_streams_word_by_word_in_the_callers_language() -> None:
+async def test_streams_sentence_by_sentence_in_the_callers_language() -> None:
     responder = ScriptedResponder()
     assert responder.name == "responder"
     assert responder.languages == frozenset({"en-IN", "hi-IN", "te-IN", "gu-IN"})
-    deltas = [d async for d in responder.stream([Message("user", "मेरा ऑर्डर कहाँ है")], "hi-IN")]
-    assert len(deltas) > 3 and "".join(deltas).startswith("आपका ऑर्डर")
+    deltas = [d async for d in responder.stream([Message("user", "hello")], "hi-IN")]
+    assert deltas[0] == "नमस्ते! मैं आपको हमारे खुलने का समय या आपके ऑर्डर की स्थिति बता सकता हूँ। "
+    assert "".join(deltas) == SCRIPT.answer("hello", "hi-IN")[1]
+
+
+async def test_a_long_first_sentence_is_never_cut_mid_phrase_by_the_orchestrators_chunker() -> None:
+    from sutradhar.text.sentences import SentenceChunker
+
+    deltas = [d async for d in ScriptedResponder().stream([Message("user", "hello")], "en-IN")]
+    chunker = SentenceChunker()  # as the orchestrator cuts: the first after 12 words
+    chunks = [c for d in deltas for c in chunker.push(d)] + chunker.flush()
+    assert chunks[0] == "Hello! I can tell you our opening hours or the status of your order. "
 
 
 async def test_unknown_language_is_refused() -> None:
@@ -137,15 +153,15 @@ async def test_the_local_llm_plans_order_tools_with_the_script_without_touching_
     from sutradhar.engines.base import ToolCall
     from sutradhar.engines.local.llama import LocalLLM
 
-    llm = LocalLLM(model_path=tmp_path / "absent.gguf", tool_script=SCRIPT)  # generating would fail
+    llm = LocalLLM(model_path=tmp_path / "absent.gguf", script=SCRIPT)  # generating would fail
     assert llm.supports_tools
     [call] = [d async for d in llm.stream([Message("user", "where is order four five six seven")],
                                           "en-IN", ORDER_TOOL)]
     assert isinstance(call, ToolCall) and call.arguments == '{"order_id": "4567"}'
     answered = [Message("user", "where is order 4567"), Message("assistant", "", (call,)),
                 Message("tool", SHIPPED, tool_call_id=call.id)]
-    assert [d async for d in llm.stream(answered, "en-IN", ORDER_TOOL)] == [
-        "Order 4567 has been shipped and should reach you in 2 days."]
+    assert "".join([d async for d in llm.stream(answered, "en-IN", ORDER_TOOL)]) == (
+        "Order 4567 has been shipped and should reach you in 2 days.")
     asked = [d async for d in llm.stream([Message("user", "where is my order")], "en-IN", ORDER_TOOL)]
-    assert asked == ["Sure. What is your order number?"]
+    assert "".join(asked) == "Sure. What is your order number?"
     assert not LocalLLM(model_path=tmp_path / "absent.gguf").supports_tools

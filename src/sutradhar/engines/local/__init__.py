@@ -44,7 +44,7 @@ def _llama(s: Settings):
 
     return LocalLLM(model_path=path, languages=frozenset(s.llm_languages),
                     max_tokens=s.llm_max_tokens, threads=s.llm_threads,
-                    tool_script=Script.load(s.responder_path or None))
+                    script=Script.load(s.responder_path or None))
 
 
 @register("llm", "responder")

@@ -6,15 +6,19 @@ When the caller stops listening (barge-in cancels the task, or the consumer clos
 flag is set and the thread stops at the next token, so the cores are free for the next turn.
 The chat template is the one stored in the GGUF.
 
-A 0.5B model does not call tools reliably, so when tools are offered the responder's script plans
-them instead (`tool_script`: a keyword intent with its number slot filled becomes a tool call, and
-the result is said with the script's line); every other turn is generated as before.
+A 0.5B model does not call tools reliably and answers a misheard question with nonsense, so the
+responder's script answers first (`script`): a keyword intent it knows is said with the script's
+line, a tool intent with its number slot filled becomes a tool call (the result said with the
+script's line). The model gets the rest, with the tuned prompt and greedy decoding of
+`llm_prompt.LocalPrompt`, and each clause it writes passes `reply_guard` before it is said.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,14 +33,19 @@ from sutradhar.engines.base import (
     Message,
     Provider,
     ProviderError,
+    ToolCall,
     ToolSchema,
 )
-from sutradhar.engines.local.flow_plan import answer_tool, flow_plan, plan_turn
+from sutradhar.engines.local.flow_plan import flow_plan
+from sutradhar.engines.local.llm_prompt import LocalPrompt
+from sutradhar.engines.local.responder import Script, spoken_sentences
 from sutradhar.engines.threaded import stream_from_thread
+from sutradhar.text.sentences import SentenceChunker
 
 log = logger.bind(stage="llm")
 
 DEFAULT_GGUF = "qwen2.5-0.5b-instruct.gguf"
+JUDGED_WORDS = 6  # the guard judges the reply's opening at its first clause end or this many words
 
 
 def _load_llama(path: Path, context_tokens: int, threads: int) -> Any:
@@ -70,16 +79,20 @@ def _load_llama(path: Path, context_tokens: int, threads: int) -> Any:
 class LocalLLM(Provider):
     name: str = "local-llm"
     model_path: Path = Path()
-    max_tokens: int = 120
-    threads: int = 2
+    max_tokens: int = 120  # LLM_MAX_TOKENS; the prompt's own max_tokens applies when smaller
+    threads: int = 1  # see LLM_THREADS in config.py
     context_tokens: int = 2048
-    temperature: float = 0.3
-    tool_script: Any = None  # a responder Script that plans tool calls; None: no tools
+    script: Script | None = None  # answers the intents it knows (and plans tool calls) first
+    prompt: LocalPrompt = field(default=None)  # type: ignore[assignment]  # None: the packaged one
     _llama: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="llama"),
         init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.prompt is None:
+            self.prompt = LocalPrompt.load(self.script)
 
     def _load(self) -> Any:
         with self._lock:
@@ -91,14 +104,26 @@ class LocalLLM(Provider):
                 log.info("loaded GGUF {}", self.model_path)
             return self._llama
 
+    def _warm(self) -> None:
+        """Load, then evaluate the prompt's fixed prefix once: the first caller's turn then
+        prefills only its own words (llama.cpp reuses the longest matching prefix)."""
+        began = time.monotonic()
+        llama = self._load()
+        loaded = time.monotonic()
+        llama.create_chat_completion(messages=[*self.prompt.prefix(), {"role": "user", "content": "Hello"}],
+                                     max_tokens=1, temperature=0.0)
+        log.info("warm load_ms={} prefix_ms={}", round((loaded - began) * 1000),
+                 round((time.monotonic() - loaded) * 1000))
+
     async def warm_up(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._warm)
 
     def _generate(self, messages: list[dict[str, str]], stop: threading.Event) -> Iterator[str]:
         """Worker thread: completion deltas until done or `stop` is set."""
-        chunks = self._load().create_chat_completion(messages=messages, stream=True,
-                                                     max_tokens=self.max_tokens,
-                                                     temperature=self.temperature)
+        chunks = self._load().create_chat_completion(
+            messages=messages, stream=True, max_tokens=min(self.max_tokens, self.prompt.max_tokens),
+            temperature=self.prompt.temperature, repeat_penalty=self.prompt.repeat_penalty,
+            stop=list(self.prompt.stop))
         try:
             for chunk in chunks:
                 if stop.is_set():
@@ -111,37 +136,67 @@ class LocalLLM(Provider):
 
     @property
     def supports_tools(self) -> bool:
-        return self.tool_script is not None
+        return self.script is not None
 
     async def stream(self, messages: Sequence[Message], language: str,
                      tools: Sequence[ToolSchema] | None = None) -> AsyncIterator[LLMDelta]:
-        script = self.tool_script
-        if tools and script is not None and language in script.languages:
-            plan = flow_plan(tools)
-            if messages and messages[-1].role == "tool":
-                yield answer_tool(plan, messages) or script.tool_answer(messages, language)
-                return
-            heard = next((m.content for m in reversed(messages) if m.role == "user"), "")
-            offered = {t.get("function", {}).get("name") for t in tools}
-            planned = plan_turn(plan, messages) if plan is not None else None
-            planned = planned if planned is not None else script.plan(heard, messages, language, offered)
-            if planned is not None:  # a tool call, or the question for its missing number
+        script = self.script
+        if script is not None and language in script.languages:
+            offered = {t.get("function", {}).get("name") for t in tools or ()}
+            planned = script.respond(messages, language, offered, flow_plan(tools))
+            if isinstance(planned, ToolCall):  # a tool call, or below the question for its number
                 yield planned
                 return
-        # Earlier tool exchanges stay out of the prompt: the reply after them says what they found.
-        wire = [m.as_dict() for m in messages if m.role != "tool" and not m.tool_calls]
+            if planned is not None:
+                async for sentence in spoken_sentences(planned):
+                    yield sentence
+                return
+        heard = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        wire = self.prompt.messages(messages)
         produced = False
         try:
-            async for delta in stream_from_thread(self._executor,
-                                                  lambda stop: self._generate(wire, stop)):
+            async for clause in self._checked(wire, heard):
                 produced = True
-                yield delta
+                yield clause
         except ProviderError:
             raise
         except Exception as exc:
             raise ProviderError(f"llama.cpp failed: {exc}", provider=self.name, stage="llm") from exc
         if not produced:
             raise EmptyResult("the model produced no text", provider=self.name, stage="llm")
+
+    async def _clauses(self, wire: list[dict[str, str]]) -> AsyncIterator[str]:
+        """The model's reply in clauses (text/sentences.py), the first at most `JUDGED_WORDS` long:
+        the turn budget counts to the first delta, and six words are enough to judge it."""
+        chunker = SentenceChunker(first_max_words=JUDGED_WORDS)
+        generation = stream_from_thread(self._executor, lambda stop: self._generate(wire, stop))
+        async with contextlib.aclosing(generation) as deltas:  # closing it stops the decode
+            async for delta in deltas:
+                for clause in chunker.push(delta):
+                    yield clause
+        for clause in chunker.flush():
+            yield clause
+
+    async def _checked(self, wire: list[dict[str, str]], heard: str) -> AsyncIterator[str]:
+        """Each clause checked by the prompt's guard before it is said: a bad first clause becomes
+        the fallback line, a later echo ends the reply after the clauses already said."""
+        said = ""
+        async with contextlib.aclosing(self._clauses(wire)) as clauses:
+            async for clause in clauses:
+                reason = self.prompt.guard.verdict(clause, heard, before=said)
+                if reason is not None:
+                    log.info("model answer replaced reason={} after_words={} clause_words={}", reason,
+                             len(said.split()), len(clause.split()))
+                    if not said:
+                        yield self.prompt.fallback
+                    return
+                if not said and self.prompt.fallback.startswith(clause.strip()):
+                    # The model is saying the fallback line (the prompt asks it to): say all of it
+                    # now, so TTS need not wait for the last words, and free the core.
+                    yield self.prompt.fallback
+                    return
+                said += clause
+                yield clause
 
     async def health(self) -> None:
         if self._llama is None and not self.model_path.is_file():

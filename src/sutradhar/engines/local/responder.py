@@ -3,7 +3,9 @@
 It is not a language model and never claims to be one: its provider name is "responder". It serves
 every language in its file, so a call in Hindi, Telugu or Gujarati still gets a useful answer when
 no LLM can speak the language (the local 0.5B model speaks only English) or no LLM is available.
-The reply streams word by word like LLM deltas so the orchestrator treats it the same way.
+The reply streams sentence by sentence like LLM deltas so the orchestrator treats it the same way
+(whole sentences, so the orchestrator's early cut of a long first clause never splits a fixed line
+mid-phrase: it is for a model still writing).
 
 An intent may name a `tool`: when the turn offers that tool, the responder fills its one `slot`
 from a number the caller read out ("four five six seven", "चार पाँच छह सात"), calls the tool, and
@@ -17,7 +19,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,6 +38,7 @@ from sutradhar.engines.base import (
 )
 from sutradhar.engines.local.flow_plan import answer_tool, flow_plan, plan_turn
 from sutradhar.text.languages import LANGUAGES
+from sutradhar.text.sentences import SentenceChunker
 from sutradhar.text.spoken_numbers import spoken_number
 
 
@@ -156,6 +159,26 @@ class Script:
             return self.fallback[language]
         return line.format_map(_Blank({k: v for k, v in result.items() if v is not None}))
 
+    def respond(self, messages: Sequence[Message], language: str, offered: set[str | None],
+                flow: Mapping[str, Any] | None = None) -> ToolCall | str | None:
+        """What the script says to this turn: the line for the last tool result, a tool call (or
+        the question for its number) when a tool intent's tool is offered, the reply of the intent
+        the caller's words match, or None when no intent matches (the LLM's turn, or the fallback).
+        `flow`: the offline plan of the agent's flow state (engines/local/flow_plan.py), whose own
+        rules and lines come first."""
+        if messages and messages[-1].role == "tool":
+            return (answer_tool(flow, messages) if flow is not None else None) or self.tool_answer(messages, language)
+        heard = next((m.content for m in reversed(messages) if m.role == "user"), None)
+        if heard is None:
+            raise BadRequest("no caller turn to answer", provider="responder", stage="llm")
+        planned = plan_turn(flow, messages) if flow is not None else None
+        if planned is None and offered:
+            planned = self.plan(heard, messages, language, offered)
+        if planned is not None:
+            return planned
+        intent = self.match(heard, language)
+        return intent.reply[language] if intent is not None else None
+
     def answer(self, text: str, language: str) -> tuple[str, str]:
         """(intent name, reply in `language`); the fallback when nothing matches."""
         intent = self.match(text, language)
@@ -185,24 +208,23 @@ class ScriptedResponder(Provider):
         if language not in self.script.fallback:
             raise LanguageNotSupported(f"the responder has no replies in {language}",
                                        provider=self.name, stage="llm")
-        plan = flow_plan(tools)  # an agent's flow state: its own rules and lines
-        if messages and messages[-1].role == "tool":
-            reply = answer_tool(plan, messages) or self.script.tool_answer(messages, language)
-        else:
-            heard = next((m.content for m in reversed(messages) if m.role == "user"), None)
-            if heard is None:
-                raise BadRequest("no caller turn to answer", provider=self.name, stage="llm")
-            offered = {t.get("function", {}).get("name") for t in tools or ()}
-            planned = plan_turn(plan, messages) if plan is not None else None
-            if planned is None and offered:
-                planned = self.script.plan(heard, messages, language, offered)
-            if isinstance(planned, ToolCall):
-                yield planned
-                return
-            reply = planned if planned is not None else self.script.answer(heard, language)[1]
-        for i, word in enumerate(reply.split(" ")):
-            yield word if i == 0 else " " + word
-            await asyncio.sleep(0)  # let barge-in cancel between words
+        offered = {t.get("function", {}).get("name") for t in tools or ()}
+        planned = self.script.respond(messages, language, offered, flow_plan(tools))
+        if isinstance(planned, ToolCall):
+            yield planned
+            return
+        reply = planned if planned is not None else self.script.fallback[language]
+        async for sentence in spoken_sentences(reply):
+            yield sentence
+
+
+async def spoken_sentences(reply: str) -> AsyncIterator[str]:
+    """A fixed reply streamed sentence by sentence (exact slices: joined, they give it back)."""
+    chunker = SentenceChunker(first_max_words=0)
+    for sentence in (*chunker.push(reply), *chunker.flush()):
+        yield sentence
+        await asyncio.sleep(0)  # let barge-in cancel between sentences
+
 
 class _Blank(dict[str, Any]):
     """A template value the result lacks reads as nothing, not a KeyError mid-call."""
