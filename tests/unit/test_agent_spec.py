@@ -64,3 +64,35 @@ def test_an_agents_greeting_and_prompt_follow_the_calls_language() -> None:
     orch.set_language("en-IN")
     assert orch.greeting() == agent.greetings()["en-IN"]
     assert orch.context.get_context()[0].content.startswith("You are a shop's order-status")
+
+
+def test_an_agent_sets_its_own_turn_taking_and_bad_values_name_their_key(tmp_path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text("name: quiet-line\nlanguages: [en-IN]\n"
+                    "turn_taking: {policy: silence, silence_ms: 800, backchannels: false}\n", encoding="utf-8")
+    overrides = load_agent(path).settings_overrides()
+    assert {k: overrides[k] for k in ("turn_policy", "end_of_turn_silence_ms", "backchannels")} == {
+        "turn_policy": "silence", "end_of_turn_silence_ms": 800, "backchannels": False}
+    assert "speculate" not in overrides  # unset keys keep the environment's settings
+    path.write_text("name: n\nlanguages: [en-IN]\nturn_taking: {policy: vibes, pause_ms: 5, barge: 1}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_agent(path)
+    message = str(caught.value)
+    for expected in ("turn_taking.policy", "turn_taking.pause_ms", "turn_taking.barge"):
+        assert expected in message, message
+
+
+async def test_the_agents_turn_taking_is_what_its_calls_use(tmp_path) -> None:
+    from sutradhar.services import open_services
+    from tests.support.server import make_settings, scripted_engines
+
+    path = tmp_path / "agent.yaml"
+    path.write_text("name: quiet-line\nlanguages: [en-IN]\nturn_taking: {policy: silence, backchannels: false}\n",
+                    encoding="utf-8")
+    settings = make_settings(agent_path=str(path), data_dir=str(tmp_path))
+    services = await open_services(settings, engines=scripted_engines())
+    try:
+        assert services.settings.turn_policy == "silence" and services.settings.backchannels is False
+    finally:
+        await services.aclose()

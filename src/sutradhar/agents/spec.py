@@ -16,6 +16,9 @@
       message:                      # said once after the beep; else the language's standard line
         hi-IN: नमस्ते, आपके ऑर्डर के बारे में कॉल किया था। हम फिर से कॉल करेंगे।
 
+    turn_taking:                    # optional: this agent's end of turn and barge-in (else the settings)
+      policy: semantic              # or silence
+      backchannels: false           # caller speech over the reply interrupts at once
     flow: ...                       # optional: states, prompts, transitions (agents/flow_spec.py)
     results:                        # optional: after the call (agents/results.py)
       summary: true
@@ -57,6 +60,35 @@ class VoicemailSpec(BaseModel):
     message: dict[str, str] = Field(default_factory=dict)  # language -> what to leave
 
 
+class TurnTaking(BaseModel):
+    """An agent's own turn-taking; each key unset keeps the setting it names (config.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: Literal["semantic", "silence"] | None = None  # TURN_POLICY
+    pause_ms: int | None = Field(None, ge=60, le=2000)  # PAUSE_MS: a complete turn ends here
+    max_wait_ms: int | None = Field(None, ge=200, le=5000)  # END_OF_TURN_MAX_MS
+    number_wait_ms: int | None = Field(None, ge=100, le=5000)  # END_OF_TURN_NUMBER_MS
+    silence_ms: int | None = Field(None, ge=100, le=5000)  # END_OF_TURN_SILENCE_MS
+    speculate: bool | None = None  # SPECULATE
+    speculate_pause_ms: int | None = Field(None, ge=40, le=2000)  # SPECULATE_PAUSE_MS
+    acoustic_model: Literal["none", "smart-turn"] | None = None  # TURN_ACOUSTIC_MODEL
+    backchannels: bool | None = None  # BACKCHANNELS
+    backchannel_max_ms: int | None = Field(None, ge=100, le=5000)  # BACKCHANNEL_MAX_MS
+    barge_in_min_speech_ms: int | None = Field(None, ge=20, le=2000)  # BARGE_IN_MIN_SPEECH_MS
+
+    def settings(self) -> dict[str, Any]:
+        """The settings this agent sets, by their config.py names."""
+        return {_TURN_SETTINGS.get(key, key): value for key, value in self.model_dump().items()
+                if value is not None}
+
+
+# The agent file's short names for turn-taking settings (the others are the settings' own names).
+_TURN_SETTINGS = {"policy": "turn_policy", "max_wait_ms": "end_of_turn_max_ms",
+                  "number_wait_ms": "end_of_turn_number_ms", "silence_ms": "end_of_turn_silence_ms",
+                  "acoustic_model": "turn_acoustic_model"}
+
+
 class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +99,7 @@ class AgentSpec(BaseModel):
     tools: list[str | WebhookToolConfig] = Field(default_factory=list)
     flow: FlowSpec | None = None
     results: ResultsSpec | None = None
+    turn_taking: TurnTaking | None = None  # None: the TURN_POLICY, BACKCHANNELS ... settings
     voicemail: VoicemailSpec | None = None  # None: VOICEMAIL_ACTION with the standard lines
 
     @model_validator(mode="after")
@@ -111,8 +144,9 @@ class AgentSpec(BaseModel):
 
     def settings_overrides(self) -> dict[str, Any]:
         """What the agent decides of the settings (the rest stays the environment's)."""
+        turn_taking = self.turn_taking.settings() if self.turn_taking is not None else {}
         return {"languages": list(self.languages), "default_language": self.default,
-                "tools": self.tool_names}
+                "tools": self.tool_names, **turn_taking}
 
 
 # The union branches pydantic names in a location ("tools.1.WebhookToolConfig.url", a line that
