@@ -7,8 +7,9 @@ import importlib.util
 
 import pytest
 
+from sutradhar.text.wer import corpus_word_error_rate
 from tests.e2e.calls import agent_audio_rms, place_call
-from tests.e2e.fixtures import UTTERANCES, word_error_rate
+from tests.e2e.fixtures import UTTERANCES
 from tests.e2e.harness import configured_engines, e2e_settings, free_port, live_server
 from tests.e2e.test_multilingual_sarvam import fetch_record
 
@@ -38,8 +39,7 @@ async def test_english_call_with_offline_engines_transcribes_closely_and_speaks_
     assert len(turns) == len(spoken), [t.get("text") for t in turns]
     heard = [t["text"] for t in turns]
     # Word error rate over the whole call, against the words espeak spoke.
-    errors = sum(word_error_rate(s.text, h) * len(s.text.split()) for s, h in zip(spoken, heard))
-    wer = errors / sum(len(s.text.split()) for s in spoken)
+    wer = corpus_word_error_rate((s.text, h) for s, h in zip(spoken, heard))
     assert wer < 0.35, f"WER {wer:.0%}: {list(zip([s.text for s in spoken], heard))}"
     # Every turn was answered with speech the caller received.
     assert all(t["reply"] for t in turns)
