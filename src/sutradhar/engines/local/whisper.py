@@ -67,7 +67,7 @@ class LocalSTT(Provider):
     beam_size: int = 1
     vad_filter: bool = False  # Silero VAD inside Whisper; the agent's own VAD already cut the turn
     temperature_fallback: bool = False
-    initial_prompt: str | None = None  # words the caller is likely to say, to bias decoding
+    initial_prompt: str | None = None  # English words the caller is likely to say, to bias decoding
 
     def _load(self) -> Any:
         key = str(self.model_dir.resolve())
@@ -93,7 +93,9 @@ class LocalSTT(Provider):
         segments, info = model.transcribe(
             samples, language=iso, task="transcribe", beam_size=self.beam_size,
             temperature=FALLBACK_TEMPERATURES if self.temperature_fallback else 0.0,
-            vad_filter=self.vad_filter, initial_prompt=self.initial_prompt or None,
+            vad_filter=self.vad_filter,
+            # English words would pull another language (or the detection) towards English.
+            initial_prompt=self.initial_prompt if iso == "en" else None,
             condition_on_previous_text=False, without_timestamps=True,
         )
         text = "".join(segment.text for segment in segments).strip()
