@@ -211,11 +211,13 @@ def cmd_stt(args: argparse.Namespace) -> dict:
     quiet_logs(args.log_level)
     models = tuple(m.strip() for m in args.models.split(","))
     models_dir = Path(args.models_dir) if args.models_dir else load_settings_models_dir()
-    result = stt_phone.main_run(models, args.voices, args.max_slowdown, models_dir)
+    result = stt_phone.main_run(models, args.voices, args.max_slowdown, models_dir,
+                                Path(args.reuse) if args.reuse else None)
     result["command"] = _command(args)
     path = write_result(args.name or "stt-phone", result, args.out)
     print(stt_phone.summary_table(result))
-    print(f"chosen (lowest WER at most {args.max_slowdown}x the old default's p50): {result['chosen']}")
+    print(f"chosen (lowest WER, fewest changes within 1 point, at most {args.max_slowdown}x the old "
+          f"default's p50): {result['chosen']}")
     print(f"result: {path}")
     return result
 
@@ -474,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the new default's p50 on 2.5-3.5 s clips at most this times tiny.en greedy's "
                          "(~400 ms at idle, the STT budget), timed interleaved (default %(default)s)")
     st.add_argument("--models-dir", default=None, help="where Whisper base is (default: MODELS_DIR)")
+    st.add_argument("--reuse", default=None, metavar="RESULT.json",
+                    help="take the WER of settings an earlier run on the same corpus measured; only "
+                         "the finalists are timed again")
     st.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
     st.add_argument("--sweep", default="1,10", help="--latency: concurrent calls per step (default %(default)s)")
     st.add_argument("--turns", type=int, default=3, help="--latency: turns per call before the barge-in turn")

@@ -64,7 +64,7 @@ def test_stt_latency_comparison_runs_behind_the_flag(tmp_path: Path) -> None:
 
 
 @pytest.mark.local_models
-@pytest.mark.timeout(300)  # Whisper tiny.en over 3 clips for 4 settings, then 2 timed again
+@pytest.mark.timeout(300)  # Whisper tiny.en over 3 clips for 3 settings, the finalists timed twice
 def test_phone_band_stt_benchmark_scores_each_setting_and_chooses_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("faster_whisper")
@@ -90,16 +90,35 @@ def test_phone_band_stt_benchmark_scores_each_setting_and_chooses_one(
     assert doc["before"] == "tiny.en: beam 1, soxr HQ" and doc["before"] in {r["label"] for r in timed}
     assert doc["chosen"] in {r["label"] for r in timed}
 
+    # --reuse takes the WER rows as they are and times the finalists again.
+    async def no_decoding(*args: object) -> None:
+        raise AssertionError("a reused setting was decoded again")
+
+    monkeypatch.setattr(stt_phone, "measure", no_decoding)
+    first = tmp_path / "first.json"
+    (tmp_path / "stt-phone-latest.json").rename(first)
+    assert main(["stt", "--models", "tiny.en", "--voices", "1", "--reuse", str(first), "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "stt-phone-latest.json").read_text())
+    assert [(r["label"], r["wer"]) for r in again["results"]] == [(r["label"], r["wer"]) for r in doc["results"]]
+    assert all("timed" in r for r in again["results"] if r["label"] in {t["label"] for t in timed})
+
 
 def test_server_defaults_are_the_setting_the_phone_band_benchmark_chose() -> None:
+    import inspect
+
+    from sutradhar.audio.codecs import resample
     from sutradhar.config import Settings
+    from sutradhar.engines.local.whisper import LocalSTT
 
     doc = json.loads((REPO / "bench" / "results" / "stt-phone-latest.json").read_text())
-    chosen, fields = doc["chosen_setting"], Settings.model_fields
+    chosen, fields, stt = doc["chosen_setting"], Settings.model_fields, LocalSTT()
     assert chosen["model"] == fields["whisper_model"].default
     assert chosen["beam_size"] == fields["whisper_beam_size"].default
     assert chosen["prompt"] == bool(fields["whisper_prompt"].default)
     assert doc["domain_prompt"] == fields["whisper_prompt"].default
+    assert (chosen["vad_filter"], chosen["temperature_fallback"]) == (stt.vad_filter, stt.temperature_fallback)
+    # The turn detector resamples each utterance for STT with resample()'s default quality.
+    assert chosen["resampler"] == inspect.signature(resample).parameters["quality"].default
 
 
 @pytest.mark.timeout(180)  # a server subprocess and four rounds of real-time calls (~40 s)
