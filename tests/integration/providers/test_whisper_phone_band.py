@@ -31,11 +31,12 @@ pytestmark = [
 ]
 
 VOICES = PHONE_VOICES[:2]  # en-us 160 wpm and en-gb-x-rp 135 wpm: 20 clips
-# The default measured WER_MEASURED on these 20 clips (bench/results/stt-phone-latest.json,
-# the chosen setting's clips in these voices); the bound leaves room for another CPU's int8
-# kernels deciding a close call differently, and is still well below the old default's.
-WER_MEASURED = 0.0
-WER_BOUND = 0.0
+# `sutradhar bench stt` (bench/results/stt-phone-latest.json): the chosen default, tiny.en with the
+# domain prompt, got 42 of these 148 words wrong (28.4 %; 35.5 % over all four voices); the old
+# default, without the prompt, 46 %. The bound allows ten more errors, for another CPU's int8
+# kernels deciding close calls differently, and still fails the old default.
+WER_MEASURED = 0.284
+WER_BOUND = 0.35
 
 
 async def test_default_whisper_hears_phone_band_callers_within_the_measured_bound(tmp_path: Path) -> None:
