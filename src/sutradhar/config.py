@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     whisper_model: str = "tiny.en"  # tiny.en (packaged), base (packaged, multilingual) or a directory
     whisper_languages: CSV = []  # languages a custom model directory serves; empty: the model's own
     # Chosen by `sutradhar bench stt` on phone-band speech (README, Performance): beam search costs
-    # more than it gains within the STT budget; the prompt's domain words roughly halve the errors.
+    # more than it gains within the STT budget; the prompt's domain words cut a third of the errors.
     whisper_beam_size: int = Field(1, ge=1, le=10)
     # Words English callers are likely to say, written as Whisper should write them; empty: none.
     whisper_prompt: str = Field("Caller to a shop: order status, order number 4 5 6 7, refund, shipped, "
