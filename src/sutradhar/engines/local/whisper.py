@@ -52,13 +52,22 @@ def resolve_whisper_model(name: str, models_dir: Path) -> tuple[Path, frozenset[
     return Path(name), None, True
 
 
+# Whisper's own schedule: re-decode hotter when the greedy result repeats itself or is unlikely.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
 @dataclass
 class LocalSTT(Provider):
+    """Decoding options as `sutradhar bench stt` compares them on phone-band speech."""
+
     name: str = "local-whisper"
     model_dir: Path = Path()
     multilingual: bool = False
     threads: int = 2
     beam_size: int = 1
+    vad_filter: bool = False  # Silero VAD inside Whisper; the agent's own VAD already cut the turn
+    temperature_fallback: bool = False
+    initial_prompt: str | None = None  # English words the caller is likely to say, to bias decoding
 
     def _load(self) -> Any:
         key = str(self.model_dir.resolve())
@@ -82,8 +91,11 @@ class LocalSTT(Provider):
         model = self._load()
         iso = CODE_TO_WHISPER.get(language or "") if self.multilingual else "en"
         segments, info = model.transcribe(
-            samples, language=iso, task="transcribe", beam_size=self.beam_size, temperature=0.0,
-            vad_filter=False,  # the agent's own VAD already cut the turn
+            samples, language=iso, task="transcribe", beam_size=self.beam_size,
+            temperature=FALLBACK_TEMPERATURES if self.temperature_fallback else 0.0,
+            vad_filter=self.vad_filter,
+            # English words would pull another language (or the detection) towards English.
+            initial_prompt=self.initial_prompt if iso == "en" else None,
             condition_on_previous_text=False, without_timestamps=True,
         )
         text = "".join(segment.text for segment in segments).strip()
