@@ -25,25 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from sutradhar.audio.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16, wav_to_pcm16
+from sutradhar.testing.questions import load_questions
 
 LINE_RATE = 8000
 BAND_HZ = (300.0, 3400.0)  # the telephone voice band (ITU-T G.712)
 NOISE_DBFS = -50.0  # light line hiss: ~25-30 dB below espeak's speech level
 
 # What callers of a shop's line say (order status, refunds, appointments, hours), order numbers
-# read as digits. Shared with the responder's tests, which check the replies to exactly these.
-CALLER_SENTENCES: tuple[str, ...] = (
-    "I would like to check the status of my order please",
-    "Where is order four five six seven",
-    "My order number is one two three four",
-    "I want a refund for my last order",
-    "What time do you open tomorrow",
-    "Can I book an appointment for Monday morning",
-    "I need to cancel my appointment",
-    "Has my order been shipped yet",
-    "Can I talk to a human please",
-    "What are your opening hours on Sunday",
-)
+# read as digits: the ten phone questions of data/offline_questions.yaml, whose replies the
+# offline-answer tests check.
+CALLER_SENTENCES: tuple[str, ...] = tuple(q.text for q in load_questions("call"))
 
 
 @dataclass(frozen=True)
