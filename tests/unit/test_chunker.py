@@ -93,3 +93,11 @@ def test_a_first_clause_without_punctuation_goes_out_after_first_max_words():
 def test_first_max_words_zero_keeps_the_whole_first_sentence():
     chunker = SentenceChunker(first_max_words=0)
     assert chunker.push("We are open from Monday to Saturday and from nine in the morning ") == []
+
+
+def test_the_default_chunker_keeps_a_long_first_sentence_whole():
+    # Only an LLM that asks for it (the small local model: Provider.first_chunk_words) has its first
+    # chunk cut after N words; cloud replies go to TTS at sentence ends, as prosody prefers.
+    chunker = SentenceChunker()
+    text = "This reply is long enough to keep the line busy for a good while and then some more"
+    assert chunker.push(text) == [] and chunker.flush() == [text]

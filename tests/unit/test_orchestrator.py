@@ -217,3 +217,17 @@ async def test_sentence_done_follows_each_spoken_sentence():
     assert done == [0, 1]
     last_audio_of_first = max(i for i, e in enumerate(events) if isinstance(e, ReplyAudio) and e.seq == 0)
     assert isinstance(events[last_audio_of_first + 1], SentenceDone)
+
+
+async def test_an_llm_that_asks_for_it_has_its_long_first_sentence_spoken_from_its_first_words():
+    long = "Our shop on the main road is open from nine in the morning until nine at night every day."
+
+    class LongWinded(ScriptedLLM):
+        first_chunk_words = 6  # like the small local model (engines/local/llama.py)
+
+    texts = {}
+    for llm in (ScriptedLLM(replies=[long]), LongWinded(replies=[long])):
+        events = await run(orchestrator(stt=[ScriptedSTT(script=["when do you open"])], llm=[llm]))
+        texts[type(llm).__name__] = [e.text for _, e in events if isinstance(e, ReplyText)]
+    assert texts["ScriptedLLM"] == [long]  # a cloud LLM's sentence goes to TTS whole
+    assert texts["LongWinded"][0] == "Our shop on the main road " and "".join(texts["LongWinded"]) == long

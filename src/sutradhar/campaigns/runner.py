@@ -11,6 +11,7 @@ left running by a stopped or crashed process resume by themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from sutradhar.campaigns.spec import CampaignSpec
 from sutradhar.campaigns.store import CampaignStore, Claim, Rules, log_for
@@ -18,6 +19,7 @@ from sutradhar.services import Services
 from sutradhar.store import CallStore
 from sutradhar.telephony.outbound import OutboundError, dialer_for, place_call
 
+IDLE_POLL_S = 30.0  # with no open campaign
 CONFIG_ERRORS = (400, 409)  # the carrier cannot be used at all: the campaign pauses with the reason
 INVALID = 422  # this number or language: the contact is `invalid`, the rest go on
 
@@ -96,20 +98,24 @@ class CampaignRunner:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
+            busy = True
             try:
-                await self.tick()
+                busy = await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may be back next tick
                 log_for("-").error("campaign tick failed: {}: {}", type(exc).__name__, exc)
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
-            except asyncio.TimeoutError:
-                pass
+            # No open campaign: a create, resume or status callback wakes the loop; the slow
+            # tick only notices one another worker left behind.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s if busy else max(self.poll_s, IDLE_POLL_S)):
+                    await self._wake.wait()  # no wait_for: it would make a task per tick
 
-    async def tick(self) -> None:
+    async def tick(self) -> bool:
+        """One pass over the open campaigns; False when there is none."""
         s = self.services.settings
-        for campaign_id, status in await self.store.open_campaigns():
+        campaigns = await self.store.open_campaigns()
+        for campaign_id, status in campaigns:
             await self.store.settle(campaign_id, call_timeout_s=s.campaign_call_timeout_s,
                                     dead_after_s=s.worker_dead_after_s, dialing_here=self._dialing)
             # Full or draining: dial nothing rather than claim numbers only to hand them back.
@@ -120,6 +126,7 @@ class CampaignRunner:
                     self._dials.add(task)
                     task.add_done_callback(self._dials.discard)
                 await self.store.finish_if_done(campaign_id)
+        return bool(campaigns)
 
     async def _dial(self, claim: Claim) -> None:
         try:

@@ -186,6 +186,10 @@ class Provider:
 
     name: str = ""
     languages: frozenset[str] | None = field(default=None)
+    # An LLM whose first sentence tends to run long (a small local model) lets the reply's first
+    # chunk go to TTS after this many words; 0: at the first sentence end or comma, as TTS
+    # prosody prefers. A class attribute, not a field.
+    first_chunk_words = 0
 
     def supports(self, language: str | None) -> bool:
         return self.languages is None or language is None or language in self.languages

@@ -405,6 +405,12 @@ class AgentOrchestrator:
         log.bind(stage="stt").info("heard chars={} language={}", len(transcript.text), transcript.language)
         return transcript.text.strip(), transcript.language
 
+    def _first_chunk_words(self, served: list[str]) -> int:
+        """The serving LLM's first-chunk rule (engines/base.py Provider.first_chunk_words)."""
+        name = served[0] if served else None
+        # getattr: an engine need not extend Provider (the LLM protocol does not require it)
+        return next((getattr(p, "first_chunk_words", 0) for p in self.router.providers("llm") if p.name == name), 0)
+
     @staticmethod
     async def _within(deadline: TurnDeadline, early: asyncio.Future[Any]) -> Any:
         """Await the STT started at the caller's pause, no longer than what is left of the budget."""
@@ -571,6 +577,7 @@ class AgentOrchestrator:
                                         provider=served[0] if served else "")
                                 if not reply:
                                     record.timings["llm_ttft_ms"] = round((self.clock() - began) * 1000, 1)
+                                    chunker.first_max_words = self._first_chunk_words(served)
                                 reply.append(delta)
                                 for sentence in chunker.push(delta):
                                     sentences.put_nowait(sentence)

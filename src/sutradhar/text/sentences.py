@@ -30,7 +30,7 @@ class SentenceChunker:
     first_min_chars: int = 12  # a first chunk shorter than this waits (avoids "Hi." alone... mostly)
     comma_min_chars: int = 40  # a chunk this long may be cut at a comma
     first_comma_min_chars: int = 24  # the first chunk may be cut at a comma sooner
-    first_max_words: int = 12  # the first chunk is cut after this many words (0: never)
+    first_max_words: int = 0  # the first chunk is cut after this many words (0: never)
     max_chars: int = 220  # past this, cut at the last space
     _buffer: str = ""
     _emitted: int = field(default=0)

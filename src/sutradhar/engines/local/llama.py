@@ -78,6 +78,7 @@ def _load_llama(path: Path, context_tokens: int, threads: int) -> Any:
 @dataclass
 class LocalLLM(Provider):
     name: str = "local-llm"
+    first_chunk_words = 12  # the 0.5B model writes one long sentence: let TTS start on its first words
     model_path: Path = Path()
     max_tokens: int = 120  # LLM_MAX_TOKENS; the prompt's own max_tokens applies when smaller
     threads: int = 1  # see LLM_THREADS in config.py
