@@ -55,12 +55,16 @@ class FakePlivoRest(FakeServer):
         app.router.add_delete("/v1/Account/{auth_id}/Call/{call_uuid}/", self._hang_up)
         app.router.add_post("/v1/Account/{auth_id}/Call/{call_uuid}/", self._transfer)
 
+    def _unauthorised(self, request: web.Request) -> web.Response | None:
+        """Plivo's REST API takes HTTP Basic auth with the account's auth id and token."""
+        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
+        return _error(401, "Authentication failed") if request.headers.get("Authorization") != basic else None
+
     async def _transfer(self, request: web.Request) -> web.Response:
         """Like Plivo's Transfer a Call: the legs to move and the URL each fetches its XML from."""
         self.requests.append({"endpoint": "transfer", "headers": dict(request.headers)})
-        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
-        if request.headers.get("Authorization") != basic:
-            return _error(401, "Authentication failed")
+        if (refused := self._unauthorised(request)) is not None:
+            return refused
         if request.match_info["auth_id"] != self.auth_id:
             return _error(404, "not found")
         try:
@@ -89,9 +93,8 @@ class FakePlivoRest(FakeServer):
 
     async def _hang_up(self, request: web.Request) -> web.Response:
         self.requests.append({"endpoint": "hangup", "headers": dict(request.headers)})
-        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
-        if request.headers.get("Authorization") != basic:
-            return _error(401, "Authentication failed")
+        if (refused := self._unauthorised(request)) is not None:
+            return refused
         call = next((c for c in self.placed if c.call_uuid == request.match_info["call_uuid"]), None)
         if request.match_info["auth_id"] != self.auth_id or call is None:
             return _error(404, "not found")
@@ -100,9 +103,8 @@ class FakePlivoRest(FakeServer):
 
     async def _make_call(self, request: web.Request) -> web.Response:
         self.requests.append({"endpoint": "call", "headers": dict(request.headers)})
-        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
-        if request.headers.get("Authorization") != basic:
-            return _error(401, "Authentication failed")
+        if (refused := self._unauthorised(request)) is not None:
+            return refused
         if request.match_info["auth_id"] != self.auth_id:
             return _error(404, "not found")
         try:

@@ -7,10 +7,9 @@ real offline. Replace it with a webhook tool of the same name for a real clinic'
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from pathlib import Path
 from typing import Any
 
+from sutradhar.agents.demo_db import DemoDatabase
 from sutradhar.agents.tools import Tool, ToolContext, tool
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -19,24 +18,13 @@ TIMES = ("10:00", "11:00", "12:00", "15:00", "16:00")
 TAKEN = (("saturday", "10:00"), ("saturday", "11:00"))
 
 
-class DemoAppointments:
+class DemoAppointments(DemoDatabase):
     """The bookings table; created on first use. A (day, time) is booked at most once."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._ready = False
-
-    def _connect(self) -> sqlite3.Connection:
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(self.path) as db:
-                db.execute("CREATE TABLE IF NOT EXISTS bookings (reference INTEGER PRIMARY KEY "
-                           "AUTOINCREMENT, day TEXT NOT NULL, time TEXT NOT NULL, call_id TEXT, "
-                           "UNIQUE (day, time))")
-                db.executemany("INSERT OR IGNORE INTO bookings (day, time, call_id) VALUES (?, ?, 'demo')",
-                               TAKEN)
-            self._ready = True
-        return sqlite3.connect(self.path)
+    schema = ("CREATE TABLE IF NOT EXISTS bookings (reference INTEGER PRIMARY KEY AUTOINCREMENT, "
+              "day TEXT NOT NULL, time TEXT NOT NULL, call_id TEXT, UNIQUE (day, time))")
+    seed = "INSERT OR IGNORE INTO bookings (day, time, call_id) VALUES (?, ?, 'demo')"
+    rows = TAKEN
 
     def _book(self, day: str, time: str, call_id: str) -> dict[str, Any]:
         db = self._connect()

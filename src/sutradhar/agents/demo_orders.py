@@ -7,10 +7,9 @@ so the example agent has something to call. Replace it with a webhook tool for a
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from pathlib import Path
 from typing import Any
 
+from sutradhar.agents.demo_db import DemoDatabase
 from sutradhar.agents.tools import Tool, tool
 from sutradhar.text.spoken_numbers import spoken_number
 
@@ -24,22 +23,13 @@ DEMO_ORDERS: tuple[tuple[str, str, int | None, str], ...] = (
 STATUSES = ("processing", "shipped", "delivered", "cancelled")
 
 
-class DemoOrders:
+class DemoOrders(DemoDatabase):
     """The demo orders table; created and filled on first use, never overwritten after."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._ready = False
-
-    def _connect(self) -> sqlite3.Connection:
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(self.path) as db:
-                db.execute("CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, "
-                           "status TEXT NOT NULL, eta_days INTEGER, items TEXT NOT NULL)")
-                db.executemany("INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?)", DEMO_ORDERS)
-            self._ready = True
-        return sqlite3.connect(self.path)
+    schema = ("CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, "
+              "status TEXT NOT NULL, eta_days INTEGER, items TEXT NOT NULL)")
+    seed = "INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?)"
+    rows = DEMO_ORDERS
 
     def _lookup(self, order_id: str) -> dict[str, Any] | None:
         db = self._connect()
