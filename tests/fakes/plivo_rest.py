@@ -60,17 +60,23 @@ class FakePlivoRest(FakeServer):
         basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
         return _error(401, "Authentication failed") if request.headers.get("Authorization") != basic else None
 
-    async def _transfer(self, request: web.Request) -> web.Response:
-        """Like Plivo's Transfer a Call: the legs to move and the URL each fetches its XML from."""
-        self.requests.append({"endpoint": "transfer", "headers": dict(request.headers)})
+    async def _json_body(self, request: web.Request) -> Any:
+        """The request's JSON body, or the refusal Plivo gives (auth, another account, not JSON)."""
         if (refused := self._unauthorised(request)) is not None:
             return refused
         if request.match_info["auth_id"] != self.auth_id:
             return _error(404, "not found")
         try:
-            body = json.loads(await request.read())
+            return json.loads(await request.read())
         except ValueError:
             return _error(400, "body is not JSON")
+
+    async def _transfer(self, request: web.Request) -> web.Response:
+        """Like Plivo's Transfer a Call: the legs to move and the URL each fetches its XML from."""
+        self.requests.append({"endpoint": "transfer", "headers": dict(request.headers)})
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
         known = {"legs", "aleg_url", "aleg_method", "bleg_url", "bleg_method"}
         if not isinstance(body, dict) or set(body) - known:
             return _error(400, "unknown parameters")
@@ -103,14 +109,9 @@ class FakePlivoRest(FakeServer):
 
     async def _make_call(self, request: web.Request) -> web.Response:
         self.requests.append({"endpoint": "call", "headers": dict(request.headers)})
-        if (refused := self._unauthorised(request)) is not None:
-            return refused
-        if request.match_info["auth_id"] != self.auth_id:
-            return _error(404, "not found")
-        try:
-            body = json.loads(await request.read())
-        except ValueError:
-            return _error(400, "body is not JSON")
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
         if not isinstance(body, dict) or set(body) - FIELDS:
             return _error(400, f"unknown parameters {sorted(set(body) - FIELDS) if isinstance(body, dict) else body}")
         for name in ("from", "to"):
