@@ -15,10 +15,11 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
 from pydantic import BaseModel, ConfigDict, create_model
 
 from sutradhar.engines.base import ToolSchema
@@ -48,6 +49,8 @@ class ToolContext:
 
 
 Handler = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
+# The caller's words and language -> the arguments they settle, or None (agents/prefetch.py).
+PrefetchRule = Callable[[str, str], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,24 @@ class Tool:
     interruptible: bool = True
     secrets: frozenset[str] = frozenset()  # argument names to redact besides the usual ones
     close: Callable[[], Awaitable[None]] | None = None  # releases what it holds (a connection pool)
+    # Read-only and safe to run twice or for nothing: only such a tool may be prefetched.
+    idempotent: bool = False
+    prefetch: PrefetchRule | None = None  # started with the turn when the transcript settles a call
+
+    def __post_init__(self) -> None:
+        if self.prefetch is not None and not (self.idempotent and self.interruptible):
+            raise ValueError(f"tool {self.name}: prefetch needs idempotent=True and interruptible=True "
+                             "(a speculative run may be discarded or cancelled)")
+
+    def prefetch_arguments(self, text: str, language: str) -> dict[str, Any] | None:
+        """The arguments the caller's words settle for a speculative run, or None."""
+        if self.prefetch is None or not self.idempotent or not self.interruptible:
+            return None
+        try:
+            return self.prefetch(text, language)
+        except Exception as exc:  # noqa: BLE001 - a bad rule costs the head start, not the turn
+            logger.bind(stage="tool").warning("prefetch rule failed name={} error={}", self.name, exc)
+            return None
 
     def schema(self) -> ToolSchema:
         return {"type": "function",
@@ -86,8 +107,10 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = None,
          description: str | None = None, timeout_s: float | None = None, interruptible: bool = True,
-         secrets: Iterable[str] = ()) -> Any:
-    """Make an async function a `Tool`; its type hints are the schema, its docstring the description."""
+         secrets: Iterable[str] = (), idempotent: bool = False,
+         prefetch: PrefetchRule | None = None) -> Any:
+    """Make an async function a `Tool`; its type hints are the schema, its docstring the description.
+    `prefetch` (with `idempotent=True`): a rule that may start it before the LLM asks for it."""
 
     def wrap(func: Callable[..., Awaitable[Any]]) -> Tool:
         if not inspect.iscoroutinefunction(func):
@@ -112,7 +135,8 @@ def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = 
             return await func(**values)
 
         return Tool(name or func.__name__, description or _first_paragraph(func.__doc__),
-                    _schema(model), handler, timeout_s, interruptible, frozenset(secrets))
+                    _schema(model), handler, timeout_s, interruptible, frozenset(secrets),
+                    idempotent=idempotent, prefetch=prefetch)
 
     return wrap(fn) if fn is not None else wrap
 
@@ -146,6 +170,9 @@ class ToolBox:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
