@@ -2,6 +2,7 @@
 
 Subcommands (each writes JSON to bench/results/, see bench/README.md):
   overhead  in-process orchestration overhead over many scripted turns (+ optional profile)
+  tools     first audio of a turn with a 300 ms tool (with/without prefetch) vs one without
   load      real server + N concurrent simulated Twilio calls over loopback, swept over N
   local     one call's turns through the offline local engines: real latency per stage
   frames    micro-benchmark of the per-frame telephony work (decode, VAD, encode)
@@ -274,6 +275,20 @@ def cmd_memory(args: argparse.Namespace) -> dict:
 
 # --- answers: the offline question set through the local LLM, scored by expected facts ---
 
+def cmd_tools(args: argparse.Namespace) -> dict:
+    from bench import tool_turns
+    from bench.overhead import quiet_logs
+
+    quiet_logs(args.log_level)
+    result = asyncio.run(tool_turns.run(args.turns, args.llm_first_token_ms, args.llm_token_ms,
+                                        args.tts_first_chunk_ms, args.tool_ms))
+    result["command"] = _command(args)
+    path = write_result("tools", result, args.out)
+    print(tool_turns.tools_table(result))
+    print(f"\nresult: {path}")
+    return result
+
+
 def cmd_answers(args: argparse.Namespace) -> dict:
     from bench import answers
     from bench.overhead import quiet_logs
@@ -424,6 +439,20 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", default=None, help="results directory (default bench/results)")
     Delays.add_arguments(o)
     o.set_defaults(func=cmd_overhead)
+
+    tl = sub.add_parser("tools", help="first audio of a turn with a tool call vs one without (in process)",
+                        description="First audio with no tools, with a scripted tool, and with the tool "
+                                    "prefetched alongside LLM round 1 (TOOL_PREFETCH).")
+    tl.add_argument("--turns", type=int, default=20, help="turns per mode (default %(default)s)")
+    tl.add_argument("--tool-ms", type=float, default=300.0, help="the tool's run time (default %(default)s)")
+    tl.add_argument("--llm-first-token-ms", type=float, default=200.0,
+                    help="LLM time to first token, each round (default %(default)s)")
+    tl.add_argument("--llm-token-ms", type=float, default=0.0, help="LLM delay per later token (default %(default)s)")
+    tl.add_argument("--tts-first-chunk-ms", type=float, default=100.0,
+                    help="TTS time to first chunk (default %(default)s)")
+    tl.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
+    tl.add_argument("--out", default=None, help="results directory (default bench/results)")
+    tl.set_defaults(func=cmd_tools)
 
     lp = sub.add_parser("load", help="real server + N concurrent simulated Twilio calls, swept over N",
                         description="Starts the real server (scripted engines, fixed delays) in a subprocess "
