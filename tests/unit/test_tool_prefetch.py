@@ -242,3 +242,22 @@ def test_a_webhook_tool_declares_its_prefetch_in_config() -> None:
 ])
 def test_the_spoken_number_rule(text: str, expected: dict[str, str] | None) -> None:
     assert ORDER_RULE(text, "en-IN") == expected
+
+
+def test_an_agent_file_names_the_key_of_an_unsafe_prefetch(tmp_path) -> None:
+    from sutradhar.agents.spec import load_agent
+    from sutradhar.errors import ConfigError
+
+    path = tmp_path / "agent.yaml"
+    path.write_text("""
+name: shop
+languages: [en-IN]
+default_language: en-IN
+tools:
+  - name: pay_order
+    description: Pay for an order.
+    url: https://shop.example/pay
+    prefetch: {slot: order_id, keywords: [order]}
+""", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tools\.0\.prefetch: .*idempotent"):
+        load_agent(path)

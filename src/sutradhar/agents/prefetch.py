@@ -22,7 +22,7 @@ from typing import Any
 from loguru import logger
 
 from sutradhar.agents.runs import ToolOutcome, run_tool_call
-from sutradhar.agents.tools import PrefetchRule, ToolBox, ToolContext
+from sutradhar.agents.tools import PrefetchRule, Tool, ToolBox, ToolContext
 from sutradhar.engines.base import ToolCall
 from sutradhar.engines.local.responder import keyword_matches
 from sutradhar.text.spoken_numbers import spoken_number
@@ -47,6 +47,7 @@ def spoken_number_rule(slot: str, keywords: Iterable[str] | Mapping[str, Iterabl
 
 @dataclass
 class _Started:
+    tool: Tool
     call: ToolCall
     arguments: dict[str, Any]
     task: asyncio.Task[ToolOutcome]
@@ -68,22 +69,18 @@ class ToolPrefetch:
         started: list[_Started] = []
         for name in offered:
             item = box.get(name)
-            arguments = item.prefetch_arguments(text, context.language) if item is not None else None
-            if arguments is None:
+            if item is None or (arguments := item.prefetch_arguments(text, context.language)) is None:
                 continue
             call = ToolCall(f"prefetch-{name}", name, json.dumps(arguments, ensure_ascii=False))
             own = ToolContext(context.call_id, context.language, context.languages)
             task = asyncio.create_task(run_tool_call(box, call, own, clock),
                                        name=f"prefetch-{context.call_id}-{name}")
-            started.append(_Started(call, arguments, task))
+            started.append(_Started(item, call, arguments, task))
         prefetch = cls(started, context.call_id)
         for run in started:
             prefetch.log.info("prefetch started name={} arguments={}", run.call.name,
-                              box.get(run.call.name).redact(run.arguments))  # type: ignore[union-attr]
+                              run.tool.redact(run.arguments))
         return prefetch
-
-    def __bool__(self) -> bool:
-        return bool(self._started)
 
     def take(self, call: ToolCall) -> asyncio.Task[ToolOutcome] | None:
         """The prefetched run of exactly this call (name and arguments), or None. Taken once."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,9 +170,6 @@ class ToolBox:
 
     def __len__(self) -> int:
         return len(self._tools)
-
-    def __iter__(self) -> Iterator[Tool]:
-        return iter(self._tools.values())
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools

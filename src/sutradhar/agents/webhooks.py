@@ -27,7 +27,14 @@ from typing import Any, Literal
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from sutradhar.agents.prefetch import spoken_number_rule
 from sutradhar.agents.tools import Tool, ToolContext
@@ -65,17 +72,19 @@ class WebhookToolConfig(BaseModel):
     idempotent: bool = False  # read-only, safe to run twice: required for `prefetch`
     prefetch: WebhookPrefetch | None = None
 
-    @model_validator(mode="after")
-    def _prefetch_is_safe(self) -> WebhookToolConfig:
-        if self.prefetch is None:
-            return self
-        if not (self.idempotent and self.interruptible):
+    @field_validator("prefetch")
+    @classmethod
+    def _prefetch_is_safe(cls, prefetch: WebhookPrefetch | None, info: ValidationInfo) -> WebhookPrefetch | None:
+        # A field validator, not a model one: the error keeps the plain key path (tools.2.prefetch).
+        if prefetch is None:
+            return None
+        if not (info.data.get("idempotent") and info.data.get("interruptible", True)):
             raise ValueError("prefetch needs idempotent: true and interruptible: true (a speculative "
                              "run may be cancelled or discarded)")
-        properties = self.parameters.get("properties") or {}
-        if properties and self.prefetch.slot not in properties:
-            raise ValueError(f"prefetch slot {self.prefetch.slot!r} is not one of the parameters")
-        return self
+        properties = (info.data.get("parameters") or {}).get("properties") or {}
+        if properties and prefetch.slot not in properties:
+            raise ValueError(f"prefetch slot {prefetch.slot!r} is not one of the parameters")
+        return prefetch
 
 
 def _expand(value: str, env: Mapping[str, str], where: str) -> str:
