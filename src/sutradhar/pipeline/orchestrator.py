@@ -709,6 +709,8 @@ class AgentOrchestrator:
             runs.cancel()  # barge-in: each run cancels its tool (or leaves a non-interruptible one)
             raise
         finally:
+            # What the turn waited for its tools after the LLM asked (a prefetched run's head start
+            # is not in it; its `duration_ms` in tool_calls is the whole run).
             record.timings["tool_ms"] = round((record.timings.get("tool_ms") or 0.0)
                                               + (self.clock() - began) * 1000, 1)
             self.state = "thinking"
