@@ -261,3 +261,18 @@ tools:
 """, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"tools\.0\.prefetch: .*idempotent"):
         load_agent(path)
+
+
+async def test_a_rule_that_raises_costs_the_head_start_not_the_turn() -> None:
+    backend = OrderBackend()
+
+    def broken(text: str, language: str) -> dict[str, Any] | None:
+        raise RuntimeError("rule bug")
+
+    item = backend.tool
+    backend.tool = Tool(item.name, item.description, item.parameters, item.handler,
+                        idempotent=True, prefetch=broken)
+    llm = RoundOneLLM(ToolCall("call_8", "order_status", '{"order_id": "4567"}'))
+    record = await asyncio.wait_for(turn(orchestrator(llm, backend.tool), "where is my order 4567?"), WAIT_S)
+    assert backend.runs == ["4567"] and record.tool_calls[0]["prefetched"] is False
+    assert record.reply == "Your order is shipped."

@@ -22,7 +22,7 @@ from typing import Any
 from loguru import logger
 
 from sutradhar.agents.runs import ToolOutcome, run_tool_call
-from sutradhar.agents.tools import PrefetchRule, Tool, ToolBox, ToolContext
+from sutradhar.agents.tools import PrefetchRule, ToolBox, ToolContext
 from sutradhar.engines.base import ToolCall
 from sutradhar.engines.local.responder import keyword_matches
 from sutradhar.text.spoken_numbers import spoken_number
@@ -47,7 +47,6 @@ def spoken_number_rule(slot: str, keywords: Iterable[str] | Mapping[str, Iterabl
 
 @dataclass
 class _Started:
-    tool: Tool
     call: ToolCall
     arguments: dict[str, Any]
     task: asyncio.Task[ToolOutcome]
@@ -57,30 +56,35 @@ class ToolPrefetch:
     """The prefetched tool runs of one turn: `start` them, `take` the one round 1 asks for,
     `cancel` the rest (after round 1, and whenever the turn ends or is cancelled)."""
 
-    def __init__(self, started: list[_Started], call_id: str) -> None:
+    def __init__(self, started: list[_Started], log: Any) -> None:
         self._started = started
-        self.log = logger.bind(call_id=call_id or "-", stage="tool")
+        self.log = log
 
     @classmethod
     def start(cls, box: ToolBox, offered: Iterable[str], text: str, context: ToolContext,
               clock: Callable[[], float] = time.monotonic) -> ToolPrefetch:
         """Start every offered tool whose rule `text` fills. The runs get their own ToolContext:
         a discarded run must leave nothing behind (prefetch tools are read-only anyway)."""
+        log = logger.bind(call_id=context.call_id or "-", stage="tool")
         started: list[_Started] = []
         for name in offered:
             item = box.get(name)
-            if item is None or (arguments := item.prefetch_arguments(text, context.language)) is None:
+            if item is None or item.prefetch is None:
+                continue
+            try:
+                arguments = item.prefetch_arguments(text, context.language)
+            except Exception as exc:  # noqa: BLE001 - a bad rule costs the head start, not the turn
+                log.opt(exception=exc).warning("prefetch rule failed name={}", name)
+                continue
+            if arguments is None:
                 continue
             call = ToolCall(f"prefetch-{name}", name, json.dumps(arguments, ensure_ascii=False))
             own = ToolContext(context.call_id, context.language, context.languages)
             task = asyncio.create_task(run_tool_call(box, call, own, clock),
                                        name=f"prefetch-{context.call_id}-{name}")
-            started.append(_Started(item, call, arguments, task))
-        prefetch = cls(started, context.call_id)
-        for run in started:
-            prefetch.log.info("prefetch started name={} arguments={}", run.call.name,
-                              run.tool.redact(run.arguments))
-        return prefetch
+            started.append(_Started(call, arguments, task))
+            log.info("prefetch started name={} arguments={}", name, item.redact(arguments))
+        return cls(started, log)
 
     def take(self, call: ToolCall) -> asyncio.Task[ToolOutcome] | None:
         """The prefetched run of exactly this call (name and arguments), or None. Taken once."""
@@ -101,7 +105,7 @@ class ToolPrefetch:
             if not run.task.done():
                 run.task.cancel()
             else:
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(Exception, asyncio.CancelledError):
                     run.task.result()  # retrieved, so a failed run logs no "never retrieved"
             self.log.info("prefetch discarded name={}", run.call.name)
         self._started.clear()

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from loguru import logger
 from pydantic import BaseModel, ConfigDict, create_model
 
 from sutradhar.engines.base import ToolSchema
@@ -75,13 +74,7 @@ class Tool:
 
     def prefetch_arguments(self, text: str, language: str) -> dict[str, Any] | None:
         """The arguments the caller's words settle for a speculative run, or None."""
-        if self.prefetch is None or not self.idempotent or not self.interruptible:
-            return None
-        try:
-            return self.prefetch(text, language)
-        except Exception as exc:  # noqa: BLE001 - a bad rule costs the head start, not the turn
-            logger.bind(stage="tool").warning("prefetch rule failed name={} error={}", self.name, exc)
-            return None
+        return self.prefetch(text, language) if self.prefetch is not None else None
 
     def schema(self) -> ToolSchema:
         return {"type": "function",
