@@ -11,7 +11,7 @@ Subcommands (each writes JSON to bench/results/, see bench/README.md):
   memory    server RSS at idle, under N idle sockets / N calls and after they end (+ tracemalloc)
   server    run the benchmark server alone (scripted engines with fixed delays)
   plot      draw the PNG of a load sweep result
-  all       overhead + frames + load (+ local when the engines are installed)
+  all       overhead + tools + frames + load (+ local when the engines are installed)
 """
 
 from __future__ import annotations
@@ -280,9 +280,10 @@ def cmd_tools(args: argparse.Namespace) -> dict:
     from bench.overhead import quiet_logs
 
     quiet_logs(args.log_level)
+    loop = "uvloop" if use_uvloop() else "asyncio"  # the server's loop
     result = asyncio.run(tool_turns.run(args.turns, args.llm_first_token_ms, args.llm_token_ms,
                                         args.tts_first_chunk_ms, args.tool_ms))
-    result["command"] = _command(args)
+    result.update(command=_command(args), loop=loop)
     path = write_result("tools", result, args.out)
     print(tool_turns.tools_table(result))
     print(f"\nresult: {path}")
@@ -380,12 +381,14 @@ def cmd_frames(args: argparse.Namespace) -> dict:
 # --- all ---
 
 def cmd_all(args: argparse.Namespace) -> dict:
-    """overhead, frames, local (when its engines load) and load, each with its defaults or --quick."""
+    """overhead, tools, frames, local (when its engines load) and load, each with its defaults or --quick."""
     parser = build_parser()
     common = ["--out", args.out] if args.out else []
     quick = ["--quick"] if args.quick else []
     results: dict = {}
-    steps = [("overhead", ["overhead", *quick, *common]), ("frames", ["frames", *common])]
+    steps = [("overhead", ["overhead", *quick, *common]),
+             ("tools", ["tools", *(["--turns", "5"] if args.quick else []), *common]),
+             ("frames", ["frames", *common])]
     if not args.skip_local:
         steps.append(("local", ["local", "--turns", "2" if args.quick else "4", *common,
                                 *(["--in-process-only"] if args.quick else []),
@@ -491,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--out", default=None, help="results directory (default bench/results)")
     fr.set_defaults(func=cmd_frames)
 
-    al = sub.add_parser("all", help="overhead, frames, local and load in turn",
+    al = sub.add_parser("all", help="overhead, tools, frames, local and load in turn",
                         description="Every benchmark with its defaults (~10 min) or --quick (~2 min).")
     al.add_argument("--quick", action="store_true", help="the quick variant of each benchmark")
     al.add_argument("--skip-local", action="store_true", help="leave out the local engines benchmark")

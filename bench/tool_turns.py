@@ -96,6 +96,6 @@ def tools_table(result: dict[str, Any]) -> str:
             for mode, v in result["modes"].items()]
     d = result["delays_ms"]
     return (f"LLM first token {d['llm_first_token_ms']:.0f} ms, TTS first chunk {d['tts_first_chunk_ms']:.0f} ms, "
-            f"tool {d['tool_ms']:.0f} ms; target (no-tools p50 + tool) {result['target_ms']} ms\n"
+            f"tool {d['tool_ms']:.0f} ms; target (no-tools p50 + tool) {result['target_ms']} ms\n\n"
             + table(rows, ["mode", "turns", "first audio p50", "p95", "tool calls", "prefetched", "errors",
                            "within target"]))
