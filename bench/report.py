@@ -154,6 +154,13 @@ def build(results_dir: str | Path | None = None) -> str:
         out += ["## Orchestration overhead in process (no server)", "",
                 f"`{overhead.get('command', 'sutradhar bench overhead')}` — {_machine(overhead)}", "",
                 overhead_table(overhead), ""]
+    tools = _load(results, "tools")
+    if tools:
+        from bench.tool_turns import tools_table
+
+        out += ["## A turn with a tool call (in process)", "",
+                f"`{tools.get('command', 'sutradhar bench tools')}` — {_machine(tools)}", "",
+                tools_table(tools), ""]
     if local:
         out += ["## Offline local engines on this CPU (one call)", "",
                 f"`{local.get('command', 'sutradhar bench local')}` — {_machine(local)}", "",

@@ -2,6 +2,7 @@
 
 Subcommands (each writes JSON to bench/results/, see bench/README.md):
   overhead  in-process orchestration overhead over many scripted turns (+ optional profile)
+  tools     first audio of a turn with a 300 ms tool (with/without prefetch) vs one without
   load      real server + N concurrent simulated Twilio calls over loopback, swept over N
   local     one call's turns through the offline local engines: real latency per stage
   frames    micro-benchmark of the per-frame telephony work (decode, VAD, encode)
@@ -11,7 +12,7 @@ Subcommands (each writes JSON to bench/results/, see bench/README.md):
   memory    server RSS at idle, under N idle sockets / N calls and after they end (+ tracemalloc)
   server    run the benchmark server alone (scripted engines with fixed delays)
   plot      draw the PNG of a load sweep result
-  all       overhead + frames + load (+ local when the engines are installed)
+  all       overhead + tools + frames + load (+ local when the engines are installed)
 """
 
 from __future__ import annotations
@@ -302,6 +303,21 @@ def cmd_memory(args: argparse.Namespace) -> dict:
 
 # --- answers: the offline question set through the local LLM, scored by expected facts ---
 
+def cmd_tools(args: argparse.Namespace) -> dict:
+    from bench import tool_turns
+    from bench.overhead import quiet_logs
+
+    quiet_logs(args.log_level)
+    loop = "uvloop" if use_uvloop() else "asyncio"  # the server's loop
+    result = asyncio.run(tool_turns.run(args.turns, args.llm_first_token_ms, args.llm_token_ms,
+                                        args.tts_first_chunk_ms, args.tool_ms))
+    result.update(command=_command(args), loop=loop)
+    path = write_result("tools", result, args.out)
+    print(tool_turns.tools_table(result))
+    print(f"\nresult: {path}")
+    return result
+
+
 def cmd_answers(args: argparse.Namespace) -> dict:
     from bench import answers
     from bench.overhead import quiet_logs
@@ -393,12 +409,14 @@ def cmd_frames(args: argparse.Namespace) -> dict:
 # --- all ---
 
 def cmd_all(args: argparse.Namespace) -> dict:
-    """overhead, frames, local (when its engines load) and load, each with its defaults or --quick."""
+    """overhead, tools, frames, local (when its engines load) and load, each with its defaults or --quick."""
     parser = build_parser()
     common = ["--out", args.out] if args.out else []
     quick = ["--quick"] if args.quick else []
     results: dict = {}
-    steps = [("overhead", ["overhead", *quick, *common]), ("frames", ["frames", *common])]
+    steps = [("overhead", ["overhead", *quick, *common]),
+             ("tools", ["tools", *(["--turns", "5"] if args.quick else []), *common]),
+             ("frames", ["frames", *common])]
     if not args.skip_local:
         steps.append(("local", ["local", "--turns", "2" if args.quick else "4", *common,
                                 *(["--in-process-only"] if args.quick else []),
@@ -453,6 +471,20 @@ def build_parser() -> argparse.ArgumentParser:
     Delays.add_arguments(o)
     o.set_defaults(func=cmd_overhead)
 
+    tl = sub.add_parser("tools", help="first audio of a turn with a tool call vs one without (in process)",
+                        description="First audio with no tools, with a scripted tool, and with the tool "
+                                    "prefetched alongside LLM round 1 (TOOL_PREFETCH).")
+    tl.add_argument("--turns", type=int, default=20, help="turns per mode (default %(default)s)")
+    tl.add_argument("--tool-ms", type=float, default=300.0, help="the tool's run time (default %(default)s)")
+    tl.add_argument("--llm-first-token-ms", type=float, default=200.0,
+                    help="LLM time to first token, each round (default %(default)s)")
+    tl.add_argument("--llm-token-ms", type=float, default=0.0, help="LLM delay per later token (default %(default)s)")
+    tl.add_argument("--tts-first-chunk-ms", type=float, default=100.0,
+                    help="TTS time to first chunk (default %(default)s)")
+    tl.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
+    tl.add_argument("--out", default=None, help="results directory (default bench/results)")
+    tl.set_defaults(func=cmd_tools)
+
     lp = sub.add_parser("load", help="real server + N concurrent simulated Twilio calls, swept over N",
                         description="Starts the real server (scripted engines, fixed delays) in a subprocess "
                                     "for every step and drives N concurrent Twilio media streams with real "
@@ -490,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--out", default=None, help="results directory (default bench/results)")
     fr.set_defaults(func=cmd_frames)
 
-    al = sub.add_parser("all", help="overhead, frames, local and load in turn",
+    al = sub.add_parser("all", help="overhead, tools, frames, local and load in turn",
                         description="Every benchmark with its defaults (~10 min) or --quick (~2 min).")
     al.add_argument("--quick", action="store_true", help="the quick variant of each benchmark")
     al.add_argument("--skip-local", action="store_true", help="leave out the local engines benchmark")

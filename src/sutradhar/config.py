@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     tool_webhooks_path: str = ""  # YAML of HTTP webhook tools (agents/webhooks.py)
     tool_timeout_s: float = Field(5.0, gt=0, le=60)  # per call, unless the tool sets its own
     tool_filler_ms: int = Field(400, ge=0, le=10000)  # tools slower than this get one filler line
+    # Start a tool the caller's words settle (one declaring a prefetch rule, idempotent) alongside
+    # LLM round 1; off: every tool waits for the LLM to ask (agents/prefetch.py).
+    tool_prefetch: bool = True
     # Post-call results (an agent file's `results:`): webhook deliveries that failed are retried
     # by a periodic job, the wait doubling from RESULTS_BACKOFF_S, at most RESULTS_MAX_ATTEMPTS.
     results_retry_interval_s: float = Field(30.0, gt=0, le=3600)

@@ -110,7 +110,7 @@ class Services:
             max_context_chars=s.max_context_chars, switch_threshold=s.switch_threshold,
             min_turns_before_switch=s.min_turns_before_switch, metrics=self.metrics,
             turn_budget_s=s.turn_budget_s, apologies=self.apologies, tools=self.tools,
-            tool_filler_s=s.tool_filler_ms / 1000,
+            tool_filler_s=s.tool_filler_ms / 1000, tool_prefetch=s.tool_prefetch,
             greetings=greetings or None, system_prompts=prompts or None,
             flow=FlowRun(self.flow, call_id) if self.flow is not None else None,
         )

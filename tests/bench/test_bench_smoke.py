@@ -121,6 +121,22 @@ def test_server_defaults_are_the_setting_the_phone_band_benchmark_chose() -> Non
     assert chosen["resampler"] == inspect.signature(resample).parameters["quality"].default
 
 
+def test_tools_benchmark_writes_every_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.overhead
+    from bench.run import main
+
+    monkeypatch.setattr(bench.overhead, "quiet_logs", lambda level: None)
+    code = main(["tools", "--turns", "3", "--tool-ms", "20", "--llm-first-token-ms", "10",
+                 "--tts-first-chunk-ms", "5", "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "tools-latest.json").read_text())
+    assert list(doc["modes"]) == ["no_tools", "tool", "tool_prefetch"]
+    counts = {m: (v["turns"], v["tool_calls"], v["prefetched"], v["errors"]) for m, v in doc["modes"].items()}
+    assert counts == {"no_tools": (3, 0, 0, 0), "tool": (3, 3, 0, 0), "tool_prefetch": (3, 3, 3, 0)}
+    assert all(v["first_audio_ms"]["count"] == 3 for v in doc["modes"].values())
+    assert set(doc["met"]) == {"tool", "tool_prefetch"} and doc["target_ms"] is not None
+
+
 @pytest.mark.timeout(180)  # a server subprocess and four rounds of real-time calls (~40 s)
 def test_memory_benchmark_reads_the_server_before_during_and_after(tmp_path: Path) -> None:
     from bench.run import main

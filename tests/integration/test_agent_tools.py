@@ -55,7 +55,19 @@ async def test_a_scripted_llm_calls_a_tool_and_the_call_record_shows_it(tmp_path
     [record] = stored_turn["tool_calls"]
     assert (record["name"], record["arguments"], record["error"]) == ("order_status", {"order_id": "4567"}, None)
     assert record["result_chars"] > 0 and record["duration_ms"] >= 0
+    # The caller's words settled the lookup: it ran alongside LLM round 1, once (agents/prefetch.py).
+    assert record["prefetched"] is True and record["id"] == "call_1"
     assert 'sutradhar_tool_calls_total{outcome="ok",tool="order_status"} 1.0' in metrics
+
+
+async def test_with_tool_prefetch_off_the_tool_waits_for_the_llm(tmp_path) -> None:
+    llm = ScriptedLLM(replies=(ToolCall("call_1", "order_status", '{"order_id": "4567"}'),
+                               "Your order 4567 has been shipped."))
+    with live_server(settings_for(tmp_path, tool_prefetch=False), engines(llm)) as srv:
+        turns, stored = await call_and_fetch(srv, "where is my order 4567", "en-IN")
+    assert [t["reply"] for t in turns] == ["Your order 4567 has been shipped."]
+    [record] = stored["turns"][0]["tool_calls"]
+    assert record["prefetched"] is False and record["error"] is None
 
 
 @pytest.mark.parametrize(("language", "question", "answer"), [
@@ -71,6 +83,7 @@ async def test_offline_the_responder_answers_an_order_question_from_the_demo_bac
     assert [t["reply"] for t in turns] == [answer]
     [record] = stored["turns"][0]["tool_calls"]
     assert record["name"] == "order_status" and record["arguments"] == {"order_id": "4567"}
+    assert record["prefetched"] is True  # the responder asked for exactly the prefetched lookup
     assert (tmp_path / "demo_orders.db").is_file()
 
 

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 from sutradhar.agents.demo_db import DemoDatabase
+from sutradhar.agents.prefetch import spoken_number_rule
 from sutradhar.agents.tools import Tool, tool
 from sutradhar.text.spoken_numbers import spoken_number
 
@@ -21,6 +22,8 @@ DEMO_ORDERS: tuple[tuple[str, str, int | None, str], ...] = (
     ("2468", "cancelled", None, "a phone cover"),
 )
 STATUSES = ("processing", "shipped", "delivered", "cancelled")
+# "Order" in the four languages: with a number read out, the lookup starts with the turn.
+ORDER_WORDS = ("order", "orders", "ऑर्डर", "आर्डर", "ఆర్డర్", "ઓર્ડર")
 
 
 class DemoOrders(DemoDatabase):
@@ -48,7 +51,9 @@ class DemoOrders(DemoDatabase):
 
 
 def order_status_tool(orders: DemoOrders) -> Tool:
-    @tool(name="order_status", timeout_s=3.0)
+    # A read-only lookup: safe to start before the LLM asks for it (agents/prefetch.py).
+    @tool(name="order_status", timeout_s=3.0, idempotent=True,
+          prefetch=spoken_number_rule("order_id", ORDER_WORDS))
     async def order_status(order_id: str) -> dict[str, Any]:
         """Look up an order by its number: its status (processing, shipped, delivered or
         cancelled), the days until delivery and the items."""

@@ -60,7 +60,7 @@ async def run_tool_call(box: ToolBox, call: ToolCall, context: ToolContext,
     log = logger.bind(call_id=context.call_id or "-", stage="tool")
     began = clock()
     record: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": {}, "result_chars": 0,
-                              "duration_ms": 0.0, "error": None}
+                              "duration_ms": 0.0, "error": None, "prefetched": False}
 
     def done(content: str, error: str | None = None) -> ToolOutcome:
         record["duration_ms"] = round((clock() - began) * 1000, 1)

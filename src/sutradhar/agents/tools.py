@@ -48,6 +48,8 @@ class ToolContext:
 
 
 Handler = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
+# The caller's words and language -> the arguments they settle, or None (agents/prefetch.py).
+PrefetchRule = Callable[[str, str], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,18 @@ class Tool:
     interruptible: bool = True
     secrets: frozenset[str] = frozenset()  # argument names to redact besides the usual ones
     close: Callable[[], Awaitable[None]] | None = None  # releases what it holds (a connection pool)
+    # Read-only and safe to run twice or for nothing: only such a tool may be prefetched.
+    idempotent: bool = False
+    prefetch: PrefetchRule | None = None  # started with the turn when the transcript settles a call
+
+    def __post_init__(self) -> None:
+        if self.prefetch is not None and not (self.idempotent and self.interruptible):
+            raise ValueError(f"tool {self.name}: prefetch needs idempotent=True and interruptible=True "
+                             "(a speculative run may be discarded or cancelled)")
+
+    def prefetch_arguments(self, text: str, language: str) -> dict[str, Any] | None:
+        """The arguments the caller's words settle for a speculative run, or None."""
+        return self.prefetch(text, language) if self.prefetch is not None else None
 
     def schema(self) -> ToolSchema:
         return {"type": "function",
@@ -86,8 +100,10 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = None,
          description: str | None = None, timeout_s: float | None = None, interruptible: bool = True,
-         secrets: Iterable[str] = ()) -> Any:
-    """Make an async function a `Tool`; its type hints are the schema, its docstring the description."""
+         secrets: Iterable[str] = (), idempotent: bool = False,
+         prefetch: PrefetchRule | None = None) -> Any:
+    """Make an async function a `Tool`; its type hints are the schema, its docstring the description.
+    `prefetch` (with `idempotent=True`): a rule that may start it before the LLM asks for it."""
 
     def wrap(func: Callable[..., Awaitable[Any]]) -> Tool:
         if not inspect.iscoroutinefunction(func):
@@ -112,7 +128,8 @@ def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = 
             return await func(**values)
 
         return Tool(name or func.__name__, description or _first_paragraph(func.__doc__),
-                    _schema(model), handler, timeout_s, interruptible, frozenset(secrets))
+                    _schema(model), handler, timeout_s, interruptible, frozenset(secrets),
+                    idempotent=idempotent, prefetch=prefetch)
 
     return wrap(fn) if fn is not None else wrap
 

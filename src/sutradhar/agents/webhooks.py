@@ -11,6 +11,10 @@
           type: object
           properties: {order_id: {type: string}}
           required: [order_id]
+        idempotent: true              # a read-only lookup, safe to run twice or for nothing
+        prefetch:                     # start it with the turn when the caller says "order" and a
+          slot: order_id              # number, alongside the LLM's first round (agents/prefetch.py)
+          keywords: [order, ऑर्डर]     # or per language: {en-IN: [order], hi-IN: [ऑर्डर]}
 """
 
 from __future__ import annotations
@@ -23,8 +27,16 @@ from typing import Any, Literal
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from sutradhar.agents.prefetch import spoken_number_rule
 from sutradhar.agents.tools import Tool, ToolContext
 from sutradhar.errors import ConfigError
 
@@ -34,6 +46,15 @@ MAX_RESULT_CHARS = 4000  # what the LLM is given of a long response body
 
 class WebhookFailed(Exception):
     """The webhook answered with an error status."""
+
+
+class WebhookPrefetch(BaseModel):
+    """Start the tool with the turn when the caller says a keyword and reads out a number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slot: str = Field(min_length=1)  # the argument the number fills
+    keywords: list[str] | dict[str, list[str]] = Field(min_length=1)
 
 
 class WebhookToolConfig(BaseModel):
@@ -48,6 +69,22 @@ class WebhookToolConfig(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     interruptible: bool = True
     secrets: list[str] = Field(default_factory=list)
+    idempotent: bool = False  # read-only, safe to run twice: required for `prefetch`
+    prefetch: WebhookPrefetch | None = None
+
+    @field_validator("prefetch")
+    @classmethod
+    def _prefetch_is_safe(cls, prefetch: WebhookPrefetch | None, info: ValidationInfo) -> WebhookPrefetch | None:
+        # A field validator, not a model one: the error keeps the plain key path (tools.2.prefetch).
+        if prefetch is None:
+            return None
+        if not (info.data.get("idempotent") and info.data.get("interruptible", True)):
+            raise ValueError("prefetch needs idempotent: true and interruptible: true (a speculative "
+                             "run may be cancelled or discarded)")
+        properties = (info.data.get("parameters") or {}).get("properties") or {}
+        if properties and prefetch.slot not in properties:
+            raise ValueError(f"prefetch slot {prefetch.slot!r} is not one of the parameters")
+        return prefetch
 
 
 def _expand(value: str, env: Mapping[str, str], where: str) -> str:
@@ -88,8 +125,10 @@ def webhook_tool(config: WebhookToolConfig, env: Mapping[str, str] | None = None
         while pool:
             await pool.pop().aclose()
 
+    prefetch = (spoken_number_rule(config.prefetch.slot, config.prefetch.keywords)
+                if config.prefetch is not None else None)
     return Tool(config.name, config.description, config.parameters, call, config.timeout_s,
-                config.interruptible, frozenset(config.secrets), close)
+                config.interruptible, frozenset(config.secrets), close, config.idempotent, prefetch)
 
 
 def load_webhook_tools(path: str | Path, env: Mapping[str, str] | None = None) -> list[Tool]:

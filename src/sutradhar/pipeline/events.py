@@ -112,7 +112,8 @@ class TurnRecord:
     # "cached:<provider>": TTS failed (or the turn budget ran out) before the caller heard anything,
     # so the apology synthesised at start-up was played instead.
     apology: str | None = None
-    # One entry per tool call: id, name, arguments (secrets redacted), result_chars, duration_ms, error.
+    # One entry per tool call: id, name, arguments (secrets redacted), result_chars, duration_ms, error,
+    # prefetched (the run started with the turn, before the LLM asked: agents/prefetch.py).
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     filler: bool = False  # the tools were slow: the filler line was said while they ran
     state: str | None = None  # the flow's state when the turn ended (None: the agent has no flow)

@@ -24,12 +24,13 @@ import asyncio
 import contextlib
 import copy
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
+from sutradhar.agents.prefetch import ToolPrefetch, adopt
 from sutradhar.agents.results import facts_from_tool
 from sutradhar.agents.runs import ToolOutcome, run_tool_call
 from sutradhar.agents.tools import ToolBox, ToolContext
@@ -122,6 +123,7 @@ class AgentOrchestrator:
         apologies: ApologyCache | None = None,
         tools: ToolBox | None = None,
         tool_filler_s: float = 0.4,
+        tool_prefetch: bool = True,
         greetings: Mapping[str, str] | None = None,
         system_prompts: Mapping[str, str] | None = None,
         flow: FlowRun | None = None,
@@ -147,6 +149,7 @@ class AgentOrchestrator:
         self.facts: dict[str, Any] = {}
         self.context.system_prompt = self._prompt_for(language)
         self.tool_filler_s = tool_filler_s  # a tool slower than this gets the filler line
+        self.tool_prefetch = tool_prefetch  # start tools the transcript settles with the turn
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
         self.records: dict[int, TurnRecord] = {}
@@ -552,6 +555,10 @@ class AgentOrchestrator:
         served: list[str] = []
         exchanges: list[tuple[tuple[ToolCall, ...], list[ToolOutcome]]] = []
         tool_context = ToolContext(self.call_id, language, self.languages)
+        # Round 1 only decides on the tool: one the caller's words settle starts now, alongside it.
+        prefetch = (ToolPrefetch.start(box, _offered_names(schemas), record.text or "", tool_context,
+                                       self.clock)
+                    if self.tool_prefetch and schemas and record.text else None)
 
         async def write() -> None:
             nonlocal language, box, schemas
@@ -582,13 +589,17 @@ class AgentOrchestrator:
                                 for sentence in chunker.push(delta):
                                     sentences.put_nowait(sentence)
                         if not calls:
+                            if prefetch is not None:
+                                prefetch.cancel()  # answered without tools: the head start goes
                             break
                         for sentence in chunker.flush():  # what it said before calling is spoken now
                             sentences.put_nowait(sentence)
                         if reply and not reply[-1][-1:].isspace():
                             reply.append(" ")  # the next round's text is a new sentence
                         outcomes = await self._run_tools(turn_id, calls, tool_context, record,
-                                                         reply, sentences, language, box)
+                                                         reply, sentences, language, box, prefetch)
+                        if prefetch is not None:
+                            prefetch.cancel()  # round 1 has decided: what it did not ask for goes
                         exchanges.append((tuple(calls), outcomes))
                         conversation += [Message("assistant", "", tuple(calls)),
                                          *(Message("tool", o.content, tool_call_id=o.call.id)
@@ -654,6 +665,8 @@ class AgentOrchestrator:
         finally:
             for task in tasks:
                 task.cancel()
+            if prefetch is not None:
+                prefetch.cancel()  # a reply without tools, a barge-in, an undone speculation
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
             # Even when interrupted, the context gets what was written; record_heard trims it.
@@ -677,15 +690,17 @@ class AgentOrchestrator:
 
     async def _run_tools(self, turn_id: int, calls: list[ToolCall], context: ToolContext,
                          record: TurnRecord, reply: list[str], sentences: asyncio.Queue[str | None],
-                         language: str, box: ToolBox) -> list[ToolOutcome]:
-        """Run one round of tool calls in parallel. If they outlast `tool_filler_s` and the caller
-        has heard nothing of this reply yet, the filler line is said, once a turn."""
+                         language: str, box: ToolBox,
+                         prefetch: ToolPrefetch | None = None) -> list[ToolOutcome]:
+        """Run one round of tool calls in parallel (a call the turn prefetched takes that run). If
+        they outlast `tool_filler_s` and the caller has heard nothing of this reply yet, the filler
+        line is said, once a turn."""
         self.state = "tool"
         began = self.clock()
         if turn_id in self._speculative and any(
                 (t := box.get(c.name)) is not None and not t.interruptible for c in calls):
             await self._commit_gates.setdefault(turn_id, asyncio.Event()).wait()
-        runs = asyncio.gather(*(run_tool_call(box, call, context, self.clock) for call in calls))
+        runs = asyncio.gather(*(self._tool_run(box, call, context, prefetch) for call in calls))
         try:
             if "".join(reply).strip() or record.filler:
                 outcomes = await runs
@@ -701,6 +716,8 @@ class AgentOrchestrator:
             runs.cancel()  # barge-in: each run cancels its tool (or leaves a non-interruptible one)
             raise
         finally:
+            # What the turn waited for its tools after the LLM asked (a prefetched run's head start
+            # is not in it; its `duration_ms` in tool_calls is the whole run).
             record.timings["tool_ms"] = round((record.timings.get("tool_ms") or 0.0)
                                               + (self.clock() - began) * 1000, 1)
             self.state = "thinking"
@@ -714,10 +731,19 @@ class AgentOrchestrator:
                                       "kind": outcome.error.split(":")[0], "message": outcome.error})
         return outcomes
 
+    def _tool_run(self, box: ToolBox, call: ToolCall, context: ToolContext,
+                  prefetch: ToolPrefetch | None) -> Awaitable[ToolOutcome]:
+        task = prefetch.take(call) if prefetch is not None else None
+        return adopt(task, call) if task is not None else run_tool_call(box, call, context, self.clock)
+
     def _trim_records(self) -> None:
         # Keep the last few records for status and barge-in; the store keeps them all.
         while len(self.records) > 20:
             del self.records[min(self.records)]
+
+
+def _offered_names(schemas: Sequence[Any]) -> list[str]:
+    return [name for s in schemas if (name := (s.get("function") or {}).get("name"))]
 
 
 def _exchange_messages(exchanges: Sequence[tuple[tuple[ToolCall, ...], Sequence[ToolOutcome]]]) -> list[Message]:
