@@ -266,7 +266,8 @@ async def open_services(
             recordings = RecordingArchive(
                 recordings_dir(settings.data_dir), store, store.bucket, fmt=settings.recording_format,
                 opus_kbps=settings.recording_opus_kbps, attempts=settings.recordings_upload_attempts,
-                backoff_s=settings.recordings_upload_backoff_s, sweep_s=settings.recordings_sweep_s)
+                backoff_s=settings.recordings_upload_backoff_s, sweep_s=settings.recordings_sweep_s,
+                telemetry=telemetry)
             recordings.start()
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),

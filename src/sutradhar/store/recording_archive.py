@@ -27,6 +27,7 @@ from loguru import logger
 
 from sutradhar.audio.ogg_opus import wav_to_ogg_opus
 from sutradhar.ops.periodic import Periodic
+from sutradhar.ops.prometheus import Telemetry
 from sutradhar.store.calls import CallStore
 from sutradhar.store.recording_bucket import RecordingBucket, is_object_url
 from sutradhar.store.recording_files import resolve_recording
@@ -45,8 +46,9 @@ def _stem(name: str) -> str:
 class RecordingArchive:
     def __init__(self, root: Path, store: CallStore, bucket: RecordingBucket | None, *,
                  fmt: str = "wav", opus_kbps: int = 24, attempts: int = 5, backoff_s: float = 2.0,
-                 sweep_s: float = 300.0) -> None:
+                 sweep_s: float = 300.0, telemetry: Telemetry | None = None) -> None:
         self.root, self.store, self.bucket = root, store, bucket
+        self.telemetry = telemetry
         self.ogg = fmt == "ogg"
         self.opus_kbps, self.attempts, self.backoff_s = opus_kbps, attempts, backoff_s
         self._tasks: set[asyncio.Task[None]] = set()
@@ -127,15 +129,18 @@ class RecordingArchive:
             except Exception as exc:  # noqa: BLE001 - boto3 raises several families; all are retried
                 if attempt == self.attempts:
                     self.upload_failures += 1
+                    self._count("failed")
                     log.error("recording upload failed attempts={} error={}: {}; kept on disk for "
                               "the sweep", attempt, type(exc).__name__, exc)
                     return None
                 delay = min(self.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
                 log.warning("recording upload failed attempt={} error={}: {} retry_in_s={:.1f}",
                             attempt, type(exc).__name__, exc, delay)
+                self._count("retry")
                 await asyncio.sleep(delay)
                 continue
             self.uploaded += 1
+            self._count("uploaded")
             log.info("recording uploaded attempt={} url={}", attempt, url)
             return url
         return None
@@ -205,6 +210,10 @@ class RecordingArchive:
                 if path.suffix in suffixes and path.is_file()]
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def _count(self, outcome: str) -> None:
+        if self.telemetry is not None:
+            self.telemetry.recording_upload(outcome)
 
     def _path(self, name: str) -> Path:
         path = resolve_recording(self.root, name)

@@ -4,6 +4,7 @@ loopback port) and/or re-encoded as Opus/OGG, through the real server and a simu
 from __future__ import annotations
 
 import io
+import re
 import wave
 from pathlib import Path
 
@@ -119,25 +120,34 @@ async def test_recording_goes_to_the_bucket_is_served_from_it_and_purged(tmp_pat
 
 
 async def test_bucket_down_keeps_the_file_and_the_sweep_uploads_it_later(tmp_path: Path) -> None:
+    """With RECORDING_FORMAT=ogg too: the OGG made before the failed upload is the one uploaded."""
     with moto_server(started=False) as s3:
-        settings = settings_for(tmp_path, s3, recordings_upload_attempts=2, recordings_upload_backoff_s=0.05,
-                                recordings_sweep_s=0.2)
+        settings = settings_for(tmp_path, s3, recording_format="ogg", recordings_upload_attempts=2,
+                                recordings_upload_backoff_s=0.05, recordings_sweep_s=0.2)
         with live_server(settings, engines()) as srv:
             archive = srv.services.recordings
             call_id = await one_call(srv)
             assert wait_until(lambda: archive.upload_failures >= 1, 30)
             kept = local_recordings(tmp_path)
             record_kept = await record_of(srv, call_id)
+            async with httpx.AsyncClient(base_url=srv.url) as client:
+                metrics = (await client.get("/metrics")).text
+                served_kept = await client.get(f"/calls/{call_id}/recording", headers=ADMIN)
 
             s3.start()
             s3.create_bucket(BUCKET)
             assert wait_until(lambda: s3.keys(BUCKET) != [] and local_recordings(tmp_path) == [], 30)
             record = await record_of(srv, call_id)
             stored = s3.get(BUCKET, s3.keys(BUCKET)[0])
-    assert [p.suffix for p in kept] == [".wav"]
-    assert record_kept["recording_path"] == kept[0].relative_to(recordings_dir(tmp_path)).as_posix()
-    assert record["recording_path"] == f"s3://{BUCKET}/prod/{record_kept['recording_path']}"
-    assert_both_sides(stereo_of_wav(stored))
+    wav_name = record_kept["recording_path"]
+    assert [p.relative_to(recordings_dir(tmp_path)).as_posix() for p in kept] == [
+        wav_name.removesuffix(".wav") + ".ogg", wav_name]  # nothing removed while not uploaded
+    assert served_kept.status_code == 200 and served_kept.headers["content-type"] == "audio/wav"
+    assert re.search(r'^sutradhar_recording_uploads_total\{outcome="failed"\} [1-9]', metrics, re.M)
+    assert record["recording_path"] == f"s3://{BUCKET}/prod/{wav_name.removesuffix('.wav')}.ogg"
+    rate, samples = decode_ogg(stored)
+    assert rate == RATE
+    assert_both_sides(samples)
 
 
 async def test_start_up_sweep_uploads_what_a_crash_left(tmp_path: Path) -> None:
