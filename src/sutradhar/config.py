@@ -240,7 +240,8 @@ class Settings(BaseSettings):
     # wav: the live file as it is. ogg: re-encoded as Opus in OGG (RECORDING_OPUS_KBPS) once the
     # call ends; the live file stays a WAV, so a crash still loses at most a second.
     recording_format: Literal["wav", "ogg"] = "wav"
-    recording_opus_kbps: int = Field(24, ge=6, le=256)
+    # Below 32 kbit/s Opus narrows the stereo image, and the agent leaks into the caller's channel.
+    recording_opus_kbps: int = Field(32, ge=32, le=256)
     # s3://bucket/prefix: a finished call's recording is uploaded there in the background and the
     # local file removed once the bucket holds it. Credentials: the standard AWS variables. The
     # prefix is capped so that the object's URL fits the call record's recording_path.

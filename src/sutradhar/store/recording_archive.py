@@ -45,7 +45,7 @@ def _stem(name: str) -> str:
 
 class RecordingArchive:
     def __init__(self, root: Path, store: CallStore, bucket: RecordingBucket | None, *,
-                 fmt: str = "wav", opus_kbps: int = 24, attempts: int = 5, backoff_s: float = 2.0,
+                 fmt: str = "wav", opus_kbps: int = 32, attempts: int = 5, backoff_s: float = 2.0,
                  sweep_s: float = 300.0, telemetry: Telemetry | None = None) -> None:
         self.root, self.store, self.bucket = root, store, bucket
         self.telemetry = telemetry
