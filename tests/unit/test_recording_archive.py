@@ -110,3 +110,26 @@ async def test_a_recording_locked_by_another_process_is_left_alone(tmp_path: Pat
 def test_a_bucket_setting_that_cannot_work_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="RECORDINGS_BUCKET"):
         make_settings(recordings_bucket=url)
+
+
+async def test_the_sweep_removes_a_wav_whose_ogg_is_already_on_record(tmp_path: Path, store: CallStore) -> None:
+    """A crash after the record moved to the OGG, before the WAV was removed."""
+    write_wav(tmp_path / "recordings" / NAME, 8000, 1.0)
+    wav_to_ogg_opus(tmp_path / "recordings" / NAME, tmp_path / "recordings" / OGG, 32)
+    await store.write_call_started("CA1", {"recording_path": OGG})
+    await store.write_call_ended("CA1", "hangup", {})
+    assert await archive(tmp_path, store).sweep() == 1
+    assert not (tmp_path / "recordings" / NAME).exists() and (tmp_path / "recordings" / OGG).is_file()
+
+
+async def test_retention_deletes_the_ogg_made_beside_a_wav_on_record(tmp_path: Path) -> None:
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}", recordings=tmp_path / "recordings")
+    await store.start()
+    try:
+        write_wav(tmp_path / "recordings" / NAME, 8000, 0.2)
+        (tmp_path / "recordings" / OGG).write_bytes(b"OggS")
+        await store.write_call_started("CA1", {"recording_path": NAME})
+        assert await store.delete_older_than(-1) == 1
+    finally:
+        await store.aclose()
+    assert not (tmp_path / "recordings" / NAME).exists() and not (tmp_path / "recordings" / OGG).exists()

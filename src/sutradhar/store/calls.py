@@ -534,6 +534,8 @@ class CallStore:
         purge = log.bind(call_id="-", stage="retention")
         objects = [name for name in names if is_object_url(name)]
         files = [name for name in names if not is_object_url(name)]
+        # A WAV still on record may have its OGG beside it (made, then the upload failed).
+        files += [name.removesuffix(".wav") + ".ogg" for name in files if name.endswith(".wav")]
         if files and self.recordings is not None:
             removed = await asyncio.to_thread(delete_recordings, self.recordings, files)
             purge.info("retention: deleted {} recordings", removed)

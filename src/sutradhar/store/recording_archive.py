@@ -189,8 +189,9 @@ class RecordingArchive:
                 continue
             self._busy.add(stem)
             try:
-                if is_object_url(path):  # uploaded and on record before a crash: only the files stayed
-                    for name in (f"{stem}.wav", f"{stem}.ogg"):
+                if is_object_url(path) or (path.endswith(".ogg") and self.bucket is None):
+                    # Finished and on record before a crash: only the files it replaced stayed.
+                    for name in {f"{stem}.wav", f"{stem}.ogg"} - {path}:
                         with contextlib.suppress(FileNotFoundError):
                             self._path(name).unlink()
                     finished += 1
