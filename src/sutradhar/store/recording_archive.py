@@ -19,13 +19,14 @@ import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from loguru import logger
 
 from sutradhar.audio.ogg_opus import wav_to_ogg_opus
+from sutradhar.engines.resilience import RetryPolicy
 from sutradhar.ops.periodic import Periodic
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.store.calls import CallStore
@@ -35,6 +36,7 @@ from sutradhar.store.recording_files import resolve_recording
 if TYPE_CHECKING:
     from loguru import Logger
 
+T = TypeVar("T")
 MAX_BACKOFF_S = 300.0
 CONTENT_TYPES = {".wav": "audio/wav", ".ogg": "audio/ogg"}
 
@@ -50,7 +52,9 @@ class RecordingArchive:
         self.root, self.store, self.bucket = root, store, bucket
         self.telemetry = telemetry
         self.ogg = fmt == "ogg"
-        self.opus_kbps, self.attempts, self.backoff_s = opus_kbps, attempts, backoff_s
+        self.opus_kbps = opus_kbps
+        # Only its attempts and backoff: boto3's own timeouts bound each try (recording_bucket.py).
+        self.retry = RetryPolicy(attempts=attempts, backoff=backoff_s, max_backoff=MAX_BACKOFF_S)
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy: set[str] = set()  # stems being finished in this process
         self._unconvertible: set[str] = set()  # stems whose OGG failed: not tried again each sweep
@@ -117,56 +121,72 @@ class RecordingArchive:
         return ogg_name
 
     async def _upload(self, name: str, log: Logger) -> str | None:
+        """The object's URL, or None when the bucket never took it (the file stays)."""
         assert self.bucket is not None
-        path = self._path(name)
+        bucket, path = self.bucket, self._path(name)
         content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-        for attempt in range(1, self.attempts + 1):
-            try:
-                url = await asyncio.to_thread(self.bucket.upload, path, name, content_type)
-            except FileNotFoundError:
-                log.warning("recording {} is no longer on disk", name)
-                return None
-            except Exception as exc:  # noqa: BLE001 - boto3 raises several families; all are retried
-                if attempt == self.attempts:
-                    self.upload_failures += 1
-                    self._count("failed")
-                    log.error("recording upload failed attempts={} error={}: {}; kept on disk for "
-                              "the sweep", attempt, type(exc).__name__, exc)
-                    return None
-                delay = min(self.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
-                log.warning("recording upload failed attempt={} error={}: {} retry_in_s={:.1f}",
-                            attempt, type(exc).__name__, exc, delay)
-                self._count("retry")
-                await asyncio.sleep(delay)
-                continue
-            self.uploaded += 1
-            self._count("uploaded")
-            log.info("recording uploaded attempt={} url={}", attempt, url)
-            return url
-        return None
+
+        async def once() -> str:
+            return await asyncio.to_thread(bucket.upload, path, name, content_type)
+
+        try:
+            url = await self._retrying("recording upload", once, log, on_retry=lambda: self._count("retry"))
+        except FileNotFoundError:
+            log.warning("recording {} is no longer on disk", name)
+            return None
+        if url is None:
+            self.upload_failures += 1
+            self._count("failed")
+            return None
+        self.uploaded += 1
+        self._count("uploaded")
+        log.info("recording uploaded url={}", url)
+        return url
 
     async def _repoint(self, call_id: str, old: str, new: str, log: Logger,
                        extra: tuple[str, ...] = ()) -> bool:
         """Point the record at `new`, then remove the local files it replaces. A record not yet
-        written is waited for with the upload's backoff."""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                if await self.store.move_recording(call_id, old, new):
-                    break
-                call = await self.store.get_call(call_id)
-                if call is not None and call.get("recording_path") == new:
-                    break  # another process got there first
-            except Exception as exc:  # noqa: BLE001 - the database may be down for a moment
-                log.warning("recording record not updated attempt={}: {}", attempt, exc)
-            if attempt == self.attempts:
-                log.error("recording record still names {}; the local file stays", old)
-                return False
-            await asyncio.sleep(min(self.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
+        written (its call_started still queued) is waited for like a failed upload."""
+
+        async def once() -> bool | None:
+            if await self.store.move_recording(call_id, old, new):
+                return True
+            call = await self.store.get_call(call_id)
+            return True if call is not None and call.get("recording_path") == new else None  # another process
+
+        if await self._retrying("recording record update", once, log) is None:
+            log.error("recording record still names {}; the local file stays", old)
+            return False
         for name in {old, *extra} - {new}:
             with contextlib.suppress(FileNotFoundError):
                 self._path(name).unlink()
         log.info("recording record now names {}", new)
         return True
+
+    async def _retrying(self, what: str, once: Callable[[], Awaitable[T | None]], log: Logger,
+                        on_retry: Callable[[], None] | None = None) -> T | None:
+        """`once()` until it returns a value, RECORDINGS_UPLOAD_ATTEMPTS times at most with the
+        backoff between; None when it never did. FileNotFoundError ends it at once."""
+        error = ""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                result = await once()
+                if result is not None:
+                    return result
+                error = "not yet"
+            except FileNotFoundError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - boto3 and the database raise several families
+                error = f"{type(exc).__name__}: {exc}"
+            if attempt == self.retry.attempts:
+                break
+            delay = self.retry.delay(attempt)
+            log.warning("{} failed attempt={} error={} retry_in_s={:.1f}", what, attempt, error, delay)
+            if on_retry is not None:
+                on_retry()
+            await asyncio.sleep(delay)
+        log.error("{} failed attempts={} error={}", what, self.retry.attempts, error)
+        return None
 
     # --- leftovers -------------------------------------------------------------------------------
 

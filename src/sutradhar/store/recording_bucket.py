@@ -9,7 +9,7 @@ admin route find the object even after the prefix setting changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ class ObjectRead:
     chunks: Iterator[bytes]
     length: int
     content_range: str | None  # set when a byte range was asked for and served
-    close: Any  # releases the connection (call it when a client goes away mid-stream)
+    close: Callable[[], None]  # releases the connection (also when a client goes away mid-stream)
 
 
 class RecordingBucket:
