@@ -40,6 +40,7 @@ from sutradhar.pipeline.orchestrator import AgentOrchestrator
 from sutradhar.pipeline.turn_policy import AcousticModel
 from sutradhar.store import CallStore, NullRecorder, Recorder
 from sutradhar.store.recording_archive import RecordingArchive
+from sutradhar.store.recording_bucket import bucket_from_settings
 from sutradhar.store.recording_files import recordings_dir
 from sutradhar.store.workers import WorkerLedger
 from sutradhar.telephony.admission import SourceLimiter
@@ -194,6 +195,7 @@ async def open_services(
         settings = settings.model_copy(update=agent.settings_overrides())
     tools = build_toolbox(settings, agent.webhook_tools if agent else ())
     acoustic = await load_acoustic_model(settings)
+    bucket = bucket_from_settings(settings) if records and recorder is None else None
     if settings.record_calls and settings.recording_format == "ogg":
         try:
             require_av()
@@ -228,7 +230,7 @@ async def open_services(
     store_error: str | None = None
     workers: WorkerLedger | None = None
     if records and recorder is None:
-        candidate = CallStore.from_settings(settings)
+        candidate = CallStore.from_settings(settings, bucket)
         try:
             await candidate.start()
             store = candidate

@@ -23,11 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from sutradhar.ids import is_call_id
 from sutradhar.store import results as result_rows
-from sutradhar.store.recording_bucket import (
-    RecordingBucket,
-    bucket_from_settings,
-    is_object_url,
-)
+from sutradhar.store.recording_bucket import RecordingBucket, is_object_url
 from sutradhar.store.recording_files import delete_recordings, recordings_dir
 from sutradhar.store.schema import (
     TIMING_KEYS,
@@ -140,11 +136,13 @@ class CallStore:
         self.status_listeners: list[Callable[[str, str], None]] = []
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CallStore:
+    def from_settings(cls, settings: Any, bucket: RecordingBucket | None = None) -> CallStore:
+        """`bucket`: RECORDINGS_BUCKET's (`bucket_from_settings`), built by the caller so that a
+        bad bucket setting fails the start before anything opens."""
         from sutradhar.ops.shared_state import worker_id
 
         return cls(settings.database, retention_days=settings.retention_days, worker_id=worker_id(),
-                   recordings=recordings_dir(settings.data_dir), bucket=bucket_from_settings(settings))
+                   recordings=recordings_dir(settings.data_dir), bucket=bucket)
 
     @property
     def dialect(self) -> str:
