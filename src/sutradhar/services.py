@@ -18,6 +18,7 @@ from sutradhar.agents.flow import Flow
 from sutradhar.agents.result_delivery import CallResults
 from sutradhar.agents.spec import AgentSpec, load_agent
 from sutradhar.agents.tools import ToolBox
+from sutradhar.audio.ogg_opus import OggUnavailable, require_av
 from sutradhar.campaigns.prompts import CallScript, render
 from sutradhar.config import Settings
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
@@ -38,6 +39,9 @@ from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
 from sutradhar.pipeline.turn_policy import AcousticModel
 from sutradhar.store import CallStore, NullRecorder, Recorder
+from sutradhar.store.recording_archive import RecordingArchive
+from sutradhar.store.recording_bucket import bucket_from_settings
+from sutradhar.store.recording_files import recordings_dir
 from sutradhar.store.workers import WorkerLedger
 from sutradhar.telephony.admission import SourceLimiter
 
@@ -83,6 +87,8 @@ class Services:
     acoustic: AcousticModel | None = None  # TURN_ACOUSTIC_MODEL: the end-of-turn model every call shares
     flow: Flow | None = None  # the agent's flow, its tools per state (each call gets a FlowRun)
     results: CallResults | None = None  # the agent's post-call results and their webhook
+    # RECORDING_FORMAT=ogg or RECORDINGS_BUCKET: recordings converted and uploaded after the call
+    recordings: RecordingArchive | None = None
     _owns_engines: bool = field(default=True, repr=False)
 
     @property
@@ -137,6 +143,8 @@ class Services:
         await self.health.aclose()
         if self.results is not None:
             await self.results.aclose()  # results being made are stored before the store closes
+        if self.recordings is not None:
+            await self.recordings.aclose()  # what is not finished stays on disk for the next start
         if self.store is not None:
             await self.store.flush()  # the calls' last records before the worker says it stopped
             if self.workers is not None:
@@ -187,6 +195,12 @@ async def open_services(
         settings = settings.model_copy(update=agent.settings_overrides())
     tools = build_toolbox(settings, agent.webhook_tools if agent else ())
     acoustic = await load_acoustic_model(settings)
+    bucket = bucket_from_settings(settings) if records and recorder is None else None
+    if settings.record_calls and settings.recording_format == "ogg":
+        try:
+            require_av()
+        except OggUnavailable as exc:
+            raise ConfigError(str(exc)) from None
     flow = Flow(agent.flow, tools) if agent is not None and agent.flow is not None else None
     secret = None
     if agent is not None and agent.results is not None and agent.results.webhook is not None:
@@ -216,7 +230,7 @@ async def open_services(
     store_error: str | None = None
     workers: WorkerLedger | None = None
     if records and recorder is None:
-        candidate = CallStore.from_settings(settings)
+        candidate = CallStore.from_settings(settings, bucket)
         try:
             await candidate.start()
             store = candidate
@@ -246,9 +260,20 @@ async def open_services(
                               max_attempts=settings.results_max_attempts, secret=secret,
                               telemetry=telemetry)
         results.start()
+    recordings = None
+    if settings.record_calls and (settings.recording_format == "ogg" or settings.recordings_bucket):
+        if store is None:
+            log.error("recordings stay WAVs on disk: finishing them needs the call store")
+        else:
+            recordings = RecordingArchive(
+                recordings_dir(settings.data_dir), store, store.bucket, fmt=settings.recording_format,
+                opus_kbps=settings.recording_opus_kbps, attempts=settings.recordings_upload_attempts,
+                backoff_s=settings.recordings_upload_backoff_s, sweep_s=settings.recordings_sweep_s,
+                telemetry=telemetry)
+            recordings.start()
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, sources=SourceLimiter(settings),
                     breaker_sync=breaker_sync, workers=workers, memory=memory, tools=tools, agent=agent,
-                    acoustic=acoustic, flow=flow, results=results,
+                    acoustic=acoustic, flow=flow, results=results, recordings=recordings,
                     _owns_engines=owns_engines)

@@ -20,6 +20,7 @@ from typing import Any
 from sutradhar.config import ConfigError, load_settings
 from sutradhar.store import CallStore
 from sutradhar.store.calls import MAX_PAGE, MAX_PAGE_SIZE
+from sutradhar.store.recording_bucket import bucket_from_settings
 from sutradhar.store.recording_files import recordings_dir
 
 
@@ -65,11 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        bucket = bucket_from_settings(settings)  # the purge deletes uploaded recordings too
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(args, CallStore(settings.database, recordings=recordings_dir(settings.data_dir))))
+        return asyncio.run(_run(args, CallStore(settings.database, recordings=recordings_dir(settings.data_dir),
+                                                 bucket=bucket)))
     except ValueError as exc:
         print(f"sutradhar calls: {exc}", file=sys.stderr)
         return 2

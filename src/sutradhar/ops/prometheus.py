@@ -128,6 +128,9 @@ class Telemetry:
         self.results_webhook = Counter("sutradhar_results_webhook", "Post-call results webhook "
                                        "attempts, by outcome (sent, retry, failed)", ("outcome",),
                                        registry=r)
+        self.recording_uploads = Counter("sutradhar_recording_uploads", "Recording uploads to "
+                                         "RECORDINGS_BUCKET, by outcome (uploaded, retry, failed)",
+                                         ("outcome",), registry=r)
         self.breaker_state = Gauge("sutradhar_breaker_state",
                                    "Circuit breaker: 0 closed, 1 half-open, 2 open",
                                    ("stage", "provider"), registry=r, multiprocess_mode="livemax")
@@ -171,6 +174,9 @@ class Telemetry:
 
     def results_delivery(self, outcome: str) -> None:
         self.results_webhook.labels(_label(outcome)).inc()
+
+    def recording_upload(self, outcome: str) -> None:
+        self.recording_uploads.labels(_label(outcome)).inc()
 
     def error(self, stage: str, kind: str) -> None:
         self.errors.labels(_label(stage), _label(kind)).inc()

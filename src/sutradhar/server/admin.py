@@ -8,14 +8,16 @@ load balancers and Prometheus (restrict them at the reverse proxy if they must n
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import pathlib
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from loguru import logger
 from pydantic import BaseModel, Field
 
 from sutradhar.ids import ID_PATTERN, MAX_ID_CHARS
@@ -24,6 +26,7 @@ from sutradhar.ops.shared_state import worker_id
 from sutradhar.services import Services
 from sutradhar.store import CallStore
 from sutradhar.store.calls import MAX_PAGE, MAX_PAGE_SIZE, to_datetime
+from sutradhar.store.recording_bucket import is_object_url
 from sutradhar.store.recording_files import recordings_dir, resolve_recording
 from sutradhar.telephony.outbound import OutboundError, place_call
 
@@ -151,23 +154,62 @@ async def get_call(request: Request, call_id: CallId) -> dict[str, Any]:
 
 
 @router.get("/calls/{call_id}/recording", dependencies=[Depends(require_admin)])
-async def get_recording(request: Request, call_id: CallId) -> FileResponse:
-    """The call's stereo WAV (caller left, agent right). A live call's file is served as far as
-    its header declares (at most a second behind)."""
-    path = await recording_file(services_of(request), call_id)
-    return FileResponse(path, media_type="audio/wav", filename=f"{path.stem}.wav")
+async def get_recording(request: Request, call_id: CallId) -> Response:
+    """The call's stereo recording (caller left, agent right): WAV or OGG on disk, or streamed
+    from RECORDINGS_BUCKET. A live call's WAV is served as far as its header declares (at most a
+    second behind)."""
+    return await recording_response(services_of(request), call_id, request.headers.get("range"))
 
 
-async def recording_file(services: Services, call_id: str) -> pathlib.Path:
-    """The call's recording on disk (this route and the console's player), or a 404."""
+async def recording_response(services: Services, call_id: str, byte_range: str | None) -> Response:
+    """The call's recording (this route and the console's player), or a 404. Byte ranges work on
+    both kinds, so the console's player can seek."""
     call = await _store(services).get_call(call_id)
     if call is None:
         raise HTTPException(404, f"no call {call_id}")
     name = call.get("recording_path")
+    if name and is_object_url(name):
+        return await recording_stream(services, call_id, name, byte_range)
     path = resolve_recording(recordings_dir(services.settings.data_dir), name) if name else None
     if path is None or not path.is_file():
         raise HTTPException(404, f"call {call_id} has no recording")
-    return path
+    return FileResponse(path, media_type=media_type_of(name), filename=path.name)
+
+
+def media_type_of(name: str) -> str:
+    return "audio/ogg" if name.endswith(".ogg") else "audio/wav"
+
+
+async def recording_stream(services: Services, call_id: str, url: str,
+                           byte_range: str | None) -> Response:
+    """Streamed through this server rather than redirected to a presigned URL: the bucket may be
+    private to the servers' network, the admin token stays the one credential, and the console's
+    player stays on its own origin."""
+    bucket = _store(services).bucket
+    if bucket is None:
+        raise HTTPException(503, "the recording is in a bucket and RECORDINGS_BUCKET is not set")
+    try:
+        read = await asyncio.to_thread(bucket.read, url, byte_range)
+    except Exception as exc:  # noqa: BLE001 - boto3 raises several families
+        status = bucket.error_status(exc)
+        logger.bind(call_id=call_id, stage="recording").warning(
+            "recording not read from the bucket: {}: {}", type(exc).__name__, exc)
+        raise HTTPException(status, f"call {call_id}: recording {'not found' if status == 404 else 'unavailable'}"
+                            ) from None
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await asyncio.to_thread(next, read.chunks, b""):
+                yield chunk
+        finally:
+            read.close()
+
+    headers = {"Content-Length": str(read.length), "Accept-Ranges": "bytes",
+               "Content-Disposition": f'attachment; filename="{url.rsplit("/", 1)[-1]}"'}
+    if read.content_range:
+        headers["Content-Range"] = read.content_range
+    return StreamingResponse(body(), status_code=206 if read.content_range else 200,
+                             media_type=media_type_of(url), headers=headers)
 
 
 @router.get("/telephony/calls/{call_id}", dependencies=[Depends(require_admin)])

@@ -23,6 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from sutradhar.ids import is_call_id
 from sutradhar.store import results as result_rows
+from sutradhar.store.recording_bucket import RecordingBucket, is_object_url
 from sutradhar.store.recording_files import delete_recordings, recordings_dir
 from sutradhar.store.schema import (
     TIMING_KEYS,
@@ -114,9 +115,11 @@ class CallStore:
         write_attempts: int = 2,
         worker_id: str | None = None,
         recordings: Path | None = None,
+        bucket: RecordingBucket | None = None,
     ) -> None:
         self.url = url
         self.recordings = recordings  # DATA_DIR/recordings: the purge deletes the files there too
+        self.bucket = bucket  # RECORDINGS_BUCKET: ... and the uploaded objects
         self.worker_id = worker_id  # stamped on the calls this process serves (crash recovery)
         self.retention_days = retention_days
         self.write_timeout_s = write_timeout_s
@@ -133,11 +136,13 @@ class CallStore:
         self.status_listeners: list[Callable[[str, str], None]] = []
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CallStore:
+    def from_settings(cls, settings: Any, bucket: RecordingBucket | None = None) -> CallStore:
+        """`bucket`: RECORDINGS_BUCKET's (`bucket_from_settings`), built by the caller so that a
+        bad bucket setting fails the start before anything opens."""
         from sutradhar.ops.shared_state import worker_id
 
         return cls(settings.database, retention_days=settings.retention_days, worker_id=worker_id(),
-                   recordings=recordings_dir(settings.data_dir))
+                   recordings=recordings_dir(settings.data_dir), bucket=bucket)
 
     @property
     def dialect(self) -> str:
@@ -520,10 +525,54 @@ class CallStore:
             await session.execute(delete(TurnRow).where(TurnRow.call_id.in_(old)))
             await session.execute(delete(CallResultRow).where(CallResultRow.call_id.in_(old)))
             result = await session.execute(delete(CallRow).where(CallRow.started_at < cutoff))
+        await self._delete_recording_files(files)
+        return result.rowcount or 0
+
+    async def _delete_recording_files(self, names: list[str]) -> None:
+        purge = log.bind(call_id="-", stage="retention")
+        objects = [name for name in names if is_object_url(name)]
+        files = [name for name in names if not is_object_url(name)]
+        # A WAV still on record may have its OGG beside it (made, then the upload failed).
+        files += [name.removesuffix(".wav") + ".ogg" for name in files if name.endswith(".wav")]
         if files and self.recordings is not None:
             removed = await asyncio.to_thread(delete_recordings, self.recordings, files)
-            log.bind(call_id="-").info("retention: deleted {} recordings", removed)
-        return result.rowcount or 0
+            purge.info("retention: deleted {} recordings", removed)
+        if not objects:
+            return
+        if self.bucket is None:  # the records are gone either way; say what stayed behind
+            purge.error("retention: {} recordings left in their bucket (RECORDINGS_BUCKET is not set), "
+                        "first {}", len(objects), objects[0])
+            return
+        try:
+            removed, errors = await asyncio.to_thread(self.bucket.delete, objects)
+        except Exception as exc:  # noqa: BLE001 - boto3 raises several families
+            purge.error("retention: {} recording objects not deleted: {}: {}", len(objects),
+                        type(exc).__name__, exc)
+            return
+        purge.info("retention: deleted {} recording objects", removed)
+        for error in errors:
+            purge.error("retention: recording object not deleted: {}", error)
+
+    # --- recordings finished after the call (store/recording_archive.py) -------------------------
+
+    async def move_recording(self, call_id: str, old: str, new: str) -> bool:
+        """Point the call's record from recording `old` to `new` (an OGG beside it, or its object
+        in the bucket). False when the record does not name `old` (not written yet, or moved by
+        another worker): then the caller keeps `old`."""
+        async with self._session() as session, session.begin():
+            result = await session.execute(update(CallRow).where(
+                CallRow.id == call_id, CallRow.recording_path == old).values(recording_path=new))
+        return (result.rowcount or 0) == 1
+
+    async def recordings_of_ended_calls(self, names: list[str]) -> dict[str, str]:
+        """Of these recording names, those whose call has ended, mapped to the call id."""
+        found: dict[str, str] = {}
+        async with self._session() as session:
+            for start in range(0, len(names), 500):  # under every database's bound-parameter limit
+                rows = await session.execute(select(CallRow.recording_path, CallRow.id).where(
+                    CallRow.recording_path.in_(names[start:start + 500]), CallRow.status != "active"))
+                found.update({path: call_id for path, call_id in rows})
+        return found
 
     async def _retention_loop(self, every_s: float = 6 * 3600) -> None:
         while True:

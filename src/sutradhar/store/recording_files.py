@@ -1,7 +1,8 @@
 """Where call recordings live on disk: DATA_DIR/recordings/DAY/NAME.wav, named on the call record.
 
 The call record keeps the name relative to the recordings directory, so a data directory moved
-whole (a new volume, a restore) keeps its recordings reachable.
+whole (a new volume, a restore) keeps its recordings reachable. Once uploaded to RECORDINGS_BUCKET
+the record holds the object's `s3://` URL instead (store/recording_bucket.py).
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ class CallRow(Base):
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict | None] = mapped_column(JSON)
     worker_id: Mapped[str | None] = mapped_column(String(128), index=True)  # the process serving it
-    # Relative to DATA_DIR/recordings (telephony/recording.py); None: not recorded.
+    # Relative to DATA_DIR/recordings (telephony/recording.py), or `s3://bucket/key` once uploaded
+    # (store/recording_archive.py); None: not recorded.
     recording_path: Mapped[str | None] = mapped_column(String(255))
     direction: Mapped[str] = mapped_column(String(16), default="inbound")  # or outbound (we dialled)
     carrier_status: Mapped[str | None] = mapped_column(String(32))  # the last status callback's

@@ -235,6 +235,8 @@ class CallSession:
         await self._record("call_ended", self.call_id, reason, self.summary())
         if self.services.results is not None:  # made in the background: the end waits for nothing
             self.services.results.submit(self._transcript(reason))
+        if self.recording_name is not None and self.services.recordings is not None:
+            self.services.recordings.submit(self.call_id, self.recording_name)  # OGG, bucket: in the background
 
     def leave_message(self, text: str) -> None:
         """An answering machine is recording: say `text` once (nothing on the line interrupts it),

@@ -10,11 +10,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from sutradhar.ops.logs import Redactor
 from sutradhar.ops.shared_state import worker_id
-from sutradhar.server.admin import STARTED_AT, CallId, recording_file, services_of
+from sutradhar.server.admin import STARTED_AT, CallId, recording_response, services_of
 from sutradhar.server.console.auth import require_console_page
 from sutradhar.server.console.latency import charts
 from sutradhar.server.console.live import live_snapshot
@@ -119,10 +119,9 @@ def _versions() -> list[tuple[str, str]]:
 
 
 @router.get("/calls/{call_id}/recording")
-async def call_recording(request: Request, call_id: CallId) -> FileResponse:
+async def call_recording(request: Request, call_id: CallId) -> Response:
     """The recording for the detail page's player (the console's session, not a Bearer header)."""
-    path = await recording_file(services_of(request), call_id)
-    return FileResponse(path, media_type="audio/wav")
+    return await recording_response(services_of(request), call_id, request.headers.get("range"))
 
 
 @router.get("/health")
