@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, create_model
 
 from sutradhar.engines.base import ToolSchema
+from sutradhar.pipeline.keypad import Keypad
 
 # Argument names whose values never reach a record or a log line, whatever the tool declares.
 _SECRET_ARGUMENT = re.compile(r"(password|passcode|secret|token|api_?key|pin|otp|cvv|card_?number)$",
@@ -41,6 +42,9 @@ class ToolContext:
     switch_to: str | None = None
     next_state: str | None = None  # a flow transition tool asks to move there (pipeline/flow.py)
     slots: dict[str, str] = field(default_factory=dict)  # what that transition carries to it
+    keypad: Keypad | None = None  # the call's keys: collect the caller's, press the agent's
+    # Say a line to the caller now, while the tool runs (a prompt); set by the orchestrator.
+    say: Callable[[str], None] | None = None
 
     def request(self, action: str) -> None:
         if action not in self.actions:
@@ -92,7 +96,7 @@ def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = 
     def wrap(func: Callable[..., Awaitable[Any]]) -> Tool:
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"tool {func.__name__} must be an async function")
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # Annotated[..., Field()] bounds
         fields: dict[str, Any] = {}
         context_param: str | None = None
         for param in inspect.signature(func).parameters.values():

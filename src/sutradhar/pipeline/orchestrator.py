@@ -63,6 +63,7 @@ from sutradhar.pipeline.events import (
 )
 from sutradhar.pipeline.flow import FlowRun
 from sutradhar.pipeline.intents import Intent, detect_intent
+from sutradhar.pipeline.keypad import Keypad
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.text.langid import resolve_language
 from sutradhar.text.languages import LANGUAGES
@@ -147,6 +148,7 @@ class AgentOrchestrator:
         self.facts: dict[str, Any] = {}
         self.context.system_prompt = self._prompt_for(language)
         self.tool_filler_s = tool_filler_s  # a tool slower than this gets the filler line
+        self.keypad = Keypad()  # the session plugs the line in: collect_digits and send_dtmf use it
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
         self.records: dict[int, TurnRecord] = {}
@@ -545,7 +547,7 @@ class AgentOrchestrator:
         reply: list[str] = []
         served: list[str] = []
         exchanges: list[tuple[tuple[ToolCall, ...], list[ToolOutcome]]] = []
-        tool_context = ToolContext(self.call_id, language, self.languages)
+        tool_context = ToolContext(self.call_id, language, self.languages, keypad=self.keypad)
 
         async def write() -> None:
             nonlocal language, box, schemas
@@ -678,13 +680,19 @@ class AgentOrchestrator:
         if turn_id in self._speculative and any(
                 (t := box.get(c.name)) is not None and not t.interruptible for c in calls):
             await self._commit_gates.setdefault(turn_id, asyncio.Event()).wait()
+
+        def say(line: str) -> None:  # a tool's own line (collect_digits' prompt), spoken at once
+            reply.append(line + " ")
+            sentences.put_nowait(line)
+
+        context.say = say
         runs = asyncio.gather(*(run_tool_call(box, call, context, self.clock) for call in calls))
         try:
             if "".join(reply).strip() or record.filler:
                 outcomes = await runs
             else:
                 done, _ = await asyncio.wait({runs}, timeout=self.tool_filler_s)
-                if not done:
+                if not done and not "".join(reply).strip():  # a tool that spoke needs no filler
                     filler = LANGUAGES[language].filler
                     record.filler = True
                     reply.append(filler + " ")

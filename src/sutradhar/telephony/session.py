@@ -19,6 +19,7 @@ from typing import Any
 
 from sutradhar.agents.results import CallTranscript
 from sutradhar.audio.codecs import StreamResampler
+from sutradhar.audio.dtmf import dtmf_pcm
 from sutradhar.audio.playout import Playout
 from sutradhar.audio.turns import (
     SPEECH_RESUMED,
@@ -43,6 +44,7 @@ from sutradhar.pipeline.events import (
     TurnCompleted,
     Utterance,
 )
+from sutradhar.pipeline.keypad import KeypadUnavailable
 from sutradhar.pipeline.orchestrator import Checkpoint
 from sutradhar.pipeline.turn_policy import EndOfTurn
 from sutradhar.services import Services
@@ -127,6 +129,7 @@ class CallSession:
                                frame_ms=transport.frame_ms, lead_frames=transport.lead_frames,
                                on_frame=self._frame_sent)
         self.orchestrator = services.new_orchestrator(self.call_id, language, script)
+        self.orchestrator.keypad.sender = self._press_keys  # send_dtmf presses keys on this line
         self.state = State.LISTENING
         self.started_at = time.time()
         self.end_reason: str | None = None
@@ -658,6 +661,8 @@ class CallSession:
         if self.screen is not None and self.screen.active:
             await self.screen.key_pressed(digit)
         await self.transport.send_event({"type": "dtmf", "digit": digit})
+        if self.orchestrator.keypad.key_pressed(digit):
+            return  # a tool is collecting keys: 0, * and the language digits mean nothing now
         if digit == s.dtmf_human:
             await self.interrupt("dtmf")
             self._play(self._line_then(LANGUAGES[self.language].transfer, "transfer"))
@@ -900,6 +905,19 @@ class CallSession:
         if name in self._actions:
             self.log.warning("mark {} never came back; performing its action anyway", name)
             self.on_mark(name)
+
+    async def _press_keys(self, digits: str) -> str:
+        """The agent presses `digits`: through the carrier's API where it has one (Plivo), else as
+        in-band tones queued after the audio already going out, so they follow what it said."""
+        if self.state is State.ENDED:
+            raise KeypadUnavailable("the call has ended")
+        log = self.log.bind(stage="dtmf")
+        if await self.transport.send_digits(digits):
+            log.info("pressed keys={} through the carrier", len(digits))
+            return "carrier"
+        self.playout.push_audio(dtmf_pcm(digits, self.transport.sample_rate))
+        log.info("pressed keys={} as tones", len(digits))
+        return "tones"
 
     async def _perform(self, action: str) -> None:
         if self.state is State.ENDED:

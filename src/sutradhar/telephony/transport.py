@@ -125,6 +125,11 @@ class CallControl:
         """Hand the call to `number`. False when this carrier (or its configuration) cannot."""
         return False
 
+    async def send_digits(self, carrier_call_id: str, digits: str) -> bool:
+        """Press `digits` on the call through the carrier's API. False: it has none (Twilio's and
+        Exotel's streams take only audio, mark and clear), so the session sends them as tones."""
+        return False
+
 
 class Transport:
     """One media stream: the socket, its carrier's codec and call control, and the call's log."""
@@ -192,6 +197,9 @@ class Transport:
             return False
         await self.close(1000, "transferred")
         return True
+
+    async def send_digits(self, digits: str) -> bool:
+        return await self.control.send_digits(self.carrier_call_id, digits)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.closed:
