@@ -1,0 +1,96 @@
+"""DTMF both ways through the real server and the call simulator: the LLM's collect_digits gathers
+the keys the caller presses (the keypad's own meanings suspended meanwhile), and its send_dtmf
+presses keys on the line: Plivo's Send Digits API (strict fake), in-band tones elsewhere."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from sutradhar.audio.codecs import resample
+from sutradhar.audio.dtmf import decode_dtmf
+from sutradhar.engines.base import Message, ToolCall
+from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT
+from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
+from tests.fakes.plivo_rest import FakePlivoRest
+from tests.support.audio import speech_pcm
+from tests.support.server import RecordingRecorder
+from tests.support.server import scripted_server as server_with
+
+PROMPT = "Please type your order number, then the hash key."
+CALL = "11111111-2222-3333-4444-555555555555"
+
+
+def order_desk(messages: Sequence[Message], language: str) -> ToolCall | str:
+    """Asks for the order number on the keypad, then reads back what the tool returned."""
+    last = messages[-1]
+    if last.role == "tool":
+        return f"Order {json.loads(last.content)['digits']} is on its way."
+    return ToolCall("call_1", "collect_digits", json.dumps({"prompt": PROMPT, "max_digits": 8,
+                                                            "timeout_s": 20}))
+
+
+def presser(digits: str):
+    def reply(messages: Sequence[Message], language: str) -> ToolCall | str:
+        if messages[-1].role == "tool":
+            return "I have pressed the keys."
+        return ToolCall("call_1", "send_dtmf", json.dumps({"digits": digits}))
+    return reply
+
+
+def tool_turn(recorder: RecordingRecorder) -> dict:
+    [turn] = [record for _, record in recorder.turns if record.get("tool_calls")]
+    return turn
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "plivo"])
+async def test_collect_digits_returns_the_keys_the_caller_pressed(carrier: str) -> None:
+    recorder = RecordingRecorder()
+    llm = ScriptedLLM(responder=order_desk)
+    with server_with(recorder, stt=ScriptedSTT(script=("where is my order",)), llm=llm,
+                     tools="collect_digits,send_dtmf", languages="te-IN,hi-IN,en-IN,gu-IN") as srv:
+        result = await simulate(SimConfig(
+            srv.url, [CallerTurn(speech_pcm("Where is my order?"), 8000), CallerTurn(digits="4567#")],
+            carrier=carrier, language="en-IN", call_sid=CALL if carrier == "plivo" else "", timeout_s=40))
+    assert llm.tools_seen[0] == ["collect_digits", "send_dtmf"]
+    tool_message = llm.calls[1][-1]
+    assert tool_message.role == "tool"
+    assert json.loads(tool_message.content) == {"ok": True, "digits": "4567", "ended_by": "finish_key"}
+    turn = tool_turn(recorder)
+    assert turn["reply"] == f"{PROMPT} Order 4567 is on its way."
+    [record] = turn["tool_calls"]
+    assert (record["name"], record["error"]) == ("collect_digits", None)
+    assert record["arguments"]["prompt"] == PROMPT
+    assert not turn["filler"]  # the prompt was said instead
+    # 4 is a language key (gu-IN) outside a collection: inside one it was only a digit.
+    assert not [e for e in result.events if e.get("type") == "language"]
+    assert turn["language"] == "en-IN" and recorder.ended[0][2]["language"] == "en-IN"
+
+
+async def test_send_dtmf_on_plivo_goes_through_its_send_digits_api() -> None:
+    llm = ScriptedLLM(responder=presser("2#"))
+    async with FakePlivoRest() as plivo:
+        with server_with(stt=ScriptedSTT(script=("press two",)), llm=llm, tools="send_dtmf",
+                         plivo_auth_id=plivo.auth_id, plivo_auth_token=plivo.auth_token,
+                         plivo_api_base=plivo.base_url) as srv:
+            result = await simulate(SimConfig(srv.url, [CallerTurn(speech_pcm("Press two."), 8000)],
+                                              carrier="plivo", call_sid=CALL, language="en-IN", timeout_s=30))
+    assert plivo.digits == [(CALL, {"digits": "2#", "leg": "aleg"})]
+    assert json.loads(llm.calls[1][-1].content) == {"ok": True, "digits": "2#", "sent_by": "carrier"}
+    assert decode_dtmf(bytes(result.agent_audio), result.agent_rate) == ""  # no tones besides
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "exotel"])
+async def test_send_dtmf_without_a_carrier_api_plays_tones_on_the_stream(carrier: str) -> None:
+    llm = ScriptedLLM(responder=presser("19#"))
+    with server_with(stt=ScriptedSTT(script=("press one nine hash",)), llm=llm, tools="send_dtmf") as srv:
+        result = await simulate(SimConfig(srv.url, [CallerTurn(speech_pcm("Press one nine hash."), 8000)],
+                                          carrier=carrier, language="en-IN", timeout_s=30))
+    assert json.loads(llm.calls[1][-1].content) == {"ok": True, "digits": "19#", "sent_by": "tones"}
+    # What reached the caller, at the phone rate, carries the keys (the scripted voice is one sine).
+    audio = bytes(result.agent_audio)
+    if result.agent_rate != 8000:
+        audio = resample(audio, result.agent_rate, 8000)
+    assert decode_dtmf(audio, 8000) == "19#"
