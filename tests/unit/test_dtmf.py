@@ -143,3 +143,13 @@ async def test_send_dtmf_presses_through_the_lines_sender() -> None:
     assert no_line["ok"] is False
     assert pressed == ["2#"]
     json.dumps(refused)  # what the LLM is shown must be JSON
+
+
+async def test_speech_during_a_collection_ends_it_with_the_words_and_the_keys_so_far() -> None:
+    keypad = Keypad()
+    assert keypad.heard("four five") is False  # no collection: an ordinary turn
+    task = asyncio.create_task(keypad.collect(10, "#", timeout_s=30))
+    await _collecting(keypad)
+    keypad.key_pressed("4")
+    assert keypad.heard("five six seven") is True
+    assert (await task).as_dict() == {"digits": "4", "ended_by": "speech", "said": "five six seven"}

@@ -44,14 +44,15 @@ async def switch_language(language: str, context: ToolContext) -> dict[str, Any]
     return {"ok": True, "language": code}
 
 
-@tool(timeout_s=COLLECT_TOOL_TIMEOUT_S)
+@tool(timeout_s=COLLECT_TOOL_TIMEOUT_S, waits_for_commit=True)
 async def collect_digits(prompt: str, context: ToolContext,
                          max_digits: Annotated[int, Field(ge=1, le=32)] = 16,
                          finish_on_key: Annotated[str, Field(pattern=r"^[0-9*#]?$")] = "#",
                          timeout_s: Annotated[float, Field(gt=0, le=30)] = 8.0) -> dict[str, Any]:
     """Say `prompt` and collect the keys the caller presses on their phone's keypad (an order
     number, a PIN), until `finish_on_key`, `max_digits` keys, or `timeout_s` seconds without a key.
-    Returns the digits pressed (so far, on a timeout)."""
+    Returns the digits pressed (so far, on a timeout); if the caller spoke instead, `said` holds
+    their words."""
     if context.keypad is None:
         return {"ok": False, "error": "this call has no keypad"}
     if context.say is not None and prompt.strip():
@@ -60,7 +61,7 @@ async def collect_digits(prompt: str, context: ToolContext,
     return {"ok": True, **collected.as_dict()}
 
 
-@tool
+@tool(waits_for_commit=True)
 async def send_dtmf(digits: Annotated[str, Field(min_length=1, max_length=32)],
                     context: ToolContext) -> dict[str, Any]:
     """Press keys on the phone line (0-9, * and #), for example to choose an option in another

@@ -65,6 +65,9 @@ class Tool:
     interruptible: bool = True
     secrets: frozenset[str] = frozenset()  # argument names to redact besides the usual ones
     close: Callable[[], Awaitable[None]] | None = None  # releases what it holds (a connection pool)
+    # True: it acts on the live call (speaks, takes or presses keys), so a reply prepared ahead of
+    # the end of the caller's turn runs it only once that reply is committed (like a booking).
+    waits_for_commit: bool = False
 
     def schema(self) -> ToolSchema:
         return {"type": "function",
@@ -90,7 +93,7 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = None,
          description: str | None = None, timeout_s: float | None = None, interruptible: bool = True,
-         secrets: Iterable[str] = ()) -> Any:
+         secrets: Iterable[str] = (), waits_for_commit: bool = False) -> Any:
     """Make an async function a `Tool`; its type hints are the schema, its docstring the description."""
 
     def wrap(func: Callable[..., Awaitable[Any]]) -> Tool:
@@ -116,7 +119,8 @@ def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = 
             return await func(**values)
 
         return Tool(name or func.__name__, description or _first_paragraph(func.__doc__),
-                    _schema(model), handler, timeout_s, interruptible, frozenset(secrets))
+                    _schema(model), handler, timeout_s, interruptible, frozenset(secrets),
+                    waits_for_commit=waits_for_commit)
 
     return wrap(fn) if fn is not None else wrap
 

@@ -2,7 +2,9 @@
 (`collect`), and keys the agent presses on the line (`press`, through the session's sender).
 
 While a collection is open the session hands it every key (`key_pressed`), so the keypad's usual
-meanings (0 for a person, * to repeat, digits for a language) are suspended until it closes.
+meanings (0 for a person, * to repeat, digits for a language) are suspended until it closes, and
+what the caller says meanwhile (`heard`): a caller who reads the number out instead of typing it
+ends the collection, and the tool returns their words beside the keys pressed so far.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ class KeypadUnavailable(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Collected:
     digits: str
-    ended_by: str  # "finish_key", "max_digits" or "timeout"
+    ended_by: str  # "finish_key", "max_digits", "timeout" or "speech"
+    said: str | None = None  # the caller's words, when speech ended it
 
     def as_dict(self) -> dict[str, str]:
-        return {"digits": self.digits, "ended_by": self.ended_by}
+        out = {"digits": self.digits, "ended_by": self.ended_by}
+        if self.said is not None:
+            out["said"] = self.said
+        return out
 
 
 class _Collection:
@@ -35,7 +41,7 @@ class _Collection:
         self.max_digits = max_digits
         self.finish_on_key = finish_on_key
         self.digits: list[str] = []
-        self.keys: asyncio.Queue[str] = asyncio.Queue()
+        self.inputs: asyncio.Queue[tuple[str, str]] = asyncio.Queue()  # ("key", digit) | ("speech", text)
 
 
 class Keypad:
@@ -52,7 +58,15 @@ class Keypad:
         collection = self._collection
         if collection is None:
             return False
-        collection.keys.put_nowait(digit)
+        collection.inputs.put_nowait(("key", digit))
+        return True
+
+    def heard(self, text: str) -> bool:
+        """The caller said `text` during a collection: True when an open collection took it."""
+        collection = self._collection
+        if collection is None:
+            return False
+        collection.inputs.put_nowait(("speech", text))
         return True
 
     async def collect(self, max_digits: int, finish_on_key: str, timeout_s: float,
@@ -70,9 +84,11 @@ class Keypad:
                 wait = timeout_s if ends_at is None else min(timeout_s, ends_at - loop.time())
                 try:
                     async with asyncio.timeout(max(0.0, wait)):
-                        key = await collection.keys.get()
+                        kind, key = await collection.inputs.get()
                 except TimeoutError:
                     return Collected("".join(collection.digits), "timeout")
+                if kind == "speech":
+                    return Collected("".join(collection.digits), "speech", key)
                 if key == collection.finish_on_key:
                     return Collected("".join(collection.digits), "finish_key")
                 collection.digits.append(key)

@@ -678,7 +678,8 @@ class AgentOrchestrator:
         self.state = "tool"
         began = self.clock()
         if turn_id in self._speculative and any(
-                (t := box.get(c.name)) is not None and not t.interruptible for c in calls):
+                (t := box.get(c.name)) is not None and (not t.interruptible or t.waits_for_commit)
+                for c in calls):
             await self._commit_gates.setdefault(turn_id, asyncio.Event()).wait()
 
         def say(line: str) -> None:  # a tool's own line (collect_digits' prompt), spoken at once

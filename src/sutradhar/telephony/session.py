@@ -328,7 +328,9 @@ class CallSession:
                 self._end_turn(detector.end_segment())  # the policy's wait is over
             return
         if event is SPEECH_STARTED:
-            if self.state is State.SPEAKING and self.settings.backchannels:
+            if self.orchestrator.keypad.collecting:
+                pass  # heard, not an interruption: what they say ends the collection (_end_turn)
+            elif self.state is State.SPEAKING and self.settings.backchannels:
                 self._hold()
             elif self.state in (State.THINKING, State.SPEAKING):
                 await self.interrupt("barge_in")
@@ -544,6 +546,13 @@ class CallSession:
         self._wait_ms = None
         self._forget_acoustic()
         spec, self._spec = self._spec, None
+        if segment is not None and self.orchestrator.keypad.collecting:
+            if spec is not None:
+                self._spawn(self._undo(spec))
+            if early is not None:
+                early.cancel()
+            self._spawn(self._hear_while_collecting(segment, live))
+            return
         if segment is not None and spec is not None and live is None:
             self._play_speculation(spec)  # the caller stopped where we prepared for: play it now
             return
@@ -562,6 +571,26 @@ class CallSession:
             self.telemetry.speculation("used")
         self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at, transcription=live,
                                early_stt=early, early_started=self._early_started))
+
+    async def _hear_while_collecting(self, segment: SpeechSegment, live: LiveTranscription | None) -> None:
+        """The caller spoke while a tool collected keys: their words go to the tool (someone
+        reading the number out). If the collection ended meanwhile, they are answered as a turn."""
+        try:
+            if live is not None:
+                transcript = await live.finish(segment.audio, segment.sample_rate, self.language)
+            else:
+                transcript = await self.services.router.route_transcription(
+                    segment.audio, segment.sample_rate, self.language)
+        except Exception as exc:  # noqa: BLE001 - like a noise: the collection goes on
+            self.log.bind(stage="stt").info("could not hear the caller during a key collection: {}", exc)
+            return
+        if not transcript.text.strip() or self.orchestrator.keypad.heard(transcript.text):
+            return
+        await self.interrupt("barge_in")
+        done: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+        done.set_result(transcript)
+        self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at,
+                               early_stt=done, early_started=time.monotonic()))
 
     def _confirm_speculation(self, spec: Speculation, live: LiveTranscription, segment: SpeechSegment) -> None:
         """A reply prepared from the stream's interim at the pause: play it when the final

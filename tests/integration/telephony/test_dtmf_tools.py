@@ -94,3 +94,38 @@ async def test_send_dtmf_without_a_carrier_api_plays_tones_on_the_stream(carrier
     if result.agent_rate != 8000:
         audio = resample(audio, result.agent_rate, 8000)
     assert decode_dtmf(audio, 8000) == "19#"
+
+
+async def test_speech_during_a_collection_is_heard_and_given_to_the_tool() -> None:
+    """The caller reads the number out instead of typing it: no barge-in, no new turn; the
+    collection ends with their words, and the LLM answers from them."""
+    recorder = RecordingRecorder()
+    llm = ScriptedLLM(responder=lambda messages, language: (
+        "Thank you." if messages[-1].role == "tool" else order_desk(messages, language)))
+    with server_with(recorder, stt=ScriptedSTT(script=("where is my order", "four five six seven")),
+                     llm=llm, tools="collect_digits") as srv:
+        result = await simulate(SimConfig(
+            srv.url, [CallerTurn(speech_pcm("Where is my order?"), 8000),
+                      CallerTurn(speech_pcm("Four five six seven."), 8000)],
+            language="en-IN", timeout_s=40))
+    assert json.loads(llm.calls[1][-1].content) == {"ok": True, "digits": "", "ended_by": "speech",
+                                                     "said": "four five six seven"}
+    assert len(llm.calls) == 2  # the words went to the tool, not into a turn of their own
+    assert tool_turn(recorder)["reply"] == f"{PROMPT} Thank you."
+    assert not result.clears and recorder.ended[0][2]["barge_ins"] == 0
+
+
+async def test_offline_the_responder_asks_for_the_order_number_on_the_keypad(tmp_path) -> None:
+    from sutradhar.engines.local.responder import ScriptedResponder
+
+    recorder = RecordingRecorder()
+    with server_with(recorder, stt=ScriptedSTT(script=("where is my order",)), llm=ScriptedResponder(),
+                     tools="collect_digits,order_status", data_dir=tmp_path) as srv:
+        await simulate(SimConfig(
+            srv.url, [CallerTurn(speech_pcm("Where is my order?"), 8000), CallerTurn(digits="4567#")],
+            carrier="plivo", call_sid=CALL, language="en-IN", timeout_s=40))
+    turn = tool_turn(recorder)
+    assert [c["name"] for c in turn["tool_calls"]] == ["collect_digits", "order_status"]
+    assert turn["tool_calls"][1]["arguments"] == {"order_id": "4567"}
+    assert turn["reply"] == ("Sure. What is your order number? "
+                             "Order 4567 has been shipped and should reach you in 2 days.")
