@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from sutradhar.agents.tools import Tool, ToolContext, tool
+from sutradhar.audio.dtmf import DTMF_KEYS
 from sutradhar.pipeline.intents import LANGUAGE_NAMES
 from sutradhar.pipeline.keypad import KeypadUnavailable
-from sutradhar.telephony.transport import DTMF_KEYS
 
 # A collection ends by itself within this (whatever its per-key timeout), inside the tool's own
 # timeout, so the LLM always gets the keys pressed so far rather than a timeout error.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+DTMF_KEYS = "0123456789*#"  # a phone keypad: no carrier we serve sends A-D, nor do we
 LOW_HZ = (697.0, 770.0, 852.0, 941.0)
 HIGH_HZ = (1209.0, 1336.0, 1477.0, 1633.0)
 KEYPAD = ("123A", "456B", "789C", "*0#D")

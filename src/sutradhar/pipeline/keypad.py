@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sutradhar.telephony.transport import DTMF_KEYS
+from sutradhar.audio.dtmf import DTMF_KEYS
 
 # How the session presses keys: it returns how they went out ("carrier" API or in-band "tones").
 Sender = Callable[[str], Awaitable[str]]

@@ -648,6 +648,8 @@ class CallSession:
         if self._closing:
             return
         self.heard_caller = True
+        if text.strip() and self.orchestrator.keypad.heard(text):
+            return  # typed while a tool collects keys: like speech, it goes to the tool
         await self.interrupt("typed")
         self._answer(Utterance(b"", 16000, time.monotonic(), text=text))
 
@@ -684,7 +686,8 @@ class CallSession:
 
     async def on_dtmf(self, digit: str) -> None:
         s = self.settings
-        self.log.info("dtmf {}", digit)
+        # A collected key may be part of a PIN: its value stays out of the log.
+        self.log.info("dtmf {}", "key for a collection" if self.orchestrator.keypad.collecting else digit)
         if self._closing:
             return
         if self.screen is not None and self.screen.active:

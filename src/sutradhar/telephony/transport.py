@@ -17,6 +17,8 @@ from fastapi import WebSocket, WebSocketDisconnect
 from loguru import logger
 from websockets.exceptions import ConnectionClosed
 
+from sutradhar.audio.dtmf import DTMF_KEYS
+
 
 @dataclass(slots=True)
 class Start:
@@ -27,7 +29,6 @@ class Start:
     token: str | None = None  # the single-use stream token the answer webhook issued (admission.py)
 
 
-DTMF_KEYS = "0123456789*#"  # a phone keypad; no carrier we serve sends A-D
 
 
 @dataclass(slots=True)

@@ -45,7 +45,7 @@ def tool_turn(recorder: RecordingRecorder) -> dict:
     return turn
 
 
-@pytest.mark.parametrize("carrier", ["twilio", "plivo"])
+@pytest.mark.parametrize("carrier", ["twilio", "plivo", "exotel"])
 async def test_collect_digits_returns_the_keys_the_caller_pressed(carrier: str) -> None:
     recorder = RecordingRecorder()
     llm = ScriptedLLM(responder=order_desk)
@@ -113,6 +113,16 @@ async def test_speech_during_a_collection_is_heard_and_given_to_the_tool() -> No
     assert len(llm.calls) == 2  # the words went to the tool, not into a turn of their own
     assert tool_turn(recorder)["reply"] == f"{PROMPT} Thank you."
     assert not result.clears and recorder.ended[0][2]["barge_ins"] == 0
+
+
+async def test_text_typed_during_a_collection_goes_to_the_tool() -> None:
+    llm = ScriptedLLM(responder=lambda messages, language: (
+        "Thank you." if messages[-1].role == "tool" else order_desk(messages, language)))
+    with server_with(llm=llm, tools="collect_digits") as srv:
+        result = await simulate(SimConfig(srv.url, [CallerTurn(text="where is my order"), CallerTurn(text="4567")],
+                                          carrier="browser", language="en-IN", timeout_s=30))
+    assert json.loads(llm.calls[1][-1].content)["said"] == "4567" and len(llm.calls) == 2
+    assert [e["reply"] for e in result.events if e.get("type") == "turn"] == [f"{PROMPT} Thank you."]
 
 
 async def test_offline_the_responder_asks_for_the_order_number_on_the_keypad(tmp_path) -> None:
