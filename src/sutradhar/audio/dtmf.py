@@ -1,5 +1,6 @@
 """DTMF keypad tones: synthesised in-band (the carrier-independent way for the agent to press keys)
-and decoded by the power at each keypad frequency (Goertzel's single DFT bins) (to check what a line carries).
+and decoded from the power at each keypad frequency (Goertzel's single DFT bins), to check what a
+line carries.
 
 Each key is the sum of one low-group and one high-group sine (ITU-T Q.23). Q.24 asks receivers to
 accept a tone of 40 ms or more and a pause of 40 ms or more, so 80 ms on / 60 ms off is well inside

@@ -29,8 +29,6 @@ class Start:
     token: str | None = None  # the single-use stream token the answer webhook issued (admission.py)
 
 
-
-
 @dataclass(slots=True)
 class Dtmf:
     digit: str

@@ -40,10 +40,10 @@ from sutradhar.engines.base import (
 )
 from sutradhar.engines.local.flow_plan import answer_tool, flow_plan, plan_turn
 from sutradhar.text.languages import LANGUAGES
-
-KEYPAD_TOOL = "collect_digits"  # the built-in that asks for a number on the keypad
 from sutradhar.text.sentences import SentenceChunker
 from sutradhar.text.spoken_numbers import spoken_number
+
+KEYPAD_TOOL = "collect_digits"  # the built-in that asks for a number on the keypad
 
 
 @dataclass(frozen=True)
