@@ -398,7 +398,7 @@ class _Call:
                 turn_result = TurnResult(index, barge_in=turn.barge_in_at is not None)
                 self.result.turns.append(turn_result)
                 idle_since = None
-                if turn.digits is not None:
+                if turn.digits:
                     keys, next_key = list(turn.digits), now
                     phase = "keying"
                 elif turn.text is not None and isinstance(wire, BrowserWire):
