@@ -5,6 +5,8 @@
     DELETE /v1/Account/{auth_id}/Call/{call_uuid}/   (hang up an answered call: 204, 404 unknown)
     POST /v1/Account/{auth_id}/Call/{call_uuid}/     (transfer, JSON: legs aleg|bleg|both, aleg_url,
                                                       aleg_method, bleg_url, bleg_method: 202)
+    POST /v1/Account/{auth_id}/Call/{call_uuid}/DTMF/ (send digits, JSON: digits 0-9 * # and w/W
+                                                      pauses, leg aleg|bleg: 202)
 
 Like Plivo: HTTP Basic auth as AUTH_ID:AUTH_TOKEN (401 otherwise), the path's account must be the
 authenticated one, a JSON body with `from`, `to` (digits with the country code) and `answer_url`,
@@ -49,11 +51,35 @@ class FakePlivoRest(FakeServer):
         super().__init__()
         self.placed: list[PlacedCall] = []
         self.transfers: dict[str, dict[str, Any]] = {}  # call uuid -> the transfer's body
+        self.digits: list[tuple[str, dict[str, Any]]] = []  # (call uuid, send-digits body) in order
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/Account/{auth_id}/Call/", self._make_call)
         app.router.add_delete("/v1/Account/{auth_id}/Call/{call_uuid}/", self._hang_up)
         app.router.add_post("/v1/Account/{auth_id}/Call/{call_uuid}/", self._transfer)
+        app.router.add_post("/v1/Account/{auth_id}/Call/{call_uuid}/DTMF/", self._send_digits)
+
+    async def _send_digits(self, request: web.Request) -> web.Response:
+        """Like Plivo's Send Digits: `digits` required (keypad keys, w = 0.5 s and W = 1 s pause),
+        `leg` aleg (default) or bleg, nothing else."""
+        self.requests.append({"endpoint": "dtmf", "headers": dict(request.headers)})
+        basic = "Basic " + base64.b64encode(f"{self.auth_id}:{self.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != basic:
+            return _error(401, "Authentication failed")
+        if request.match_info["auth_id"] != self.auth_id:
+            return _error(404, "not found")
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return _error(400, "body is not JSON")
+        if not isinstance(body, dict) or set(body) - {"digits", "leg"}:
+            return _error(400, "unknown parameters")
+        if not re.fullmatch(r"[0-9*#wW]+", str(body.get("digits", ""))):
+            return _error(400, "digits must be 0-9, *, #, w or W")
+        if body.get("leg", "aleg") not in ("aleg", "bleg"):
+            return _error(400, "leg must be aleg or bleg")
+        self.digits.append((request.match_info["call_uuid"], body))
+        return web.json_response({"api_id": str(uuid.uuid4()), "message": "digits sent"}, status=202)
 
     def _unauthorised(self, request: web.Request) -> web.Response | None:
         """Plivo's REST API takes HTTP Basic auth with the account's auth id and token."""

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, create_model
 
 from sutradhar.engines.base import ToolSchema
+from sutradhar.pipeline.keypad import Keypad
 
 # Argument names whose values never reach a record or a log line, whatever the tool declares.
 _SECRET_ARGUMENT = re.compile(r"(password|passcode|secret|token|api_?key|pin|otp|cvv|card_?number)$",
@@ -41,6 +42,9 @@ class ToolContext:
     switch_to: str | None = None
     next_state: str | None = None  # a flow transition tool asks to move there (pipeline/flow.py)
     slots: dict[str, str] = field(default_factory=dict)  # what that transition carries to it
+    keypad: Keypad | None = None  # the call's keys: collect the caller's, press the agent's
+    # Say a line to the caller now, while the tool runs (a prompt); set by the orchestrator.
+    say: Callable[[str], None] | None = None
 
     def request(self, action: str) -> None:
         if action not in self.actions:
@@ -63,6 +67,9 @@ class Tool:
     interruptible: bool = True
     secrets: frozenset[str] = frozenset()  # argument names to redact besides the usual ones
     close: Callable[[], Awaitable[None]] | None = None  # releases what it holds (a connection pool)
+    # True: it acts on the live call (speaks, takes or presses keys), so a reply prepared ahead of
+    # the end of the caller's turn runs it only once that reply is committed (like a booking).
+    waits_for_commit: bool = False
     # Read-only and safe to run twice or for nothing: only such a tool may be prefetched.
     idempotent: bool = False
     prefetch: PrefetchRule | None = None  # started with the turn when the transcript settles a call
@@ -101,14 +108,14 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = None,
          description: str | None = None, timeout_s: float | None = None, interruptible: bool = True,
          secrets: Iterable[str] = (), idempotent: bool = False,
-         prefetch: PrefetchRule | None = None) -> Any:
+         prefetch: PrefetchRule | None = None, waits_for_commit: bool = False) -> Any:
     """Make an async function a `Tool`; its type hints are the schema, its docstring the description.
     `prefetch` (with `idempotent=True`): a rule that may start it before the LLM asks for it."""
 
     def wrap(func: Callable[..., Awaitable[Any]]) -> Tool:
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"tool {func.__name__} must be an async function")
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # Annotated[..., Field()] bounds
         fields: dict[str, Any] = {}
         context_param: str | None = None
         for param in inspect.signature(func).parameters.values():
@@ -129,7 +136,8 @@ def tool(fn: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = 
 
         return Tool(name or func.__name__, description or _first_paragraph(func.__doc__),
                     _schema(model), handler, timeout_s, interruptible, frozenset(secrets),
-                    idempotent=idempotent, prefetch=prefetch)
+                    idempotent=idempotent, prefetch=prefetch,
+                    waits_for_commit=waits_for_commit)
 
     return wrap(fn) if fn is not None else wrap
 

@@ -64,6 +64,7 @@ from sutradhar.pipeline.events import (
 )
 from sutradhar.pipeline.flow import FlowRun
 from sutradhar.pipeline.intents import Intent, detect_intent
+from sutradhar.pipeline.keypad import Keypad
 from sutradhar.pipeline.metrics import MetricsCollector
 from sutradhar.text.langid import resolve_language
 from sutradhar.text.languages import LANGUAGES
@@ -150,6 +151,7 @@ class AgentOrchestrator:
         self.context.system_prompt = self._prompt_for(language)
         self.tool_filler_s = tool_filler_s  # a tool slower than this gets the filler line
         self.tool_prefetch = tool_prefetch  # start tools the transcript settles with the turn
+        self.keypad = Keypad()  # the session plugs the line in: collect_digits and send_dtmf use it
         self.state = "idle"
         self.turn_count = 0  # caller turns answered
         self.records: dict[int, TurnRecord] = {}
@@ -554,7 +556,7 @@ class AgentOrchestrator:
         reply: list[str] = []
         served: list[str] = []
         exchanges: list[tuple[tuple[ToolCall, ...], list[ToolOutcome]]] = []
-        tool_context = ToolContext(self.call_id, language, self.languages)
+        tool_context = ToolContext(self.call_id, language, self.languages, keypad=self.keypad)
         # Round 1 only decides on the tool: one the caller's words settle starts now, alongside it.
         prefetch = (ToolPrefetch.start(box, _offered_names(schemas), record.text or "", tool_context,
                                        self.clock)
@@ -698,15 +700,22 @@ class AgentOrchestrator:
         self.state = "tool"
         began = self.clock()
         if turn_id in self._speculative and any(
-                (t := box.get(c.name)) is not None and not t.interruptible for c in calls):
+                (t := box.get(c.name)) is not None and (not t.interruptible or t.waits_for_commit)
+                for c in calls):
             await self._commit_gates.setdefault(turn_id, asyncio.Event()).wait()
+
+        def say(line: str) -> None:  # a tool's own line (collect_digits' prompt), spoken at once
+            reply.append(line + " ")
+            sentences.put_nowait(line)
+
+        context.say = say
         runs = asyncio.gather(*(self._tool_run(box, call, context, prefetch) for call in calls))
         try:
             if "".join(reply).strip() or record.filler:
                 outcomes = await runs
             else:
                 done, _ = await asyncio.wait({runs}, timeout=self.tool_filler_s)
-                if not done:
+                if not done and not "".join(reply).strip():  # a tool that spoke needs no filler
                     filler = LANGUAGES[language].filler
                     record.filler = True
                     reply.append(filler + " ")

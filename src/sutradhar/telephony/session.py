@@ -19,6 +19,7 @@ from typing import Any
 
 from sutradhar.agents.results import CallTranscript
 from sutradhar.audio.codecs import StreamResampler
+from sutradhar.audio.dtmf import dtmf_pcm
 from sutradhar.audio.playout import Playout
 from sutradhar.audio.turns import (
     SPEECH_RESUMED,
@@ -43,6 +44,7 @@ from sutradhar.pipeline.events import (
     TurnCompleted,
     Utterance,
 )
+from sutradhar.pipeline.keypad import KeypadUnavailable
 from sutradhar.pipeline.orchestrator import Checkpoint
 from sutradhar.pipeline.turn_policy import EndOfTurn
 from sutradhar.services import Services
@@ -127,6 +129,7 @@ class CallSession:
                                frame_ms=transport.frame_ms, lead_frames=transport.lead_frames,
                                on_frame=self._frame_sent)
         self.orchestrator = services.new_orchestrator(self.call_id, language, script)
+        self.orchestrator.keypad.sender = self._press_keys  # send_dtmf presses keys on this line
         self.state = State.LISTENING
         self.started_at = time.time()
         self.end_reason: str | None = None
@@ -327,7 +330,9 @@ class CallSession:
                 self._end_turn(detector.end_segment())  # the policy's wait is over
             return
         if event is SPEECH_STARTED:
-            if self.state is State.SPEAKING and self.settings.backchannels:
+            if self.orchestrator.keypad.collecting:
+                pass  # heard, not an interruption: what they say ends the collection (_end_turn)
+            elif self.state is State.SPEAKING and self.settings.backchannels:
                 self._hold()
             elif self.state in (State.THINKING, State.SPEAKING):
                 await self.interrupt("barge_in")
@@ -543,6 +548,13 @@ class CallSession:
         self._wait_ms = None
         self._forget_acoustic()
         spec, self._spec = self._spec, None
+        if segment is not None and self.orchestrator.keypad.collecting:
+            if spec is not None:
+                self._spawn(self._undo(spec))
+            if early is not None:
+                early.cancel()
+            self._spawn(self._hear_while_collecting(segment, live))
+            return
         if segment is not None and spec is not None and live is None:
             self._play_speculation(spec)  # the caller stopped where we prepared for: play it now
             return
@@ -561,6 +573,26 @@ class CallSession:
             self.telemetry.speculation("used")
         self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at, transcription=live,
                                early_stt=early, early_started=self._early_started))
+
+    async def _hear_while_collecting(self, segment: SpeechSegment, live: LiveTranscription | None) -> None:
+        """The caller spoke while a tool collected keys: their words go to the tool (someone
+        reading the number out). If the collection ended meanwhile, they are answered as a turn."""
+        try:
+            if live is not None:
+                transcript = await live.finish(segment.audio, segment.sample_rate, self.language)
+            else:
+                transcript = await self.services.router.route_transcription(
+                    segment.audio, segment.sample_rate, self.language)
+        except Exception as exc:  # noqa: BLE001 - like a noise: the collection goes on
+            self.log.bind(stage="stt").info("could not hear the caller during a key collection: {}", exc)
+            return
+        if not transcript.text.strip() or self.orchestrator.keypad.heard(transcript.text):
+            return
+        await self.interrupt("barge_in")
+        done: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+        done.set_result(transcript)
+        self._answer(Utterance(segment.audio, segment.sample_rate, segment.ended_at,
+                               early_stt=done, early_started=time.monotonic()))
 
     def _confirm_speculation(self, spec: Speculation, live: LiveTranscription, segment: SpeechSegment) -> None:
         """A reply prepared from the stream's interim at the pause: play it when the final
@@ -618,6 +650,8 @@ class CallSession:
         if self._closing:
             return
         self.heard_caller = True
+        if text.strip() and self.orchestrator.keypad.heard(text):
+            return  # typed while a tool collects keys: like speech, it goes to the tool
         await self.interrupt("typed")
         self._answer(Utterance(b"", 16000, time.monotonic(), text=text))
 
@@ -654,12 +688,15 @@ class CallSession:
 
     async def on_dtmf(self, digit: str) -> None:
         s = self.settings
-        self.log.info("dtmf {}", digit)
+        # A collected key may be part of a PIN: its value stays out of the log.
+        self.log.info("dtmf {}", "key for a collection" if self.orchestrator.keypad.collecting else digit)
         if self._closing:
             return
         if self.screen is not None and self.screen.active:
             await self.screen.key_pressed(digit)
         await self.transport.send_event({"type": "dtmf", "digit": digit})
+        if self.orchestrator.keypad.key_pressed(digit):
+            return  # a tool is collecting keys: 0, * and the language digits mean nothing now
         if digit == s.dtmf_human:
             await self.interrupt("dtmf")
             self._play(self._line_then(LANGUAGES[self.language].transfer, "transfer"))
@@ -902,6 +939,19 @@ class CallSession:
         if name in self._actions:
             self.log.warning("mark {} never came back; performing its action anyway", name)
             self.on_mark(name)
+
+    async def _press_keys(self, digits: str) -> str:
+        """The agent presses `digits`: through the carrier's API where it has one (Plivo), else as
+        in-band tones queued after the audio already going out, so they follow what it said."""
+        if self.state is State.ENDED:
+            raise KeypadUnavailable("the call has ended")
+        log = self.log.bind(stage="dtmf")
+        if await self.transport.send_digits(digits):
+            log.info("pressed keys={} through the carrier", len(digits))
+            return "carrier"
+        self.playout.push_audio(dtmf_pcm(digits, self.transport.sample_rate))
+        log.info("pressed keys={} as tones", len(digits))
+        return "tones"
 
     async def _perform(self, action: str) -> None:
         if self.state is State.ENDED:

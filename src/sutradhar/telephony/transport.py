@@ -17,6 +17,8 @@ from fastapi import WebSocket, WebSocketDisconnect
 from loguru import logger
 from websockets.exceptions import ConnectionClosed
 
+from sutradhar.audio.dtmf import DTMF_KEYS
+
 
 @dataclass(slots=True)
 class Start:
@@ -25,9 +27,6 @@ class Start:
     language: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
     token: str | None = None  # the single-use stream token the answer webhook issued (admission.py)
-
-
-DTMF_KEYS = "0123456789*#"  # a phone keypad; no carrier we serve sends A-D
 
 
 @dataclass(slots=True)
@@ -125,6 +124,11 @@ class CallControl:
         """Hand the call to `number`. False when this carrier (or its configuration) cannot."""
         return False
 
+    async def send_digits(self, carrier_call_id: str, digits: str) -> bool:
+        """Press `digits` on the call through the carrier's API. False: it has none (Twilio's and
+        Exotel's streams take only audio, mark and clear), so the session sends them as tones."""
+        return False
+
 
 class Transport:
     """One media stream: the socket, its carrier's codec and call control, and the call's log."""
@@ -192,6 +196,9 @@ class Transport:
             return False
         await self.close(1000, "transferred")
         return True
+
+    async def send_digits(self, digits: str) -> bool:
+        return await self.control.send_digits(self.carrier_call_id, digits)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.closed:

@@ -36,6 +36,7 @@ from sutradhar.urls import websocket_url
 
 CARRIERS = ("twilio", "exotel", "plivo", "browser")
 VOICED_RMS = 300.0  # a frame louder than this counts as caller speech (for the latency clock)
+KEY_GAP_S = 0.25  # between the keys of a `CallerTurn.digits` turn, as a person presses them
 
 
 @dataclass
@@ -47,6 +48,7 @@ class CallerTurn:
     sample_rate: int = 8000
     barge_in_at: float | None = None
     text: str | None = None  # browser only: a typed turn instead of audio
+    digits: str | None = None  # keys pressed instead of speaking, KEY_GAP_S apart (any carrier)
     after_s: float | None = None  # start this long after the previous turn ended, reply or not
 
     @classmethod
@@ -357,6 +359,8 @@ class _Call:
         next_tick = time.monotonic()
         batch: list[bytes] = []
         current: list[bytes] = []  # frames of the turn being spoken
+        keys: list[str] = []  # keys of the turn being pressed
+        next_key = 0.0
         last_voiced = first_voiced = -1
         turn_result: TurnResult | None = None
         waiting_since = t0
@@ -394,7 +398,10 @@ class _Call:
                 turn_result = TurnResult(index, barge_in=turn.barge_in_at is not None)
                 self.result.turns.append(turn_result)
                 idle_since = None
-                if turn.text is not None and isinstance(wire, BrowserWire):
+                if turn.digits:
+                    keys, next_key = list(turn.digits), now
+                    phase = "keying"
+                elif turn.text is not None and isinstance(wire, BrowserWire):
                     await self._send_msg(wire.text(turn.text))
                     turn_result.speech_end = time.monotonic()
                     phase, waiting_since = "await_reply", time.monotonic()
@@ -407,6 +414,13 @@ class _Call:
                     last_voiced = voiced[-1] if voiced else len(current) - 1
                     first_voiced = voiced[0] if voiced else 0
                     phase = "talking"
+            if phase == "keying" and now >= next_key:
+                await self._send_msg(wire.dtmf(keys.pop(0)))
+                next_key = now + KEY_GAP_S / cfg.speed
+                if not keys:
+                    if turn_result is not None:
+                        turn_result.speech_end = time.monotonic()
+                    phase, waiting_since = "await_reply", time.monotonic()
             if cfg.send_stream_messages:
                 if phase == "talking" and current:
                     frame = current.pop(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sutradhar.engines.base import LanguageNotSupported, Message
@@ -165,3 +167,35 @@ async def test_the_local_llm_plans_order_tools_with_the_script_without_touching_
     asked = [d async for d in llm.stream([Message("user", "where is my order")], "en-IN", ORDER_TOOL)]
     assert "".join(asked) == "Sure. What is your order number?"
     assert not LocalLLM(model_path=tmp_path / "absent.gguf").supports_tools
+
+
+# --- with collect_digits offered, the question for the number is asked on the keypad ---
+
+KEYPAD_TOOLS = [*ORDER_TOOL, {"type": "function", "function": {"name": "collect_digits", "parameters": {
+    "type": "object", "properties": {"prompt": {"type": "string"}}}}}]
+
+
+@pytest.mark.parametrize(("result", "looked_up"), [
+    ('{"ok": true, "digits": "4567", "ended_by": "finish_key"}', "4567"),
+    ('{"ok": true, "digits": "", "ended_by": "speech", "said": "चार पाँच छह सात"}', "4567"),
+])
+async def test_without_a_number_it_collects_one_on_the_keypad(result: str, looked_up: str) -> None:
+    from sutradhar.engines.base import ToolCall
+
+    heard = [Message("user", "मेरा ऑर्डर कहाँ है")]
+    [collect] = await _deltas(heard, "hi-IN", KEYPAD_TOOLS)
+    assert isinstance(collect, ToolCall) and collect.name == "collect_digits"
+    assert json.loads(collect.arguments) == {"prompt": "ज़रूर। आपका ऑर्डर नंबर क्या है?"}
+    keyed = [*heard, Message("assistant", "", (collect,)), Message("tool", result, tool_call_id=collect.id)]
+    [lookup] = await _deltas(keyed, "hi-IN", KEYPAD_TOOLS)
+    assert isinstance(lookup, ToolCall) and lookup.name == "order_status"
+    assert json.loads(lookup.arguments) == {"order_id": looked_up}
+
+
+async def test_a_collection_that_got_no_number_asks_aloud() -> None:
+    from sutradhar.engines.base import ToolCall
+
+    collect = ToolCall("c1", "collect_digits", json.dumps({"prompt": "Sure. What is your order number?"}))
+    messages = [Message("user", "where is my order"), Message("assistant", "", (collect,)),
+                Message("tool", '{"ok": true, "digits": "", "ended_by": "timeout"}', tool_call_id="c1")]
+    assert "".join(await _deltas(messages, "en-IN", KEYPAD_TOOLS)) == "Sure. What is your order number?"

@@ -11,6 +11,8 @@ An intent may name a `tool`: when the turn offers that tool, the responder fills
 from a number the caller read out ("four five six seven", "चार पाँच छह सात"), calls the tool, and
 answers from its result with the intent's `tool_replies` (keyed by the result's `status`). With
 no number yet it asks for one (`ask`), and a number said right after that question fills it.
+When `collect_digits` is offered too, the question is its prompt: the number the caller keys in
+(or reads out during the collection) fills the slot.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from sutradhar.engines.local.flow_plan import answer_tool, flow_plan, plan_turn
 from sutradhar.text.languages import LANGUAGES
 from sutradhar.text.sentences import SentenceChunker
 from sutradhar.text.spoken_numbers import spoken_number
+
+KEYPAD_TOOL = "collect_digits"  # the built-in that asks for a number on the keypad
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,33 @@ class Script:
         if intent is None or intent.tool is None or intent.tool not in offered:
             return None
         if number is None:
+            if KEYPAD_TOOL in offered:
+                return ToolCall(f"call_{uuid.uuid4().hex[:12]}", KEYPAD_TOOL,
+                                json.dumps({"prompt": intent.ask[language]}, ensure_ascii=False))
             return intent.ask[language]
         return ToolCall(f"call_{uuid.uuid4().hex[:12]}", intent.tool, json.dumps({intent.slot: number}))
+
+    def keyed(self, messages: Sequence[Message], language: str, offered: set[str | None]) -> ToolCall | str | None:
+        """After a collect_digits the responder asked with an intent's `ask` line: that intent's
+        tool with the number keyed in (or read out meanwhile), or the question again aloud when
+        there is none. None when the last tool result is not such a collection."""
+        result_message = messages[-1]
+        calls = {c.id: c for m in messages for c in m.tool_calls}
+        call = calls.get(result_message.tool_call_id or "")
+        if call is None or call.name != KEYPAD_TOOL:
+            return None
+        try:
+            prompt = str(json.loads(call.arguments or "{}").get("prompt", ""))
+            result = json.loads(result_message.content)
+        except (ValueError, AttributeError):
+            return None
+        intent = self.asked_by(prompt, language)
+        if intent is None or intent.tool not in offered or not isinstance(result, dict):
+            return None
+        number = result.get("digits") or spoken_number(str(result.get("said") or ""))
+        if not number:
+            return intent.ask[language]
+        return ToolCall(f"call_{uuid.uuid4().hex[:12]}", intent.tool, json.dumps({intent.slot: str(number)}))
 
     def tool_answer(self, messages: Sequence[Message], language: str) -> str:
         """Say the answer of the last tool result with its intent's line for the result's status."""
@@ -167,7 +196,8 @@ class Script:
         `flow`: the offline plan of the agent's flow state (engines/local/flow_plan.py), whose own
         rules and lines come first."""
         if messages and messages[-1].role == "tool":
-            return (answer_tool(flow, messages) if flow is not None else None) or self.tool_answer(messages, language)
+            return ((answer_tool(flow, messages) if flow is not None else None)
+                    or self.keyed(messages, language, offered) or self.tool_answer(messages, language))
         heard = next((m.content for m in reversed(messages) if m.role == "user"), None)
         if heard is None:
             raise BadRequest("no caller turn to answer", provider="responder", stage="llm")

@@ -1,5 +1,6 @@
 """Plivo call control through the REST API (Basic auth auth_id:auth_token): hang up (DELETE the
-call) and transfer (redirect the A leg to /plivo/transfer, which answers with <Dial>)."""
+call), transfer (redirect the A leg to /plivo/transfer, which answers with <Dial>) and press keys
+(Send Digits: POST .../Call/{uuid}/DTMF/ with `digits`, played on the A leg)."""
 
 from __future__ import annotations
 
@@ -48,5 +49,24 @@ class PlivoControl(CallControl):
                                          auth=(s.plivo_auth_id, s.plivo_auth_token))
         if response.status_code >= 400:
             bound.warning("Plivo transfer failed status={} body={}", response.status_code, response.text[:200])
+            return False
+        return True
+
+    async def send_digits(self, carrier_call_id: str, digits: str) -> bool:
+        s = self.settings
+        bound = log.bind(call_id=carrier_call_id or "-")
+        if not self._can_call_api(carrier_call_id):
+            return False  # no credentials: the session sends tones instead
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.post(self._call_url(carrier_call_id) + "DTMF/",
+                                             json={"digits": digits, "leg": "aleg"},
+                                             auth=(s.plivo_auth_id, s.plivo_auth_token))
+        except httpx.HTTPError as exc:
+            bound.warning("Plivo send digits failed: {}; sending tones", exc)
+            return False
+        if response.status_code >= 400:
+            bound.warning("Plivo send digits failed status={} body={}; sending tones",
+                          response.status_code, response.text[:200])
             return False
         return True

@@ -1,4 +1,7 @@
-"""Twilio call control through the REST API: hang up (Status=completed) and transfer (<Dial>)."""
+"""Twilio call control through the REST API: hang up (Status=completed) and transfer (<Dial>).
+
+No key presses here: updating a live call's TwiML (`<Play digits>`) ends its <Connect><Stream>,
+and a Media Stream takes only media, mark and clear from us, so the session sends in-band tones."""
 
 from __future__ import annotations
 
