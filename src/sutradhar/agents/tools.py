@@ -67,12 +67,12 @@ class Tool:
     interruptible: bool = True
     secrets: frozenset[str] = frozenset()  # argument names to redact besides the usual ones
     close: Callable[[], Awaitable[None]] | None = None  # releases what it holds (a connection pool)
-    # True: it acts on the live call (speaks, takes or presses keys), so a reply prepared ahead of
-    # the end of the caller's turn runs it only once that reply is committed (like a booking).
-    waits_for_commit: bool = False
     # Read-only and safe to run twice or for nothing: only such a tool may be prefetched.
     idempotent: bool = False
     prefetch: PrefetchRule | None = None  # started with the turn when the transcript settles a call
+    # True: it acts on the live call (speaks, takes or presses keys), so a reply prepared ahead of
+    # the end of the caller's turn runs it only once that reply is committed (like a booking).
+    waits_for_commit: bool = False
 
     def __post_init__(self) -> None:
         if self.prefetch is not None and not (self.idempotent and self.interruptible):

@@ -127,8 +127,9 @@ def webhook_tool(config: WebhookToolConfig, env: Mapping[str, str] | None = None
 
     prefetch = (spoken_number_rule(config.prefetch.slot, config.prefetch.keywords)
                 if config.prefetch is not None else None)
-    return Tool(config.name, config.description, config.parameters, call, config.timeout_s,
-                config.interruptible, frozenset(config.secrets), close, config.idempotent, prefetch)
+    return Tool(config.name, config.description, config.parameters, call, timeout_s=config.timeout_s,
+                interruptible=config.interruptible, secrets=frozenset(config.secrets), close=close,
+                idempotent=config.idempotent, prefetch=prefetch)
 
 
 def load_webhook_tools(path: str | Path, env: Mapping[str, str] | None = None) -> list[Tool]:
