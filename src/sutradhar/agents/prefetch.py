@@ -24,7 +24,7 @@ from loguru import logger
 from sutradhar.agents.runs import ToolOutcome, run_tool_call
 from sutradhar.agents.tools import PrefetchRule, ToolBox, ToolContext
 from sutradhar.engines.base import ToolCall
-from sutradhar.engines.local.responder import keyword_matches
+from sutradhar.text.keywords import keyword_matches
 from sutradhar.text.spoken_numbers import spoken_number
 
 

@@ -17,7 +17,8 @@ from sutradhar.campaigns.spec import CampaignSpec
 from sutradhar.campaigns.store import CampaignStore, Claim, Rules, log_for
 from sutradhar.services import Services
 from sutradhar.store import CallStore
-from sutradhar.telephony.outbound import OutboundError, dialer_for, place_call
+from sutradhar.telephony.dialing import OutboundError
+from sutradhar.telephony.outbound import dialer_for, place_call
 
 IDLE_POLL_S = 30.0  # with no open campaign
 CONFIG_ERRORS = (400, 409)  # the carrier cannot be used at all: the campaign pauses with the reason

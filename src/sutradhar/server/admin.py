@@ -28,7 +28,8 @@ from sutradhar.store import CallStore
 from sutradhar.store.calls import MAX_PAGE, MAX_PAGE_SIZE, to_datetime
 from sutradhar.store.recording_bucket import is_object_url
 from sutradhar.store.recording_files import recordings_dir, resolve_recording
-from sutradhar.telephony.outbound import OutboundError, place_call
+from sutradhar.telephony.dialing import OutboundError
+from sutradhar.telephony.outbound import place_call
 
 router = APIRouter()
 STARTED_AT = time.time()

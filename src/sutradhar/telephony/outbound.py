@@ -9,42 +9,15 @@ verified like every webhook and appended to the call record. Twilio through its 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from loguru import logger
 
 from sutradhar.config import Settings
 from sutradhar.ids import is_call_id
 from sutradhar.services import Services
+from sutradhar.telephony.dialing import Dialer, OutboundError
 from sutradhar.telephony.numbers import e164
-
-
-class OutboundError(Exception):
-    """The call could not be placed. `status` is the HTTP status the admin API answers with.
-    `maybe_placed`: the carrier may have placed it anyway (no answer, or one we could not read),
-    so a campaign must not dial the number again (campaigns/outcomes.py)."""
-
-    def __init__(self, status: int, message: str, *, maybe_placed: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.maybe_placed = maybe_placed
-
-
-class Dialer(Protocol):
-    carrier: str
-
-    @property
-    def caller_id(self) -> str:
-        """The number the callee sees."""
-        ...
-
-    def problems(self) -> list[str]:
-        """What stops this carrier from placing calls with the current settings (empty: nothing)."""
-        ...
-
-    async def place(self, to: str, language: str) -> str:
-        """Place the call; return the carrier's call id. OutboundError when the carrier refuses."""
-        ...
 
 
 def dialer_for(settings: Settings, carrier: str) -> Dialer:

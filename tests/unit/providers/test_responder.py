@@ -7,7 +7,8 @@ import json
 import pytest
 
 from sutradhar.engines.base import LanguageNotSupported, Message
-from sutradhar.engines.local.responder import Script, ScriptedResponder, keyword_matches
+from sutradhar.engines.local.responder import Script, ScriptedResponder
+from sutradhar.text.keywords import keyword_matches
 
 SCRIPT = Script.load()
 

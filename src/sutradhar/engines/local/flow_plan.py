@@ -16,12 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sutradhar.engines.base import OFFLINE_PLAN_KEY, Message, ToolCall, ToolSchema
-
-
-def keyword_in(keyword: str, text: str) -> bool:
-    from sutradhar.engines.local.responder import keyword_matches
-
-    return keyword_matches(keyword, text)
+from sutradhar.text.keywords import keyword_matches
 
 
 def flow_plan(tools: Sequence[ToolSchema] | None) -> dict[str, Any] | None:
@@ -33,7 +28,7 @@ def _slot_values(plan: Mapping[str, Any], text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for slot, values in plan.get("slots", {}).items():
         for value, words in values.items():
-            if any(keyword_in(w, text) for w in words):
+            if any(keyword_matches(w, text) for w in words):
                 found[slot] = value
                 break
     return found
@@ -60,7 +55,7 @@ def plan_turn(plan: Mapping[str, Any], messages: Sequence[Message]) -> ToolCall 
         intent = rule.get("intent")
         # The intent's words, a slot of the rule named now ("monday at ten" answers "which day?"),
         # or an answer to this rule's own question.
-        hit = (bool(intent) and any(keyword_in(w, heard) for w in plan.get("intents", {}).get(intent, ()))
+        hit = (bool(intent) and any(keyword_matches(w, heard) for w in plan.get("intents", {}).get(intent, ()))
                or any(slot in named_now for slot in rule["slots"])
                or bool(rule.get("ask")) and said == _fill(plan, rule["ask"], known))
         if not hit:

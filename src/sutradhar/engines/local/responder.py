@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from sutradhar.engines.base import (
     ToolSchema,
 )
 from sutradhar.engines.local.flow_plan import answer_tool, flow_plan, plan_turn
+from sutradhar.text.keywords import keyword_matches
 from sutradhar.text.languages import LANGUAGES
 from sutradhar.text.sentences import SentenceChunker
 from sutradhar.text.spoken_numbers import spoken_number
@@ -55,17 +55,6 @@ class Intent:
     slot: str = ""
     ask: dict[str, str] = field(default_factory=dict)  # language -> "what is your order number?"
     tool_replies: dict[str, dict[str, str]] = field(default_factory=dict)  # status -> language -> line
-
-
-def _is_latin(keyword: str) -> bool:
-    return all(ord(ch) < 0x250 for ch in keyword)
-
-
-def keyword_matches(keyword: str, text: str) -> bool:
-    """Whole-word match for Latin keywords; substring for Indian scripts (suffixes attach)."""
-    if _is_latin(keyword):
-        return re.search(rf"(?<![\w']){re.escape(keyword)}(?![\w'])", text) is not None
-    return keyword in text
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import httpx
 
 from sutradhar.config import Settings
-from sutradhar.telephony.outbound import OutboundError
+from sutradhar.telephony.dialing import OutboundError
 
 API_TIMEOUT_S = 10.0
 

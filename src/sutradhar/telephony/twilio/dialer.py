@@ -15,7 +15,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from sutradhar.config import Settings
-from sutradhar.telephony.outbound import OutboundError
+from sutradhar.telephony.dialing import OutboundError
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]  # busy/no-answer/failed come as completed's kin
 API_TIMEOUT_S = 10.0
