@@ -60,19 +60,21 @@ async def get_campaign(request: Request, campaign_id: CampaignId,
 async def pause_campaign(request: Request, campaign_id: CampaignId) -> dict[str, Any]:
     """Dial no more numbers; the calls in progress go on and are still followed."""
     runner = runner_of(request)
-    if not await runner.pause(campaign_id):
-        campaign = await _campaign(runner, campaign_id)
-        raise HTTPException(409, f"campaign {campaign_id} is {campaign['status']}, not running")
-    return await _campaign(runner, campaign_id)
+    return await _moved(runner, campaign_id, await runner.pause(campaign_id), "running")
 
 
 @router.post("/campaigns/{campaign_id}/resume")
 async def resume_campaign(request: Request, campaign_id: CampaignId) -> dict[str, Any]:
     runner = runner_of(request)
-    if not await runner.resume(campaign_id):
-        campaign = await _campaign(runner, campaign_id)
-        raise HTTPException(409, f"campaign {campaign_id} is {campaign['status']}, not paused")
-    return await _campaign(runner, campaign_id)
+    return await _moved(runner, campaign_id, await runner.resume(campaign_id), "paused")
+
+
+async def _moved(runner: CampaignRunner, campaign_id: str, moved: bool, needed: str) -> dict[str, Any]:
+    """The campaign after a pause or resume; 409 when it was not `needed` (running, paused)."""
+    campaign = await _campaign(runner, campaign_id)
+    if not moved:
+        raise HTTPException(409, f"campaign {campaign_id} is {campaign['status']}, not {needed}")
+    return campaign
 
 
 class DoNotCall(BaseModel):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class OutboundError(Exception):
@@ -32,3 +32,9 @@ class Dialer(Protocol):
     async def place(self, to: str, language: str) -> str:
         """Place the call; return the carrier's call id. OutboundError when the carrier refuses."""
         ...
+
+
+def missing_settings(settings: Any, carrier: str, *names: str) -> list[str]:
+    """A dialer's `problems`: the settings (by field name) its outbound calls need and lack."""
+    lacking = [name.upper() for name in names if not getattr(settings, name)]
+    return [f"outbound {carrier} calls need {', '.join(lacking)}"] if lacking else []

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import httpx
 
 from sutradhar.config import Settings
-from sutradhar.telephony.dialing import OutboundError
+from sutradhar.telephony.dialing import OutboundError, missing_settings
 
 API_TIMEOUT_S = 10.0
 
@@ -43,13 +43,8 @@ class ExotelDialer:
         return self.settings.exotel_caller_id
 
     def problems(self) -> list[str]:
-        s = self.settings
-        missing = [name for name, value in (("EXOTEL_SID", s.exotel_sid), ("EXOTEL_API_KEY", s.exotel_api_key),
-                                            ("EXOTEL_API_TOKEN", s.exotel_api_token),
-                                            ("EXOTEL_CALLER_ID", s.exotel_caller_id),
-                                            ("EXOTEL_APP_ID", s.exotel_app_id), ("PUBLIC_URL", s.public_url))
-                   if not value]
-        return [f"outbound Exotel calls need {', '.join(missing)}"] if missing else []
+        return missing_settings(self.settings, "Exotel", "exotel_sid", "exotel_api_key", "exotel_api_token",
+                                "exotel_caller_id", "exotel_app_id", "public_url")
 
     async def place(self, to: str, language: str) -> str:
         s = self.settings

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import httpx
 
 from sutradhar.config import Settings
-from sutradhar.telephony.dialing import OutboundError
+from sutradhar.telephony.dialing import OutboundError, missing_settings
 
 API_TIMEOUT_S = 10.0
 
@@ -30,11 +30,8 @@ class PlivoDialer:
         return self.settings.plivo_caller_id
 
     def problems(self) -> list[str]:
-        s = self.settings
-        missing = [name for name, value in (("PLIVO_AUTH_ID", s.plivo_auth_id), ("PLIVO_AUTH_TOKEN", s.plivo_auth_token),
-                                            ("PLIVO_CALLER_ID", s.plivo_caller_id), ("PUBLIC_URL", s.public_url))
-                   if not value]
-        return [f"outbound Plivo calls need {', '.join(missing)}"] if missing else []
+        return missing_settings(self.settings, "Plivo", "plivo_auth_id", "plivo_auth_token", "plivo_caller_id",
+                                "public_url")
 
     async def place(self, to: str, language: str) -> str:
         s = self.settings

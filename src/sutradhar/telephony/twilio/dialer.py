@@ -15,7 +15,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from sutradhar.config import Settings
-from sutradhar.telephony.dialing import OutboundError
+from sutradhar.telephony.dialing import OutboundError, missing_settings
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]  # busy/no-answer/failed come as completed's kin
 API_TIMEOUT_S = 10.0
@@ -32,12 +32,8 @@ class TwilioDialer:
         return self.settings.twilio_from_number
 
     def problems(self) -> list[str]:
-        s = self.settings
-        missing = [name for name, value in (("TWILIO_ACCOUNT_SID", s.twilio_account_sid),
-                                            ("TWILIO_AUTH_TOKEN", s.twilio_auth_token),
-                                            ("TWILIO_FROM_NUMBER", s.twilio_from_number),
-                                            ("PUBLIC_URL", s.public_url)) if not value]
-        return [f"outbound Twilio calls need {', '.join(missing)}"] if missing else []
+        return missing_settings(self.settings, "Twilio", "twilio_account_sid", "twilio_auth_token",
+                                "twilio_from_number", "public_url")
 
     async def place(self, to: str, language: str) -> str:
         s = self.settings
