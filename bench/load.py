@@ -419,17 +419,19 @@ class Call:
         outliers: list[tuple[float, int, float]] = []
         jitter, gaps_bunched, late, late_ms, paced = _pacing(self.frames, self.clears, outliers=outliers)
         server_turns = []
+        server_heard = []  # what the server heard and said, turn by turn
         playout = None
         if self.summary:
             playout = self.summary.get("playout")
             for entry in self.summary.get("turns", []):
                 server_turns.append(entry.get("timings", {}))
+                server_heard.append({"heard": entry.get("text"), "reply": entry.get("reply")})
         duration = ((self.ended_at or time.monotonic()) - (self.connected_at or self.start_at))
         return {"index": self.index, "error": self.error, "turns": turns, "barge": barge,
                 "jitter_ms": [round(x, 3) for x in jitter], "bunched": gaps_bunched, "late": late,
                 "late_ms": round(late_ms, 1), "paced_frames": paced, "frames": len(self.frames),
                 "marks": self.marks, "clears": len(self.clears), "gap_outliers": outliers, "summary_status": self.summary_status, "duration_s": round(duration, 3),
-                "server_turns": server_turns, "server_playout": playout}
+                "server_turns": server_turns, "server_heard": server_heard, "server_playout": playout}
 
 
 def _pacing(frames: array, clears: list[float], lead: int = 3,
@@ -588,10 +590,11 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
              gc_freeze: bool = False, plan: list[dict[str, Any]] | None = None, engines: str = "scripted",
              models_dir: str | None = None, ready_timeout_s: float = 30.0,
              resampler_quality: str | None = None, providers: str = "scripted",
-             workers: int = 1) -> dict[str, Any]:
+             workers: int = 1, server_env: dict[str, str] | None = None) -> dict[str, Any]:
     """One step of N calls. `providers`: "scripted" (in-process engines of fixed delays, the
     bench server) or "http" (the production server, `workers` processes, with its OpenAI engines
-    calling bench/provider_server.py over loopback HTTP)."""
+    calling bench/provider_server.py over loopback HTTP). `server_env`: settings for the bench
+    server's environment (e.g. TURN_POLICY), on top of this process's."""
     import psutil
 
     from bench.http_stack import ProcessTree
@@ -609,7 +612,7 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
     # calls arrive at random); at 100+ calls the ramp is several seconds of a ~25 s call.
     ramp_s = min(8.0, max(0.5, n * 0.04))
     server, provider = _start_stack(d, providers, workers, src, server_log, operations, gc_freeze, engines,
-                                    models_dir, resampler_quality, ready_timeout_s)
+                                    models_dir, resampler_quality, ready_timeout_s, server_env)
     try:
         tree = ProcessTree(server.proc.pid)
         provider_tree = ProcessTree(provider.proc.pid) if provider is not None else None
@@ -684,14 +687,16 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
 
 def _start_stack(d: Delays, providers: str, workers: int, src: str | None, server_log: str | None,
                  operations: bool, gc_freeze: bool, engines: str, models_dir: str | None,
-                 resampler_quality: str | None, ready_timeout_s: float) -> tuple[Any, Any]:
+                 resampler_quality: str | None, ready_timeout_s: float,
+                 server_env: dict[str, str] | None = None) -> tuple[Any, Any]:
     """(server, provider process or None), both ready."""
     from bench.bench_server import ServerProcess
     from bench.http_stack import ProductionServer, ProviderProcess
 
     if providers == "scripted":
         server = ServerProcess(d, src=src, log_path=server_log, operations=operations, gc_freeze=gc_freeze,
-                               engines=engines, models_dir=models_dir, resampler_quality=resampler_quality)
+                               engines=engines, models_dir=models_dir, resampler_quality=resampler_quality,
+                               env=server_env)
         server.wait_ready(ready_timeout_s)
         return server, None
     if providers != "http":
@@ -806,7 +811,8 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
         "client_loop_lag_ms": [r["loop_lag_ms"] for r in reports if "loop_lag_ms" in r],
         "critical_path_ms": critical_path_ms(d),
         "examples": [{k: c[k] for k in ("index", "error", "turns", "barge", "gap_outliers", "summary_status",
-                                        "server_turns", "server_playout", "frames", "marks", "clears")}
+                                        "server_turns", "server_heard", "server_playout", "frames", "marks",
+                                        "clears")}
                      for c in calls[:2]],
         "rss_samples": [(s["t"], round(s["rss"] / 2**20, 1), s.get("live")) for s in samples[::4]],
     }

@@ -5,9 +5,12 @@ Engines come from `sutradhar.engines.registry.build_engines(settings)` with the 
 server warms them. The caller's turns are real speech (espeak-ng), passed through the phone path
 first (8 kHz mu-law and back, resampled to 16 kHz, as the turn detector hands them to STT).
 
-Per turn: stt_ms, llm_ttft_ms, llm_ms, tts_ttfb_ms (from the orchestrator's record) and
-v2v_ms = first ReplyAudio in the consumer's hands - end of the utterance (no VAD window: add
-END_OF_TURN_SILENCE_MS, 600 ms by default, for what a caller on the phone feels).
+Two parts. In process, the orchestrator alone: per turn stt_ms, llm_ttft_ms, llm_ms, tts_ttfb_ms
+(from the orchestrator's record) and v2v_ms = first ReplyAudio in the consumer's hands - end of
+the utterance (no turn taking). Then the real server as shipped (`run_via_server`: TURN_POLICY,
+SPECULATE, BACKCHANNELS at their defaults unless `turn_policy` says otherwise) and one simulated
+Twilio caller: voice-to-voice from the caller's last spoken frame to the first agent frame, with
+what the server heard, who answered (the script or the model) and its stage timings.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ async def run_local(turns: int = 4, models_dir: str | None = None) -> dict[str, 
         done = time.monotonic()
         timings = dict(record.timings) if record else {}
         row: dict[str, Any] = {"turn": k, "said": text, "heard": record.text if record else None,
+                               "by": answered_by(timings),
                                "reply": record.reply if record else None,
                                "providers": dict(record.providers) if record else {},
                                "errors": list(record.errors) if record else [],
@@ -115,23 +119,53 @@ def run(turns: int, models_dir: str | None) -> dict[str, Any]:
     return asyncio.run(run_local(turns, models_dir))
 
 
-def run_via_server(turns: int, models_dir: str | None) -> dict[str, Any]:
+# The script answers without a model call, so its first text comes within milliseconds; the
+# model's first clause takes hundreds (prompt evaluation and a few tokens on one thread).
+SCRIPT_TTFT_MS = 50.0
+
+
+def answered_by(timings: dict[str, Any]) -> str | None:
+    """"script" or "model": who wrote the turn's reply (from its LLM first-text time)."""
+    ttft = timings.get("llm_ttft_ms")
+    return None if ttft is None else ("script" if ttft < SCRIPT_TTFT_MS else "model")
+
+
+def run_via_server(turns: int, models_dir: str | None, turn_policy: str | None = None,
+                   src: str | None = None) -> dict[str, Any]:
     """The same engines behind the real server: one simulated Twilio call (bench.load's client),
-    `turns` turns heard to the end. Voice-to-voice as the caller sees it includes the VAD's
-    end-of-turn window; the server's per-stage timings come from /telephony/calls/{id}."""
+    `turns` turns heard to the end, with the server's settings as shipped (`turn_policy`: another
+    TURN_POLICY for the server and the caller's replay of its detector). Voice-to-voice as the
+    caller sees it runs from their last spoken frame, so it includes the turn taking (the semantic
+    policy's pause and early STT, or the silence window); the server's per-stage timings and what
+    it heard come from /telephony/calls/{id}."""
     from bench.load import run_step
     from bench.scenario import Delays
+    from sutradhar.config import load_settings
 
     plan = [{"phrase": i % len(TRANSCRIPTS)} for i in range(turns)]
+    overrides = {"turn_policy": turn_policy} if turn_policy else {}
+    shipped = load_settings(_env_file=None, **overrides)
     step = run_step(1, Delays(), turns, plan=plan, engines="default", models_dir=models_dir,
-                    ready_timeout_s=180.0)
+                    ready_timeout_s=180.0, settings=overrides, src=src,
+                    server_env={"TURN_POLICY": turn_policy} if turn_policy else None)
     example = (step.get("examples") or [{}])[0]
+    client = [{k: v for k, v in t.items() if k != "overhead_ms"} for t in example.get("turns", [])]
+    server = example.get("server_turns", [])
+    heard = example.get("server_heard", [])
+    rows = []
+    for k, turn in enumerate(client):
+        timings = server[k] if k < len(server) else {}
+        rows.append({**turn, **(heard[k] if k < len(heard) else {}), "by": answered_by(timings),
+                     **{key: v for key, v in timings.items() if key != "server_overhead_ms"}})
+    by_kind = {kind: summarize(r.get("v2v_ms") for r in rows if r["by"] == kind) for kind in ("script", "model")}
     return {
+        "settings": {"turn_policy": shipped.turn_policy, "speculate": shipped.speculate,
+                     "pause_ms": shipped.pause_ms, "speculate_pause_ms": shipped.speculate_pause_ms,
+                     "end_of_turn_silence_ms": shipped.end_of_turn_silence_ms,
+                     "backchannels": shipped.backchannels},
         "calls_completed": step["calls_completed"], "call_errors": step["call_errors"],
-        "client_v2v_ms": step["v2v_ms"], "eot_window_ms": step["eot_window_ms"],
+        "client_v2v_ms": step["v2v_ms"], "v2v_ms_by": by_kind, "eot_window_ms": step["eot_window_ms"],
         "server_stage_ms": {k: v for k, v in step["server_stage_ms"].items() if k != "server_overhead_ms"},
-        "turns": [{**t, **{k: v for k, v in (s or {}).items()}} for t, s in
-                  zip([{k: v for k, v in t.items() if k != "overhead_ms"} for t in example.get("turns", [])],
-                      example.get("server_turns", []) + [None] * len(example.get("turns", [])))],
+        "turns": rows,
         "pacing": step["pacing"], "cost": step["cost"], "server_probe": step.get("server_probe"),
     }

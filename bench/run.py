@@ -346,6 +346,8 @@ def answers_table(result: dict) -> str:
 # --- local engines ---
 
 def cmd_local(args: argparse.Namespace) -> dict:
+    if args.src:
+        sys.path.insert(0, args.src)
     from bench import local_engines
     from bench.overhead import quiet_logs
 
@@ -355,7 +357,8 @@ def cmd_local(args: argparse.Namespace) -> dict:
     result = local_engines.run(args.turns, args.models_dir)
     if not args.in_process_only:
         print("in process done; now one Twilio call through the real server with the same engines", flush=True)
-        result["via_server"] = local_engines.run_via_server(args.turns, args.models_dir)
+        result["via_server"] = local_engines.run_via_server(args.turns, args.models_dir, args.turn_policy,
+                                                            args.src)
     result["command"] = _command(args)
     path = write_result("local", result, args.out)
     print(local_table(result))
@@ -365,26 +368,31 @@ def cmd_local(args: argparse.Namespace) -> dict:
 
 def local_table(result: dict) -> str:
     e = result["engines"]
-    rows = [[r["turn"] + 1, r["stt_ms"], r["llm_ttft_ms"], r["llm_ms"], r["tts_ttfb_ms"], r["v2v_ms"],
-             r.get("first_audio_before_llm_end"), r.get("reply_sentences"), r["heard"], (r["reply"] or "")[:60]]
-            for r in result["turns"]]
+    rows = [[r["turn"] + 1, r.get("by"), r["stt_ms"], r["llm_ttft_ms"], r["llm_ms"], r["tts_ttfb_ms"],
+             r["v2v_ms"], r.get("first_audio_before_llm_end"), r.get("reply_sentences"), r["heard"],
+             (r["reply"] or "")[:60]] for r in result["turns"]]
     st = result["stages_ms"]
-    rows.append(["p50", st["stt_ms"]["p50"], st["llm_ttft_ms"]["p50"], st["llm_ms"]["p50"],
+    rows.append(["p50", "", st["stt_ms"]["p50"], st["llm_ttft_ms"]["p50"], st["llm_ms"]["p50"],
                  st["tts_ttfb_ms"]["p50"], st["v2v_ms"]["p50"], "", "", "", ""])
-    head = ["turn", "STT ms", "LLM TTFT ms", "LLM total ms", "TTS TTFB ms", "v2v ms", "audio before LLM end",
-            "sentences", "heard", "reply"]
+    head = ["turn", "by", "STT ms", "LLM TTFT ms", "LLM total ms", "TTS TTFB ms", "v2v ms",
+            "audio before LLM end", "sentences", "heard", "reply"]
     text = (f"engines: STT {','.join(e['stt'])}; LLM {','.join(e['llm'])}; TTS {','.join(e['tts'])}"
             f" (warm-up {result['warm_up_s']} s)\n" + table(rows, head))
     via = result.get("via_server")
     if via:
-        vrows = [[t.get("turn", 0) + 1, t.get("v2v_ms"), t.get("eot_window_ms"), t.get("stt_ms"), t.get("llm_ttft_ms"),
-                  t.get("tts_ttfb_ms"), t.get("v2v_wire_ms")] for t in via["turns"]]
-        st, cv = via["server_stage_ms"], via["client_v2v_ms"]
-        vrows.append(["p50", cv["p50"], via["eot_window_ms"]["p50"], st["stt_ms"]["p50"], st["llm_ttft_ms"]["p50"],
-                      st["tts_ttfb_ms"]["p50"], st["v2v_wire_ms"]["p50"]])
-        text += ("\n\nThrough the real server, one Twilio call (client clock; the server's stage timings):\n"
-                 + table(vrows, ["turn", "caller v2v ms", "end-of-turn window ms", "STT ms", "LLM TTFT ms",
-                                 "TTS TTFB ms", "server v2v_wire ms"])
+        vrows = [[t.get("turn", 0) + 1, t.get("by"), t.get("v2v_ms"), t.get("stt_ms"), t.get("llm_ttft_ms"),
+                  t.get("tts_ttfb_ms"), t.get("v2v_wire_ms"), t.get("heard"), (t.get("reply") or "")[:50]]
+                 for t in via["turns"]]
+        st, cv, by = via["server_stage_ms"], via["client_v2v_ms"], via.get("v2v_ms_by", {})
+        vrows.append(["p50", "", cv["p50"], st["stt_ms"]["p50"], st["llm_ttft_ms"]["p50"],
+                      st["tts_ttfb_ms"]["p50"], st["v2v_wire_ms"]["p50"], "", ""])
+        s = via.get("settings", {})
+        text += (f"\n\nThrough the real server, one Twilio call (client clock; the server's stage timings; "
+                 f"TURN_POLICY={s.get('turn_policy')} SPECULATE={s.get('speculate')}):\n"
+                 + table(vrows, ["turn", "by", "caller v2v ms", "STT ms", "LLM first text ms", "TTS first audio ms",
+                                 "server v2v_wire ms", "heard", "reply"])
+                 + "".join(f"\n{kind} turns: caller v2v p50 {v['p50']} ms (max {v['max']}, {v['count']} turns)"
+                           for kind, v in by.items() if v.get("count"))
                  + (f"\ncall errors: {via['call_errors']}" if via["call_errors"] else ""))
     return text
 
@@ -510,8 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--log-level", default="WARNING", help="loguru level on stderr")
     lc.add_argument("--in-process-only", action="store_true",
                     help="skip the second part: one Twilio call through the real server with the same engines")
+    lc.add_argument("--turn-policy", choices=("semantic", "silence"), default=None,
+                    help="the server's TURN_POLICY for the Twilio call (default: the shipped setting; "
+                         "silence: the plain end-of-turn window, the figure before the semantic default)")
     lc.add_argument("--no-uvloop", action="store_true")
     lc.add_argument("--out", default=None, help="results directory (default bench/results)")
+    lc.add_argument("--src", default=None, help=argparse.SUPPRESS)  # another checkout's src (A/B runs)
     lc.set_defaults(func=cmd_local)
 
     fr = sub.add_parser("frames", help="micro-benchmark of the per-frame telephony work (codecs, VAD)",

@@ -134,6 +134,17 @@ class Services:
 
         await asyncio.gather(*(one(stage, p) for stage in ("stt", "llm", "tts")
                                for p in self.router.providers(stage) if callable(getattr(p, "warm_up", None))))
+        # Lines an LLM says word for word, in its languages, made by a TTS that keeps audio (Piper).
+        lines = [(line, language) for p in self.router.providers("llm") for line in getattr(p, "fixed_lines", ())
+                 for language in sorted(getattr(p, "languages", None) or [self.settings.default_language])]
+        for tts in self.router.providers("tts"):
+            prepare = getattr(tts, "prepare_lines", None)
+            for line, language in lines if callable(prepare) else ():
+                try:
+                    await prepare([line], language)
+                except Exception as exc:  # noqa: BLE001 - said live then, as any other line
+                    logger.bind(stage="startup").warning("fixed line not prepared provider={} error={}",
+                                                         getattr(tts, "name", "?"), exc)
         if self.settings.apology_audio:
             await self.apologies.prepare(self.router.providers("tts"), self.settings.languages,
                                          self.settings.tts_timeout_s)

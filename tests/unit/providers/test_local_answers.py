@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from threading import Event
 
@@ -119,6 +120,35 @@ async def test_the_models_own_fallback_opening_is_said_whole_at_once(tmp_path) -
     llm = fake(tmp_path, "I can help with orders, hours ", "and appointments.", " More words never decoded.")
     deltas = [d async for d in llm.stream([Message("user", "Tell me a joke")], "en-IN")]
     assert deltas == [PROMPT.fallback]
+
+
+async def test_three_words_of_the_fallback_line_are_enough_to_say_it(tmp_path) -> None:
+    # Token by token, as llama.cpp streams it; the model "stalls" after its third word until it
+    # is told to stop: the line must be said without its fourth.
+    class Stalling(FakeModelLLM):
+        def _generate(self, messages: list[dict[str, str]], stop: Event) -> Iterator[str]:
+            yield from ("I", " can", " help")
+            stop.wait(30)
+            yield from (" with", " orders", ",")
+
+    llm = Stalling(model_path=tmp_path / "absent.gguf", script=SCRIPT)
+    async with asyncio.timeout(10):  # a stop at the third word returns in milliseconds
+        deltas = [d async for d in llm.stream([Message("user", "Tell me a joke")], "en-IN")]
+    assert deltas == [PROMPT.fallback]
+
+
+@pytest.mark.parametrize(("opening", "says_it"), [
+    ("I can", False),  # two words: an answer may still open like this
+    ("I can help", True),
+    ("I can help with orders, hours ", True),
+    ("I can help with your refund", False),  # read past the third word in one delta, and not the line
+    ("Yes, I can help", False),
+    ("I can't help", False),
+])
+def test_the_fallback_opening_is_its_first_three_words(opening: str, says_it: bool) -> None:
+    from sutradhar.engines.local.llama import opens_fallback
+
+    assert opens_fallback(opening, PROMPT.fallback) is says_it
 
 
 async def test_the_ten_phone_questions_are_answered_by_the_script_and_the_demo_orders(tmp_path) -> None:

@@ -3,12 +3,17 @@
 Piper synthesizes one sentence at a time; each sentence's audio is yielded as soon as it is ready,
 so the caller hears the first sentence while the rest is still being made. Output is 22.05 kHz
 PCM16 (the voice's rate); the transport resamples for the line.
+
+Short texts said again (the script's lines, the model's fallback line, made at start-up by
+`prepare_lines`) come from a small LRU of their audio: Piper took 0.2-0.4 s for a nine-word line
+on the shared 2-core box, on every turn that said it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +31,9 @@ from sutradhar.engines.base import (
 from sutradhar.engines.threaded import stream_from_thread
 
 log = logger.bind(stage="tts")
+
+CACHE_LINES = 64  # texts whose audio is kept (~130 KB each for 3 s at 22.05 kHz)
+CACHE_MAX_CHARS = 160  # longer texts are answers, unlikely to be said again word for word
 
 
 def packaged_voice() -> Path | None:
@@ -48,6 +56,9 @@ class PiperTTS(Provider):
     _executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="piper"),
         init=False, repr=False)
+    # text -> its audio chunks; touched on the event loop only
+    _cache: OrderedDict[str, tuple[AudioChunk, ...]] = field(default_factory=OrderedDict, init=False,
+                                                             repr=False)
 
     def _load(self) -> Any:
         with self._lock:
@@ -77,14 +88,33 @@ class PiperTTS(Provider):
         if not self.supports(language):
             raise LanguageNotSupported(f"the Piper voice speaks no {language}", provider=self.name,
                                        stage="tts")
-        produced = False
+        kept = self._cache.get(text)
+        if kept is not None:
+            self._cache.move_to_end(text)
+            for chunk in kept:
+                yield chunk
+            return
+        made: list[AudioChunk] = []
         async for chunk in stream_from_thread(self._executor,
                                               lambda stop: self._sentences(text, stop)):
             if chunk.pcm:
-                produced = True
+                made.append(chunk)
                 yield chunk
-        if not produced:
+        if not made:
             raise EmptyResult("Piper produced no audio", provider=self.name, stage="tts")
+        # Only a text heard to the end gets here (a barge-in closes the stream at a yield).
+        if len(text) <= CACHE_MAX_CHARS:
+            self._cache[text] = tuple(made)
+            while len(self._cache) > CACHE_LINES:
+                self._cache.popitem(last=False)
+
+    async def prepare_lines(self, lines: Iterable[str], language: str) -> None:
+        """Synthesize lines said word for word now, so their first caller hears them at once."""
+        for line in lines:
+            text = line.strip()
+            if text and self.supports(language):
+                async for _ in self.synthesize(text, language):
+                    pass
 
     async def health(self) -> None:
         if not self.voice_path.is_file():
