@@ -346,8 +346,6 @@ def answers_table(result: dict) -> str:
 # --- local engines ---
 
 def cmd_local(args: argparse.Namespace) -> dict:
-    if args.src:
-        sys.path.insert(0, args.src)
     from bench import local_engines
     from bench.overhead import quiet_logs
 
@@ -523,7 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "silence: the plain end-of-turn window, the figure before the semantic default)")
     lc.add_argument("--no-uvloop", action="store_true")
     lc.add_argument("--out", default=None, help="results directory (default bench/results)")
-    lc.add_argument("--src", default=None, help=argparse.SUPPRESS)  # another checkout's src (A/B runs)
+    # Another checkout's src for the server of the Twilio call (A/B runs; the in-process part
+    # runs this checkout: the parser has imported sutradhar already).
+    lc.add_argument("--src", default=None, help=argparse.SUPPRESS)
     lc.set_defaults(func=cmd_local)
 
     fr = sub.add_parser("frames", help="micro-benchmark of the per-frame telephony work (codecs, VAD)",

@@ -215,3 +215,27 @@ def test_bench_turns_acoustic_cost_reports_latency_cpu_and_verdicts(tmp_path: Pa
     assert all(0.0 <= p["p_complete"] <= 1.0 for p in cost["phrases"])
     line = turns.table({"configs": {}, "acoustic_model": cost}).splitlines()[-1]
     assert line.startswith("Smart Turn v3 per decision") and f"judged {cost['judged_right']}" in line
+
+
+def test_local_benchmark_tells_script_turns_from_model_turns_and_prints_both_parts() -> None:
+    from bench.local_engines import answered_by
+    from bench.run import local_table
+
+    assert answered_by({"llm_ttft_ms": 3.9}) == "script"
+    assert answered_by({"llm_ttft_ms": 401.0}) == "model"
+    assert answered_by({}) is None  # no LLM text: a keypad line, a failed turn
+    p50 = {"p50": 1.0}
+    stages = {k: p50 for k in ("stt_ms", "llm_ttft_ms", "llm_ms", "tts_ttfb_ms", "v2v_ms", "v2v_wire_ms")}
+    turn = {"turn": 0, "by": "model", "stt_ms": 500.0, "llm_ttft_ms": 401.0, "llm_ms": 402.0,
+            "tts_ttfb_ms": 0.1, "v2v_ms": 990.0, "heard": "What is the support number?",
+            "reply": "I can help with orders, hours and appointments."}
+    result = {"engines": {"stt": ["local-whisper"], "llm": ["local-llm"], "tts": ["piper"]}, "warm_up_s": 5.0,
+              "turns": [turn], "stages_ms": stages,
+              "via_server": {"turns": [{**turn, "v2v_ms": 1060.1}], "server_stage_ms": stages,
+                             "client_v2v_ms": {"p50": 1060.1}, "call_errors": [],
+                             "v2v_ms_by": {"model": {"p50": 1060.1, "max": 1060.1, "count": 1},
+                                           "script": {"count": 0}},
+                             "settings": {"turn_policy": "semantic", "speculate": True}}}
+    text = local_table(result)
+    assert "TURN_POLICY=semantic" in text and "| 1 | model | 1060.1 |" in text
+    assert "model turns: caller v2v p50 1060.1 ms" in text and "script turns" not in text

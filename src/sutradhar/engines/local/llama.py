@@ -83,7 +83,7 @@ def _load_llama(path: Path, context_tokens: int, threads: int) -> Any:
 class LocalLLM(Provider):
     name: str = "local-llm"
     # The 0.5B model writes one long sentence: TTS starts on the first clause the guard passed
-    # (12 words waited ~3 tokens, 0.2-0.4 s on the busy box, for no better phrase).
+    # (at 12 words it also waited for the model's next clause, ~0.1 s a token on the busy box).
     first_chunk_words = JUDGED_WORDS
     model_path: Path = Path()
     max_tokens: int = 120  # LLM_MAX_TOKENS; the prompt's own max_tokens applies when smaller
