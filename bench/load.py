@@ -16,8 +16,9 @@ What is measured, per turn, on the client's clock (CLOCK_MONOTONIC, shared by al
 - barge-in: the caller starts talking 1.5 s into a reply; from the first voiced frame (and from
   the frame on which the VAD confirms speech, `barge_in_min_speech_ms`) to the `clear`, and to
   the last agent frame received.
-- outbound pacing: inter-arrival of agent frames within a reply (the first `lead_frames`+1 frames of
-  a reply are sent at once by design and skipped); jitter = |gap - 20 ms|; bunched = gap < 5 ms;
+- outbound pacing: inter-arrival of agent media messages within a reply (each holds 20-100 ms of
+  audio, PLAYOUT_MESSAGE_MS; those due within the pacer's 40 ms lead are sent at once by design and
+  skipped); jitter = |gap - the previous message's audio|; bunched = gap < 5 ms;
   late = the carrier's buffer ran dry mid-reply (a frame arrived after the previous one finished
   playing), i.e. an audible gap.
 - cost: server CPU seconds per call-minute, (RSS at full load - idle RSS) / N, from psutil.
@@ -46,15 +47,13 @@ from typing import Any
 
 from bench.common import BENCH_DIR, summarize
 from bench.scenario import TRANSCRIPTS, Delays, critical_path_ms
+from sutradhar.testing.pacing import measure as measure_pacing
 
 FRAME_S = 0.020
 WIRE_RATE = 8000
 FRAME_BYTES = WIRE_RATE * 20 // 1000  # mu-law: one byte per sample
 TRAILING_SILENCE_FRAMES = 40  # after each phrase; the end-of-turn window (30 frames) falls inside
 AUDIO_CACHE = BENCH_DIR / ".cache"
-# A frame is late when the carrier's playback buffer has been empty for longer than this when it
-# arrives (a dropout a caller can hear); shorter stalls are within timer noise.
-LATE_TOLERANCE_S = 0.002
 
 
 # --- caller audio ---
@@ -201,7 +200,8 @@ class Call:
         self.ws: Any = None
         self.phase = "pending"
         self.seq = 1
-        self.frames = array("d")  # arrival times of agent media frames
+        self.frames = array("d")  # arrival times of agent media messages
+        self.frame_s = array("d")  # ... and the audio each holds (PLAYOUT_MESSAGE_MS: up to 100 ms)
         self.clears: list[float] = []
         self.pending_marks: list[tuple[float, str]] = []
         self.marks = 0
@@ -254,16 +254,21 @@ class Call:
     async def _receive(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        frames = self.frames
+        frames, frame_s = self.frames, self.frame_s
+        # The server's media message: this envelope around the base64 of mu-law (one byte a sample).
+        envelope = len('{"event":"media","streamSid":"%s","media":{"payload":""}}' % self.stream_sid)
         try:
             async for msg in self.ws:
                 now = time.monotonic()
                 if msg.startswith('{"event":"media"'):
+                    b64 = len(msg) - envelope
+                    seconds = (b64 // 4 * 3 - msg.count("=", len(msg) - 6)) / WIRE_RATE
                     frames.append(now)
+                    frame_s.append(seconds)
                     if now - self.last_frame > 0.25 and now >= self.play_end:
                         self.reply_started = now
                     self.last_frame = now
-                    self.play_end = (self.play_end if self.play_end > now else now) + FRAME_S
+                    self.play_end = (self.play_end if self.play_end > now else now) + seconds
                     turn = self.turn
                     if turn is not None and turn.first_audio is None and "trigger" in turn.t \
                             and now > turn.t["trigger"]:
@@ -416,8 +421,10 @@ class Call:
                    "last_frame_after_speech_ms": (max(before) - t0) * 1000 if before else 0.0,
                    "frames_after_clear": sum(1 for f in before if clear is not None and f > clear)}
             barge.append(row)
-        outliers: list[tuple[float, int, float]] = []
-        jitter, gaps_bunched, late, late_ms, paced = _pacing(self.frames, self.clears, outliers=outliers)
+        pacing = measure_pacing(self.frames, self.frame_s, self.clears, keep_outliers=20)
+        jitter, gaps_bunched, late, late_ms, paced = (pacing.jitter_ms, pacing.bunched, pacing.late,
+                                                      pacing.late_ms, pacing.paced)
+        outliers = pacing.outliers
         server_turns = []
         server_heard = []  # what the server heard and said, turn by turn
         playout = None
@@ -432,45 +439,6 @@ class Call:
                 "late_ms": round(late_ms, 1), "paced_frames": paced, "frames": len(self.frames),
                 "marks": self.marks, "clears": len(self.clears), "gap_outliers": outliers, "summary_status": self.summary_status, "duration_s": round(duration, 3),
                 "server_turns": server_turns, "server_heard": server_heard, "server_playout": playout}
-
-
-def _pacing(frames: array, clears: list[float], lead: int = 3,
-            outliers: list[tuple[float, int, float]] | None = None) -> tuple[list[float], int, int, float, int]:
-    """Split agent frames into replies (a clear or a 150 ms silence ends one) and measure pacing."""
-    jitter: list[float] = []
-    bunched = late = paced = 0
-    late_ms = 0.0
-    segments: list[list[float]] = []
-    cur: list[float] = []
-    clear_iter = iter(sorted(clears))
-    next_clear = next(clear_iter, math.inf)
-    for f in frames:
-        boundary = bool(cur) and (f - cur[-1] > 0.150 or f > next_clear)
-        while f > next_clear:
-            next_clear = next(clear_iter, math.inf)
-        if boundary:
-            segments.append(cur)
-            cur = []
-        cur.append(f)
-    if cur:
-        segments.append(cur)
-    for seg in segments:
-        if len(seg) <= lead + 1:
-            continue
-        play_end = seg[0] + FRAME_S
-        for prev, nxt in zip(seg, seg[1:]):
-            if nxt > play_end + LATE_TOLERANCE_S:  # the carrier's buffer ran dry: an audible gap
-                late += 1
-                late_ms += (nxt - play_end) * 1000
-            play_end = max(play_end, nxt) + FRAME_S
-        for k, (prev, nxt) in enumerate(zip(seg[lead:], seg[lead + 1:])):
-            gap = (nxt - prev) * 1000
-            jitter.append(abs(gap - 20.0))
-            if outliers is not None and abs(gap - 20.0) > 5 and len(outliers) < 20:
-                outliers.append((round(nxt - frames[0], 3), k + lead + 1, round(gap, 2)))
-            bunched += gap < 5.0
-            paced += 1
-    return jitter, bunched, late, late_ms, paced
 
 
 # --- one client process ---

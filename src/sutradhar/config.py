@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     backchannels: bool = True
     backchannel_max_ms: int = Field(700, ge=100)
     inactivity_timeout_s: float = Field(300.0, gt=0)
+    # Agent audio frames queued back to back leave as one media message of up to this long
+    # (audio/playout.py): fewer, longer messages cost the server less per call-minute. 20: one
+    # message per 20 ms frame. Exotel's messages are 100 ms whatever this says.
+    playout_message_ms: int = Field(100, ge=20, le=1000)
 
     # --- DTMF during a call ---
     dtmf_human: str = "0"

@@ -166,20 +166,32 @@ def test_critical_path_replays_the_real_sentence_chunker() -> None:
 def test_pacing_counts_jitter_bunching_and_carrier_dropouts() -> None:
     from array import array
 
-    from bench.load import _pacing
+    from sutradhar.testing.pacing import measure
+
+    def _pacing(times, durations, clears):  # noqa: ANN001, ANN202
+        p = measure(times, durations, clears)
+        return p.jitter_ms, p.bunched, p.late, p.late_ms, p.paced
 
     t0 = 100.0
     # One reply: a 3-frame lead burst, then steady 20 ms frames, one 40 ms stall, then a catch-up burst.
     times = [t0, t0, t0] + [t0 + 0.020 * k for k in range(1, 20)]
     times += [times[-1] + 0.040, times[-1] + 0.0401, times[-1] + 0.0402]
-    jitter, bunched, late, late_ms, paced = _pacing(array("d", times), [])
+    frames = array("d", [0.020] * len(times))
+    jitter, bunched, late, late_ms, paced = _pacing(array("d", times), frames, [])
     assert paced == len(times) - 4  # gaps after the lead burst
     assert max(jitter) > 15  # the stall
     assert bunched == 2  # the catch-up frames
     assert late == 0  # the 2-frame lead covered the stall: the carrier never ran dry
     stalled = [t0 + 0.020 * k for k in range(10)] + [t0 + 0.020 * 9 + 0.100]
-    _, _, late, late_ms, _ = _pacing(array("d", stalled), [])
+    _, _, late, late_ms, _ = _pacing(array("d", stalled), array("d", [0.020] * len(stalled)), [])
     assert late == 1 and late_ms > 50
+    # 100 ms messages (PLAYOUT_MESSAGE_MS): the first at once, then each 40 ms before its audio is due.
+    sent = [t0, t0 + 0.060, t0 + 0.160, t0 + 0.260, t0 + 0.360]
+    jitter, bunched, late, _, paced = _pacing(array("d", sent), array("d", [0.100] * 5), [])
+    assert (paced, bunched, late) == (3, 0, 0) and max(jitter) < 1e-6
+    gap = sent[:3] + [t0 + 0.360]  # the fourth message 100 ms behind: the buffer ran dry for 60 ms
+    _, _, late, late_ms, _ = _pacing(array("d", gap), array("d", [0.100] * 4), [])
+    assert late == 1 and 55 < late_ms < 65
 
 
 def test_load_step_with_http_providers_measures_the_production_server() -> None:

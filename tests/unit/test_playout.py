@@ -16,9 +16,11 @@ FRAME = 320  # 20 ms at 8 kHz PCM16
 class Sink:
     def __init__(self) -> None:
         self.items: list[tuple[float, str]] = []
+        self.sizes: list[int] = []
 
     async def frame(self, data: bytes) -> None:
         self.items.append((time.monotonic(), "frame"))
+        self.sizes.append(len(data))
 
     async def mark(self, name: str) -> None:
         self.items.append((time.monotonic(), f"mark:{name}"))
@@ -49,6 +51,41 @@ async def test_frames_go_out_in_real_time_not_as_a_burst() -> None:
     assert times[-1] - start == pytest.approx(0.94, abs=0.06)
     gaps = [b - a for a, b in zip(times[3:], times[4:])]
     assert statistics.mean(gaps) == pytest.approx(0.02, abs=0.002)
+    await playout.aclose()
+
+
+async def test_frames_queued_together_leave_as_one_message_paced_by_its_audio() -> None:
+    sink = Sink()
+    playout = make(sink, lead_frames=2, message_frames=5)
+    start = time.monotonic()
+    playout.push_audio(bytes(FRAME * 23))  # 460 ms: four 100 ms messages and a 60 ms one
+    playout.push_mark("s0")
+    playout.push_audio(bytes(FRAME * 2))  # the next sentence: a message never crosses a mark
+    playout.push_mark("s1", final=True)
+    while not any(k == "mark:s1" for _, k in sink.items):
+        await asyncio.sleep(0.01)
+    assert sink.sizes == [FRAME * 5] * 4 + [FRAME * 3, FRAME * 2]
+    assert [k for _, k in sink.items] == ["frame"] * 5 + ["mark:s0", "frame", "mark:s1"]
+    assert (playout.stats.frames, playout.stats.messages) == (25, 6)
+    # each message leaves 40 ms before its audio is due: at 0, 60, 160, 260, 360 and 420 ms
+    sent = [t - start for t in sink.frame_times()]
+    for t, due in zip(sent, [0.0, 0.1, 0.2, 0.3, 0.4, 0.46]):
+        assert max(0.0, due - 0.04) - 0.005 <= t <= max(0.0, due - 0.04) + 0.05
+    await playout.aclose()
+
+
+async def test_a_message_takes_only_what_is_queued_so_first_audio_is_not_held_back() -> None:
+    sink = Sink()
+    playout = make(sink, message_frames=5)
+    playout.push_audio(bytes(FRAME))  # a TTS's first 20 ms
+    while not sink.sizes:
+        await asyncio.sleep(0.001)
+    playout.push_audio(bytes(FRAME * 10))
+    playout.push_mark("end", final=True)
+    while not any(k == "mark:end" for _, k in sink.items):
+        await asyncio.sleep(0.01)
+    assert sink.sizes[0] == FRAME and sum(sink.sizes) == FRAME * 11 and max(sink.sizes) == FRAME * 5
+    assert playout.stats.underruns == 0
     await playout.aclose()
 
 

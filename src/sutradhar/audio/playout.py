@@ -6,6 +6,12 @@ heard. The pacer keeps the queue on our side and sends each frame just before it
 monotonic schedule (`next_due += frame`, never `sleep(frame)`, which drifts), with at most
 `lead_frames` frames in flight ahead of real time. `flush()` drops everything queued at once.
 
+Frames queued back to back go out as one message of up to `message_frames` frames (PLAYOUT_MESSAGE_MS):
+each media message costs a JSON envelope, base64 and a WebSocket send whatever its length, so five
+20 ms frames in one message cost about a fifth. A message never crosses a mark, and it takes only
+what is queued, so a reply's first audio goes out the moment its first frame exists. `clear` empties
+the carrier's buffer on barge-in whatever its length.
+
 Design note: one task per call. A shared clock task for all calls was considered; it saves timer
 wake-ups but a slow socket (a caller on a bad network whose send blocks on drain) would stall every
 call's audio. Per-call tasks isolate that, and the benchmark (bench in tests/unit/test_playout.py)
@@ -29,6 +35,7 @@ class Mark:
 @dataclass
 class PlayoutStats:
     frames: int = 0
+    messages: int = 0  # media messages: frames sent together count once
     marks: int = 0
     flushes: int = 0
     underruns: int = 0  # the queue ran dry in the middle of a reply (TTS slower than real time)
@@ -45,6 +52,7 @@ class Playout:
         frame_bytes: int,
         frame_ms: int = 20,
         lead_frames: int = 2,
+        message_frames: int = 1,
         on_frame: Callable[[float], None] | None = None,
     ) -> None:
         self._send_frame = send_frame
@@ -52,6 +60,7 @@ class Playout:
         self.frame_bytes = frame_bytes
         self.frame_s = frame_ms / 1000
         self._lead_s = lead_frames * self.frame_s
+        self.message_frames = max(1, message_frames)
         self._on_frame = on_frame
         self._queue: deque[bytes | Mark] = deque()
         self._partial = bytearray()
@@ -146,14 +155,14 @@ class Playout:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            item = queue.popleft()
-            if isinstance(item, Mark):
+            if isinstance(queue[0], Mark):
+                mark = queue.popleft()
+                assert isinstance(mark, Mark)
                 stats.marks += 1
-                if item.final:
+                if mark.final:
                     self._in_reply = False
-                await self._send_mark(item.name)
+                await self._send_mark(mark.name)
                 continue
-            self.queued_frames -= 1
             now = loop.time()
             if not self._in_reply or now - self._next_due > self.frame_s:
                 if self._in_reply:  # the reply is still going but we had nothing to send
@@ -164,17 +173,27 @@ class Playout:
             elif self._next_due - now > self._lead_s:
                 generation = self._generation
                 await asyncio.sleep(self._next_due - self._lead_s - now)
-                if generation != self._generation:  # flushed while we waited: drop this frame
+                if generation != self._generation:  # flushed while we waited: the queue is another
                     continue
-                if not self._resumed.is_set():  # paused while we waited: this frame goes first later
-                    queue.appendleft(item)
-                    self.queued_frames += 1
+                if not self._resumed.is_set():  # paused while we waited: these frames go first later
                     continue
                 late = loop.time() - (self._next_due - self._lead_s)
                 if late * 1000 > stats.max_late_ms:
                     stats.max_late_ms = late * 1000
-            await self._send_frame(item)
-            stats.frames += 1
+            # The frames queued back to back, up to a message (only this task pops the queue).
+            first = queue.popleft()
+            assert isinstance(first, bytes)
+            n = 1
+            if self.message_frames > 1 and queue and type(queue[0]) is bytes:
+                parts = [first]
+                while n < self.message_frames and queue and type(queue[0]) is bytes:
+                    parts.append(queue.popleft())  # type: ignore[arg-type]
+                    n += 1
+                first = b"".join(parts)
+            self.queued_frames -= n
+            await self._send_frame(first)
+            stats.frames += n
+            stats.messages += 1
             if self._on_frame is not None:
                 self._on_frame(now)
-            self._next_due += self.frame_s
+            self._next_due += n * self.frame_s

@@ -106,6 +106,7 @@ class TurnDetector:
         self._preroll: deque[bytes] = deque(maxlen=max(0, preroll_ms // FRAME_MS))
         self._audio = bytearray()
         self._active = False
+        self.opened = 0  # segments opened so far: tells one open segment from the next
         self._voiced = 0
         self._silent = 0
         self._silence_began = 0.0
@@ -155,6 +156,7 @@ class TurnDetector:
                 self._preroll.append(frame)
                 return None
             self._active = True
+            self.opened += 1
             for old in self._preroll:
                 self._audio += old
             self._preroll.clear()

@@ -119,6 +119,7 @@ class CallSession:
         self._vad_rate = vad_rate
         self._inbuf = bytearray()
         self._live: LiveTranscription | None = None  # a streaming STT hearing the open segment
+        self._live_tried = 0  # the detector's segment that _open_live last ran for
         self.last_interim: Transcript | None = None
         # RECORD_CALLS: both sides of the call on one timeline, taken as they cross the wire.
         opened = open_recording(s.data_dir, self.call_id, wire) if s.record_calls else None
@@ -127,6 +128,7 @@ class CallSession:
         self.playout = Playout(self._send_recorded if self.recording else transport.send_audio, self._mark_sent,
                                frame_bytes=wire * transport.frame_ms // 1000 * 2,
                                frame_ms=transport.frame_ms, lead_frames=transport.lead_frames,
+                               message_frames=s.playout_message_ms // transport.frame_ms,
                                on_frame=self._frame_sent)
         self.orchestrator = services.new_orchestrator(self.call_id, language, script)
         self.orchestrator.keypad.sender = self._press_keys  # send_dtmf presses keys on this line
@@ -321,7 +323,8 @@ class CallSession:
             elif not isinstance(event, SpeechSegment):  # a noise blip, dropped: no utterance came
                 self._live = None
                 self._spawn(live.aclose())
-        elif detector.segment_open:
+        elif detector.segment_open and self._live_tried != detector.opened:
+            self._live_tried = detector.opened  # once a segment: a batch STT chain says no every frame
             self._open_live()
         if self._held is not None and self._judging is None:
             await self._while_held()

@@ -31,6 +31,8 @@ from sutradhar.audio.codecs import (
     resample,
     write_wav_file,
 )
+from sutradhar.testing.pacing import Pacing
+from sutradhar.testing.pacing import measure as measure_pacing
 from sutradhar.testing.wires import WIRES, BrowserWire
 from sutradhar.urls import websocket_url
 
@@ -135,6 +137,14 @@ class CallResult:
     def frame_gaps_ms(self) -> list[float]:
         times = [t for t, _ in self.frames]
         return [(b - a) * 1000 for a, b in zip(times, times[1:])]
+
+    def frame_seconds(self) -> list[float]:
+        """The audio each agent media message held (PCM16 at the agent's rate)."""
+        return [size / 2 / self.agent_rate for _, size in self.frames]
+
+    def pacing(self) -> Pacing:
+        """How evenly the agent audio arrived (testing/pacing.py): jitter, bunching, dropouts."""
+        return measure_pacing([t for t, _ in self.frames], self.frame_seconds(), self.clears)
 
 
 # --- the call ---

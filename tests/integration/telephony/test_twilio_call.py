@@ -88,20 +88,26 @@ async def test_full_two_turn_call_with_records_marks_and_paced_audio() -> None:
     assert len(srv.services.calls) == 0
 
 
-async def test_outbound_audio_is_paced_at_20ms_not_burst() -> None:
+@pytest.mark.parametrize("message_ms", [20, 100])
+async def test_outbound_audio_is_paced_in_real_time_not_burst(message_ms: int) -> None:
     llm = ScriptedLLM(replies=("This reply is long enough to take a few seconds to say out loud.",))
-    with server_with(llm=llm, tts=ScriptedTTS(ms_per_char=40, chunk_ms=500)) as srv:
+    with server_with(llm=llm, tts=ScriptedTTS(ms_per_char=40, chunk_ms=500), playout_message_ms=message_ms) as srv:
         result = await simulate(SimConfig(srv.url, [turn("Tell me something.")], timeout_s=30))
     times = [t for t, _ in result.frames]
-    assert all(size == 320 for _, size in result.frames)  # 160 mu-law bytes = 20 ms each
-    gaps = result.frame_gaps_ms()
-    assert statistics.median(gaps) == pytest.approx(20, abs=1.5)
-    # no burst: in any 100 ms window at most 5 frames + the 2-frame lead arrive
+    seconds = result.frame_seconds()
+    # Whole 20 ms frames (160 mu-law bytes each), at most PLAYOUT_MESSAGE_MS in one message; the
+    # TTS's 500 ms chunks fill messages to the limit, only a sentence's last one is shorter.
+    assert all(size % 320 == 0 and size <= message_ms * 16 for _, size in result.frames)
+    assert statistics.median(seconds) == pytest.approx(message_ms / 1000)
+    pacing = result.pacing()
+    assert pacing.paced > 20 and statistics.median(pacing.jitter_ms) < 1.5
+    # no burst: by any moment, at most the audio due by then + a message + the 40 ms lead has come
+    start = times[0]
     for i, t in enumerate(times):
-        assert sum(1 for u in times[i:i + 12] if u - t < 0.1) <= 8
+        assert sum(seconds[:i]) <= (t - start) + message_ms / 1000 + 0.04 + 0.01
     # a 500 ms TTS chunk is not sent at once: the reply takes as long to arrive as it lasts
-    reply = [t for t in times if t > result.turns[0].speech_end]
-    assert reply[-1] - reply[0] == pytest.approx(len(reply) * 0.02, rel=0.1)
+    reply = [(t, d) for t, d in zip(times, seconds) if t > result.turns[0].speech_end]
+    assert reply[-1][0] - reply[0][0] == pytest.approx(sum(d for _, d in reply[:-1]) - 0.04, abs=0.15)
 
 
 async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard() -> None:
@@ -177,9 +183,10 @@ async def test_goodbye_is_heard_before_the_call_is_hung_up_via_rest() -> None:
         assert wait_until(lambda: recorder.ended)
     assert [r.form for r in api.requests] == [{"Status": "completed"}]
     assert result.closed_by_server
-    goodbye_frames = [t for t, _ in result.frames if t > result.turns[0].speech_end]
+    goodbye = [(t, s) for (t, _), s in zip(result.frames, result.frame_seconds()) if t > result.turns[0].speech_end]
+    goodbye_frames = [t for t, _ in goodbye]
     # "Thank you for calling. Goodbye!" (31 characters at 25 ms each) was sent in full ...
-    assert len(goodbye_frames) * 0.02 >= 0.7
+    assert sum(s for _, s in goodbye) >= 0.7
     # ... and the hang-up came only after its last mark was echoed (the caller heard it)
     assert api.requests[0].at >= result.marks_echoed[-1][0] >= goodbye_frames[-1]
     assert recorder.ended[0][1] == "agent_hangup"

@@ -1,0 +1,71 @@
+"""How evenly the agent's audio reached the caller: the one measure the call simulator and the load
+benchmark share.
+
+The server's pacer (audio/playout.py) sends each media message `lead_s` before its audio is due,
+up to PLAYOUT_MESSAGE_MS of audio in one message, so the carrier's buffer never holds more than a
+message and the lead. Messages whose audio is due within the lead arrive at once by design; after
+them, a message should arrive one message's audio after the one before. A message that arrives
+after the carrier has played everything before it is a dropout the caller hears.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+LEAD_S = 0.04  # the pacer's lead: Twilio's and Plivo's two 20 ms frames
+LATE_TOLERANCE_S = 0.002  # an empty buffer for less than this is timer noise, not a dropout
+REPLY_GAP_S = 0.130  # this long without audio after a message's end starts another reply
+
+
+@dataclass
+class Pacing:
+    jitter_ms: list[float] = field(default_factory=list)  # |gap - the previous message's audio|
+    bunched: int = 0  # steady messages less than 5 ms after the one before
+    late: int = 0  # messages that came after the carrier's buffer ran dry
+    late_ms: float = 0.0  # how long it was dry, in all
+    paced: int = 0  # gaps measured
+    outliers: list[tuple[float, int, float]] = field(default_factory=list)  # (s into the call, index, gap ms)
+
+
+def measure(times: Sequence[float], durations: Sequence[float], clears: Sequence[float] = (),
+            lead_s: float = LEAD_S, keep_outliers: int = 0) -> Pacing:
+    """`times[i]`: arrival of agent media message i; `durations[i]`: the seconds of audio it holds.
+    A clear or REPLY_GAP_S without audio ends a reply."""
+    out = Pacing()
+    segments: list[list[int]] = []
+    cur: list[int] = []
+    clear_iter = iter(sorted(clears))
+    next_clear = next(clear_iter, math.inf)
+    for i, t in enumerate(times):
+        boundary = bool(cur) and (t - times[cur[-1]] - durations[cur[-1]] > REPLY_GAP_S or t > next_clear)
+        while t > next_clear:
+            next_clear = next(clear_iter, math.inf)
+        if boundary:
+            segments.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        segments.append(cur)
+    for seg in segments:
+        play_end = times[seg[0]] + durations[seg[0]]
+        due = 0.0  # when each message's audio is due, from the reply's first
+        steady: list[int] = []
+        for prev, nxt in zip(seg, seg[1:]):
+            due += durations[prev]
+            if due > lead_s + 1e-6:
+                steady.append(nxt)
+            if times[nxt] > play_end + LATE_TOLERANCE_S:
+                out.late += 1
+                out.late_ms += (times[nxt] - play_end) * 1000
+            play_end = max(play_end, times[nxt]) + durations[nxt]
+        for prev, nxt in zip(steady, steady[1:]):
+            gap = (times[nxt] - times[prev]) * 1000
+            off = abs(gap - durations[prev] * 1000)
+            out.jitter_ms.append(off)
+            if off > 5 and len(out.outliers) < keep_outliers:
+                out.outliers.append((round(times[nxt] - times[0], 3), nxt, round(gap, 2)))
+            out.bunched += gap < 5.0
+            out.paced += 1
+    return out
