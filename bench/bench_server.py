@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
+
+from sutradhar.testing.ports import free_port
 
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -269,12 +270,6 @@ def serve(port: int, log_level: str, operations: bool = True) -> None:
         pass
     uvicorn.run(app, host="127.0.0.1", port=port, loop=loop, log_level="warning", access_log=False,
                 ws_max_size=settings.max_message_bytes, lifespan="on", log_config=None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServerProcess:

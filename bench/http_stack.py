@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_server import free_port
+from sutradhar.testing.ports import free_port
 
 _REPO = Path(__file__).resolve().parents[1]
 

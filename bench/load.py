@@ -77,8 +77,10 @@ def _espeak(text: str, path: Path) -> None:
     exe = shutil.which("espeak-ng") or shutil.which("espeak")
     if exe is None:
         raise RuntimeError("espeak-ng is needed to make the caller's speech (apt-get install espeak-ng)")
-    subprocess.run([exe, "-v", "en-us", "-s", "165", "-w", str(path), text], check=True,
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.wav")  # parallel test workers share the cache
+    subprocess.run([exe, "-v", "en-us", "-s", "165", "-w", str(tmp), text], check=True,
                    capture_output=True, timeout=30)
+    tmp.replace(path)  # atomic: nobody reads half a file
 
 
 def prepare_phrases(settings: Any | None = None) -> list[Phrase]:

@@ -28,9 +28,9 @@ def espeak_wav(text: str, voice: str = "en-us") -> Path:
     key = hashlib.sha1(f"{voice}|{text}".encode()).hexdigest()[:16]
     path = CACHE / f"{voice}-{key}.wav"
     if not path.exists():
-        tmp = path.with_suffix(".tmp.wav")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.wav")  # per process: xdist workers share CACHE
         subprocess.run(["espeak-ng", "-v", voice, "-w", str(tmp), text], check=True, capture_output=True)
-        tmp.rename(path)
+        tmp.replace(path)  # atomic: a parallel worker never reads half a file
     return path
 
 
@@ -50,7 +50,9 @@ def phone_wav(text: str, voice: str = "en-us", tmpdir: Path | None = None) -> Pa
     src = espeak_wav(text, voice)
     path = (tmpdir or CACHE) / (src.stem + "-8k.wav")
     if not path.exists():
-        write_wav_file(str(path), speech_pcm(text, voice, 8000), 8000)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.wav")
+        write_wav_file(str(tmp), speech_pcm(text, voice, 8000), 8000)
+        tmp.replace(path)
     return path
 
 

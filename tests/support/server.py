@@ -9,7 +9,6 @@ Engines are scripted (fixed delays, injectable failures) unless a test passes ot
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -23,13 +22,8 @@ from sutradhar.config import Settings, load_settings
 from sutradhar.engines.registry import EngineSet
 from sutradhar.services import Services
 from sutradhar.store import Recorder
+from sutradhar.testing.ports import free_port
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_settings(**overrides: Any) -> Settings:

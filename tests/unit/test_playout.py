@@ -136,6 +136,7 @@ async def test_a_gap_inside_a_reply_counts_as_an_underrun() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # asserts wall-clock timing
 async def test_pacing_stays_tight_with_200_concurrent_playouts() -> None:
     """Bench: 200 calls speaking at once on one event loop; measure inter-frame jitter."""
     sinks = [Sink() for _ in range(200)]

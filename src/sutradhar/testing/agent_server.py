@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+
+from sutradhar.testing.ports import free_port
 
 # Chains per `--engines` choice; "env" keeps whatever STT/LLM/TTS the environment names.
 ENGINE_CHAINS: dict[str, dict[str, str]] = {
@@ -42,12 +43,6 @@ STANDALONE = {"DATABASE_URL": "", "REDIS_URL": "", "WORKERS": "1", "STREAM_TOKEN
               "RECORD_CALLS": "false"}
 TEST_ACCOUNT_SID = "ACsutradhartest"
 TEST_TRANSFER_NUMBER = "+910000000000"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class CarrierStub:

@@ -64,6 +64,7 @@ async def test_stream_sends_the_documented_query_and_token_auth(fake: FakeDeepgr
     assert log.headers["Authorization"] == f"Token {fake.api_key}"
 
 
+@pytest.mark.serial  # asserts wall-clock timing
 async def test_interims_arrive_while_sending_and_the_final_comes_within_a_round_trip(fake: FakeDeepgram) -> None:
     fake.transcripts.append("where is my order please")
     interims: list[Transcript] = []

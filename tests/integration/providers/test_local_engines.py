@@ -30,6 +30,7 @@ pytestmark = pytest.mark.local_models
 SENTENCE = "Hello, I would like to know the status of my order. It was placed last Tuesday."
 
 
+@pytest.mark.serial  # asserts wall-clock timing
 async def test_whisper_tiny_en_transcribes_espeak_english(tmp_path: Path) -> None:
     wav = tmp_path / "sentence.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), SENTENCE], check=True)

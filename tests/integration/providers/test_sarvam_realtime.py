@@ -39,6 +39,7 @@ def frames(seconds: float, rate: int) -> list[bytes]:
     return [pcm[i:i + step] for i in range(0, len(pcm), step)]
 
 
+@pytest.mark.serial  # asserts wall-clock timing
 async def test_interims_arrive_while_sending_and_final_follows_finish(fake_sarvam: FakeSarvam) -> None:
     fake_sarvam.transcribe_as("मुझे कल का टिकट चाहिए", "hi-IN")
     stt = client(fake_sarvam, detect_language=False)

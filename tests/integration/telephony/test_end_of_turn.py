@@ -45,6 +45,7 @@ async def one_call(turns: list[CallerTurn], **settings) -> object:
         return await simulate(SimConfig(srv.url, turns, speed=1, timeout_s=30, gap_s=0.3, tail_s=0.5))
 
 
+@pytest.mark.serial  # asserts wall-clock timing
 async def test_a_complete_question_is_answered_sooner_than_the_silence_window():
     stt = lambda: ScriptedSTT(script=("What are your opening hours today?",), delay_s=0.15)  # noqa: E731
     plain = await one_call([CallerTurn(COMPLETE, 8000)], stt=stt(), turn_policy="silence")
@@ -67,6 +68,7 @@ async def test_an_unfinished_phrase_waits_and_both_halves_are_one_turn():
     assert len(result.latencies_ms) == 1
 
 
+@pytest.mark.serial  # asserts wall-clock timing
 async def test_with_a_streaming_stt_the_interim_decides_and_only_the_flush_is_left():
     stt = ScriptedStreamingSTT(script=("What are your opening hours today?",), interim_every_s=0.2,
                                flush_delay_s=0.02, delay_s=1.0)
