@@ -309,7 +309,9 @@ class FakeOpenAI(FakeServer):
             body = await request.json()
         except ValueError:
             body = None
-        self.requests.append({"endpoint": endpoint, "headers": dict(request.headers), "json": body})
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        # peer: the client's (host, port), so a test can tell one reused connection from several
+        self.requests.append({"endpoint": endpoint, "headers": dict(request.headers), "json": body, "peer": peer})
         if (denied := self.check_auth(request)) is not None:
             return denied
         try:

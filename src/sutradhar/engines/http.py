@@ -28,6 +28,7 @@ from sutradhar.engines.base import (
     RateLimited,
     Stage,
 )
+from sutradhar.engines.http_transport import ProviderTransport
 
 # Provider error codes in Sarvam's spelling (sarvamai 0.1.39 `ErrorCode`) and OpenAI's. They matter
 # most where no HTTP status comes with them (WebSocket errors); with a status, 5xx stays retryable.
@@ -194,7 +195,8 @@ class SSEParser:
 @dataclass
 class HTTPProvider(Provider):
     """A cloud provider: one lazily created `httpx.AsyncClient` reused by every call (connection
-    reuse matters: a TLS handshake costs more than a short STT request), and a cheap health check."""
+    reuse matters: a TLS handshake costs more than a short STT request) on aiohttp's pool
+    (`engines/http_transport.py`), and a cheap health check."""
 
     base_url: str = ""
     api_key: str = ""
@@ -209,10 +211,8 @@ class HTTPProvider(Provider):
     # A cheap authenticated GET for health() when no call has succeeded lately (None: none exists).
     health_path: str | None = None
     # Concurrent connections at most: httpx's default of 100 would queue a busy server's streams
-    # (hundreds of calls each hold a TTS or chat stream) behind the pool. Idle ones kept stay at
-    # httpx's 20: httpcore 1.0.9 weighs that limit against every connection, idle or not
-    # (encode/httpcore#1000), in a scan quadratic in the pool's size run on every request, so
-    # 100 doubled the CPU of a turn's requests (bench/provider_path.py at 100 concurrent turns).
+    # (hundreds of calls each hold a TTS or chat stream) behind the pool. Idle connections close
+    # after httpx's 5 s keep-alive.
     max_connections: int = 1000
 
     def auth_headers(self) -> dict[str, str]:
@@ -226,6 +226,7 @@ class HTTPProvider(Provider):
             limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=20)
             self._client = httpx.AsyncClient(
                 base_url=self.base_url.rstrip("/"), timeout=timeout, limits=limits,
+                transport=ProviderTransport(limits, self.base_url),
                 headers={**self.auth_headers(), **self.headers},
             )
         return self._client

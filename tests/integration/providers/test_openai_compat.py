@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from sutradhar.engines.base import (
@@ -48,19 +47,14 @@ async def test_chat_streams_reuse_one_connection(fake_openai: FakeOpenAI) -> Non
     # The body's end after [DONE] is read, so the pool keeps the connection: a closed one would
     # cost every turn a new TCP (and against a real provider, TLS) connection.
     llm = chat(fake_openai)
-    local_ports: list[int] = []
-
-    async def on_response(response: httpx.Response) -> None:
-        local_ports.append(response.extensions["network_stream"].get_extra_info("client_addr")[1])
-
-    llm.client.event_hooks["response"] = [on_response]
     try:
         for _ in range(3):
             fake_openai.reply("Paris is the capital of France.")
             assert "".join([d async for d in llm.stream(MESSAGES, "en-IN")]) == "Paris is the capital of France."
     finally:
         await llm.aclose()
-    assert len(local_ports) == 3 and len(set(local_ports)) == 1
+    peers = [r["peer"] for r in fake_openai.calls("chat")]
+    assert len(peers) == 3 and len(set(peers)) == 1
 
 
 async def test_chat_stream_cut_in_the_middle_raises_retryable(fake_openai: FakeOpenAI) -> None:
