@@ -427,6 +427,7 @@ class Call:
         jitter, gaps_bunched, late, late_ms, paced = (pacing.jitter_ms, pacing.bunched, pacing.late,
                                                       pacing.late_ms, pacing.paced)
         outliers = pacing.outliers
+        late_buffered = pacing.late_buffered
         server_turns = []
         server_heard = []  # what the server heard and said, turn by turn
         playout = None
@@ -438,6 +439,7 @@ class Call:
         duration = ((self.ended_at or time.monotonic()) - (self.connected_at or self.start_at))
         return {"index": self.index, "error": self.error, "turns": turns, "barge": barge,
                 "jitter_ms": [round(x, 3) for x in jitter], "bunched": gaps_bunched, "late": late,
+                "late_buffered": late_buffered,
                 "late_ms": round(late_ms, 1), "paced_frames": paced, "frames": len(self.frames),
                 "marks": self.marks, "clears": len(self.clears), "gap_outliers": outliers, "summary_status": self.summary_status, "duration_s": round(duration, 3),
                 "server_turns": server_turns, "server_heard": server_heard, "server_playout": playout}
@@ -760,6 +762,8 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
             "jitter_ms": summarize(jitter),
             "bunched": sum(c["bunched"] for c in calls),
             "late_frames": late,
+            # against a phone's 100 ms playout buffer (testing/pacing.py JITTER_BUFFER_S)
+            "late_behind_100ms_buffer": sum(c["late_buffered"] for c in calls),
             "late_fraction": round(late / paced, 5) if paced else None,
             "late_ms_total": round(sum(c["late_ms"] for c in calls), 1),
             "server_underruns": sum(p.get("underruns", 0) for p in playouts),
@@ -819,7 +823,8 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
                 f"{r['provider_stats']['connections']} connections")
         log(f"N={n}: overhead p50/p95/p99 {r['overhead_ms']['p50']}/{r['overhead_ms']['p95']}/"
             f"{r['overhead_ms']['p99']} ms, jitter p99 {r['pacing']['jitter_ms']['p99']} ms, late "
-            f"{r['pacing']['late_frames']}, CPU {r['cost']['cpu_s_per_call_minute']} s/call-min, "
+            f"{r['pacing']['late_frames']} ({r['pacing']['late_behind_100ms_buffer']} behind a 100 ms buffer), "
+            f"v2v p50/p95 {r['v2v_ms']['p50']}/{r['v2v_ms']['p95']} ms, CPU {r['cost']['cpu_s_per_call_minute']} s/call-min, "
             f"{r['cost']['rss_per_call_mb']} MB/call, unanswered {r['unanswered_turns']}, talked over "
             f"{r['talked_over_turns']}, errors {len(r['call_errors'])} ({last_step_s:.0f}s)")
         p95 = r["overhead_ms"]["p95"]

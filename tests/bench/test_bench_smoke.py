@@ -192,6 +192,10 @@ def test_pacing_counts_jitter_bunching_and_carrier_dropouts() -> None:
     gap = sent[:3] + [t0 + 0.360]  # the fourth message 100 ms behind: the buffer ran dry for 60 ms
     _, _, late, late_ms, _ = _pacing(array("d", gap), array("d", [0.100] * 4), [])
     assert late == 1 and 55 < late_ms < 65
+    # ... which a phone's 100 ms playout buffer hides; 160 ms behind, it does not
+    assert measure(array("d", gap), array("d", [0.100] * 4)).late_buffered == 0
+    worse = sent[:3] + [t0 + 0.420]
+    assert measure(array("d", worse), array("d", [0.100] * 4)).late_buffered == 1
 
 
 def test_load_step_with_http_providers_measures_the_production_server() -> None:

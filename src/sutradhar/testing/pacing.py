@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 LEAD_S = 0.04  # the pacer's lead: Twilio's and Plivo's two 20 ms frames
 LATE_TOLERANCE_S = 0.002  # an empty buffer for less than this is timer noise, not a dropout
-REPLY_GAP_S = 0.130  # this long without audio after a message's end starts another reply
+REPLY_GAP_S = 0.300  # this long without audio after a message's end starts another reply (shorter: a dropout)
+JITTER_BUFFER_S = 0.100  # a phone's playout buffer: a reply starts playing this long after it arrives
 
 
 @dataclass
@@ -25,12 +26,15 @@ class Pacing:
     bunched: int = 0  # steady messages less than 5 ms after the one before
     late: int = 0  # messages that came after the carrier's buffer ran dry
     late_ms: float = 0.0  # how long it was dry, in all
+    # messages that came after their audio was due behind a JITTER_BUFFER_S playout buffer: a
+    # dropout even for a phone that buffers (`late` counts any moment the carrier's queue was empty)
+    late_buffered: int = 0
     paced: int = 0  # gaps measured
     outliers: list[tuple[float, int, float]] = field(default_factory=list)  # (s into the call, index, gap ms)
 
 
 def measure(times: Sequence[float], durations: Sequence[float], clears: Sequence[float] = (),
-            lead_s: float = LEAD_S, keep_outliers: int = 0) -> Pacing:
+            lead_s: float = LEAD_S, keep_outliers: int = 0, jitter_buffer_s: float = JITTER_BUFFER_S) -> Pacing:
     """`times[i]`: arrival of agent media message i; `durations[i]`: the seconds of audio it holds.
     A clear or REPLY_GAP_S without audio ends a reply."""
     out = Pacing()
@@ -56,6 +60,8 @@ def measure(times: Sequence[float], durations: Sequence[float], clears: Sequence
             due += durations[prev]
             if due > lead_s + 1e-6:
                 steady.append(nxt)
+            if times[nxt] > times[seg[0]] + jitter_buffer_s + due + LATE_TOLERANCE_S:
+                out.late_buffered += 1
             if times[nxt] > play_end + LATE_TOLERANCE_S:
                 out.late += 1
                 out.late_ms += (times[nxt] - play_end) * 1000
