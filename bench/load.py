@@ -35,8 +35,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -47,6 +45,7 @@ from typing import Any
 
 from bench.common import BENCH_DIR, summarize
 from bench.scenario import TRANSCRIPTS, Delays, critical_path_ms
+from sutradhar.testing.espeak_speech import espeak_pcm
 from sutradhar.testing.pacing import measure as measure_pacing
 
 FRAME_S = 0.020
@@ -54,6 +53,7 @@ WIRE_RATE = 8000
 FRAME_BYTES = WIRE_RATE * 20 // 1000  # mu-law: one byte per sample
 TRAILING_SILENCE_FRAMES = 40  # after each phrase; the end-of-turn window (30 frames) falls inside
 AUDIO_CACHE = BENCH_DIR / ".cache"
+CALLER_WPM = 165  # the callers' espeak-ng speed
 
 
 # --- caller audio ---
@@ -73,16 +73,6 @@ class Phrase:
         return (self.last_voiced + 1) * FRAME_S
 
 
-def _espeak(text: str, path: Path) -> None:
-    exe = shutil.which("espeak-ng") or shutil.which("espeak")
-    if exe is None:
-        raise RuntimeError("espeak-ng is needed to make the caller's speech (apt-get install espeak-ng)")
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.wav")  # parallel test workers share the cache
-    subprocess.run([exe, "-v", "en-us", "-s", "165", "-w", str(tmp), text], check=True,
-                   capture_output=True, timeout=30)
-    tmp.replace(path)  # atomic: nobody reads half a file
-
-
 def prepare_phrases(settings: Any | None = None) -> list[Phrase]:
     """Caller speech for every scripted transcript, as the server will receive it, with the frame
     indices the server's turn detector will act on (replayed offline)."""
@@ -90,7 +80,6 @@ def prepare_phrases(settings: Any | None = None) -> list[Phrase]:
 
     from sutradhar.audio.codecs import (
         pcm16_to_ulaw,
-        read_wav_file,
         resample,
         ulaw_to_pcm16,
     )
@@ -100,11 +89,8 @@ def prepare_phrases(settings: Any | None = None) -> list[Phrase]:
     AUDIO_CACHE.mkdir(parents=True, exist_ok=True)
     silence_ulaw = pcm16_to_ulaw(bytes(FRAME_BYTES * 2))
     phrases = []
-    for i, text in enumerate(TRANSCRIPTS):
-        wav = AUDIO_CACHE / f"caller-{i}.wav"
-        if not wav.exists():
-            _espeak(text, wav)
-        pcm, rate = read_wav_file(str(wav))
+    for text in TRANSCRIPTS:
+        pcm, rate = espeak_pcm(text, "en-us", CALLER_WPM, cache=AUDIO_CACHE)
         pcm8 = resample(pcm, rate, WIRE_RATE) if rate != WIRE_RATE else pcm
         ulaw = pcm16_to_ulaw(pcm8)
         ulaw += silence_ulaw[: -len(ulaw) % FRAME_BYTES] if len(ulaw) % FRAME_BYTES else b""

@@ -27,21 +27,18 @@ STAGES = ("stt_ms", "llm_ttft_ms", "llm_ms", "tts_ttfb_ms", "tts_ms", "v2v_ms")
 
 def phone_utterances() -> list[tuple[str, bytes]]:
     """(text, PCM16 16 kHz) per scripted transcript, through 8 kHz mu-law like a phone call."""
-    from bench.load import AUDIO_CACHE, _espeak
+    from bench.load import AUDIO_CACHE, CALLER_WPM
     from sutradhar.audio.codecs import (
         pcm16_to_ulaw,
-        read_wav_file,
         resample,
         ulaw_to_pcm16,
     )
+    from sutradhar.testing.espeak_speech import espeak_pcm
 
     AUDIO_CACHE.mkdir(parents=True, exist_ok=True)
     out = []
-    for i, text in enumerate(TRANSCRIPTS):
-        wav = AUDIO_CACHE / f"caller-{i}.wav"
-        if not wav.exists():
-            _espeak(text, wav)
-        pcm, rate = read_wav_file(str(wav))
+    for text in TRANSCRIPTS:
+        pcm, rate = espeak_pcm(text, "en-us", CALLER_WPM, cache=AUDIO_CACHE)
         phone = ulaw_to_pcm16(pcm16_to_ulaw(resample(pcm, rate, 8000)))
         out.append((text, resample(phone, 8000, 16000) + bytes(16000 * 2 // 5)))  # + 200 ms tail
     return out

@@ -31,14 +31,14 @@ LINES = ("What is my account balance?", "Your balance is five hundred rupees.",
 
 
 def _speech(text: str, rate: int) -> np.ndarray | None:
-    try:
-        raw = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    import soxr
+    from sutradhar.audio.codecs import resample
+    from sutradhar.testing.espeak_speech import espeak_pcm
 
-    pcm = np.frombuffer(raw[44:], dtype="<i2")
-    return soxr.resample(pcm, 22050, rate).astype("<i2")
+    try:
+        pcm, source_rate = espeak_pcm(text)
+    except (OSError, RuntimeError, subprocess.CalledProcessError):
+        return None
+    return np.frombuffer(resample(pcm, source_rate, rate), dtype="<i2")
 
 
 def call_audio(rate: int, seconds: float = 60.0) -> np.ndarray:

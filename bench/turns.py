@@ -20,9 +20,6 @@ speech (wall and CPU ms, P(complete) for complete and unfinished phrases).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,17 +64,10 @@ ACOUSTIC_REPEATS = 10  # scores of each phrase, for the per-decision latency and
 
 def speech(text: str, language: str, cache: Path) -> bytes:
     """espeak-ng speech at 8 kHz (cached), as PCM16."""
-    from sutradhar.audio.codecs import read_wav_file, resample
+    from sutradhar.audio.codecs import resample
+    from sutradhar.testing.espeak_speech import espeak_pcm
 
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"{language}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.wav"
-    if not path.exists():
-        exe = shutil.which("espeak-ng") or shutil.which("espeak")
-        if exe is None:
-            raise RuntimeError("espeak-ng is needed to make the caller's speech")
-        subprocess.run([exe, "-v", VOICES[language], "-s", "160", "-w", str(path), text], check=True,
-                       capture_output=True, timeout=30)
-    pcm, rate = read_wav_file(str(path))
+    pcm, rate = espeak_pcm(text, VOICES[language], 160, cache=cache)
     return trim(resample(pcm, rate, 8000) if rate != 8000 else pcm)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from sutradhar.audio.codecs import (
     ulaw_to_pcm16,
     write_wav_file,
 )
+from sutradhar.testing.espeak_speech import espeak_wav
 
 CACHE = Path(os.environ.get("SUTRADHAR_E2E_CACHE", Path(__file__).parent / ".cache"))
 LINE_RATE = 8000
@@ -50,14 +50,7 @@ class Spoken:
 
     def espeak_wav(self) -> Path:
         """espeak-ng's own output (22.05 kHz PCM16)."""
-        CACHE.mkdir(parents=True, exist_ok=True)
-        path = CACHE / f"{self._stem()}-espeak.wav"
-        if not path.exists():
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            subprocess.run(["espeak-ng", "-v", self.voice, "-s", "150", "-w", str(tmp), self.text],
-                           check=True, capture_output=True, timeout=30)
-            tmp.replace(path)
-        return path
+        return espeak_wav(self.text, self.voice, 150, cache=CACHE)
 
     def line_bytes(self) -> bytes:
         """The caller's speech as G.711 mu-law at 8 kHz: exactly what a carrier sends us."""

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,22 +13,17 @@ from sutradhar.audio.codecs import (
     silence,
     ulaw_to_pcm16,
 )
+from sutradhar.testing.espeak_speech import default_cache
+from sutradhar.testing.espeak_speech import espeak_wav as speech_wav
 
 VOICES = {"en-IN": "en-us", "hi-IN": "hi", "te-IN": "te", "gu-IN": "gu"}
-CACHE = Path(os.environ.get("SUTRADHAR_TEST_AUDIO", Path(tempfile.gettempdir()) / "sutradhar-test-audio"))
+CACHE = default_cache()  # SUTRADHAR_TEST_AUDIO, else under the temp directory
 
 
 @lru_cache(maxsize=64)
 def espeak_wav(text: str, voice: str = "en-us") -> Path:
     """Path of a WAV of `text` spoken by espeak-ng (cached on disk across test runs)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(f"{voice}|{text}".encode()).hexdigest()[:16]
-    path = CACHE / f"{voice}-{key}.wav"
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.wav")  # per process: xdist workers share CACHE
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(tmp), text], check=True, capture_output=True)
-        tmp.replace(path)  # atomic: a parallel worker never reads half a file
-    return path
+    return speech_wav(text, voice, cache=CACHE)
 
 
 def speech_pcm(text: str, voice: str = "en-us", rate: int = 8000) -> bytes:

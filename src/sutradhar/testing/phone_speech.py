@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sutradhar.audio.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16, wav_to_pcm16
+from sutradhar.audio.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
+from sutradhar.testing.espeak_speech import espeak_pcm
 from sutradhar.testing.questions import load_questions
 
 LINE_RATE = 8000
@@ -68,12 +67,7 @@ def default_cache_dir() -> Path:
 
 def espeak(text: str, voice: Voice) -> tuple[bytes, int]:
     """espeak-ng's own output for `text`: PCM16 and its rate (22.05 kHz)."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is needed to make caller speech (apt-get install espeak-ng)")
-    done = subprocess.run([exe, "-v", voice.name, "-s", str(voice.wpm), "-p", str(voice.pitch),
-                           "--stdout", text], check=True, capture_output=True, timeout=60)
-    return wav_to_pcm16(done.stdout)
+    return espeak_pcm(text, voice.name, voice.wpm, voice.pitch)
 
 
 def band_limit(samples: np.ndarray, rate: int, band: tuple[float, float] = BAND_HZ) -> np.ndarray:

@@ -7,13 +7,12 @@ LLM test skips, and only when the GGUF has not been prepared.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from sutradhar.audio.codecs import read_wav_file, resample, rms
+from sutradhar.audio.codecs import resample, rms
 from sutradhar.config import load_settings
 from sutradhar.engines.base import AudioChunk, LanguageNotSupported, Message
 from sutradhar.engines.local import default_gguf
@@ -21,6 +20,7 @@ from sutradhar.engines.local.espeak import EspeakTTS
 from sutradhar.engines.local.piper import PiperTTS, packaged_voice
 from sutradhar.engines.local.responder import ScriptedResponder
 from sutradhar.engines.local.whisper import LocalSTT, resolve_whisper_model
+from sutradhar.testing.espeak_speech import espeak_pcm
 from sutradhar.text.languages import LANGUAGES
 from sutradhar.text.wer import word_error_rate
 
@@ -31,10 +31,8 @@ SENTENCE = "Hello, I would like to know the status of my order. It was placed la
 
 
 @pytest.mark.serial  # asserts wall-clock timing
-async def test_whisper_tiny_en_transcribes_espeak_english(tmp_path: Path) -> None:
-    wav = tmp_path / "sentence.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), SENTENCE], check=True)
-    pcm, rate = read_wav_file(str(wav))
+async def test_whisper_tiny_en_transcribes_espeak_english() -> None:
+    pcm, rate = espeak_pcm(SENTENCE)
     pcm16k = resample(pcm, rate, 16000)
     model_dir, languages, multilingual = resolve_whisper_model("tiny.en", Path("models"))
     stt = LocalSTT(model_dir=model_dir, languages=languages, multilingual=multilingual)
@@ -48,13 +46,11 @@ async def test_whisper_tiny_en_transcribes_espeak_english(tmp_path: Path) -> Non
     assert elapsed < len(pcm16k) / 32000  # faster than real time
 
 
-async def test_whisper_base_detects_english_and_maps_the_code(tmp_path: Path) -> None:
+async def test_whisper_base_detects_english_and_maps_the_code() -> None:
     model_dir, languages, multilingual = resolve_whisper_model("base", load_settings().models_dir)
     if not (model_dir / "model.bin").exists():
         pytest.skip(f"Whisper base not prepared at {model_dir} (run scripts/prepare_models.py)")
-    wav = tmp_path / "sentence.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), SENTENCE], check=True)
-    pcm, rate = read_wav_file(str(wav))
+    pcm, rate = espeak_pcm(SENTENCE)
     stt = LocalSTT(model_dir=model_dir, languages=languages, multilingual=multilingual)
     assert stt.supports("hi-IN") and stt.supports("gu-IN")
     result = await stt.transcribe(pcm, rate, None)  # no language given: Whisper detects it
@@ -62,10 +58,8 @@ async def test_whisper_base_detects_english_and_maps_the_code(tmp_path: Path) ->
     assert word_error_rate(SENTENCE, result.text) < 0.30, result.text
 
 
-async def test_two_concurrent_transcriptions_share_one_model(tmp_path: Path) -> None:
-    wav = tmp_path / "short.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), "Goodbye and thank you."], check=True)
-    pcm, rate = read_wav_file(str(wav))
+async def test_two_concurrent_transcriptions_share_one_model() -> None:
+    pcm, rate = espeak_pcm("Goodbye and thank you.")
     model_dir, languages, _ = resolve_whisper_model("tiny.en", Path("models"))
     a, b = LocalSTT(model_dir=model_dir, languages=languages), LocalSTT(model_dir=model_dir)
     results = await asyncio.gather(a.transcribe(pcm, rate), b.transcribe(pcm, rate))
