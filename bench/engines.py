@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from bench.scenario import REPLIES, TRANSCRIPTS, Delays, tokens
-from sutradhar.engines.base import AudioChunk, Message, Transcript
+from sutradhar.engines.base import AudioChunk, Message, Provider, Transcript
 from sutradhar.testing.scripted import tone
 
 TRACE: contextvars.ContextVar[list[tuple[str, float]] | None] = contextvars.ContextVar("bench_trace",
@@ -33,18 +33,10 @@ def _mark(label: str) -> None:
         trace.append((label, _now()))
 
 
-class _Engine:
+class _Engine(Provider):
+    """A bench engine: every language, always healthy, nothing to release (Provider's defaults)."""
+
     name = "bench"
-    languages = None
-
-    def supports(self, language: str | None) -> bool:
-        return True
-
-    async def health(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 class BenchSTT(_Engine):

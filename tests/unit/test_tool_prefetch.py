@@ -16,7 +16,7 @@ import pytest
 from sutradhar.agents.prefetch import spoken_number_rule
 from sutradhar.agents.tools import Tool, ToolBox, tool
 from sutradhar.agents.webhooks import WebhookToolConfig
-from sutradhar.engines.base import Message, ToolCall, ToolSchema
+from sutradhar.engines.base import Message, Provider, ToolCall, ToolSchema
 from sutradhar.pipeline.events import TurnCompleted, Utterance
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
 from sutradhar.testing.scripted import ScriptedTTS
@@ -51,7 +51,7 @@ class OrderBackend:
                                prefetch=ORDER_RULE if prefetch else None)
 
 
-class RoundOneLLM:
+class RoundOneLLM(Provider):
     """Round 1 (a caller's turn) waits for `go`, then calls `call`; after a tool result it
     answers from it. Records what it was shown."""
 
@@ -63,15 +63,6 @@ class RoundOneLLM:
         self.call, self.go = call, go
         self.calls: list[list[Message]] = []
         self.round_one_done = False
-
-    def supports(self, language: str | None) -> bool:
-        return True
-
-    async def health(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
     async def stream(self, messages: Sequence[Message], language: str,
                      tools: Sequence[ToolSchema] | None = None) -> AsyncIterator[Any]:

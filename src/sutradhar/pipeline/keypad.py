@@ -55,18 +55,17 @@ class Keypad:
 
     def key_pressed(self, digit: str) -> bool:
         """The caller pressed `digit`: True when an open collection took it."""
-        collection = self._collection
-        if collection is None:
-            return False
-        collection.inputs.put_nowait(("key", digit))
-        return True
+        return self._give("key", digit)
 
     def heard(self, text: str) -> bool:
         """The caller said `text` during a collection: True when an open collection took it."""
+        return self._give("speech", text)
+
+    def _give(self, kind: str, value: str) -> bool:
         collection = self._collection
         if collection is None:
             return False
-        collection.inputs.put_nowait(("speech", text))
+        collection.inputs.put_nowait((kind, value))
         return True
 
     async def collect(self, max_digits: int, finish_on_key: str, timeout_s: float,
