@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 
@@ -34,10 +34,7 @@ def turn(lock_dir: Path, alone: bool) -> Iterator[None]:
         with _flock(gate, fcntl.LOCK_EX), _flock(room, fcntl.LOCK_EX):
             yield
         return
-    fd = os.open(room, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    with ExitStack() as held:
         with _flock(gate, fcntl.LOCK_EX):  # pass the turnstile: wait behind a serial test in line
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            held.enter_context(_flock(room, fcntl.LOCK_SH))
         yield
-    finally:
-        os.close(fd)

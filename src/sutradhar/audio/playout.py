@@ -181,17 +181,12 @@ class Playout:
                 if late * 1000 > stats.max_late_ms:
                     stats.max_late_ms = late * 1000
             # The frames queued back to back, up to a message (only this task pops the queue).
-            first = queue.popleft()
-            assert isinstance(first, bytes)
-            n = 1
-            if self.message_frames > 1 and queue and type(queue[0]) is bytes:
-                parts = [first]
-                while n < self.message_frames and queue and type(queue[0]) is bytes:
-                    parts.append(queue.popleft())  # type: ignore[arg-type]
-                    n += 1
-                first = b"".join(parts)
+            parts = [queue.popleft()]
+            while len(parts) < self.message_frames and queue and type(queue[0]) is bytes:
+                parts.append(queue.popleft())
+            n = len(parts)
             self.queued_frames -= n
-            await self._send_frame(first)
+            await self._send_frame(parts[0] if n == 1 else b"".join(parts))  # type: ignore[arg-type]
             stats.frames += n
             stats.messages += 1
             if self._on_frame is not None:
