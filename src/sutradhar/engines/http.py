@@ -223,9 +223,10 @@ class HTTPProvider(Provider):
         if self._client is None or self._client.is_closed:
             # A separate, shorter connect timeout makes a dead host fail fast.
             timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0))
-            limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=20)
+            # The transport owns the pool (aiohttp's): it reads the connection cap and keep-alive.
+            limits = httpx.Limits(max_connections=self.max_connections)
             self._client = httpx.AsyncClient(
-                base_url=self.base_url.rstrip("/"), timeout=timeout, limits=limits,
+                base_url=self.base_url.rstrip("/"), timeout=timeout,
                 transport=ProviderTransport(limits, self.base_url),
                 headers={**self.auth_headers(), **self.headers},
             )
