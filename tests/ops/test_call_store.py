@@ -183,16 +183,16 @@ async def test_turn_timings_are_the_turns_since_a_moment_with_their_providers(st
 async def test_hooks_return_at_once_while_a_slow_write_is_in_flight(store):
     await store.call_started("slow", started())
     await store.flush()
-    original = store.write_turn
+    original = store._turn
     first_write_started = asyncio.Event()
 
-    async def slow_first(call_id, record, at=None):
+    async def slow_first(session, call_id, record, at):
         if record["turn_id"] == 1:
             first_write_started.set()
             await asyncio.sleep(0.5)
-        await original(call_id, record, at)
+        await original(session, call_id, record, at)
 
-    store.write_turn = slow_first
+    store._turn = slow_first
     await store.turn_completed("slow", turn(1))
     await first_write_started.wait()
     t0 = time.perf_counter()
@@ -207,13 +207,66 @@ async def test_a_failing_database_logs_and_never_raises_into_the_call(store):
     async def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    store.write_turn = broken
+    store._turn = broken
     await store.turn_completed("c", turn(1))  # no exception here
     await store.flush()
-    store.write_turn = CallStore.write_turn.__get__(store)
+    del store._turn  # the class's writer again
     await store.turn_completed("c", turn(2))  # the writer survived and keeps writing
     await store.flush()
     assert [t["turn_id"] for t in (await store.get_call("c"))["turns"]] == ["2"]
+
+
+def _count_commits(store) -> list[int]:
+    from sqlalchemy import event
+
+    commits = [0]
+
+    def on_commit(_conn):
+        commits[0] += 1
+
+    event.listen(store._engine.sync_engine, "commit", on_commit)
+    return commits
+
+
+async def test_events_of_many_calls_within_the_window_share_one_transaction(store):
+    commits = _count_commits(store)
+    for n in range(20):
+        await store.call_started(f"call-{n}", started())
+        await store.turn_completed(f"call-{n}", turn(1))
+        await store.call_ended(f"call-{n}", "hangup", {"turns": 1})
+    await store.flush()
+    assert commits[0] == 1  # 60 events, one commit
+    page = await store.list_calls(page_size=100)
+    assert page["total"] == 20 and {c["status"] for c in page["calls"]} == {"completed"}
+    assert all(c["turn_count"] == 1 for c in page["calls"])
+
+
+async def test_a_batch_the_database_refuses_is_written_event_by_event(store, caplog):
+    await store.call_started("good-1", started())
+    await store.turn_completed("good-1", turn(1))
+    await store.turn_completed("bad", turn(1, errors=["not a mapping"]))  # dict("...") raises
+    await store.turn_completed("good-2", turn(1))
+    await store.flush()
+    assert [t["turn_id"] for t in (await store.get_call("good-1"))["turns"]] == ["1"]
+    assert [t["turn_id"] for t in (await store.get_call("good-2"))["turns"]] == ["1"]
+    assert await store.get_call("bad") is None
+
+
+async def test_playout_progress_of_one_turn_is_coalesced_to_its_last_update(store):
+    await store.call_started("heard", started())
+    await store.turn_completed("heard", turn(1, playing=True))
+    await store.flush()
+    statements: list[str] = []
+    from sqlalchemy import event
+
+    event.listen(store._engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: statements.append(statement))
+    for heard in ("answer", "answer 1 of", "answer 1"):
+        await store.turn_heard("heard", 1, heard, heard != "answer 1")
+    await store.flush()
+    assert sum(s.lstrip().upper().startswith("UPDATE") for s in statements) == 1
+    stored = (await store.get_call("heard"))["turns"][0]
+    assert stored["heard"] == "answer 1" and stored["playing"] is False
 
 
 async def test_a_turn_without_call_started_is_kept(store):

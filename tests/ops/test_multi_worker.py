@@ -100,8 +100,9 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
 
         # its record, written by worker a, is read through worker b
         http.delete(f"{a}/test/calls/CA-live").raise_for_status()
-        call = eventually(lambda: http.get(f"{b}/calls/CA-live", headers=auth).json()
-                          if http.get(f"{b}/calls/CA-live", headers=auth).status_code == 200 else None)
+        # (the record exists from the call's start: wait for its end to be written, not for a 200)
+        call = eventually(lambda: (r := http.get(f"{b}/calls/CA-live", headers=auth)).status_code == 200
+                          and r.json()["status"] != "active" and r.json())
         assert call["status"] == "completed" and call["turn_count"] == 1
         assert eventually(lambda: http.get(f"{b}/status", headers=auth).json()
                           ["cluster_active_calls"] == 0)

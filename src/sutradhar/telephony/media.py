@@ -102,7 +102,10 @@ async def serve_media(websocket: WebSocket, transport: Transport, services: Serv
         return None
     try:
         await websocket.accept()
-        return await _run(websocket, transport, services)
+        # The stream runs in a task of its own: awaited here, ~20 coroutines deep under the ASGI
+        # middleware and routing, every inbound message would resume and suspend all of them
+        # (a third of the server's CPU per 20 ms frame). Cancelling this await cancels the task.
+        return await asyncio.create_task(_run(websocket, transport, services), name="media-stream")
     finally:
         limiter.release(source)
 
