@@ -412,6 +412,25 @@ def cmd_frames(args: argparse.Namespace) -> dict:
     return result
 
 
+# --- inbound ---
+
+def cmd_inbound(args: argparse.Namespace) -> dict:
+    from bench import inbound
+
+    result = inbound.run(args.streams, args.seconds, args.settle_s, args.loop_frames)
+    result["command"] = _command(args)
+    path = write_result("inbound", result, args.out)
+    rows = [[name, r["frames"], r["server_cpu_s"], r["us_per_frame"], r["core_percent"],
+             result["cores_at_300_calls"][name]]
+            for name, r in (("sutradhar", result["sutradhar"]), ("asgi_floor", result["asgi_floor"]))]
+    print(table(rows, ["server", "frames", "CPU s", "µs per frame", "% of a core",
+                       "cores at 300 calls"]))
+    print(f"ours (sutradhar - floor): {result['ours_us_per_frame']} µs per frame; the media loop alone, "
+          f"in process: {result['media_loop_in_process']['us_per_frame']} µs per frame")
+    print(f"result: {path}")
+    return result
+
+
 # --- all ---
 
 def cmd_all(args: argparse.Namespace) -> dict:
@@ -533,6 +552,18 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--src", default=None, help=argparse.SUPPRESS)
     fr.add_argument("--out", default=None, help="results directory (default bench/results)")
     fr.set_defaults(func=cmd_frames)
+
+    ib = sub.add_parser("inbound", help="server CPU per 20 ms inbound frame of N silent calls vs a bare ASGI app",
+                        description="N Twilio streams sending silence into `sutradhar serve` and into a "
+                                    "bare uvicorn WebSocket app: CPU per frame of each (~50 s).")
+    ib.add_argument("--streams", type=int, default=100, help="concurrent streams (default 100)")
+    ib.add_argument("--seconds", type=float, default=15.0, help="steady stretch measured (default 15)")
+    ib.add_argument("--settle-s", type=float, default=8.0,
+                    help="seconds for the streams to connect and their greetings to play (default 8)")
+    ib.add_argument("--loop-frames", type=int, default=20_000,
+                    help="messages through the media loop in process (default 20000)")
+    ib.add_argument("--out", default=None, help="results directory (default bench/results)")
+    ib.set_defaults(func=cmd_inbound)
 
     al = sub.add_parser("all", help="overhead, tools, frames, local and load in turn",
                         description="Every benchmark with its defaults (~10 min) or --quick (~2 min).")

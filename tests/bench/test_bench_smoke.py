@@ -153,6 +153,21 @@ def test_memory_benchmark_reads_the_server_before_during_and_after(tmp_path: Pat
     assert all({"kb", "count", "where"} <= set(line) for line in doc["traced_round"]["top"])
 
 
+def test_inbound_benchmark_measures_the_server_the_asgi_floor_and_the_media_loop(tmp_path: Path) -> None:
+    from bench.run import main
+
+    code = main(["inbound", "--streams", "3", "--seconds", "1.5", "--settle-s", "2", "--loop-frames", "500",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "inbound-latest.json").read_text())
+    for server in ("sutradhar", "asgi_floor"):
+        run = doc[server]
+        assert run["errors"] == [] and run["frames"] >= 3 * 50  # 3 streams x 1.5 s at 50 a second, roughly
+        assert run["server_cpu_s"] > 0 and run["us_per_frame"] > 0
+    assert doc["media_loop_in_process"]["frames"] == 500 and doc["media_loop_in_process"]["us_per_frame"] > 0
+    assert doc["ours_us_per_frame"] == round(doc["sutradhar"]["us_per_frame"] - doc["asgi_floor"]["us_per_frame"], 1)
+
+
 def test_critical_path_replays_the_real_sentence_chunker() -> None:
     from bench.scenario import REPLIES, Delays, critical_path_ms, release_token_index
 
