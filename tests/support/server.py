@@ -80,6 +80,12 @@ class LiveServer:
         """Run a coroutine on the server's loop (e.g. to read its state safely)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    async def flush_records(self) -> None:
+        """From a test's own loop: wait until the server's call store has written what is queued.
+        (Awaiting `store.flush()` there directly would wait on the server loop's queue from the
+        wrong loop, and hang once anything is queued.)"""
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.services.store.flush(), self.loop))
+
     def tasks(self) -> list[str]:
         """Names of the server loop's unfinished tasks, beyond those it had once it was serving."""
         async def names() -> list[str]:

@@ -29,6 +29,21 @@ def test_mulaw_round_trip_is_close_and_matches_g711_reference_points():
     assert len(pcm16_to_ulaw(bytes(320))) == 160
 
 
+def test_mulaw_encoding_of_every_16_bit_sample_matches_the_g711_table():
+    from sutradhar.audio.codecs import _build_encode_table
+
+    samples = np.arange(-32768, 32768, dtype="<i2")
+    assert pcm16_to_ulaw(samples.tobytes()) == _build_encode_table().tobytes()  # built for -32768..32767
+
+
+def test_mulaw_decoding_of_every_code_matches_the_g711_table():
+    from sutradhar.audio.codecs import _build_decode_table
+
+    assert ulaw_to_pcm16(bytes(range(256))) == _build_decode_table().tobytes()
+    assert ulaw_to_pcm16(memoryview(b"\xff\x00")) == ulaw_to_pcm16(b"\xff\x00")  # any bytes-like
+    assert ulaw_to_pcm16(b"") == b""
+
+
 def test_resample_preserves_duration_and_level():
     pcm = sine(22050)
     out = resample(pcm, 22050, 8000)

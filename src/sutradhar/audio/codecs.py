@@ -36,18 +36,27 @@ def _build_encode_table() -> np.ndarray:
 
 
 _ULAW_TO_PCM = _build_decode_table()
-_PCM_TO_ULAW = _build_encode_table()  # indexed by sample + 32768
+# The decoded samples' low and high bytes, for bytes.translate: two C passes over a 20 ms frame
+# cost less than numpy's per-call overhead on 160 bytes.
+_ULAW_LOW = _ULAW_TO_PCM.view(np.uint8)[0::2].tobytes()
+_ULAW_HIGH = _ULAW_TO_PCM.view(np.uint8)[1::2].tobytes()
+# Indexed by a sample's 16 bits read as unsigned (0..32767, then -32768..-1): the lookup needs no
+# int32 copy and offset of every sample (a 100 ms message encodes in ~2/3 of the time).
+_PCM_TO_ULAW = np.roll(_build_encode_table(), -32768)
 
 
 def ulaw_to_pcm16(data: bytes) -> bytes:
     """Decode G.711 mu-law bytes to PCM16 (two bytes out per byte in)."""
-    return _ULAW_TO_PCM[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    data = bytes(data)
+    pcm = bytearray(2 * len(data))
+    pcm[0::2] = data.translate(_ULAW_LOW)
+    pcm[1::2] = data.translate(_ULAW_HIGH)
+    return bytes(pcm)
 
 
 def pcm16_to_ulaw(data: bytes) -> bytes:
     """Encode PCM16 to G.711 mu-law (one byte out per sample)."""
-    samples = np.frombuffer(data, dtype="<i2").astype(np.int32) + 32768
-    return _PCM_TO_ULAW[samples].tobytes()
+    return _PCM_TO_ULAW[np.frombuffer(data, dtype="<u2")].tobytes()
 
 
 RESAMPLER_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")  # soxr's, quickest to best

@@ -4,7 +4,6 @@ when it was placed, and the status callbacks, authenticated by their URL's HMAC,
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,7 +42,7 @@ def server(exotel: FakeExotelRest, tmp_path: Any, tts: ScriptedTTS | None = None
 
 
 async def stored(srv: Any, client: httpx.AsyncClient, call_id: str) -> dict[str, Any]:
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(srv.services.store.flush(), srv.loop))
+    await srv.flush_records()
     return (await client.get(f"/calls/{call_id}", headers=ADMIN)).json()
 
 

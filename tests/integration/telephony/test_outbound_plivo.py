@@ -4,7 +4,6 @@ call from its request uuid to its CallUUID, and the stream speaks the language c
 
 from __future__ import annotations
 
-import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,7 +42,7 @@ def server(plivo: FakePlivoRest, tmp_path: Any, tts: ScriptedTTS | None = None) 
 
 
 async def flush(srv: Any) -> None:
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(srv.services.store.flush(), srv.loop))
+    await srv.flush_records()
 
 
 async def test_plivo_call_is_placed_answered_streamed_and_its_record_follows_the_call(plivo, tmp_path) -> None:

@@ -51,7 +51,7 @@ async def test_recording_holds_caller_and_agent_on_their_channels_aligned(tmp_pa
                                           admin_token="admin-secret", timeout_s=30))
         async with httpx.AsyncClient(base_url=srv.url) as client:
             assert wait_until(lambda: srv.live_calls() == 0, 10)
-            await srv.services.store.flush()
+            await srv.flush_records()
             assert (await client.get(f"/calls/{result.call_id}/recording")).status_code == 401
             record = (await client.get(f"/calls/{result.call_id}", headers=ADMIN)).json()
             response = await client.get(f"/calls/{result.call_id}/recording", headers=ADMIN)

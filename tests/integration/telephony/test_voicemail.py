@@ -84,7 +84,7 @@ async def answer(srv: Any, twilio: FakeTwilioRest, call: PlacedCall, audio: byte
 
 
 async def stored(srv: Any, client: httpx.AsyncClient, call_id: str) -> dict[str, Any]:
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(srv.services.store.flush(), srv.loop))
+    await srv.flush_records()
     return (await client.get(f"/calls/{call_id}", headers=ADMIN)).json()
 
 
