@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import multiprocessing as mp
 import time
 import uuid
 from typing import Any
+
+from bench.load import CONNECTED, twilio_media, twilio_start, twilio_stop
 
 SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of mu-law silence
 SETTLE_S = 8.0  # connected, greeted, and the greeting played out before the steady stretch
@@ -38,11 +39,8 @@ async def _stream(sockets: Any, url: str, stop_at: float, sent: list[int]) -> No
     # server more than the frame itself.
     ws = await sockets.ws_connect(url.replace("http", "ws", 1) + "/twilio/media", autoping=False,
                                   compress=0)
-    await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-    await ws.send_str(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": {
-        "accountSid": "ACbench", "streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
-        "customParameters": {"call_id": call_sid, "language": "en-IN"},
-        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+    await ws.send_str(CONNECTED)
+    await ws.send_str(twilio_start(stream_sid, call_sid))
 
     async def drain() -> None:
         async for _ in ws:
@@ -52,14 +50,11 @@ async def _stream(sockets: Any, url: str, stop_at: float, sent: list[int]) -> No
     seq, due = 1, time.monotonic()
     while time.monotonic() < stop_at:
         seq += 1
-        await ws.send_str('{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
-                          '"timestamp":"%d","payload":"%s"},"streamSid":"%s"}'
-                          % (seq, seq, seq * 20, SILENCE, stream_sid))
+        await ws.send_str(twilio_media(seq, SILENCE, stream_sid))
         sent[0] += 1
         due += 0.02
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-    await ws.send_str(json.dumps({"event": "stop", "sequenceNumber": str(seq + 1), "streamSid": stream_sid,
-                                  "stop": {"accountSid": "ACbench", "callSid": call_sid}}))
+    await ws.send_str(twilio_stop(seq + 1, stream_sid, call_sid))
     await ws.close()
     reader.cancel()
 
@@ -196,13 +191,8 @@ async def _media_loop_in_process(frames: int) -> dict[str, float]:
                                    records=False)
     try:
         sid = "MZ" + uuid.uuid4().hex
-        start = json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": sid, "start": {
-            "accountSid": "ACbench", "streamSid": sid, "callSid": "CA" + sid[2:], "tracks": ["inbound"],
-            "customParameters": {"call_id": "CA" + sid[2:]},
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
-        media = ['{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
-                 '"timestamp":"%d","payload":"%s"},"streamSid":"%s"}' % (n, n, n * 20, SILENCE, sid)
-                 for n in range(2, frames + 2)]
+        start = twilio_start(sid, "CA" + sid[2:])
+        media = [twilio_media(n, SILENCE, sid) for n in range(2, frames + 2)]
         stand_in = _CannedSocket(media)
         cpu = time.process_time()
         while (await stand_in.receive())["type"] != "websocket.disconnect":

@@ -58,6 +58,29 @@ CALLER_WPM = 165  # the callers' espeak-ng speed
 
 # --- caller audio ---
 
+# --- a Twilio caller's wire messages (shared with bench/inbound.py) ---
+
+CONNECTED = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+
+def twilio_start(stream_sid: str, call_sid: str, language: str = "en-IN") -> str:
+    start = {"accountSid": "ACbench", "streamSid": stream_sid, "callSid": call_sid,
+             "tracks": ["inbound"], "customParameters": {"call_id": call_sid, "language": language},
+             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
+    return json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": start})
+
+
+def twilio_media(seq: int, payload: str, stream_sid: str) -> str:
+    """One inbound media message as Twilio lays it out (formatted, not json.dumps: the hot path)."""
+    return ('{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
+            '"timestamp":"%d","payload":"%s"},"streamSid":"%s"}' % (seq, seq, seq * 20, payload, stream_sid))
+
+
+def twilio_stop(seq: int, stream_sid: str, call_sid: str) -> str:
+    return json.dumps({"event": "stop", "sequenceNumber": str(seq), "streamSid": stream_sid,
+                       "stop": {"accountSid": "ACbench", "callSid": call_sid}})
+
+
 @dataclass
 class Phrase:
     text: str
@@ -213,9 +236,7 @@ class Call:
     # -- wire --
     def _media(self, payload: str) -> str:
         self.seq += 1
-        n = self.seq
-        return ('{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
-                '"timestamp":"%d","payload":"%s"},"streamSid":"%s"}' % (n, n, n * 20, payload, self.stream_sid))
+        return twilio_media(self.seq, payload, self.stream_sid)
 
     def _mark(self, name: str) -> str:
         self.seq += 1
@@ -231,12 +252,8 @@ class Call:
         self.ws = await sockets.ws_connect(ws_url, compress=0, autoping=False, max_msg_size=0,
                                            timeout=30)
         self.connected_at = time.monotonic()
-        start = {"accountSid": "ACbench", "streamSid": self.stream_sid, "callSid": self.call_sid,
-                 "tracks": ["inbound"], "customParameters": {"call_id": self.call_sid, "language": "en-IN"},
-                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
-        await self.ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        await self.ws.send_str(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": self.stream_sid,
-                                           "start": start}))
+        await self.ws.send_str(CONNECTED)
+        await self.ws.send_str(twilio_start(self.stream_sid, self.call_sid))
         self.receiver = asyncio.create_task(self._receive())
         self.phase = "await_reply"  # the greeting
         self.reply_started = None
@@ -362,9 +379,7 @@ class Call:
             pass
         try:
             self.seq += 1
-            await self.ws.send_str(json.dumps({"event": "stop", "sequenceNumber": str(self.seq),
-                                               "streamSid": self.stream_sid,
-                                               "stop": {"accountSid": "ACbench", "callSid": self.call_sid}}))
+            await self.ws.send_str(twilio_stop(self.seq, self.stream_sid, self.call_sid))
             await self.ws.close()
         except Exception:  # noqa: BLE001
             pass

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sutradhar.store import CallStore, NullRecorder
@@ -217,8 +217,6 @@ async def test_a_failing_database_logs_and_never_raises_into_the_call(store):
 
 
 def _count_commits(store) -> list[int]:
-    from sqlalchemy import event
-
     commits = [0]
 
     def on_commit(_conn):
@@ -257,8 +255,6 @@ async def test_playout_progress_of_one_turn_is_coalesced_to_its_last_update(stor
     await store.turn_completed("heard", turn(1, playing=True))
     await store.flush()
     statements: list[str] = []
-    from sqlalchemy import event
-
     event.listen(store._engine.sync_engine, "before_cursor_execute",
                  lambda _c, _cur, statement, *_: statements.append(statement))
     for heard in ("answer", "answer 1 of", "answer 1"):
