@@ -5,7 +5,8 @@ mu-law -> base64 -> JSON text, each step timed alone (best of several `timeit` r
 shared machine's noise is mostly filtered out), with cheaper alternatives next to the current code
 where one exists, to show what a change would save:
 
-- decode: `json.loads` of the whole message vs slicing the payload out of the text.
+- decode: orjson and pybase64 (what the codecs use) vs the standard library's json and base64,
+  and vs slicing the payload out of the text.
 - mu-law: the numpy table lookups in `sutradhar.audio.codecs` vs precomputed `bytes` tables
   (`bytes.translate` for encode after a high-byte view; decode through an int16 table) and the
   stdlib `audioop` (C; deprecated in 3.11, removed in 3.13, so only as a yardstick).
@@ -31,8 +32,11 @@ def _best_us(fn: Any, number: int = 2000, repeat: int = 5) -> float:
 
 def run(calls: int = 200) -> dict[str, Any]:
     import numpy as np
+    import orjson
+    import pybase64
 
     from sutradhar.audio.codecs import StreamResampler, pcm16_to_ulaw, ulaw_to_pcm16
+    from sutradhar.telephony.twilio.codec import TwilioCodec
     from sutradhar.testing.scripted import tone
 
     pcm = tone(FRAME_8K, 8000)
@@ -40,7 +44,9 @@ def run(calls: int = 200) -> dict[str, Any]:
     payload = base64.b64encode(ulaw).decode()
     msg = ('{"event":"media","sequenceNumber":"42","media":{"track":"inbound","chunk":"41",'
            f'"timestamp":"820","payload":"{payload}"}},"streamSid":"MZ0123456789abcdef0123456789abcdef"}}')
-    prefix = '{"event":"media","streamSid":"MZ0123456789abcdef0123456789abcdef","media":{"payload":"'
+    codec = TwilioCodec()
+    codec.decode('{"event":"start","start":{"streamSid":"MZ0123456789abcdef0123456789abcdef",'
+                 '"callSid":"CA0123456789abcdef0123456789abcdef"}}')
 
     rows: dict[str, dict[str, float]] = {}
 
@@ -48,12 +54,14 @@ def run(calls: int = 200) -> dict[str, Any]:
         rows.setdefault(group, {})[name] = round(us, 3)
 
     # --- inbound ---
-    add("inbound", "json.loads(message)", _best_us(lambda: json.loads(msg)))
-    add("inbound", "base64.b64decode(payload, validate=True)",
+    add("inbound", "orjson.loads(message)", _best_us(lambda: orjson.loads(msg)))
+    add("inbound", "alt: json.loads(message) (stdlib)", _best_us(lambda: json.loads(msg)))
+    add("inbound", "pybase64.b64decode(payload, validate=True)",
+        _best_us(lambda: pybase64.b64decode(payload, validate=True)))
+    add("inbound", "alt: base64.b64decode(payload, validate=True) (stdlib)",
         _best_us(lambda: base64.b64decode(payload, validate=True)))
-    add("inbound", "ulaw_to_pcm16 (numpy table)", _best_us(lambda: ulaw_to_pcm16(ulaw)))
-    add("inbound", "twilio decode total (loads+b64+ulaw)",
-        _best_us(lambda: ulaw_to_pcm16(base64.b64decode(json.loads(msg)["media"]["payload"], validate=True))))
+    add("inbound", "ulaw_to_pcm16 (bytes tables)", _best_us(lambda: ulaw_to_pcm16(ulaw)))
+    add("inbound", "twilio decode total (TwilioCodec.decode)", _best_us(lambda: codec.decode(msg)))
 
     def slice_payload() -> str:
         start = msg.index('"payload":"') + 11
@@ -91,9 +99,10 @@ def run(calls: int = 200) -> dict[str, Any]:
 
     # --- outbound ---
     add("outbound", "pcm16_to_ulaw (numpy table)", _best_us(lambda: pcm16_to_ulaw(pcm)))
-    add("outbound", "base64.b64encode(...).decode()", _best_us(lambda: base64.b64encode(ulaw).decode()))
-    add("outbound", "twilio encode total (ulaw+b64+concat)",
-        _best_us(lambda: prefix + base64.b64encode(pcm16_to_ulaw(pcm)).decode() + '"}}'))
+    add("outbound", "pybase64.b64encode(...).decode()", _best_us(lambda: pybase64.b64encode(ulaw).decode()))
+    add("outbound", "alt: base64.b64encode(...).decode() (stdlib)",
+        _best_us(lambda: base64.b64encode(ulaw).decode()))
+    add("outbound", "twilio encode total (TwilioCodec.audio)", _best_us(lambda: codec.audio(pcm)))
     enc_hi = bytes(_encode_high_table())
     add("outbound", "alt: ulaw encode via bytes.translate on the high byte (approx.)",
         _best_us(lambda: pcm[1::2].translate(enc_hi)))
@@ -122,9 +131,9 @@ def run(calls: int = 200) -> dict[str, Any]:
     except ImportError:
         pass
 
-    inbound = rows["inbound"].get("twilio decode total (loads+b64+ulaw)", 0) \
+    inbound = rows["inbound"].get("twilio decode total (TwilioCodec.decode)", 0) \
         + rows["inbound"].get("TurnDetector.push (silence, with VAD)", 0)
-    outbound = rows["outbound"]["twilio encode total (ulaw+b64+concat)"]
+    outbound = rows["outbound"]["twilio encode total (TwilioCodec.audio)"]
     per_call_second_us = 50 * (inbound + outbound)
     return {
         "us_per_frame": rows,

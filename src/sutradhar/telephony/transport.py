@@ -9,10 +9,10 @@ encodes. Adding a carrier is a folder with a codec, its webhooks and, if it has 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from fastapi import WebSocket, WebSocketDisconnect
 from loguru import logger
 from websockets.exceptions import ConnectionClosed
@@ -79,7 +79,7 @@ def json_object(message: Wire) -> dict[str, Any]:
     if isinstance(message, bytes):
         raise MalformedMessage("binary frame on a JSON stream")
     try:
-        data = json.loads(message)
+        data = orjson.loads(message)
     except ValueError as exc:
         raise MalformedMessage(f"not JSON: {exc}") from None
     if not isinstance(data, dict):

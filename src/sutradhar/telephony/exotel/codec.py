@@ -7,8 +7,9 @@ packet makes it wait 20 ms and leaves a gap), so this codec paces 100 ms frames.
 
 from __future__ import annotations
 
-import base64
 import json
+
+import pybase64
 
 from sutradhar.telephony.transport import (
     Codec,
@@ -40,7 +41,7 @@ class ExotelCodec(Codec):
         msg = json_object(message)
         event = msg.get("event")
         if event == "media":
-            pcm = base64.b64decode(msg["media"]["payload"], validate=True)
+            pcm = pybase64.b64decode(msg["media"]["payload"], validate=True)
             if len(pcm) % 2:
                 raise MalformedMessage("odd-length PCM16 payload")
             return pcm
@@ -68,7 +69,7 @@ class ExotelCodec(Codec):
         raise MalformedMessage(f"unknown Exotel event {event!r}")
 
     def audio(self, pcm: bytes) -> str:
-        return self._media_prefix + base64.b64encode(pcm).decode() + '"}}'
+        return self._media_prefix + pybase64.b64encode(pcm).decode() + '"}}'
 
     def mark(self, name: str) -> str:
         return json.dumps({"event": "mark", "stream_sid": self.stream_sid, "mark": {"name": name}})

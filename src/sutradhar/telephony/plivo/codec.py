@@ -7,9 +7,10 @@ checkpoint that actually played (never after clearAudio). The stream's context t
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
+
+import pybase64
 
 from sutradhar.audio.codecs import pcm16_to_ulaw, ulaw_to_pcm16
 from sutradhar.telephony.transport import (
@@ -60,7 +61,7 @@ class PlivoCodec(Codec):
         msg = json_object(message)
         event = msg.get("event")
         if event == "media":
-            return ulaw_to_pcm16(base64.b64decode(msg["media"]["payload"], validate=True))
+            return ulaw_to_pcm16(pybase64.b64decode(msg["media"]["payload"], validate=True))
         if event == "start":
             start = msg["start"]
             self.stream_id, self.call_uuid = start["streamId"], start["callId"]
@@ -83,7 +84,7 @@ class PlivoCodec(Codec):
         raise MalformedMessage(f"unknown Plivo event {event!r}")
 
     def audio(self, pcm: bytes) -> str:
-        return self._media_prefix + base64.b64encode(pcm16_to_ulaw(pcm)).decode() + '"}}'
+        return self._media_prefix + pybase64.b64encode(pcm16_to_ulaw(pcm)).decode() + '"}}'
 
     def mark(self, name: str) -> str:
         return json.dumps({"event": "checkpoint", "streamId": self.stream_id, "name": name})

@@ -6,8 +6,9 @@ Outbound: media (160 bytes = 20 ms per message), mark after each sentence, clear
 
 from __future__ import annotations
 
-import base64
 import json
+
+import pybase64
 
 from sutradhar.audio.codecs import pcm16_to_ulaw, ulaw_to_pcm16
 from sutradhar.telephony.transport import (
@@ -39,7 +40,7 @@ class TwilioCodec(Codec):
             media = msg["media"]
             if media.get("track", "inbound") != "inbound":
                 return None
-            return ulaw_to_pcm16(base64.b64decode(media["payload"], validate=True))
+            return ulaw_to_pcm16(pybase64.b64decode(media["payload"], validate=True))
         if event == "start":
             start = msg["start"]
             self.stream_sid, self.call_sid = start["streamSid"], start["callSid"]
@@ -61,7 +62,7 @@ class TwilioCodec(Codec):
         raise MalformedMessage(f"unknown Twilio event {event!r}")
 
     def audio(self, pcm: bytes) -> str:
-        return self._media_prefix + base64.b64encode(pcm16_to_ulaw(pcm)).decode() + '"}}'
+        return self._media_prefix + pybase64.b64encode(pcm16_to_ulaw(pcm)).decode() + '"}}'
 
     def mark(self, name: str) -> str:
         return json.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
