@@ -102,7 +102,9 @@ async def test_webhook_errors_and_timeouts_are_tool_errors(tmp_path, shop: Shop)
     assert down.error == "WebhookFailed: broken answered HTTP 503"
     assert slow.error == "timeout"
     assert missing.error is not None and "order_id" in missing.error
-    assert [r["path"] for r in shop.requests] == ["/down", "/slow"]  # nothing sent without order_id
+    # Nothing is sent without order_id. (/slow may time out before the shop reads it: 100 ms is
+    # short on a loaded machine, so its arrival is not asserted.)
+    assert [r["path"] for r in shop.requests if r["path"] != "/slow"] == ["/down"]
     await box.aclose()
 
 

@@ -134,10 +134,13 @@ async def test_a_number_outside_its_calling_hours_waits_for_them_to_open(calls) 
     campaigns = CampaignStore(calls)
     rules = Rules(**{**ALWAYS.__dict__, "calling_hours": "09:00-21:00"})
     campaign_id = await campaigns.create(spec(1, timezone="Asia/Dubai"), rules, "twilio", None)
-    night = datetime(2026, 12, 2, 19, 0, tzinfo=timezone.utc)  # 23:00 in Dubai (00:30 in India)
+    # Tomorrow (a contact is due from its creation, so the night must come after it) at 19:00 UTC:
+    # 23:00 in Dubai, 00:30 in India.
+    night = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=19, minute=0, second=0, microsecond=0)
     assert await campaigns.claim(campaign_id, now=night) is None
     (contact,) = await campaigns.contacts(campaign_id)
-    assert contact["status"] == "pending" and contact["next_attempt_at"] == "2026-12-03T05:00:00+00:00"
+    opens = (night + timedelta(hours=10)).isoformat()  # 09:00 in Dubai the next morning
+    assert contact["status"] == "pending" and contact["next_attempt_at"] == opens
     assert await campaigns.claim(campaign_id, now=night + timedelta(hours=9, minutes=59)) is None
     assert await campaigns.claim(campaign_id, now=night + timedelta(hours=10)) is not None
 
