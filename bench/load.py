@@ -603,6 +603,7 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
         cpu_start = tree.cpu_s()
         provider_cpu_start = provider_tree.cpu_s() if provider_tree is not None else 0.0
         _probe(server.url, "reset")
+        lag_before = _loop_lag_buckets(server.url) if providers == "http" else None
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         start_at = time.monotonic() + 2.0 + 0.3 * procs  # spawned interpreters need a moment
@@ -640,6 +641,9 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
         cpu_end = tree.cpu_s()
         provider_cpu = provider_tree.cpu_s() - provider_cpu_start if provider_tree is not None else None
         probe = _probe(server.url, "stats")
+        if lag_before is not None:  # the production server: its event-loop lag from /metrics
+            lag_after = _loop_lag_buckets(server.url)
+            probe = {"loop_lag_ms": loop_lag_summary(lag_before, lag_after)} if lag_after else None
         provider_stats = _probe(provider.url, "stats") if provider is not None else None
         profile = None
         if spy is not None:
@@ -706,6 +710,53 @@ def _probe(url: str, what: str) -> dict[str, Any] | None:
         return httpx.get(url + "/bench/stats", timeout=10).json()
     except Exception:  # noqa: BLE001 - an instrument, not a requirement
         return None
+
+
+LAG_METRIC = "sutradhar_event_loop_lag_seconds"
+
+
+def _loop_lag_buckets(url: str) -> dict[float, float] | None:
+    """The server's loop-lag histogram (summed over its workers): cumulative count per bucket."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(url + "/metrics", timeout=10).text
+    except Exception:  # noqa: BLE001 - an instrument, not a requirement
+        return None
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != LAG_METRIC:
+            continue
+        for sample in family.samples:
+            if sample.name == LAG_METRIC + "_bucket":
+                le = float(sample.labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+    return buckets or None
+
+
+def loop_lag_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """The step's lag from two cumulative histograms: percentiles as bucket upper bounds (ms)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+
+    def upper(q: float) -> float | str | None:
+        for b, c in zip(bounds, counts):
+            if total and c >= q * total:
+                return round(b * 1000, 1) if b != float("inf") else "inf"
+        return None
+
+    cumulative = dict(zip(bounds, counts))
+    above = {f"over_{ms}ms": round(total - cumulative[ms / 1000]) for ms in (25, 100, 250)
+             if ms / 1000 in cumulative}
+    reached = [b for b, c, prev in zip(bounds, counts, [0.0] + counts[:-1]) if c > prev]
+    worst = reached[-1] if reached else None
+    finite = [b for b in bounds if b != float("inf")]
+    return {"ticks": round(total), "p50": upper(0.5), "p99": upper(0.99),
+            "max": None if worst is None else (round(worst * 1000, 1) if worst != float("inf")
+                                               else f">{finite[-1] * 1000:.0f}"),
+            **above, "note": "bucket upper bounds"}
 
 
 def settings_eot_ms() -> float:
@@ -828,7 +879,9 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
         r["step_s"] = round(last_step_s, 1)
         results.append(r)
         lag = (r.get("server_probe") or {}).get("loop_lag_ms") or {}
-        log(f"N={n}: server loop lag p99/max {lag.get('p99')}/{lag.get('max')} ms")
+        log(f"N={n}: server loop lag p99/max {lag.get('p99')}/{lag.get('max')} ms"
+            + (f", ticks late by 25/100/250 ms or more: {lag.get('over_25ms')}/{lag.get('over_100ms')}/"
+               f"{lag.get('over_250ms')} of {lag.get('ticks')}" if "ticks" in lag else ""))
         if r.get("provider_stats"):
             log(f"N={n}: provider requests {r['provider_stats']['requests']} over "
                 f"{r['provider_stats']['connections']} connections")

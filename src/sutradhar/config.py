@@ -291,6 +291,9 @@ class Settings(BaseSettings):
     # While no call is live, return the heap pages finished calls and sockets freed to the OS this
     # often (glibc malloc_trim; RSS otherwise stays at the peak). 0 turns it off.
     memory_trim_interval_s: float = Field(10.0, ge=0, le=3600)
+    # How often each worker measures its event loop's lag (sutradhar_event_loop_lag_seconds,
+    # ops/loop_lag.py). 0 turns it off.
+    loop_lag_interval_s: float = Field(0.05, ge=0, le=10)
     # The console's "slow turns" filter and highlight: voice-to-voice on the wire above this.
     console_slow_turn_ms: float = Field(1500.0, gt=0, le=60_000)
 

@@ -29,6 +29,7 @@ from sutradhar.errors import ConfigError
 from sutradhar.ops import prometheus, tracing
 from sutradhar.ops.health import HealthMonitor
 from sutradhar.ops.live_calls import LiveCalls
+from sutradhar.ops.loop_lag import LoopLagMonitor
 from sutradhar.ops.memory import MemoryReleaser
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.ops.shared_state import BreakerSync, IvrLanguageMap, SharedState
@@ -82,6 +83,7 @@ class Services:
     workers: WorkerLedger | None = None  # this worker's heartbeat in the store (crash recovery)
     apologies: ApologyCache = field(default_factory=ApologyCache)  # filled by warm_up
     memory: MemoryReleaser | None = None  # gives freed heap back to the OS while no call is live
+    loop_lag: LoopLagMonitor | None = None  # how late this worker's event loop runs
     tools: ToolBox = field(default_factory=ToolBox)  # what the LLM is offered (TOOLS)
     agent: AgentSpec | None = None  # AGENT_PATH: per-language greetings and prompts
     acoustic: AcousticModel | None = None  # TURN_ACOUSTIC_MODEL: the end-of-turn model every call shares
@@ -163,6 +165,8 @@ class Services:
             await self.store.aclose()
         if self.memory is not None:
             await self.memory.aclose()
+        if self.loop_lag is not None:
+            await self.loop_lag.aclose()
         await self.calls.aclose()
         if self.breaker_sync is not None:
             await self.breaker_sync.aclose()
@@ -236,6 +240,8 @@ async def open_services(
     await calls.start()
     memory = MemoryReleaser(lambda: len(calls) > 0, settings.memory_trim_interval_s)
     await memory.start()
+    loop_lag = LoopLagMonitor(telemetry.loop_lag, settings.loop_lag_interval_s)
+    loop_lag.start()
 
     store: CallStore | None = None
     store_error: str | None = None
@@ -285,6 +291,6 @@ async def open_services(
     return Services(settings=settings, router=router, metrics=metrics, telemetry=telemetry,
                     shared=shared, calls=calls, recorder=recorder or store or NullRecorder(),
                     store=store, store_error=store_error, health=health, sources=SourceLimiter(settings),
-                    breaker_sync=breaker_sync, workers=workers, memory=memory, tools=tools, agent=agent,
+                    breaker_sync=breaker_sync, workers=workers, memory=memory, loop_lag=loop_lag, tools=tools, agent=agent,
                     acoustic=acoustic, flow=flow, results=results, recordings=recordings,
                     _owns_engines=owns_engines)

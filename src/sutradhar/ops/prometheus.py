@@ -45,6 +45,7 @@ disable_created_metrics()  # the *_created series double the output and no dashb
 # Voice latency lives between 50 ms and a few seconds; the buckets are dense where users notice.
 LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0,
                    4.0, 5.0, 7.5, 10.0, 15.0, 30.0)
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
 _STAGE_HISTOGRAMS = (("stt_ms", "stt"), ("llm_ttft_ms", "llm"), ("tts_ttfb_ms", "tts"))
 UNKNOWN = "unknown"
@@ -131,6 +132,10 @@ class Telemetry:
         self.recording_uploads = Counter("sutradhar_recording_uploads", "Recording uploads to "
                                          "RECORDINGS_BUCKET, by outcome (uploaded, retry, failed)",
                                          ("outcome",), registry=r)
+        self.loop_lag = Histogram("sutradhar_event_loop_lag_seconds",
+                                  "How late a worker's event loop ran a ticker that was due "
+                                  "(ops/loop_lag.py): what every call's audio on it waited",
+                                  buckets=LOOP_LAG_BUCKETS, registry=r)
         self.breaker_state = Gauge("sutradhar_breaker_state",
                                    "Circuit breaker: 0 closed, 1 half-open, 2 open",
                                    ("stage", "provider"), registry=r, multiprocess_mode="livemax")
