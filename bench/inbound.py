@@ -11,6 +11,10 @@ each one costs, with nothing else going on:
   implementation that receives each message and drops it: what any Python ASGI server pays
   before our code runs (WebSocket parsing, the event loop, the kernel).
 
+- `asgi_floor_media_protocol`: the same bare app on our WebSocket protocol
+  (`server/websocket_protocol.py`, which `sutradhar serve` runs): what its short path for data
+  frames saves per frame;
+
 - `media_loop_in_process`: our part alone, `telephony/media.py` over a stand-in socket that hands
   it the same messages (one suspension each, as on the wire), minus the stand-in's own cost: the
   media loop, the Twilio decode, the inbound rate check, VAD and the turn detector.
@@ -95,14 +99,34 @@ async def _floor_app(scope: dict, receive: Any, send: Any) -> None:
         pass
 
 
-def _serve_floor(port: int) -> None:
+def _serve_floor(port: int, protocol: str = "websockets-sansio") -> None:
     import uvicorn
 
     from bench.common import use_uvloop
 
     use_uvloop()
-    uvicorn.run(_floor_app, host="127.0.0.1", port=port, loop="uvloop", log_level="warning",
-                ws="websockets-sansio")
+    ws: Any = protocol
+    if protocol == "media":
+        from sutradhar.server.websocket_protocol import MediaWebSocketProtocol
+
+        ws = MediaWebSocketProtocol
+    uvicorn.run(_floor_app, host="127.0.0.1", port=port, loop="uvloop", log_level="warning", ws=ws)
+
+
+def _floor(streams: int, seconds: float, settle_s: float, protocol: str) -> dict[str, Any]:
+    from bench.http_stack import ProcessTree
+    from sutradhar.testing.ports import free_port
+
+    port = free_port()
+    floor_proc = mp.get_context("spawn").Process(target=_serve_floor, args=(port, protocol), daemon=True)
+    floor_proc.start()
+    try:
+        _wait_listening(port)
+        return asyncio.run(_drive(f"http://127.0.0.1:{port}", streams, seconds, settle_s,
+                                  ProcessTree(floor_proc.pid).cpu_s))
+    finally:
+        floor_proc.terminate()
+        floor_proc.join(5)
 
 
 def run(streams: int = 100, seconds: float = 15.0, settle_s: float = SETTLE_S,
@@ -110,7 +134,6 @@ def run(streams: int = 100, seconds: float = 15.0, settle_s: float = SETTLE_S,
     from bench.common import use_uvloop
     from bench.http_stack import ProcessTree, ProductionServer, ProviderProcess
     from bench.scenario import Delays
-    from sutradhar.testing.ports import free_port
 
     use_uvloop()
     provider = ProviderProcess(Delays())
@@ -125,23 +148,18 @@ def run(streams: int = 100, seconds: float = 15.0, settle_s: float = SETTLE_S,
     finally:
         provider.stop()
 
-    port = free_port()
-    floor_proc = mp.get_context("spawn").Process(target=_serve_floor, args=(port,), daemon=True)
-    floor_proc.start()
-    try:
-        _wait_listening(port)
-        floor = asyncio.run(_drive(f"http://127.0.0.1:{port}", streams, seconds, settle_s,
-                                   ProcessTree(floor_proc.pid).cpu_s))
-    finally:
-        floor_proc.terminate()
-        floor_proc.join(5)
+    floor = _floor(streams, seconds, settle_s, "websockets-sansio")
+    floor_media = _floor(streams, seconds, settle_s, "media")
     ours_us, floor_us = ours["us_per_frame"], floor["us_per_frame"]
     in_process = asyncio.run(_media_loop_in_process(loop_frames))
     return {"streams": streams, "seconds": seconds, "sutradhar": ours, "asgi_floor": floor,
+            "asgi_floor_media_protocol": floor_media,
             "media_loop_in_process": in_process,
             "ours_us_per_frame": round(ours_us - floor_us, 1),
             "cores_at_300_calls": {"sutradhar": round(ours_us * 15_000 / 1e6, 2),
-                                   "asgi_floor": round(floor_us * 15_000 / 1e6, 2)}}
+                                   "asgi_floor": round(floor_us * 15_000 / 1e6, 2),
+                                   "asgi_floor_media_protocol":
+                                       round(floor_media["us_per_frame"] * 15_000 / 1e6, 2)}}
 
 
 class _CannedSocket:

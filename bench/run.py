@@ -422,7 +422,7 @@ def cmd_inbound(args: argparse.Namespace) -> dict:
     path = write_result("inbound", result, args.out)
     rows = [[name, r["frames"], r["server_cpu_s"], r["us_per_frame"], r["core_percent"],
              result["cores_at_300_calls"][name]]
-            for name, r in (("sutradhar", result["sutradhar"]), ("asgi_floor", result["asgi_floor"]))]
+            for name, r in ((k, result[k]) for k in ("sutradhar", "asgi_floor", "asgi_floor_media_protocol"))]
     print(table(rows, ["server", "frames", "CPU s", "µs per frame", "% of a core",
                        "cores at 300 calls"]))
     print(f"ours (sutradhar - floor): {result['ours_us_per_frame']} µs per frame; the media loop alone, "

@@ -122,6 +122,7 @@ def live_server(settings: Settings | None = None, engines: Engines | None = None
     the settings that builds one (scripted engines when omitted); `records=False` keeps no call
     store, `recorder` receives the records instead."""
     from sutradhar.server.app import create_app
+    from sutradhar.server.runner import uvicorn_config
 
     port = settings.port if settings is not None and settings.port != 8000 else free_port()
     if settings is None:
@@ -131,11 +132,10 @@ def live_server(settings: Settings | None = None, engines: Engines | None = None
     elif callable(engines):
         engines = engines(settings)
     app = create_app(settings, engines=engines, records=records, recorder=recorder)
-    # log_config=None: uvicorn leaves logging alone, so its errors reach the root logger.
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            log_config=None, ws_max_size=settings.max_message_bytes,
-                            proxy_headers=False,  # as `sutradhar serve`: TRUSTED_PROXIES decides
-                            timeout_graceful_shutdown=3)
+    # As `sutradhar serve` configures uvicorn (its WebSocket protocol, TRUSTED_PROXIES deciding
+    # client addresses), on the default loop; log_config=None: its errors reach the root logger.
+    config = uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", loop="auto", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),),

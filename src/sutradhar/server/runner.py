@@ -20,6 +20,7 @@ from sutradhar.config import Settings
 from sutradhar.engines.registry import EngineSet
 from sutradhar.server.app import create_app
 from sutradhar.server.drain import drain
+from sutradhar.server.websocket_protocol import MediaWebSocketProtocol
 
 log = logger.bind(stage="server")
 
@@ -57,9 +58,8 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(settings: Settings, engines: EngineSet | None = None, sock: socket.socket | None = None) -> None:
-    """Run the server in this process until SIGTERM (drain) or SIGINT (stop). `engines`: prepared
-    engines instead of the configured ones (tests); `sock`: a bound socket to serve on (workers)."""
+def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvicorn.Config:
+    """How uvicorn runs the app, for `serve` and the test harness alike; `overrides` for tests."""
     loop = "auto"
     try:
         import uvloop  # noqa: F401
@@ -67,12 +67,21 @@ def serve(settings: Settings, engines: EngineSet | None = None, sock: socket.soc
         loop = "uvloop"
     except ImportError:
         pass
+    options: dict[str, object] = dict(
+        host=settings.host, port=settings.port, loop=loop, log_level=settings.log_level.lower(),
+        ws_max_size=settings.max_message_bytes,
+        ws=MediaWebSocketProtocol,  # uvicorn's websockets-sansio, cheaper per frame
+        timeout_graceful_shutdown=5,
+        # The client address stays the TCP peer: X-Forwarded-For is read by the per-source
+        # limit, and only from TRUSTED_PROXIES (telephony/admission.py).
+        proxy_headers=False,
+        log_config=None)  # setup_logging routes uvicorn's logging into ours
+    options.update(overrides)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+
+
+def serve(settings: Settings, engines: EngineSet | None = None, sock: socket.socket | None = None) -> None:
+    """Run the server in this process until SIGTERM (drain) or SIGINT (stop). `engines`: prepared
+    engines instead of the configured ones (tests); `sock`: a bound socket to serve on (workers)."""
     app = create_app(settings, engines=engines)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop=loop,
-                            log_level=settings.log_level.lower(), ws_max_size=settings.max_message_bytes,
-                            timeout_graceful_shutdown=5,
-                            # The client address stays the TCP peer: X-Forwarded-For is read by the
-                            # per-source limit, and only from TRUSTED_PROXIES (telephony/admission.py).
-                            proxy_headers=False,
-                            log_config=None)  # setup_logging routes uvicorn's logging into ours
-    DrainingServer(config, app).run(sockets=[sock] if sock is not None else None)
+    DrainingServer(uvicorn_config(app, settings), app).run(sockets=[sock] if sock is not None else None)

@@ -1,0 +1,261 @@
+"""The media WebSocket protocol (server/websocket_protocol.py) against uvicorn's stock one.
+
+Both run under a real uvicorn on a loopback port with an echo app; a raw TCP client sends frames
+made by `websockets`' own client protocol, cut into reads however a test likes (one byte at a
+time, many frames in one write), plus frames no client library would send (unmasked, invalid
+UTF-8, oversized, fragmented). Every case must come out the same on both: the messages the app
+got, in order, what the server wrote back, and how the connection closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from sutradhar.server.websocket_protocol import MediaWebSocketProtocol
+from sutradhar.testing.ports import free_port
+
+MAX_SIZE = 4096
+PROTOCOLS = {"stock": WebSocketsSansIOProtocol, "media": MediaWebSocketProtocol}
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echoes each message back (text as "t:<text>", bytes as "b:<length>") and, at the end,
+    how it was told the socket closed."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") == "close please":
+            await send({"type": "websocket.close", "code": 4000})
+            return
+        reply = f"t:{message['text']}" if message.get("text") is not None else f"b:{len(message['bytes'])}"
+        await send({"type": "websocket.send", "text": reply})
+
+
+@pytest.fixture(scope="module", params=sorted(PROTOCOLS))
+def server(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The echo app's port, under each protocol in turn (the test's id says which)."""
+    port = free_port()
+    config = uvicorn.Config(echo_app, host="127.0.0.1", port=port, log_level="critical", lifespan="on",
+                            ws=PROTOCOLS[request.param], ws_max_size=MAX_SIZE, ws_per_message_deflate=False)
+    srv = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(srv.serve(),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    yield port
+    srv.should_exit = True
+    thread.join(5)
+
+
+class RawClient:
+    """A WebSocket client over a plain socket: frames from websockets' ClientProtocol, sent as
+    the test cuts them; replies parsed by the same protocol."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/"), max_size=None)
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+        while self.proto.state is not State.OPEN:
+            self._read()
+        self.proto.events_received()  # the handshake response
+        self.frames: list[Frame] = []  # every frame the server sent, in order
+
+    def _collect(self) -> None:
+        self.frames += [e for e in self.proto.events_received() if isinstance(e, Frame)]
+
+    def texts(self) -> list[str]:
+        return [f.data.decode() for f in self.frames if f.opcode is Opcode.TEXT]
+
+    def _flush(self) -> None:
+        for chunk in self.proto.data_to_send():
+            if chunk:
+                self.sock.sendall(chunk)
+
+    def _read(self) -> bool:
+        data = self.sock.recv(65536)
+        if data:
+            self.proto.receive_data(data)
+        else:
+            self.proto.receive_eof()
+        self._flush()
+        return bool(data)
+
+    def frame_bytes(self, frame: Frame) -> bytes:
+        """One frame as this client would put it on the wire (masked)."""
+        self.proto.send_frame(frame)
+        return b"".join(self.proto.data_to_send())
+
+    def send(self, data: bytes, cut: int | None = None) -> None:
+        step = cut or len(data)
+        for i in range(0, len(data), step):
+            self.sock.sendall(data[i:i + step])
+            if cut:
+                time.sleep(0.001)  # separate reads on the server
+
+    def replies(self, count: int, timeout: float = 5.0) -> list[str]:
+        """The server's text frames so far, once there are `count` (or the time is up)."""
+        deadline = time.monotonic() + timeout
+        self._collect()
+        while len(self.texts()) < count and time.monotonic() < deadline:
+            if not self._read():
+                break
+            self._collect()
+        return self.texts()
+
+    def closed_with(self, timeout: float = 5.0) -> int | None:
+        """The close code the server sent, once the connection is down."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if not self._read():
+                    break
+            except (ConnectionError, OSError):
+                break
+        received = self.proto.close_rcvd
+        return received.code if received is not None else None
+
+
+def text(client: RawClient, value: str) -> bytes:
+    return client.frame_bytes(Frame(Opcode.TEXT, value.encode()))
+
+
+def unmasked(opcode: int, payload: bytes) -> bytes:
+    return bytes([0x80 | opcode, len(payload)]) + payload
+
+
+def masked(head1: int, payload: bytes) -> bytes:
+    """A frame with any first byte, masked with a zero key (the payload unchanged)."""
+    n = len(payload)
+    length = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    return bytes([head1]) + length + b"\0\0\0\0" + payload
+
+
+def test_many_frames_in_one_write_and_frames_cut_byte_by_byte(server: int) -> None:
+    client = RawClient(server)
+    burst = b"".join(text(client, f"frame {i}") for i in range(50))
+    client.send(burst)
+    assert client.replies(50) == [f"t:frame {i}" for i in range(50)]
+    big = "x" * 300  # a 16-bit length, as a Twilio media message has
+    client.send(text(client, big) + client.frame_bytes(Frame(Opcode.BINARY, b"\x01" * 200)), cut=1)
+    assert client.replies(52)[50:] == [f"t:{big}", "b:200"]
+
+
+def test_frames_split_across_reads_keep_their_order(server: int) -> None:
+    client = RawClient(server)
+    first, second = text(client, "one"), text(client, "two")
+    client.send(first + second[:3])
+    time.sleep(0.05)
+    client.send(second[3:])
+    assert client.replies(2) == ["t:one", "t:two"]
+    header_only = text(client, "three")
+    client.send(header_only[:1])  # half a header, then the rest
+    time.sleep(0.05)
+    client.send(header_only[1:])
+    assert client.replies(3) == ["t:one", "t:two", "t:three"]
+
+
+def test_ping_gets_its_pong_between_messages(server: int) -> None:
+    client = RawClient(server)
+    client.send(text(client, "before") + client.frame_bytes(Frame(Opcode.PING, b"are you there"))
+                + text(client, "after"))
+    assert client.replies(2) == ["t:before", "t:after"]
+    kinds = [(f.opcode, f.data) for f in client.frames]
+    # the pong goes out as the ping is parsed, before the app has echoed the message before it
+    assert kinds == [(Opcode.PONG, b"are you there"), (Opcode.TEXT, b"t:before"), (Opcode.TEXT, b"t:after")]
+
+
+def test_fragmented_message_is_one_message_then_frames_go_on(server: int) -> None:
+    client = RawClient(server)
+    parts = (client.frame_bytes(Frame(Opcode.TEXT, b"frag", fin=False))
+             + client.frame_bytes(Frame(Opcode.CONT, b"men", fin=False))
+             + client.frame_bytes(Frame(Opcode.CONT, b"ted", fin=True)))
+    client.send(parts + text(client, "next"), cut=5)
+    assert client.replies(2) == ["t:fragmented", "t:next"]
+    client.send(text(client, "and on"))  # the connection goes on after the fragments
+    assert client.replies(3)[2:] == ["t:and on"]
+
+
+def test_close_frame_is_answered_and_the_app_sees_the_code(server: int) -> None:
+    client = RawClient(server)
+    client.send(text(client, "hi"))
+    assert client.replies(1) == ["t:hi"]
+    client.proto.send_close(1000, "bye")
+    client._flush()
+    assert client.closed_with() == 1000
+
+
+def test_server_initiated_close(server: int) -> None:
+    client = RawClient(server)
+    client.send(text(client, "close please"))
+    assert client.closed_with() == 4000
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    (lambda c: unmasked(0x1, b"no mask"), 1002),  # a client frame must be masked
+    (lambda c: c.frame_bytes(Frame(Opcode.TEXT, b"\xff\xfe bad utf-8")), 1007),
+    (lambda c: c.frame_bytes(Frame(Opcode.BINARY, b"\0" * (MAX_SIZE + 1))), 1009),
+    (lambda c: c.frame_bytes(Frame(Opcode.CONT, b"nothing to continue")), 1002),
+    (lambda c: masked(0x80 | 0x20 | 0x1, b"rsv"), 1002),  # RSV2 set, no extension agreed
+    (lambda c: masked(0x83, b""), 1002),  # a reserved data opcode
+    (lambda c: masked(0x8B, b""), 1002),  # a reserved control opcode
+    (lambda c: masked(0x09, b"ping"), 1002),  # a fragmented control frame
+    (lambda c: masked(0x89, b"p" * 126), 1002),  # a control frame over 125 bytes
+], ids=["unmasked", "invalid-utf8", "too-big", "stray-continuation", "rsv-bit", "reserved-opcode",
+        "reserved-control", "fragmented-ping", "long-ping"])
+def test_bad_frames_close_the_socket_as_the_stock_parser_decides(server: int, frame: Any, code: int) -> None:
+    client = RawClient(server)
+    client.send(text(client, "fine"))
+    assert client.replies(1) == ["t:fine"]
+    client.send(frame(client) + text(client, "never echoed"))
+    assert client.closed_with() == code
+    client._collect()
+    assert client.texts() == ["t:fine"]
+
+
+def test_data_frames_bypass_the_stock_parser(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+                                             server: int) -> None:
+    """The point of the media protocol: whole data frames never reach websockets' parser."""
+    from websockets.server import ServerProtocol
+
+    fed: list[int] = []
+    original = ServerProtocol.receive_data
+
+    def counted(self: ServerProtocol, data: bytes) -> None:
+        fed.append(len(data))
+        original(self, data)
+
+    monkeypatch.setattr(ServerProtocol, "receive_data", counted)
+    client = RawClient(server)
+    handshake = len(fed)
+    client.send(b"".join(text(client, f"m{i}") for i in range(20)), cut=7)
+    assert client.replies(20) == [f"t:m{i}" for i in range(20)]
+    after = fed[handshake:]
+    if "media" in request.node.callspec.id:
+        assert after == []
+    else:
+        assert sum(after) == sum(len(text(client, f"m{i}")) for i in range(20))
