@@ -144,6 +144,7 @@ async def test_twilios_detect_message_end_starts_the_message_when_the_greeting_h
             assert not tts.calls  # decided "machine", still silent
             assert await twilio.amd(call, "machine_end_silence") == 204
             result = await call_task
+            assert wait_until(lambda: srv.live_calls() == 0, 10)  # the caller's side may stop first
             record = await stored(srv, client, call.sid)
     assert result.frames and " ".join(text for text, _ in tts.calls) == MESSAGE
     assert record["end_reason"] == "voicemail_left"
