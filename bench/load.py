@@ -453,6 +453,9 @@ class Call:
 
 def client_process(args: dict[str, Any], queue: Any) -> None:
     """Entry point of a client process: run its calls, put the JSON-able report on `queue`."""
+    nice = args.pop("nice", 0)
+    if nice:
+        os.nice(nice)
     try:
         from bench.common import use_uvloop
 
@@ -571,11 +574,14 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
              gc_freeze: bool = False, plan: list[dict[str, Any]] | None = None, engines: str = "scripted",
              models_dir: str | None = None, ready_timeout_s: float = 30.0,
              resampler_quality: str | None = None, providers: str = "scripted",
-             workers: int = 1, server_env: dict[str, str] | None = None) -> dict[str, Any]:
+             workers: int = 1, server_env: dict[str, str] | None = None,
+             client_nice: int = 0) -> dict[str, Any]:
     """One step of N calls. `providers`: "scripted" (in-process engines of fixed delays, the
     bench server) or "http" (the production server, `workers` processes, with its OpenAI engines
     calling bench/provider_server.py over loopback HTTP). `server_env`: settings for the bench
-    server's environment (e.g. TURN_POLICY), on top of this process's."""
+    server's environment (e.g. TURN_POLICY), on top of this process's. `client_nice`: the load
+    generator's processes run this much nicer than the rest (they stand in for callers who are not
+    on the server's machine; their CPU still counts against the same cores)."""
     import httpx
     import psutil
 
@@ -611,7 +617,8 @@ def run_step(n: int, d: Delays, turns: int, procs: int | None = None, gap_s: flo
         for k in range(procs):
             indices = list(range(k, n, procs))
             args = {"url": server.url, "indices": indices, "plan": plan, "start_at": start_at, "ramp_s": ramp_s,
-                    "gap_s": gap_s, "deadline_s": deadline_s, "delays": d.as_dict(), "settings": settings}
+                    "gap_s": gap_s, "deadline_s": deadline_s, "delays": d.as_dict(), "settings": settings,
+                    "nice": client_nice}
             w = ctx.Process(target=client_process, args=(args, queue), daemon=True)
             w.start()
             clients.append(w)
@@ -858,7 +865,8 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
           budget_s: float, procs: int | None, src: str | None, step: int = 100, max_n: int = 1000,
           log: Any = print, operations: bool = True, profile_dir: Path | None = None,
           profile_levels: tuple[int, ...] = (), gc_freeze: bool = False,
-          resampler_quality: str | None = None, providers: str = "scripted", workers: int = 1) -> dict[str, Any]:
+          resampler_quality: str | None = None, providers: str = "scripted", workers: int = 1,
+          client_nice: int = 0) -> dict[str, Any]:
     started = time.monotonic()
     results = []
     queue = list(levels)
@@ -874,7 +882,8 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
         log(f"N={n}: starting ({elapsed:.0f}s elapsed)")
         r = run_step(n, d, turns, procs, src=src, operations=operations,
                      profile_dir=profile_dir if n in profile_levels else None, gc_freeze=gc_freeze,
-                     resampler_quality=resampler_quality, providers=providers, workers=workers)
+                     resampler_quality=resampler_quality, providers=providers, workers=workers,
+                     client_nice=client_nice)
         last_step_s = time.monotonic() - t0
         r["step_s"] = round(last_step_s, 1)
         results.append(r)

@@ -117,11 +117,11 @@ def cmd_load(args: argparse.Namespace) -> dict:
                         max_n=args.max_calls, operations=not args.no_operations,
                         profile_dir=Path(args.out or "bench/results"), gc_freeze=args.gc_freeze,
                         resampler_quality=args.resampler_quality, providers=args.providers,
-                        workers=args.workers,
+                        workers=args.workers, client_nice=args.client_nice,
                         profile_levels=tuple(int(x) for x in args.profile_server.split(",")) if args.profile_server else (),
                         log=lambda m: print(m, flush=True))
     result.update(delays_ms=d.as_dict(), turns_per_call=turns, plan=load.default_plan(turns), quick=args.quick,
-                  providers=args.providers, workers=args.workers,
+                  providers=args.providers, workers=args.workers, client_nice=args.client_nice,
                   limits={"max_overhead_p95_ms": max_overhead, "max_late_fraction": max_late},
                   operations=not args.no_operations, gc_freeze=args.gc_freeze,
                   resampler_quality=args.resampler_quality, command=_command(args))
@@ -183,6 +183,9 @@ def _add_load_args(lp: argparse.ArgumentParser) -> None:
                     help="stop starting new steps after this many seconds (default 390; quick 100)")
     lp.add_argument("--client-procs", type=int, default=None,
                     help="client processes (default ceil(N/100), at most 4)")
+    lp.add_argument("--client-nice", type=int, default=0,
+                    help="run the load generator's processes this much nicer than the server and the "
+                         "provider (callers are not on a real server's machine; default 0: equal)")
     lp.add_argument("--no-operations", action="store_true",
                     help="server without the call store / Prometheus / health monitor")
     lp.add_argument("--gc-freeze", action="store_true",
