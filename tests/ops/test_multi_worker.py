@@ -97,6 +97,15 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
         seen = status_b["cluster_calls"][0]
         assert (seen["transport"], seen["language"], seen["state"]) == ("twilio", "en-IN", "listening")
         assert http.get(f"{a}/status", headers=auth).json()["calls"][0]["turn_count"] == 1
+        # the live call's summary: whole on its own worker, what Redis mirrors of it on the other
+        own = http.get(f"{a}/telephony/calls/CA-live", headers=auth)
+        assert own.status_code == 200 and "partial" not in own.json()
+        other = http.get(f"{b}/telephony/calls/CA-live", headers=auth)
+        assert other.status_code == 200, other.text
+        assert other.json()["partial"] is True
+        assert other.json()["worker"] == seen["worker"] != http.get(f"{b}/health").json()["worker"]
+        assert (other.json()["transport"], other.json()["state"]) == ("twilio", "listening")
+        assert http.get(f"{b}/telephony/calls/CA-nobody", headers=auth).status_code == 404
 
         # its record, written by worker a, is read through worker b
         http.delete(f"{a}/test/calls/CA-live").raise_for_status()
@@ -106,6 +115,7 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
         assert call["status"] == "completed" and call["turn_count"] == 1
         assert eventually(lambda: http.get(f"{b}/status", headers=auth).json()
                           ["cluster_active_calls"] == 0)
+        assert http.get(f"{b}/telephony/calls/CA-live", headers=auth).status_code == 404
 
         # worker a finds the STT provider down; worker b stops using it too
         assert http.post(f"{a}/test/stt-down").json()["breaker"] == "open"

@@ -116,6 +116,19 @@ class LiveCalls(RedisBacked):
                     return [json.loads(i) if i else {"call_id": c} for c, i in zip(ids, infos)]
         return [self._entry(call_id, call) for call_id, call in self._calls.items()]
 
+    async def find_elsewhere(self, call_id: str) -> dict[str, Any] | None:
+        """Another worker's live call as it mirrors it into Redis (carrier, language, state, turns,
+        last_v2v_ms, its worker), or None: not live anywhere else, or no Redis to ask."""
+        if self.redis is None or call_id in self._calls:
+            return None
+        scored = await self._try("find", self.redis.zscore(self._zset, call_id))
+        if scored is FAILED or scored is None or scored < time.time() - self.stale_s:
+            return None  # unknown, or its worker stopped refreshing it (died)
+        info = await self._try("find", self.redis.hget(self._info, call_id))
+        if info is FAILED:
+            return None
+        return json.loads(info) if info else {"call_id": call_id}
+
     async def workers_alive(self) -> list[str]:
         """Workers whose heartbeat reached Redis within `stale_s` (this one alone without Redis)."""
         if self.redis is not None:

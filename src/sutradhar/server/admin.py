@@ -215,8 +215,17 @@ async def recording_stream(services: Services, call_id: str, url: str,
 
 @router.get("/telephony/calls/{call_id}", dependencies=[Depends(require_admin)])
 async def live_call(call_id: CallId, request: Request) -> dict[str, Any]:
-    """A live call's state, turns and context status (for operators, the simulator and tests)."""
-    call = services_of(request).calls.get(call_id)
-    if call is None:
+    """A live call's state, turns and context status (for operators, the simulator and tests).
+
+    Calls never span workers: a call another worker serves answers with what that worker mirrors
+    into Redis (carrier, language, state, turn count, last voice-to-voice, its worker) and
+    `"partial": true`; its turns and context are on its own worker (or in `/calls/{id}` once
+    stored)."""
+    calls = services_of(request).calls
+    call = calls.get(call_id)
+    if call is not None:
+        return call.summary()
+    elsewhere = await calls.find_elsewhere(call_id)
+    if elsewhere is None:
         raise HTTPException(status_code=404, detail="no live call with this id")
-    return call.summary()
+    return {**elsewhere, "partial": True}
