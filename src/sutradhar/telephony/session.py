@@ -753,9 +753,18 @@ class CallSession:
         heard = " ".join(self._heard.pop(turn, []))
         self._playing.discard(turn)  # the record below is final
         record = self.orchestrator.record_heard(turn, heard)
-        for entry in self.turns:
-            if entry.get("turn_id") == turn:
-                entry.update(heard=heard, interrupted=True)
+        entry = next((e for e in self.turns if e.get("turn_id") == turn), None)
+        if entry is None and record is not None and record.get("text") and record.get("reply"):
+            # Cut off before its reply was all made (a reply not begun is not a turn of the call
+            # yet): the turn still happened (summary, transcript), and its first frame may have
+            # reached the caller.
+            if self._last_v2v is not None:
+                record["timings"]["v2v_wire_ms"], self._last_v2v = self._last_v2v, None
+                self.telemetry.observe_wire(record)
+            entry = self._turn_entry(turn, record)
+            self.turns.append(entry)
+        if entry is not None:
+            entry.update(heard=heard, interrupted=True)
         if record is not None and record.get("text"):
             await self._record("turn_completed", self.call_id, record)
         return heard
@@ -907,6 +916,13 @@ class CallSession:
             self._last_v2v = round(v2v, 1)
             self._first_frame.set()
 
+    @staticmethod
+    def _turn_entry(turn_id: int, record: dict[str, Any]) -> dict[str, Any]:
+        """A turn as the summary, the live view and the post-call transcript keep it."""
+        return {"turn_id": turn_id, "text": record["text"], "reply": record["reply"],
+                "language": record["language"], "intent": record["intent"],
+                "timings": record["timings"], "errors": len(record["errors"])}
+
     async def _turn_completed(self, event: TurnCompleted, sent_audio: bool) -> None:
         if sent_audio and self._awaiting_first is not None:
             # The reply's audio is queued but its first frame may not be on the wire yet (a fast
@@ -918,9 +934,7 @@ class CallSession:
         if self._last_v2v is not None:
             record["timings"]["v2v_wire_ms"], self._last_v2v = self._last_v2v, None
             self.telemetry.observe_wire(record)
-        self.turns.append({"turn_id": event.turn_id, "text": record["text"], "reply": record["reply"],
-                           "language": record["language"], "intent": record["intent"],
-                           "timings": record["timings"], "errors": len(record["errors"])})
+        self.turns.append(self._turn_entry(event.turn_id, record))
         await self.transport.send_event({"type": "turn", "turn_id": event.turn_id, "text": record["text"],
                                          "reply": record["reply"], "language": record["language"],
                                          "timings": record["timings"], "state": record.get("state")})

@@ -151,6 +151,30 @@ async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard
     assert progress[-1] == (second["turn_id"], None, False)
 
 
+async def test_a_reply_cut_off_while_still_being_made_is_a_turn_of_the_call() -> None:
+    stt = ScriptedSTT(script=("tell me about your plans", "stop, what about prices"))
+    long_reply = "We have three plans. The basic plan is cheap. The premium plan has everything you need."
+    llm = ScriptedLLM(replies=(long_reply, "Prices start at one hundred rupees."))
+    # made in real time, as a streaming TTS does: the caller cuts in while the reply is still coming
+    tts = ScriptedTTS(ms_per_char=30, chunk_ms=100, chunk_delay_s=0.1)
+    recorder = RecordingRecorder()
+    with server_with(recorder, stt=stt, llm=llm, tts=tts) as srv:
+        result = await simulate(SimConfig(
+            srv.url, [turn("Tell me about your plans."), turn("Stop, what about prices?", barge_in_at=1.0)],
+            timeout_s=30))
+        assert wait_until(lambda: recorder.ended)
+    assert len(result.clears) == 1 and result.summary["barge_ins"] == 1
+    # the live summary (and the post-call transcript, made from the same turns) has both turns
+    turns = result.summary["turns"]
+    assert [t["text"] for t in turns] == ["tell me about your plans", "stop, what about prices"]
+    assert turns[0]["interrupted"] is True and turns[0]["reply"] == long_reply
+    assert turns[0]["heard"].startswith("We have three plans.") and "premium" not in turns[0]["heard"]
+    # the interrupted turn keeps its voice-to-voice on the wire, in the record as in the summary
+    first = [r for _, r in recorder.turns if r["text"] == "tell me about your plans"][-1]
+    assert first["interrupted"] is True
+    assert first["timings"]["v2v_wire_ms"] == turns[0]["timings"]["v2v_wire_ms"] > 0
+
+
 async def test_dtmf_changes_language_repeats_and_transfers_via_rest() -> None:
     tts = ScriptedTTS(ms_per_char=10, chunk_ms=100)
     with fake_api() as api, server_with(tts=tts, transfer_number="+911234567890", twilio_account_sid="ACtest",
