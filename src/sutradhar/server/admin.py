@@ -219,8 +219,8 @@ async def live_call(call_id: CallId, request: Request) -> dict[str, Any]:
 
     Calls never span workers: a call another worker serves answers with what that worker mirrors
     into Redis (carrier, language, state, turn count, last voice-to-voice, its worker) and
-    `"partial": true`; its turns and context are on its own worker (or in `/calls/{id}` once
-    stored)."""
+    `"partial": true`, in the summary's own keys; its turns and context are on its own worker (or
+    in `/calls/{id}` once stored)."""
     calls = services_of(request).calls
     call = calls.get(call_id)
     if call is not None:
@@ -228,4 +228,7 @@ async def live_call(call_id: CallId, request: Request) -> dict[str, Any]:
     elsewhere = await calls.find_elsewhere(call_id)
     if elsewhere is None:
         raise HTTPException(status_code=404, detail="no live call with this id")
-    return {**elsewhere, "partial": True}
+    return {"call_id": call_id, "carrier": elsewhere.get("transport"), "language": elsewhere.get("language"),
+            "state": elsewhere.get("state"), "turn_count": elsewhere.get("turns"),
+            "last_v2v_ms": elsewhere.get("last_v2v_ms"), "worker": elsewhere.get("worker"),
+            "partial": True}
