@@ -15,7 +15,7 @@ import websockets
 from twilio.request_validator import RequestValidator
 
 from sutradhar.testing.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from sutradhar.testing.simulator import CallerTurn, SimConfig, simulate
+from sutradhar.testing.simulator import CallerTurn, CallResult, SimConfig, simulate
 from tests.support.audio import speech_pcm
 from tests.support.http import fake_api
 from tests.support.server import (
@@ -110,17 +110,26 @@ async def test_outbound_audio_is_paced_in_real_time_not_burst(message_ms: int) -
     assert reply[-1][0] - reply[0][0] == pytest.approx(sum(d for _, d in reply[:-1]) - 0.04, abs=0.15)
 
 
-async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard() -> None:
+LONG_REPLY = "We have three plans. The basic plan is cheap. The premium plan has everything you need."
+
+
+async def barged_in_call(tts: ScriptedTTS) -> tuple[CallResult, RecordingRecorder]:
+    """A caller who asks about plans, then cuts into the long reply 1.0 s in with another question."""
     stt = ScriptedSTT(script=("tell me about your plans", "stop, what about prices"))
-    long_reply = "We have three plans. The basic plan is cheap. The premium plan has everything you need."
-    llm = ScriptedLLM(replies=(long_reply, "Prices start at one hundred rupees."))
-    tts = ScriptedTTS(ms_per_char=30, chunk_ms=100)  # first sentence ~0.6 s, the whole reply ~2.6 s
+    llm = ScriptedLLM(replies=(LONG_REPLY, "Prices start at one hundred rupees."))
     recorder = RecordingRecorder()
     with server_with(recorder, stt=stt, llm=llm, tts=tts) as srv:
         result = await simulate(SimConfig(
             srv.url, [turn("Tell me about your plans."), turn("Stop, what about prices?", barge_in_at=1.0)],
             timeout_s=30))
         assert wait_until(lambda: recorder.ended)
+    return result, recorder
+
+
+async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard() -> None:
+    long_reply = LONG_REPLY
+    # first sentence ~0.6 s, the whole reply ~2.6 s
+    result, recorder = await barged_in_call(ScriptedTTS(ms_per_char=30, chunk_ms=100))
     assert len(result.clears) == 1
     clear_at = result.clears[0]
     # the caller's barge-in speech started 1.0 s into the reply: the reply paused ~barge_in_min_speech
@@ -152,22 +161,13 @@ async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard
 
 
 async def test_a_reply_cut_off_while_still_being_made_is_a_turn_of_the_call() -> None:
-    stt = ScriptedSTT(script=("tell me about your plans", "stop, what about prices"))
-    long_reply = "We have three plans. The basic plan is cheap. The premium plan has everything you need."
-    llm = ScriptedLLM(replies=(long_reply, "Prices start at one hundred rupees."))
     # made in real time, as a streaming TTS does: the caller cuts in while the reply is still coming
-    tts = ScriptedTTS(ms_per_char=30, chunk_ms=100, chunk_delay_s=0.1)
-    recorder = RecordingRecorder()
-    with server_with(recorder, stt=stt, llm=llm, tts=tts) as srv:
-        result = await simulate(SimConfig(
-            srv.url, [turn("Tell me about your plans."), turn("Stop, what about prices?", barge_in_at=1.0)],
-            timeout_s=30))
-        assert wait_until(lambda: recorder.ended)
+    result, recorder = await barged_in_call(ScriptedTTS(ms_per_char=30, chunk_ms=100, chunk_delay_s=0.1))
     assert len(result.clears) == 1 and result.summary["barge_ins"] == 1
     # the live summary (and the post-call transcript, made from the same turns) has both turns
     turns = result.summary["turns"]
     assert [t["text"] for t in turns] == ["tell me about your plans", "stop, what about prices"]
-    assert turns[0]["interrupted"] is True and turns[0]["reply"] == long_reply
+    assert turns[0]["interrupted"] is True and turns[0]["reply"] == LONG_REPLY
     assert turns[0]["heard"].startswith("We have three plans.") and "premium" not in turns[0]["heard"]
     # the interrupted turn keeps its voice-to-voice on the wire, in the record as in the summary
     first = [r for _, r in recorder.turns if r["text"] == "tell me about your plans"][-1]
