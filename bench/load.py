@@ -892,8 +892,10 @@ def sweep(levels: list[int], d: Delays, turns: int, extend: bool, max_overhead_p
             + (f", ticks late by 25/100/250 ms or more: {lag.get('over_25ms')}/{lag.get('over_100ms')}/"
                f"{lag.get('over_250ms')} of {lag.get('ticks')}" if "ticks" in lag else ""))
         if r.get("provider_stats"):
+            plag = r["provider_stats"].get("loop_lag_ms") or {}
             log(f"N={n}: provider requests {r['provider_stats']['requests']} over "
-                f"{r['provider_stats']['connections']} connections")
+                f"{r['provider_stats']['connections']} connections; its loop lag p99/max "
+                f"{plag.get('p99')}/{plag.get('max')} ms, {plag.get('over_25ms')} ticks 25 ms or more late")
         log(f"N={n}: overhead p50/p95/p99 {r['overhead_ms']['p50']}/{r['overhead_ms']['p95']}/"
             f"{r['overhead_ms']['p99']} ms, jitter p99 {r['pacing']['jitter_ms']['p99']} ms, late "
             f"{r['pacing']['late_frames']} ({r['pacing']['late_behind_100ms_buffer']} behind a 100 ms buffer), "

@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import sys
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class Providers:
         # Distinct TCP connections the server under test opened: its connection reuse.
         self._transports: weakref.WeakSet[Any] = weakref.WeakSet()
         self.connections = 0
+        self.lags: list[float] = []  # ms late, per 10 ms tick
 
     def _count(self, request: web.Request, stage: str) -> None:
         self.requests[stage] += 1
@@ -124,7 +126,26 @@ class Providers:
                                                               "created": CREATED, "owned_by": "bench"}]})
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"requests": self.requests, "connections": self.connections})
+        from bench.common import summarize
+
+        lags = sorted(self.lags)
+        return web.json_response({"requests": self.requests, "connections": self.connections,
+                                  "loop_lag_ms": {**summarize(lags), "over_25ms": sum(1 for x in lags if x >= 25)}})
+
+    async def measure_lag(self, app: web.Application) -> Any:
+        """This process's own event-loop lag (a 10 ms ticker's lateness): a provider that falls
+        behind under the turn bursts delays every stage the server measures."""
+
+        async def tick() -> None:
+            while True:
+                due = time.perf_counter() + 0.01
+                await asyncio.sleep(0.01)
+                if len(self.lags) < 200_000:
+                    self.lags.append((time.perf_counter() - due) * 1000)
+
+        task = asyncio.create_task(tick())
+        yield
+        task.cancel()
 
 
 def build_app(d: Any) -> web.Application:
@@ -135,6 +156,7 @@ def build_app(d: Any) -> web.Application:
     app.router.add_post("/v1/audio/speech", providers.speech)
     app.router.add_get("/v1/models", providers.models)
     app.router.add_get("/bench/stats", providers.stats)
+    app.cleanup_ctx.append(providers.measure_lag)
     return app
 
 
