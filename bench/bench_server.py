@@ -75,17 +75,17 @@ class Probe:
     and garbage-collector pauses, read by the load benchmark at GET /bench/stats."""
 
     def __init__(self) -> None:
-        self.lags: list[float] = []
+        from bench.common import LagTicker
+
+        self.ticker = LagTicker()
         self.gc: list[tuple[int, float]] = []
         self._gc_start = 0.0
-        self._task: Any = None
 
     async def start(self) -> None:
-        import asyncio
         import gc
 
         gc.callbacks.append(self._on_gc)
-        self._task = asyncio.get_running_loop().create_task(self._tick())
+        self.ticker.start()
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -93,21 +93,9 @@ class Probe:
         elif len(self.gc) < 200_000:
             self.gc.append((info.get("generation", -1), (time.perf_counter() - self._gc_start) * 1000))
 
-    async def _tick(self) -> None:
-        import asyncio
-
-        step = 0.010
-        due = time.monotonic() + step
-        while True:
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            now = time.monotonic()
-            if len(self.lags) < 500_000:
-                self.lags.append((now - due) * 1000)
-            due = max(due + step, now)
-
     async def reset(self) -> dict[str, str]:
         """Start measuring (the load benchmark calls this once the server is up and idle)."""
-        if self._task is None:
+        if not self.ticker.running:
             await self.start()
             if os.environ.get("BENCH_GC_FREEZE") == "1":
                 # The fix under test: after start-up and warm-up, move every object that exists now
@@ -117,7 +105,7 @@ class Probe:
 
                 gc.collect()
                 gc.freeze()
-        self.lags.clear()
+        self.ticker.lags.clear()
         self.gc.clear()
         return {"status": "reset"}
 
@@ -129,7 +117,8 @@ class Probe:
             pauses = [ms for g, ms in self.gc if g == gen]
             by_gen[f"gen{gen}"] = {"count": len(pauses), "total_ms": round(sum(pauses), 1),
                                    "max_ms": round(max(pauses), 2) if pauses else None}
-        return {"loop_lag_ms": summarize(self.lags), "loop_lag_over_20ms": sum(1 for x in self.lags if x > 20),
+        lags = self.ticker.lags
+        return {"loop_lag_ms": summarize(lags), "loop_lag_over_20ms": sum(1 for x in lags if x > 20),
                 "gc": by_gen}
 
 

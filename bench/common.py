@@ -22,6 +22,43 @@ RESULTS_DIR = BENCH_DIR / "results"
 REPO_DIR = BENCH_DIR.parent
 
 
+class LagTicker:
+    """A process's event-loop lag: how late a ticker due every `step_s` woke, in ms (the bench
+    server's probe and the bench provider both keep one)."""
+
+    def __init__(self, step_s: float = 0.010, keep: int = 500_000) -> None:
+        self.step_s = step_s
+        self.keep = keep
+        self.lags: list[float] = []
+        self._task: Any = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def start(self) -> None:
+        import asyncio
+
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        import asyncio
+
+        step = self.step_s
+        due = time.monotonic() + step
+        while True:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            now = time.monotonic()
+            if len(self.lags) < self.keep:
+                self.lags.append((now - due) * 1000)
+            due = max(due + step, now)
+
+
 def ensure_src_on_path() -> None:
     """Make `import sutradhar` work from a checkout without installing the package."""
     src = str(REPO_DIR / "src")

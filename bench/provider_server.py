@@ -26,7 +26,6 @@ import itertools
 import json
 import os
 import sys
-import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,9 @@ class Providers:
         # Distinct TCP connections the server under test opened: its connection reuse.
         self._transports: weakref.WeakSet[Any] = weakref.WeakSet()
         self.connections = 0
-        self.lags: list[float] = []  # ms late, per 10 ms tick
+        from bench.common import LagTicker
+
+        self.ticker = LagTicker()
 
     def _count(self, request: web.Request, stage: str) -> None:
         self.requests[stage] += 1
@@ -128,24 +129,16 @@ class Providers:
     async def stats(self, request: web.Request) -> web.Response:
         from bench.common import summarize
 
-        lags = sorted(self.lags)
+        lags = sorted(self.ticker.lags)
         return web.json_response({"requests": self.requests, "connections": self.connections,
                                   "loop_lag_ms": {**summarize(lags), "over_25ms": sum(1 for x in lags if x >= 25)}})
 
     async def measure_lag(self, app: web.Application) -> Any:
-        """This process's own event-loop lag (a 10 ms ticker's lateness): a provider that falls
-        behind under the turn bursts delays every stage the server measures."""
-
-        async def tick() -> None:
-            while True:
-                due = time.perf_counter() + 0.01
-                await asyncio.sleep(0.01)
-                if len(self.lags) < 200_000:
-                    self.lags.append((time.perf_counter() - due) * 1000)
-
-        task = asyncio.create_task(tick())
+        """This process's own event-loop lag: a provider that falls behind under the turn bursts
+        delays every stage the server measures."""
+        self.ticker.start()
         yield
-        task.cancel()
+        self.ticker.stop()
 
 
 def build_app(d: Any) -> web.Application:

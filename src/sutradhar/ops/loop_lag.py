@@ -11,11 +11,12 @@ Cost: `1 / interval_s` wakeups a second (20 at the default), against 50 a second
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from loguru import logger
 from prometheus_client import Histogram
+
+from sutradhar.ops.periodic import Periodic
 
 log = logger.bind(stage="loop")
 
@@ -29,25 +30,26 @@ class LoopLagMonitor:
         self.interval_s = interval_s
         self.max_s = 0.0  # the worst lateness seen since start (tests, /status)
         self.stalls = 0
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("loop-lag", self._tick, interval_s)
+        self._last: float | None = None  # when the previous tick ran
         self._logged_at = float("-inf")
         self._unlogged = 0
 
     def start(self) -> None:
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="loop-lag")
+        if self.interval_s > 0:
+            self._periodic.start()
 
-    async def _run(self) -> None:
-        interval, observe = self.interval_s, self.histogram.observe
-        while True:
-            due = time.perf_counter() + interval
-            await asyncio.sleep(interval)
-            late = max(0.0, time.perf_counter() - due)
-            observe(late)
-            if late > self.max_s:
-                self.max_s = late
-            if late >= STALL_S:
-                self._stalled(late)
+    async def _tick(self) -> None:
+        # Periodic sleeps `interval_s` between ticks: any time beyond that, the loop was late.
+        now = time.perf_counter()
+        last, self._last = self._last, now
+        if last is None:
+            return
+        late = max(0.0, now - last - self.interval_s)
+        self.histogram.observe(late)
+        self.max_s = max(self.max_s, late)
+        if late >= STALL_S:
+            self._stalled(late)
 
     def _stalled(self, late: float) -> None:
         self.stalls += 1
@@ -60,7 +62,4 @@ class LoopLagMonitor:
         self._logged_at, self._unlogged = now, 0
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._periodic.stop()

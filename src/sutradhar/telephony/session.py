@@ -758,9 +758,7 @@ class CallSession:
             # Cut off before its reply was all made (a reply not begun is not a turn of the call
             # yet): the turn still happened (summary, transcript), and its first frame may have
             # reached the caller.
-            if self._last_v2v is not None:
-                record["timings"]["v2v_wire_ms"], self._last_v2v = self._last_v2v, None
-                self.telemetry.observe_wire(record)
+            self._take_wire_v2v(record)
             entry = self._turn_entry(turn, record)
             self.turns.append(entry)
         if entry is not None:
@@ -916,6 +914,12 @@ class CallSession:
             self._last_v2v = round(v2v, 1)
             self._first_frame.set()
 
+    def _take_wire_v2v(self, record: dict[str, Any]) -> None:
+        """The reply's voice-to-voice on the wire (measured at its first frame) goes to its record."""
+        if self._last_v2v is not None:
+            record["timings"]["v2v_wire_ms"], self._last_v2v = self._last_v2v, None
+            self.telemetry.observe_wire(record)
+
     @staticmethod
     def _turn_entry(turn_id: int, record: dict[str, Any]) -> dict[str, Any]:
         """A turn as the summary, the live view and the post-call transcript keep it."""
@@ -931,9 +935,7 @@ class CallSession:
                 async with asyncio.timeout(self.playout.queued_s + 1.0):
                     await self._first_frame.wait()
         record = event.record.as_dict()
-        if self._last_v2v is not None:
-            record["timings"]["v2v_wire_ms"], self._last_v2v = self._last_v2v, None
-            self.telemetry.observe_wire(record)
+        self._take_wire_v2v(record)
         self.turns.append(self._turn_entry(event.turn_id, record))
         await self.transport.send_event({"type": "turn", "turn_id": event.turn_id, "text": record["text"],
                                          "reply": record["reply"], "language": record["language"],
