@@ -259,3 +259,65 @@ def test_data_frames_bypass_the_stock_parser(monkeypatch: pytest.MonkeyPatch, re
         assert after == []
     else:
         assert sum(after) == sum(len(text(client, f"m{i}")) for i in range(20))
+
+
+class _Stalled:
+    """An echo app that does not read until `go` is set: what the reading side does meanwhile."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await echo_app(scope, receive, send)
+        await receive()
+        await send({"type": "websocket.accept"})
+        while not self.go.is_set():
+            await asyncio.sleep(0.01)
+        while (message := await receive())["type"] != "websocket.disconnect":
+            await send({"type": "websocket.send", "text": f"t:{message['text']}"})
+
+
+@pytest.mark.parametrize("kind", sorted(PROTOCOLS))
+def test_reading_pauses_for_an_app_that_falls_behind_not_at_every_message(kind: str) -> None:
+    """The stock protocol pauses the socket at every message until the app takes it (two watcher
+    changes per 20 ms frame); ours from PAUSE_AT waiting messages. Both push back on a sender whose
+    app stopped reading, and resume once it has caught up; nothing is lost or reordered."""
+    from sutradhar.server.websocket_protocol import PAUSE_AT
+
+    app = _Stalled()
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on",
+                                        ws=PROTOCOLS[kind], ws_per_message_deflate=False))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(srv.serve(),), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not srv.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        client = RawClient(port)
+        (conn,) = srv.server_state.connections
+
+        def send_each(start: int, count: int) -> None:
+            for i in range(start, start + count):
+                client.send(text(client, f"m{i}"))
+                time.sleep(0.005)  # a read of its own, as a call's frames arrive
+            time.sleep(0.1)
+
+        send_each(0, PAUSE_AT - 4)
+        if kind == "stock":  # paused at the first message: the rest wait in the kernel
+            assert conn.read_paused and conn.queue.qsize() == 1
+        else:
+            assert not conn.read_paused and conn.queue.qsize() == PAUSE_AT - 4
+        send_each(PAUSE_AT - 4, 8)
+        assert conn.read_paused  # the app is PAUSE_AT messages behind: the sender waits
+        assert conn.queue.qsize() == (1 if kind == "stock" else PAUSE_AT)
+        app.go.set()
+        total = PAUSE_AT + 4
+        assert client.replies(total) == [f"t:m{i}" for i in range(total)]
+        assert not conn.read_paused
+    finally:
+        srv.should_exit = True
+        thread.join(5)

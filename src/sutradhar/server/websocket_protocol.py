@@ -15,6 +15,12 @@ our own until complete, so the stock parser only ever sees whole frames, at a fr
 The app's receive queue skips `asyncio`'s running-loop lookup on every `get()`: on Python 3.11
 that lookup makes a `getpid()` system call (2 % of the same thread), and this queue only ever
 lives on the loop that made it.
+
+Reading pauses when `PAUSE_AT` messages wait for the app, not at the first: the stock protocol
+pauses the socket for every message and resumes it when the app takes it, which is two event-loop
+watcher changes (and kernel calls to apply them) per 20 ms frame for a call whose app keeps up.
+The bound still holds: an app that stops reading leaves at most `PAUSE_AT` messages queued, then
+TCP pushes back on the sender as before.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ except ImportError:  # pragma: no cover - websockets without its C extension
 
 TEXT_FIN, BINARY_FIN = 0x81, 0x82  # FIN set, RSV bits clear
 HANDSHAKE_END = b"\r\n\r\n"
+PAUSE_AT = 16  # messages queued for the app before reading pauses (320 ms of a phone call's audio)
 
 
 class _LoopQueue(asyncio.Queue):  # type: ignore[type-arg]
@@ -122,8 +129,9 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         """What the stock `send_receive_event_to_app` does with a whole message."""
         if self.close_sent:  # the app is past websocket.close: reads go on until the peer's close
             return
-        self.queue.put_nowait(message)  # type: ignore[arg-type]
-        if not self.read_paused:
+        queue = self.queue
+        queue.put_nowait(message)  # type: ignore[arg-type]
+        if not self.read_paused and queue.qsize() >= PAUSE_AT:
             self.read_paused = True
             self.transport.pause_reading()
 
