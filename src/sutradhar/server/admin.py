@@ -49,8 +49,11 @@ def has_admin_bearer(request: Request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def require_admin(request: Request) -> None:
-    """401 unless the request carries the admin token (when one is configured)."""
+async def require_admin(request: Request) -> None:
+    """401 unless the request carries the admin token (when one is configured). A coroutine,
+    like the console's guards: FastAPI runs a plain function dependency on a worker thread, a
+    thread hop per request for a header comparison (and, on a worker's first such request, an
+    import of anyio's thread machinery on the event loop in the middle of its live calls)."""
     token = services_of(request).settings.admin_token
     if token and not has_admin_bearer(request, token):
         raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})

@@ -57,14 +57,14 @@ def is_admin(request: Request) -> bool:
     return has_admin_bearer(request, token) or session_valid(token, request.cookies.get(COOKIE))
 
 
-def require_console_page(request: Request) -> None:
+async def require_console_page(request: Request) -> None:
     """A page: without the token, send the browser to the login form (and back here after it)."""
     if not is_admin(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, "log in first", headers={"Location": login_url(target)})
 
 
-def require_console_api(request: Request) -> None:
+async def require_console_api(request: Request) -> None:
     """An endpoint scripts read (the live event stream): 401 without the token."""
     if not is_admin(request):
         raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
