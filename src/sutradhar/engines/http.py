@@ -204,6 +204,7 @@ class HTTPProvider(Provider):
     headers: dict[str, str] = field(default_factory=dict)
     stage: Stage = "llm"
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _urls: dict[str, httpx.URL] = field(default_factory=dict, init=False, repr=False)
     # The last call's outcome: health() reports a recent auth/quota failure without a request.
     _last_error: ProviderError | None = field(default=None, init=False, repr=False)
     _last_error_at: float = field(default=0.0, init=False, repr=False)
@@ -214,6 +215,14 @@ class HTTPProvider(Provider):
     # (hundreds of calls each hold a TTS or chat stream) behind the pool. Idle connections close
     # after httpx's 5 s keep-alive.
     max_connections: int = 1000
+
+    def url(self, path: str) -> httpx.URL:
+        """`path` under `base_url`, parsed once. Given a relative path, httpx parses it and copies
+        the base URL on every request (40-70 us, more than the rest of building the request)."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url.rstrip("/") + "/" + path.lstrip("/"))
+        return url
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -246,7 +255,7 @@ class HTTPProvider(Provider):
         """One non-streaming request: HTTP errors become the right ProviderError, and the outcome
         is remembered for health()."""
         try:
-            response = await self.client.request(method, path, **kwargs)
+            response = await self.client.request(method, self.url(path), **kwargs)
             await self._check(response)
         except ProviderError as exc:
             self._record(exc)

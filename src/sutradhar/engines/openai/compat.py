@@ -70,7 +70,7 @@ class OpenAIChat(HTTPProvider):
             body["temperature"] = self.temperature
         produced = False
         try:
-            async with self.client.stream("POST", "/chat/completions", json=body) as response:
+            async with self.client.stream("POST", self.url("/chat/completions"), json=body) as response:
                 await raise_for_status(response, provider=self.name, stage="llm")
                 request_id = response.headers.get("x-request-id")
                 parser = SSEParser()
@@ -194,7 +194,7 @@ class OpenAITTS(HTTPProvider):
         body = {"model": self.model, "voice": self.voice, "input": text, "response_format": "pcm"}
         produced = False
         try:
-            async with self.client.stream("POST", "/audio/speech", json=body) as response:
+            async with self.client.stream("POST", self.url("/audio/speech"), json=body) as response:
                 await raise_for_status(response, provider=self.name, stage="tts")
                 carry = b""
                 async for chunk in response.aiter_bytes():
