@@ -19,7 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import Text, cast, delete, event, func, or_, select, text, update
+from sqlalchemy import (
+    Text,
+    bindparam,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -54,6 +66,26 @@ MAX_PAGE_SIZE = 500
 BATCH_MAX = 500  # events in one transaction: a bound on the work a refused batch repeats
 
 log = logger.bind(stage="store")
+
+# The call-record events' statements, built once. They are Core statements on the tables, not ORM
+# units of work: at 300 calls the ORM's per-event work (an object loaded and tracked, expressions
+# built, a flush planned) cost more CPU than the rest of the store. Parameters named like a column
+# set it; `b_*` ones are the keys and guards.
+_CALLS, _TURNS = CallRow.__table__, TurnRow.__table__
+_NEW_CALL = insert(_CALLS)
+_NEW_TURN = insert(_TURNS)
+_START = (update(_CALLS).where(_CALLS.c.id == bindparam("b_id"))
+          .values(from_number=func.coalesce(bindparam("b_from", type_=_CALLS.c.from_number.type),
+                                            _CALLS.c.from_number),
+                  to_number=func.coalesce(bindparam("b_to", type_=_CALLS.c.to_number.type), _CALLS.c.to_number),
+                  started_at=func.coalesce(_CALLS.c.started_at,
+                                           bindparam("b_started", type_=_CALLS.c.started_at.type))))
+_END = (update(_CALLS).where(_CALLS.c.id == bindparam("b_id"))
+        .values(final_language=func.coalesce(bindparam("b_language", type_=_CALLS.c.final_language.type),
+                                             _CALLS.c.language)))
+_COUNT_TURN = (update(_CALLS).where(_CALLS.c.id == bindparam("b_id"))
+               .values(turn_count=func.coalesce(_CALLS.c.turn_count, 0) + 1).returning(_CALLS.c.turn_count))
+_SET_TURN = update(_TURNS).where(_TURNS.c.call_id == bindparam("b_call"), _TURNS.c.turn_id == bindparam("b_turn"))
 
 
 def utcnow() -> datetime:
@@ -354,19 +386,22 @@ class CallStore:
             await self._call_started(session, call_id, info)
 
     async def _call_started(self, session: AsyncSession, call_id: str, info: dict[str, Any]) -> None:
-        row = await session.get(CallRow, call_id)
-        if row is None:
-            row = CallRow(id=call_id, status="active", turn_count=0)
-            session.add(row)
-        row.transport = _str(info.get("transport"), 32)
+        values = {
+            "transport": _str(info.get("transport"), 32),
+            "carrier_call_id": _str(info.get("carrier_call_id"), 128),
+            "language": _str(info.get("language"), 16),
+            "worker_id": self.worker_id,
+            "recording_path": _str(info.get("recording_path"), 255),
+        }
         # An outbound call's record already names its numbers: a stream's start does not.
-        row.from_number = _str(info.get("from_number"), 64) or row.from_number
-        row.to_number = _str(info.get("to_number"), 64) or row.to_number
-        row.carrier_call_id = _str(info.get("carrier_call_id"), 128)
-        row.language = _str(info.get("language"), 16)
-        row.started_at = row.started_at or to_datetime(info.get("started_at")) or utcnow()
-        row.worker_id = self.worker_id
-        row.recording_path = _str(info.get("recording_path"), 255)
+        numbers = {"b_from": _str(info.get("from_number"), 64) or None,
+                   "b_to": _str(info.get("to_number"), 64) or None,
+                   "b_started": to_datetime(info.get("started_at")) or utcnow()}
+        if (await session.execute(_START, {"b_id": call_id, **numbers, **values})).rowcount:
+            return
+        await session.execute(_NEW_CALL, {"id": call_id, "status": "active", "turn_count": 0, **values,
+                                          "from_number": numbers["b_from"], "to_number": numbers["b_to"],
+                                          "started_at": numbers["b_started"]})
 
     async def write_call_placed(self, call_id: str, info: dict[str, Any], at: datetime | None = None) -> None:
         """An outbound call the carrier accepted: on record before it rings."""
@@ -444,11 +479,6 @@ class CallStore:
     async def _turn(self, session: AsyncSession, call_id: str, record: dict[str, Any], at: datetime) -> None:
         timings = record.get("timings") or {}
         providers = record.get("providers") or {}
-        call = await session.get(CallRow, call_id, with_for_update=self.dialect != "sqlite")
-        if call is None:  # call_started was lost; keep the turn anyway
-            call = CallRow(id=call_id, status="active", turn_count=0, started_at=at,
-                           language=_str(record.get("language"), 16))
-            session.add(call)
         fields = dict(
             text=record.get("text"),
             reply=record.get("reply"),
@@ -469,17 +499,18 @@ class CallStore:
         )
         turn_id = _str(record.get("turn_id"), 64)
         # A turn interrupted after it was stored comes again with what the caller heard.
-        existing = None
-        if turn_id is not None:
-            existing = (await session.execute(select(TurnRow).where(
-                TurnRow.call_id == call_id, TurnRow.turn_id == turn_id))).scalars().first()
-        if existing is not None:
-            for key, value in fields.items():
-                setattr(existing, key, value)
+        if turn_id is not None and (await session.execute(
+                _SET_TURN, {"b_call": call_id, "b_turn": turn_id, **fields})).rowcount:
             return
-        call.turn_count = (call.turn_count or 0) + 1
-        session.add(TurnRow(call_id=call_id, seq=call.turn_count, turn_id=turn_id, created_at=at,
-                            **fields))
+        # The count and the new turn's seq in one statement (on PostgreSQL it locks the call's
+        # row until commit, so two writers could not give two turns one seq).
+        seq = (await session.execute(_COUNT_TURN, {"b_id": call_id})).scalar()
+        if seq is None:  # call_started was lost; keep the turn anyway
+            seq = 1
+            await session.execute(_NEW_CALL, {"id": call_id, "status": "active", "turn_count": seq,
+                                              "started_at": at, "language": fields["language"]})
+        await session.execute(_NEW_TURN, {"call_id": call_id, "seq": seq, "turn_id": turn_id,
+                                          "created_at": at, **fields})
 
     async def write_turn_heard(self, call_id: str, turn_id: Any, heard: str | None, playing: bool) -> None:
         """Playout progress of a stored turn: what the caller's marks confirmed so far. One small
@@ -490,9 +521,8 @@ class CallStore:
 
     async def _turn_heard(self, session: AsyncSession, call_id: str, turn_id: Any, heard: str | None,
                           playing: bool) -> None:
-        await session.execute(
-            update(TurnRow).where(TurnRow.call_id == call_id, TurnRow.turn_id == _str(turn_id, 64))
-            .values(heard=heard, playing=playing))
+        await session.execute(_SET_TURN, {"b_call": call_id, "b_turn": _str(turn_id, 64),
+                                            "heard": heard, "playing": playing})
 
     async def write_call_ended(self, call_id: str, reason: str, summary: dict[str, Any],
                                at: datetime | None = None) -> None:
@@ -501,15 +531,13 @@ class CallStore:
 
     async def _call_ended(self, session: AsyncSession, call_id: str, reason: str, summary: dict[str, Any],
                           at: datetime) -> None:
-        row = await session.get(CallRow, call_id)
-        if row is None:
-            row = CallRow(id=call_id, started_at=at, turn_count=0)
-            session.add(row)
-        row.status = status_for(reason)
-        row.end_reason = _str(reason, 64)
-        row.ended_at = at
-        row.summary = _jsonable(summary)
-        row.final_language = _str(summary.get("language"), 16) or row.language
+        values = {"status": status_for(reason), "end_reason": _str(reason, 64), "ended_at": at,
+                  "summary": _jsonable(summary)}
+        language = _str(summary.get("language"), 16) or None
+        if (await session.execute(_END, {"b_id": call_id, "b_language": language, **values})).rowcount:
+            return
+        await session.execute(_NEW_CALL, {"id": call_id, "started_at": at, "turn_count": 0,
+                                          "final_language": language, **values})
 
     # --- queries -------------------------------------------------------------------------------
 
