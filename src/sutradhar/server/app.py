@@ -28,11 +28,6 @@ from sutradhar.telephony.exotel import webhooks as exotel
 from sutradhar.telephony.plivo import webhooks as plivo
 from sutradhar.telephony.twilio import webhooks as twilio
 
-# A young-generation collection every 10,000 container allocations instead of 700: a call's frames
-# allocate thousands of short-lived objects a second, nearly all freed by reference counting long
-# before a collection would find them, so the default's collections mostly re-walk the survivors.
-GC_THRESHOLDS = (10_000, 10, 10)
-
 
 def create_app(settings: Settings | None = None, *, engines: EngineSet | None = None,
                records: bool = True, recorder: Recorder | None = None,
@@ -59,7 +54,6 @@ def create_app(settings: Settings | None = None, *, engines: EngineSet | None = 
         # benchmark measured 50-60 ms event-loop stalls at 100-300 calls without this).
         gc.collect()
         gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         logger.bind(stage="server").info(
             "ready stt={} llm={} tts={}", *(",".join(p.name for p in services.router.providers(stage))
                                              for stage in ("stt", "llm", "tts")))
