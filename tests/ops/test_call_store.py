@@ -86,6 +86,26 @@ async def test_a_turn_interrupted_after_it_was_stored_is_updated_not_duplicated(
     assert call["turns"][0]["heard"] == "One." and call["turns"][0]["interrupted"] is True
 
 
+async def test_a_stored_turn_sent_again_is_updated_by_a_store_that_did_not_write_it(store, tmp_path):
+    """The store skips looking for a stored turn when it inserted none with that id for the call;
+    a store that never saw the call (another process, a restart) must still look, not duplicate."""
+    await store.call_started("call-9", started())
+    await store.turn_completed("call-9", turn(1, reply="One. Two."))
+    await store.turn_completed("call-9", turn(2, reply="Three."))
+    await store.flush()
+    other = CallStore(store.url)
+    await other.start()
+    try:
+        await other.turn_completed("call-9", turn(1, reply="One. Two.", heard="One.", interrupted=True))
+        await other.turn_completed("call-9", turn(3, reply="Four."))
+        await other.flush()
+    finally:
+        await other.aclose()
+    call = await store.get_call("call-9")
+    assert [(t["seq"], t["heard"]) for t in call["turns"]] == [(1, "One."), (2, None), (3, None)]
+    assert call["turn_count"] == 3
+
+
 async def test_a_call_that_switched_language_is_listed_under_both_languages(store):
     await store.call_started("call-3", started(language="hi-IN"))
     await store.call_ended("call-3", "hangup", {"language": "gu-IN", "turns": 2})

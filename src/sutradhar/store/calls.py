@@ -64,6 +64,7 @@ _MIGRATION_LOCK = 0x5A7D  # pg_advisory_xact_lock key: one worker migrates at a 
 MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 500
 BATCH_MAX = 500  # events in one transaction: a bound on the work a refused batch repeats
+MAX_TRACKED_CALLS = 100_000  # calls whose inserted turn ids the store remembers (until each ends)
 
 log = logger.bind(stage="store")
 
@@ -176,6 +177,10 @@ class CallStore:
         # Told (call id, status) after each status callback is committed: the campaign runner
         # wakes up on them instead of waiting for its next tick.
         self.status_listeners: list[Callable[[str, str], None]] = []
+        # The turn ids this process has inserted, per call it started and has not ended: a turn
+        # not among them is new, so its write skips looking for a stored one to update. A call
+        # not in here (started elsewhere, or forgotten past the bound) takes the looking path.
+        self._turn_ids: dict[str, set[str]] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, bucket: RecordingBucket | None = None) -> CallStore:
@@ -397,6 +402,9 @@ class CallStore:
         numbers = {"b_from": _str(info.get("from_number"), 64) or None,
                    "b_to": _str(info.get("to_number"), 64) or None,
                    "b_started": to_datetime(info.get("started_at")) or utcnow()}
+        if len(self._turn_ids) >= MAX_TRACKED_CALLS:  # ends lost somehow: forget, never guess
+            self._turn_ids.clear()
+        self._turn_ids.setdefault(call_id, set())
         if (await session.execute(_START, {"b_id": call_id, **numbers, **values})).rowcount:
             return
         await session.execute(_NEW_CALL, {"id": call_id, "status": "active", "turn_count": 0, **values,
@@ -499,7 +507,8 @@ class CallStore:
         )
         turn_id = _str(record.get("turn_id"), 64)
         # A turn interrupted after it was stored comes again with what the caller heard.
-        if turn_id is not None and (await session.execute(
+        known = self._turn_ids.get(call_id)
+        if turn_id is not None and (known is None or turn_id in known) and (await session.execute(
                 _SET_TURN, {"b_call": call_id, "b_turn": turn_id, **fields})).rowcount:
             return
         # The count and the new turn's seq in one statement (on PostgreSQL it locks the call's
@@ -511,6 +520,8 @@ class CallStore:
                                               "started_at": at, "language": fields["language"]})
         await session.execute(_NEW_TURN, {"call_id": call_id, "seq": seq, "turn_id": turn_id,
                                           "created_at": at, **fields})
+        if known is not None and turn_id is not None:
+            known.add(turn_id)  # a refused batch's retry then looks first, finds nothing, inserts
 
     async def write_turn_heard(self, call_id: str, turn_id: Any, heard: str | None, playing: bool) -> None:
         """Playout progress of a stored turn: what the caller's marks confirmed so far. One small
@@ -534,6 +545,7 @@ class CallStore:
         values = {"status": status_for(reason), "end_reason": _str(reason, 64), "ended_at": at,
                   "summary": _jsonable(summary)}
         language = _str(summary.get("language"), 16) or None
+        self._turn_ids.pop(call_id, None)
         if (await session.execute(_END, {"b_id": call_id, "b_language": language, **values})).rowcount:
             return
         await session.execute(_NEW_CALL, {"id": call_id, "started_at": at, "turn_count": 0,
