@@ -270,3 +270,19 @@ def test_local_benchmark_tells_script_turns_from_model_turns_and_prints_both_par
     text = local_table(result)
     assert "TURN_POLICY=semantic" in text and "| 1 | model | 1060.1 |" in text
     assert "model turns: caller v2v p50 1060.1 ms" in text and "script turns" not in text
+
+
+def test_call_store_benchmark_times_every_kind_of_record_event(tmp_path: Path) -> None:
+    import asyncio
+
+    from bench.call_store import _run
+
+    figures = asyncio.run(_run(calls=5, turns=1, directory=tmp_path))
+    assert set(figures) == {"start", "turn", "heard", "end"}
+    for kind, row in figures.items():
+        assert row["cpu_ms_per_event"] > 0 and row["main_thread_ms_per_event"] > 0, kind
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "calls.db") as db:  # every event was written, not only timed
+        assert db.execute("SELECT count(*), sum(turn_count) FROM calls WHERE status = 'completed'").fetchone() == (5, 5)
+        assert db.execute("SELECT count(*) FROM turns WHERE heard IS NOT NULL").fetchone() == (5,)
