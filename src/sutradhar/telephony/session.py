@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,6 +291,15 @@ class CallSession:
 
     async def on_audio(self, pcm: bytes) -> None:
         """One inbound chunk of PCM at the wire rate (20 ms on phones, ~100 ms on Exotel)."""
+        then = self.audio_now(pcm)
+        if then is not None:
+            await then
+
+    def audio_now(self, pcm: bytes) -> Awaitable[None] | None:
+        """`on_audio` without a coroutine for the common frame: what a chunk needs done at once is
+        done here; what must wait (a barge-in's interrupt, an answering-machine screen, a held
+        reply) comes back as an awaitable, with the chunk's remaining frames after it. The media
+        loop calls this from the socket's protocol for most frames (`telephony/media.py`)."""
         self._last_inbound = time.monotonic()
         self.heard_caller = True
         if self.recording is not None:
@@ -299,21 +308,31 @@ class CallSession:
             pcm = self._in_resampler.process(pcm)
         size = self._frame_bytes
         if not self._inbuf and len(pcm) == size:  # the common case: exactly one frame, no copy
-            await self._on_frame(pcm)
-            return
+            return self._frame_now(pcm)
         buf = self._inbuf
         buf += pcm
         while len(buf) >= size:
             frame = bytes(buf[:size])
             del buf[:size]
-            await self._on_frame(frame)
+            then = self._frame_now(frame)
+            if then is not None:
+                return self._then_the_rest(then)
+        return None
 
-    async def _on_frame(self, frame: bytes) -> None:
+    async def _then_the_rest(self, then: Awaitable[None]) -> None:
+        await then
+        buf, size = self._inbuf, self._frame_bytes
+        while len(buf) >= size:
+            frame = bytes(buf[:size])
+            del buf[:size]
+            if (then := self._frame_now(frame)) is not None:
+                await then
+
+    def _frame_now(self, frame: bytes) -> Awaitable[None] | None:
         if self._closing:  # the goodbye plays to the end; nothing the caller says starts a turn
-            return
+            return None
         if self.screen is not None and self.screen.active:  # an answering machine, maybe: not a turn
-            await self.screen.push(frame)
-            return
+            return self.screen.push(frame)
         detector = self.detector
         event = detector.push(frame)
         live = self._live
@@ -327,18 +346,27 @@ class CallSession:
             self._live_tried = detector.opened  # once a segment: a batch STT chain says no every frame
             self._open_live()
         if self._held is not None and self._judging is None:
-            await self._while_held()
+            return self._held_then(event)
+        return self._on_event(event)
+
+    async def _held_then(self, event: Any) -> None:
+        await self._while_held()
+        if (then := self._on_event(event)) is not None:
+            await then
+
+    def _on_event(self, event: Any) -> Awaitable[None] | None:
+        detector = self.detector
         if event is None:
             if self._wait_ms is not None and detector.segment_open and detector.silence_ms >= self._wait_ms:
                 self._end_turn(detector.end_segment())  # the policy's wait is over
-            return
+            return None
         if event is SPEECH_STARTED:
             if self.orchestrator.keypad.collecting:
                 pass  # heard, not an interruption: what they say ends the collection (_end_turn)
             elif self.state is State.SPEAKING and self.settings.backchannels:
                 self._hold()
             elif self.state in (State.THINKING, State.SPEAKING):
-                await self.interrupt("barge_in")
+                return self.interrupt("barge_in")
         elif isinstance(event, SpeechSegment):
             if self._held is not None and self._judging is None:
                 self._judge(event)
@@ -347,7 +375,8 @@ class CallSession:
         elif isinstance(event, SpeechPaused):
             self._on_pause(event.segment)
         elif event is SPEECH_RESUMED:
-            await self._drop_early("resumed")
+            return self._drop_early("resumed")
+        return None
 
     # --- backchannels (BACKCHANNELS=true) ---
 
