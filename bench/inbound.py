@@ -167,6 +167,7 @@ class _CannedSocket:
 
     client = None
     headers: dict[str, str] = {}
+    scope: dict[str, Any] = {}  # no media sink: every message through receive(), one suspension each
 
     def __init__(self, messages: list[str]) -> None:
         self.messages = messages

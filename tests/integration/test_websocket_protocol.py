@@ -25,6 +25,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from sutradhar.server.websocket_protocol import MediaWebSocketProtocol
+from sutradhar.telephony.transport import MEDIA_SINK
 from sutradhar.testing.ports import free_port
 
 MAX_SIZE = 4096
@@ -318,6 +319,75 @@ def test_reading_pauses_for_an_app_that_falls_behind_not_at_every_message(kind: 
         total = PAUSE_AT + 4
         assert client.replies(total) == [f"t:m{i}" for i in range(total)]
         assert not conn.read_paused
+    finally:
+        srv.should_exit = True
+        thread.join(5)
+
+
+class _SinkApp:
+    """Takes "s..." messages in a sink while it waits, has the sink hand "q..." ones back to be
+    queued, and after each queued one it receives stays busy for a while: messages that arrive
+    then must queue behind it, not go to the sink."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []  # every message, as the app saw it (sink or receive)
+        self.sunk = 0
+        self.extension: Any = "unset"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await echo_app(scope, receive, send)
+        await receive()
+        await send({"type": "websocket.accept"})
+        protocol = self.extension = scope["extensions"].get(MEDIA_SINK)
+
+        def sink(message: dict[str, Any]) -> dict[str, Any] | None:
+            if message["text"].startswith("q"):
+                return message
+            self.sunk += 1
+            self.order.append(message["text"])
+            return None
+
+        if protocol is not None:
+            protocol.set_sink(sink)
+        while (message := await receive())["type"] != "websocket.disconnect":
+            self.order.append(message["text"])
+            await send({"type": "websocket.send", "text": f"t:{message['text']}"})
+            if message["text"].startswith("q"):
+                await asyncio.sleep(0.2)  # busy: what comes now must wait its turn in the queue
+
+
+@pytest.mark.parametrize("kind", sorted(PROTOCOLS))
+def test_a_media_sink_takes_messages_only_while_the_app_waits_and_order_holds(kind: str) -> None:
+    app = _SinkApp()
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on",
+                                        ws=PROTOCOLS[kind], ws_per_message_deflate=False))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(srv.serve(),), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not srv.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        client = RawClient(port)
+        time.sleep(0.1)  # the app sets its sink after the accept the handshake waited for
+        # (message, pause after it): s3-s5 and s7 arrive while the app is busy with q2 / q6
+        plan = [("s0", 0.05), ("s1", 0.05), ("q2", 0.02), ("s3", 0.02), ("s4", 0.02), ("s5", 0.4),
+                ("q6", 0.02), ("s7", 0.4), ("s8", 0.05)]
+        for value, pause in plan:
+            client.send(text(client, value))
+            time.sleep(pause)
+        sent = [value for value, _ in plan]
+        queued = [value for value in sent if kind == "stock" or value in ("q2", "s3", "s4", "s5", "q6", "s7")]
+        assert client.replies(len(queued)) == [f"t:{value}" for value in queued]
+        assert app.order == sent  # sink or queue, the app saw every message once, in order
+        if kind == "media":
+            assert app.extension is not None
+            assert app.sunk == 3, app.order  # s0, s1 and s8 found the app waiting with nothing queued
+        else:
+            assert app.extension is None and app.sunk == 0
     finally:
         srv.should_exit = True
         thread.join(5)

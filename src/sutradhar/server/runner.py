@@ -71,6 +71,11 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
         host=settings.host, port=settings.port, loop=loop, log_level=settings.log_level.lower(),
         ws_max_size=settings.max_message_bytes,
         ws=MediaWebSocketProtocol,  # uvicorn's websockets-sansio, cheaper per frame
+        # No permessage-deflate: a 20 ms frame of base64 audio barely compresses, zlib would run
+        # on both ends for every message with a compression context held per call, and only a
+        # connection without extensions takes the media protocol's short path. Browsers ask for
+        # it by default and are told no; carriers' media streams do not ask.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
         # The client address stays the TCP peer: X-Forwarded-For is read by the per-source
         # limit, and only from TRUSTED_PROXIES (telephony/admission.py).

@@ -21,15 +21,25 @@ pauses the socket for every message and resumes it when the app takes it, which 
 watcher changes (and kernel calls to apply them) per 20 ms frame for a call whose app keeps up.
 The bound still holds: an app that stops reading leaves at most `PAUSE_AT` messages queued, then
 TCP pushes back on the sender as before.
+
+A media stream can take its messages without the queue: the app finds this protocol in its scope
+(`scope["extensions"][MEDIA_SINK]`) and `set_sink(sink)`s a function that is handed each whole
+data message while the app waits in `receive()` with nothing queued, so order cannot change. The
+sink returns None when it has dealt with the message, or a message to queue for the app instead.
+Waking the app's task and passing the message up the ASGI receive chain cost a bare app about a
+quarter of its CPU per 20 ms frame (22-25 -> 17.5 us).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
+
+from sutradhar.telephony.transport import MEDIA_SINK
 
 try:
     from websockets.speedups import apply_mask
@@ -58,6 +68,24 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = _LoopQueue(self.loop)
         self._fast: bool | None = None  # None: the handshake is not over yet
         self._partial = b""  # the start of a frame whose end has not arrived
+        self._sink: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+        self._waiting = False  # the app is in receive(), waiting for a message
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if getattr(self, "scope", None) is not None:  # the app's task has not run yet: it will see this
+            self.scope["extensions"][MEDIA_SINK] = self
+
+    def set_sink(self, sink: Callable[[dict[str, Any]], dict[str, Any] | None] | None) -> None:
+        """Hand whole data messages to `sink` while the app waits with nothing queued (None: stop)."""
+        self._sink = sink
+
+    async def receive(self) -> Any:
+        self._waiting = True
+        try:
+            return await super().receive()
+        finally:
+            self._waiting = False
 
     def data_received(self, data: bytes) -> None:
         if self._fast:
@@ -130,6 +158,10 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.close_sent:  # the app is past websocket.close: reads go on until the peer's close
             return
         queue = self.queue
+        if self._sink is not None and self._waiting and not queue.qsize():
+            message = self._sink(message)  # type: ignore[assignment]
+            if message is None:
+                return
         queue.put_nowait(message)  # type: ignore[arg-type]
         if not self.read_paused and queue.qsize() >= PAUSE_AT:
             self.read_paused = True

@@ -9,7 +9,10 @@ stream token; caller audio faster than real time is dropped (`inbound_rate.py`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
+from typing import Any
 
 from fastapi import Request, WebSocket, WebSocketDisconnect
 from loguru import logger
@@ -24,6 +27,7 @@ from sutradhar.telephony.admission import token_refusal
 from sutradhar.telephony.inbound_rate import InboundRate
 from sutradhar.telephony.session import CallSession
 from sutradhar.telephony.transport import (
+    MEDIA_SINK,
     Dtmf,
     MalformedMessage,
     MarkPlayed,
@@ -35,6 +39,8 @@ from sutradhar.telephony.transport import (
 from sutradhar.urls import websocket_url
 
 MAX_MALFORMED = 50  # per call; beyond this the peer is broken or hostile
+THEN = "sutradhar.then"  # a message key: what the frame sink left for this stream's task to await
+FLOODING = "flooding"  # _take_audio's answer when the caller's audio has flooded for too long
 CAMPAIGN_LOOKUP_S = 1.0  # a campaign call's variables, looked up at the stream's start
 
 
@@ -122,6 +128,9 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
     loop = asyncio.get_running_loop()
     start_by = loop.time() + settings.start_timeout_s  # from accept: messages before start do not extend it
     inbound: InboundRate | None = None
+    # Our WebSocket protocol (server/websocket_protocol.py) can hand caller audio to the call
+    # straight from the socket, without waking this task for every 20 ms frame.
+    protocol = websocket.scope.get("extensions", {}).get(MEDIA_SINK)
     try:
         while True:
             if session is None:  # no call yet: a socket holds no slot, but it may not idle either
@@ -130,6 +139,14 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
                 message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
+            then = message.get(THEN)
+            if then is not None:  # the frame sink took a frame whose rest must be awaited here
+                if then is FLOODING:
+                    reason = "flooding"
+                    await transport.close(1008, "media faster than real time")
+                    break
+                await then
+                continue
             data = message.get("text")
             if data is None:
                 data = message.get("bytes")
@@ -153,17 +170,15 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
                     await transport.close(1008, "too many malformed messages")
                     break
                 continue
-            if type(event) is bytes:  # the hot path: one frame of caller audio
+            if type(event) is bytes:  # caller audio (most frames take the sink instead, see below)
                 if session is not None:
-                    if inbound is not None:
-                        seconds = len(event) / (2 * transport.sample_rate)
-                        if not inbound.admit(seconds):
-                            if _dropped(session, inbound, seconds):
-                                reason = "flooding"
-                                await transport.close(1008, "media faster than real time")
-                                break
-                            continue
-                    await session.on_audio(event)
+                    then = _take_audio(session, inbound, transport, event)
+                    if then is FLOODING:
+                        reason = "flooding"
+                        await transport.close(1008, "media faster than real time")
+                        break
+                    if then is not None:
+                        await then
                 continue
             if event is None:
                 continue
@@ -184,6 +199,8 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
                     if settings.inbound_max_speed:
                         inbound = InboundRate(settings.inbound_max_speed, settings.inbound_burst_s,
                                               settings.flood_close_s)
+                    if protocol is not None:
+                        protocol.set_sink(_frame_sink(session, inbound, transport, limit))
                 elif isinstance(event, Stop):
                     break
                 else:
@@ -211,6 +228,8 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
     except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after the peer closed
         pass
     finally:
+        if protocol is not None:
+            protocol.set_sink(None)
         if session is not None:
             await session.end(reason)
         await transport.close(1000, reason)
@@ -227,6 +246,49 @@ def _usable_start(start: Start) -> bool:
             and (start.carrier_call_id == "" or is_call_id(start.carrier_call_id))
             and (stream_id == "" or is_call_id(stream_id))
             and (start.language is None or isinstance(start.language, str)))
+
+
+def _take_audio(session: CallSession, inbound: InboundRate | None, transport: Transport,
+                pcm: bytes) -> Awaitable[None] | str | None:
+    """A chunk of caller audio, as far as it goes at once: None when done, FLOODING when the
+    stream must close, or what is left to await (the session's `audio_now`)."""
+    if inbound is not None:
+        seconds = len(pcm) / (2 * transport.sample_rate)
+        if not inbound.admit(seconds):
+            return FLOODING if _dropped(session, inbound, seconds) else None
+    return session.audio_now(pcm)
+
+
+def _frame_sink(session: CallSession, inbound: InboundRate | None, transport: Transport,
+                limit: int) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    """What the protocol calls with each data message while this stream's task waits for one:
+    caller audio is taken at once; anything else (and anything odd) goes back to be queued for
+    the loop, which decodes it again and answers it as it always has."""
+    context = contextvars.copy_context()  # the call's log context: the protocol runs outside the task
+
+    def take(message: dict[str, Any]) -> dict[str, Any] | None:
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes")
+        if data is None or len(data) > limit:
+            return message
+        try:
+            event = transport.decode(data)
+        except Exception:  # noqa: BLE001 - the loop decodes it again and says what is wrong
+            return message
+        if type(event) is not bytes:
+            return message
+        try:
+            then = _take_audio(session, inbound, transport, event)
+        except Exception as exc:  # noqa: BLE001 - raised in the stream's task, as the loop would
+            then = _raise(exc)
+        return None if then is None else {"type": "websocket.receive", THEN: then}
+
+    return lambda message: context.run(take, message)
+
+
+async def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def _dropped(session: CallSession, inbound: InboundRate, seconds: float) -> bool:

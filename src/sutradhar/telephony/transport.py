@@ -68,6 +68,9 @@ Wire = str | bytes  # one WebSocket message: text (JSON) or binary
 
 # What sending to a caller who already hung up raises (Starlette, the websockets library, the socket).
 DISCONNECTED: tuple[type[BaseException], ...] = (WebSocketDisconnect, ConnectionClosed, ConnectionError)
+# The ASGI scope extension under which our WebSocket protocol (server/websocket_protocol.py) offers
+# a media stream its messages without the receive queue (telephony/media.py takes them).
+MEDIA_SINK = "sutradhar.media_sink"
 
 
 class MalformedMessage(ValueError):

@@ -160,6 +160,35 @@ async def test_barge_in_clears_stops_audio_and_context_keeps_only_what_was_heard
     assert progress[-1] == (second["turn_id"], None, False)
 
 
+async def test_caller_audio_reaches_the_call_through_the_protocols_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most frames are taken straight from the socket (server/websocket_protocol.py's sink, not
+    the receive queue); a frame whose handling must wait (the barge-in) goes to the stream's task;
+    the call comes out as it always did. The simulator's client asks for permessage-deflate, as
+    browsers do; the server declines it, so its frames take the short path too."""
+    from sutradhar.telephony import media
+
+    outcomes = {"taken": 0, "awaited": 0, "queued": 0}
+    make = media._frame_sink
+
+    def counting(*args, **kwargs):
+        sink = make(*args, **kwargs)
+
+        def take(message):
+            out = sink(message)
+            outcomes["taken" if out is None else "awaited" if media.THEN in out else "queued"] += 1
+            return out
+        return take
+
+    monkeypatch.setattr(media, "_frame_sink", counting)
+    result, recorder = await barged_in_call(ScriptedTTS(ms_per_char=30, chunk_ms=100))
+    assert len(result.clears) == 1 and len(result.latencies_ms) == 2
+    assert [r["text"] for _, r in recorder.turns][-1] == "stop, what about prices"
+    sent = sum(len(speech_pcm(t)) for t in ("Tell me about your plans.", "Stop, what about prices?")) // 320
+    assert outcomes["taken"] > sent, outcomes
+    assert outcomes["awaited"] >= 1, outcomes  # the barge-in's hold / interrupt, awaited in order
+    assert outcomes["queued"] >= 1, outcomes  # marks and the stop still go through the loop
+
+
 async def test_a_reply_cut_off_while_still_being_made_is_a_turn_of_the_call() -> None:
     # made in real time, as a streaming TTS does: the caller cuts in while the reply is still coming
     result, recorder = await barged_in_call(ScriptedTTS(ms_per_char=30, chunk_ms=100, chunk_delay_s=0.1))
