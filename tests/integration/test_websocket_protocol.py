@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -53,23 +54,31 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.send", "text": reply})
 
 
-@pytest.fixture(scope="module", params=sorted(PROTOCOLS))
-def server(request: pytest.FixtureRequest) -> Iterator[int]:
-    """The echo app's port, under each protocol in turn (the test's id says which)."""
-    port = free_port()
-    config = uvicorn.Config(echo_app, host="127.0.0.1", port=port, log_level="critical", lifespan="on",
-                            ws=PROTOCOLS[request.param], ws_max_size=MAX_SIZE, ws_per_message_deflate=False)
+@contextmanager
+def serving(app: Any, kind: str) -> Iterator[uvicorn.Server]:
+    """`app` under uvicorn with protocol `kind` on a loopback port (its `config.port`), in a thread."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical", lifespan="on",
+                            ws=PROTOCOLS[kind], ws_max_size=MAX_SIZE, ws_per_message_deflate=False)
     srv = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(srv.serve(),), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    yield port
-    srv.should_exit = True
-    thread.join(5)
+    try:
+        deadline = time.monotonic() + 10
+        while not srv.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        yield srv
+    finally:
+        srv.should_exit = True
+        thread.join(5)
+
+
+@pytest.fixture(scope="module", params=sorted(PROTOCOLS))
+def server(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The echo app's port, under each protocol in turn (the test's id says which)."""
+    with serving(echo_app, request.param) as srv:
+        yield srv.config.port
 
 
 class RawClient:
@@ -287,18 +296,8 @@ def test_reading_pauses_for_an_app_that_falls_behind_not_at_every_message(kind: 
     from sutradhar.server.websocket_protocol import PAUSE_AT
 
     app = _Stalled()
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on",
-                                        ws=PROTOCOLS[kind], ws_per_message_deflate=False))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(srv.serve(),), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not srv.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-            time.sleep(0.02)
-        client = RawClient(port)
+    with serving(app, kind) as srv:
+        client = RawClient(srv.config.port)
         (conn,) = srv.server_state.connections
 
         def send_each(start: int, count: int) -> None:
@@ -319,9 +318,6 @@ def test_reading_pauses_for_an_app_that_falls_behind_not_at_every_message(kind: 
         total = PAUSE_AT + 4
         assert client.replies(total) == [f"t:m{i}" for i in range(total)]
         assert not conn.read_paused
-    finally:
-        srv.should_exit = True
-        thread.join(5)
 
 
 class _SinkApp:
@@ -360,18 +356,8 @@ class _SinkApp:
 @pytest.mark.parametrize("kind", sorted(PROTOCOLS))
 def test_a_media_sink_takes_messages_only_while_the_app_waits_and_order_holds(kind: str) -> None:
     app = _SinkApp()
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on",
-                                        ws=PROTOCOLS[kind], ws_per_message_deflate=False))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(srv.serve(),), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not srv.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-            time.sleep(0.02)
-        client = RawClient(port)
+    with serving(app, kind) as srv:
+        client = RawClient(srv.config.port)
         time.sleep(0.1)  # the app sets its sink after the accept the handshake waited for
         # (message, pause after it): s3-s5 and s7 arrive while the app is busy with q2 / q6
         plan = [("s0", 0.05), ("s1", 0.05), ("q2", 0.02), ("s3", 0.02), ("s4", 0.02), ("s5", 0.4),
@@ -388,6 +374,3 @@ def test_a_media_sink_takes_messages_only_while_the_app_waits_and_order_holds(ki
             assert app.sunk == 3, app.order  # s0, s1 and s8 found the app waiting with nothing queued
         else:
             assert app.extension is None and app.sunk == 0
-    finally:
-        srv.should_exit = True
-        thread.join(5)
