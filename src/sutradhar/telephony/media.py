@@ -40,7 +40,6 @@ from sutradhar.urls import websocket_url
 
 MAX_MALFORMED = 50  # per call; beyond this the peer is broken or hostile
 THEN = "sutradhar.then"  # a message key: what the frame sink left for this stream's task to await
-FLOODING = "flooding"  # _take_audio's answer when the caller's audio has flooded for too long
 CAMPAIGN_LOOKUP_S = 1.0  # a campaign call's variables, looked up at the stream's start
 
 
@@ -141,10 +140,6 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
                 break
             then = message.get(THEN)
             if then is not None:  # the frame sink took a frame whose rest must be awaited here
-                if then is FLOODING:
-                    reason = "flooding"
-                    await transport.close(1008, "media faster than real time")
-                    break
                 await then
                 continue
             data = message.get("text")
@@ -171,14 +166,8 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
                     break
                 continue
             if type(event) is bytes:  # caller audio (most frames take the sink instead, see below)
-                if session is not None:
-                    then = _take_audio(session, inbound, transport, event)
-                    if then is FLOODING:
-                        reason = "flooding"
-                        await transport.close(1008, "media faster than real time")
-                        break
-                    if then is not None:
-                        await then
+                if session is not None and (then := _take_audio(session, inbound, transport, event)) is not None:
+                    await then
                 continue
             if event is None:
                 continue
@@ -220,6 +209,8 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
                 log.warning("second start on a running stream; ignored")
             if session.ended:
                 break
+    except _Flooded:
+        reason = "flooding"
     except TimeoutError:
         reason = "no_start"
         log.warning("no start message within {}s (START_TIMEOUT_S); closing", settings.start_timeout_s)
@@ -248,15 +239,24 @@ def _usable_start(start: Start) -> bool:
             and (start.language is None or isinstance(start.language, str)))
 
 
+class _Flooded(Exception):
+    """The caller's audio came too fast for too long: the stream was closed (1008)."""
+
+
 def _take_audio(session: CallSession, inbound: InboundRate | None, transport: Transport,
-                pcm: bytes) -> Awaitable[None] | str | None:
-    """A chunk of caller audio, as far as it goes at once: None when done, FLOODING when the
-    stream must close, or what is left to await (the session's `audio_now`)."""
+                pcm: bytes) -> Awaitable[None] | None:
+    """A chunk of caller audio, as far as it goes at once: None when done, else what is left to
+    await (the session's `audio_now`, or closing a flooding stream, which raises _Flooded)."""
     if inbound is not None:
         seconds = len(pcm) / (2 * transport.sample_rate)
         if not inbound.admit(seconds):
-            return FLOODING if _dropped(session, inbound, seconds) else None
+            return _close_flooding(transport) if _dropped(session, inbound, seconds) else None
     return session.audio_now(pcm)
+
+
+async def _close_flooding(transport: Transport) -> None:
+    await transport.close(1008, "media faster than real time")
+    raise _Flooded
 
 
 def _frame_sink(session: CallSession, inbound: InboundRate | None, transport: Transport,

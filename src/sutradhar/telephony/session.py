@@ -306,27 +306,26 @@ class CallSession:
             self.recording.caller(pcm)
         if self._in_resampler is not None:
             pcm = self._in_resampler.process(pcm)
-        size = self._frame_bytes
-        if not self._inbuf and len(pcm) == size:  # the common case: exactly one frame, no copy
+        if not self._inbuf and len(pcm) == self._frame_bytes:  # the common case: one frame, no copy
             return self._frame_now(pcm)
-        buf = self._inbuf
-        buf += pcm
-        while len(buf) >= size:
-            frame = bytes(buf[:size])
-            del buf[:size]
-            then = self._frame_now(frame)
-            if then is not None:
-                return self._then_the_rest(then)
-        return None
+        self._inbuf += pcm
+        return self._buffered_now()
 
-    async def _then_the_rest(self, then: Awaitable[None]) -> None:
-        await then
+    def _buffered_now(self) -> Awaitable[None] | None:
+        """The buffer's whole frames, as far as they go at once; after one that must wait, the
+        rest follow it."""
         buf, size = self._inbuf, self._frame_bytes
         while len(buf) >= size:
             frame = bytes(buf[:size])
             del buf[:size]
             if (then := self._frame_now(frame)) is not None:
-                await then
+                return self._then_the_rest(then)
+        return None
+
+    async def _then_the_rest(self, then: Awaitable[None]) -> None:
+        await then
+        if (rest := self._buffered_now()) is not None:
+            await rest
 
     def _frame_now(self, frame: bytes) -> Awaitable[None] | None:
         if self._closing:  # the goodbye plays to the end; nothing the caller says starts a turn
