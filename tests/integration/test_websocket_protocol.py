@@ -374,3 +374,53 @@ def test_a_media_sink_takes_messages_only_while_the_app_waits_and_order_holds(ki
             assert app.sunk == 3, app.order  # s0, s1 and s8 found the app waiting with nothing queued
         else:
             assert app.extension is None and app.sunk == 0
+
+
+class _DirectApp:
+    """On "go", sends text and binary messages of each header size, every one through the
+    protocol's direct write where there is one (else through ASGI), then one more with the write
+    buffer reported full (the direct write must decline it), then closes."""
+
+    MESSAGES: list[str | bytes] = ["short", "x" * 200, "y" * 70_000, b"\x01\x02", bytes(300), bytes(66_000)]
+
+    def __init__(self) -> None:
+        self.direct: list[bool] = []  # per message: did the direct write take it
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await echo_app(scope, receive, send)
+        await receive()
+        await send({"type": "websocket.accept"})
+        protocol = scope["extensions"].get(MEDIA_SINK)
+        assert (await receive())["text"] == "go"
+        for message in self.MESSAGES:
+            taken = protocol is not None and protocol.send_now(message)
+            self.direct.append(taken)
+            if not taken:
+                key = "text" if isinstance(message, str) else "bytes"
+                await send({"type": "websocket.send", key: message})
+        if protocol is not None:
+            protocol.pause_writing()  # what the transport calls above its high-water mark
+            self.direct.append(protocol.send_now("while full"))
+            protocol.resume_writing()
+        await send({"type": "websocket.send", "text": "while full"})
+        await send({"type": "websocket.close", "code": 4001})
+        self.direct.append(protocol is not None and protocol.send_now("after close"))
+
+
+@pytest.mark.parametrize("kind", sorted(PROTOCOLS))
+def test_direct_writes_put_the_same_frames_on_the_wire_as_the_stock_send(kind: str) -> None:
+    app = _DirectApp()
+    with serving(app, kind) as srv:
+        client = RawClient(srv.config.port)
+        client.send(text(client, "go"))
+        assert client.closed_with() == 4001
+        client._collect()
+    frames = [(f.opcode, f.fin, f.data) for f in client.frames if f.opcode in (Opcode.TEXT, Opcode.BINARY)]
+    expected = [(Opcode.TEXT if isinstance(m, str) else Opcode.BINARY, True, m.encode() if isinstance(m, str) else m)
+                for m in [*_DirectApp.MESSAGES, "while full"]]
+    assert frames == expected
+    if kind == "media":
+        assert app.direct == [True] * len(_DirectApp.MESSAGES) + [False, False]
+    else:
+        assert not any(app.direct)

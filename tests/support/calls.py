@@ -20,6 +20,7 @@ class RecordingSocket:
     def __init__(self) -> None:
         self.sent: list[str | bytes] = []
         self.closed_with: int | None = None
+        self.scope: dict[str, object] = {"type": "websocket", "extensions": {}}
 
     async def send_text(self, data: str) -> None:
         self.sent.append(data)

@@ -9,6 +9,7 @@ encodes. Adding a carrier is a folder with a codec, its webhooks and, if it has 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +70,8 @@ Wire = str | bytes  # one WebSocket message: text (JSON) or binary
 # What sending to a caller who already hung up raises (Starlette, the websockets library, the socket).
 DISCONNECTED: tuple[type[BaseException], ...] = (WebSocketDisconnect, ConnectionClosed, ConnectionError)
 # The ASGI scope extension under which our WebSocket protocol (server/websocket_protocol.py) offers
-# a media stream its messages without the receive queue (telephony/media.py takes them).
+# a media stream its messages without the receive queue (telephony/media.py takes them) and a
+# direct write for what the stream sends (`Transport.direct`).
 MEDIA_SINK = "sutradhar.media_sink"
 
 
@@ -144,6 +146,9 @@ class Transport:
         self.carrier_call_id = ""
         self.closed = False
         self.log = logger.bind(call_id="-", stage=self.carrier)
+        # Writes a message to the socket at once, or returns False when it must go through ASGI.
+        direct = websocket.scope.get("extensions", {}).get(MEDIA_SINK)
+        self.direct: Callable[[Wire], bool] | None = direct.send_now if direct is not None else None
 
     # The codec may learn the rate from the stream's start (Exotel), so these are read through.
     @property
@@ -170,6 +175,8 @@ class Transport:
         return self.codec.decode(message)
 
     async def _send(self, message: Wire) -> None:
+        if self.direct is not None and self.direct(message):
+            return
         if isinstance(message, bytes):
             await self.ws.send_bytes(message)
         else:

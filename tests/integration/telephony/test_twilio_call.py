@@ -189,6 +189,27 @@ async def test_caller_audio_reaches_the_call_through_the_protocols_sink(monkeypa
     assert outcomes["queued"] >= 1, outcomes  # marks and the stop still go through the loop
 
 
+async def test_agent_audio_is_written_by_the_protocol_not_through_asgi(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Media, marks and the clear go to the socket from the protocol (`send_now`); the call
+    comes out as it always did, heard by a real WebSocket client."""
+    from sutradhar.server.websocket_protocol import MediaWebSocketProtocol
+
+    written: list[bool] = []
+    send_now = MediaWebSocketProtocol.send_now
+
+    def counting(self, message):
+        written.append(send_now(self, message))
+        return written[-1]
+
+    monkeypatch.setattr(MediaWebSocketProtocol, "send_now", counting)
+    result, recorder = await barged_in_call(ScriptedTTS(ms_per_char=30, chunk_ms=100))
+    assert len(result.clears) == 1 and len(result.latencies_ms) == 2 and result.marks
+    assert [r["text"] for _, r in recorder.turns][-1] == "stop, what about prices"
+    # every media message, mark and clear the caller got was a direct write (and any sent as it hung up)
+    assert written.count(True) >= len(result.frames) + len(result.marks) + len(result.clears), written
+    assert written.count(False) <= 1, written.count(False)  # at most a last send racing the close
+
+
 async def test_a_reply_cut_off_while_still_being_made_is_a_turn_of_the_call() -> None:
     # made in real time, as a streaming TTS does: the caller cuts in while the reply is still coming
     result, recorder = await barged_in_call(ScriptedTTS(ms_per_char=30, chunk_ms=100, chunk_delay_s=0.1))
