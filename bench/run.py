@@ -148,11 +148,11 @@ def load_table(result: dict) -> str:
                      b["last_frame_after_speech_ms"]["p95"], c["cpu_s_per_call_minute"], c["rss_per_call_mb"],
                      max((lag.get("p99") or 0) for lag in r["client_loop_lag_ms"]) if r["client_loop_lag_ms"] else None,
                      r.get("unanswered_turns"), r.get("talked_over_turns"), p.get("server_underruns"),
-                     c.get("provider_cpu_s_per_call_minute")])
+                     p.get("server_summaries"), c.get("provider_cpu_s_per_call_minute")])
     head = ["N", "calls ok", "turns", "v2v p50", "v2v p95", "overhead p50", "p95", "p99", "jitter p50",
             "jitter p99", "late frames", "bunched", "clear after VAD p50", "p95", "last frame after speech p95",
             "CPU s/call-min", "MB/call", "client lag p99", "unanswered", "talked over", "underruns",
-            "provider CPU s/call-min"]
+            "calls with server figures", "provider CPU s/call-min"]
     tail = f"\nstopped: {result['stopped_because']}" if result.get("stopped_because") else ""
     return table(rows, head) + tail
 

@@ -230,6 +230,7 @@ def test_load_step_with_http_providers_measures_the_production_server() -> None:
     assert cost["server_cpu_s"] > 0 and cost["provider_cpu_s"] > 0
     assert cost["cpu_s_per_call_minute"] > 0 and cost["provider_cpu_s_per_call_minute"] > 0
     assert r["pacing"]["frames"] > 0
+    assert r["pacing"]["server_summaries"] == 2  # both calls' own summaries: pacer and stage figures
 
 
 @pytest.mark.local_models
