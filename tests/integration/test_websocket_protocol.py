@@ -25,7 +25,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from sutradhar.server.websocket_protocol import MediaWebSocketProtocol
+from sutradhar.server.websocket_protocol import PAUSE_AT, MediaWebSocketProtocol
 from sutradhar.telephony.transport import MEDIA_SINK
 from sutradhar.testing.ports import free_port
 
@@ -424,3 +424,33 @@ def test_direct_writes_put_the_same_frames_on_the_wire_as_the_stock_send(kind: s
         assert app.direct == [True] * len(_DirectApp.MESSAGES) + [False, False]
     else:
         assert not any(app.direct)
+
+
+class _LateApp:
+    """Does not receive for a while; then takes what queued meanwhile out in one go, and echoes
+    what comes after it through receive() as usual."""
+
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await echo_app(scope, receive, send)
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(0.3)
+        self.taken = [m["text"] for m in scope["extensions"][MEDIA_SINK].take_queued()]
+        message = await receive()
+        await send({"type": "websocket.send", "text": f"t:{message['text']}"})
+        await send({"type": "websocket.close", "code": 1000})
+
+
+def test_take_queued_empties_the_queue_in_order_and_reading_goes_on() -> None:
+    app = _LateApp()
+    with serving(app, "media") as srv:
+        client = RawClient(srv.config.port)
+        client.send(b"".join(text(client, f"m{i}") for i in range(PAUSE_AT + 4)))  # enough to pause reading
+        time.sleep(0.5)
+        client.send(text(client, "after"))
+        assert client.replies(1) == ["t:after"]
+    assert app.taken == [f"m{i}" for i in range(PAUSE_AT + 4)]

@@ -87,6 +87,17 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         """Hand whole data messages to `sink` while the app waits with nothing queued (None: stop)."""
         self._sink = sink
 
+    def take_queued(self) -> list[dict[str, Any]]:
+        """The messages waiting for the app, taken out: for an app that will not receive again and
+        must release what its sink left there."""
+        taken = []
+        while not self.queue.empty():
+            taken.append(self.queue.get_nowait())
+        if self.read_paused:  # as the stock receive() does once the queue is empty
+            self.read_paused = False
+            self.transport.resume_reading()
+        return taken
+
     async def receive(self) -> Any:
         self._waiting = True
         try:

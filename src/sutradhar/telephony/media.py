@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from typing import Any
@@ -221,6 +222,7 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
     finally:
         if protocol is not None:
             protocol.set_sink(None)
+            _release(protocol.take_queued())
         if session is not None:
             await session.end(reason)
         await transport.close(1000, reason)
@@ -285,6 +287,15 @@ def _frame_sink(session: CallSession, inbound: InboundRate | None, transport: Tr
         return None if then is None else {"type": "websocket.receive", THEN: then}
 
     return lambda message: context.run(take, message)
+
+
+def _release(messages: list[dict[str, Any]]) -> None:
+    """Close what the sink left queued for a loop that has ended (cancelled, or the call over):
+    the rest of a frame's handling no longer matters, and an unawaited coroutine would warn."""
+    for message in messages:
+        then = message.get(THEN)
+        if inspect.iscoroutine(then):
+            then.close()
 
 
 async def _raise(exc: BaseException) -> None:
