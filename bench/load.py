@@ -46,6 +46,7 @@ from typing import Any
 from bench.common import BENCH_DIR, summarize
 from bench.scenario import TRANSCRIPTS, Delays, critical_path_ms
 from sutradhar.testing.espeak_speech import espeak_pcm
+from sutradhar.testing.pacing import audio_per_wall
 from sutradhar.testing.pacing import measure as measure_pacing
 
 FRAME_S = 0.020
@@ -54,7 +55,7 @@ FRAME_BYTES = WIRE_RATE * 20 // 1000  # mu-law: one byte per sample
 TRAILING_SILENCE_FRAMES = 40  # after each phrase; the end-of-turn window (30 frames) falls inside
 AUDIO_CACHE = BENCH_DIR / ".cache"
 CALLER_WPM = 165  # the callers' espeak-ng speed
-SUMMARY_TRIES = 6  # asks for a call's summary until its own worker answers (two workers: 63 calls in 64)
+SUMMARY_TRIES = 10  # asks for a call's summary until its own worker answers (the kernel picks a worker per connection)
 
 
 # --- caller audio ---
@@ -451,7 +452,7 @@ class Call:
         duration = ((self.ended_at or time.monotonic()) - (self.connected_at or self.start_at))
         return {"index": self.index, "error": self.error, "turns": turns, "barge": barge,
                 "jitter_ms": [round(x, 3) for x in jitter], "bunched": gaps_bunched, "late": late,
-                "late_buffered": late_buffered,
+                "late_buffered": late_buffered, "audio_s": pacing.audio_s, "wall_s": pacing.wall_s,
                 "late_ms": round(late_ms, 1), "paced_frames": paced, "frames": len(self.frames),
                 "marks": self.marks, "clears": len(self.clears), "gap_outliers": outliers, "summary_status": self.summary_status,
                 "summary_full": bool(self.summary) and not self.summary.get("partial"), "duration_s": round(duration, 3),
@@ -843,6 +844,7 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
             # against a phone's 100 ms playout buffer (testing/pacing.py JITTER_BUFFER_S)
             "late_behind_100ms_buffer": sum(c["late_buffered"] for c in calls),
             "late_fraction": round(late / paced, 5) if paced else None,
+            "audio_per_wall": audio_per_wall(sum(c["audio_s"] for c in calls), sum(c["wall_s"] for c in calls)),
             "late_ms_total": round(sum(c["late_ms"] for c in calls), 1),
             "server_underruns": sum(p.get("underruns", 0) for p in playouts),
             # the pacer's figures and the stage timings come from the calls whose own worker answered

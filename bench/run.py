@@ -143,13 +143,13 @@ def load_table(result: dict) -> str:
     for r in result["levels"]:
         o, v, p, b, c = r["overhead_ms"], r["v2v_ms"], r["pacing"], r["barge_in"], r["cost"]
         rows.append([r["calls"], f"{r['calls_completed']}/{r['calls']}", r["turns_measured"], v["p50"], v["p95"],
-                     o["p50"], o["p95"], o["p99"], p["jitter_ms"]["p50"], p["jitter_ms"]["p99"], p["late_frames"],
+                     o["p50"], o["p95"], o["p99"], p.get("audio_per_wall"), p["jitter_ms"]["p50"], p["jitter_ms"]["p99"], p["late_frames"],
                      p["bunched"], b["clear_after_confirm_ms"]["p50"], b["clear_after_confirm_ms"]["p95"],
                      b["last_frame_after_speech_ms"]["p95"], c["cpu_s_per_call_minute"], c["rss_per_call_mb"],
                      max((lag.get("p99") or 0) for lag in r["client_loop_lag_ms"]) if r["client_loop_lag_ms"] else None,
                      r.get("unanswered_turns"), r.get("talked_over_turns"), p.get("server_underruns"),
                      p.get("server_summaries"), c.get("provider_cpu_s_per_call_minute")])
-    head = ["N", "calls ok", "turns", "v2v p50", "v2v p95", "overhead p50", "p95", "p99", "jitter p50",
+    head = ["N", "calls ok", "turns", "v2v p50", "v2v p95", "overhead p50", "p95", "p99", "pacing (audio/wall)", "jitter p50",
             "jitter p99", "late frames", "bunched", "clear after VAD p50", "p95", "last frame after speech p95",
             "CPU s/call-min", "MB/call", "client lag p99", "unanswered", "talked over", "underruns",
             "calls with server figures", "provider CPU s/call-min"]

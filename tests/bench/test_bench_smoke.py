@@ -207,6 +207,9 @@ def test_pacing_counts_jitter_bunching_and_carrier_dropouts() -> None:
     gap = sent[:3] + [t0 + 0.360]  # the fourth message 100 ms behind: the buffer ran dry for 60 ms
     _, _, late, late_ms, _ = _pacing(array("d", gap), array("d", [0.100] * 4), [])
     assert late == 1 and 55 < late_ms < 65
+    assert measure(array("d", sent), array("d", [0.100] * 5)).wall_s == pytest.approx(0.5)  # never dry: 1.00
+    dry = measure(array("d", gap), array("d", [0.100] * 4))
+    assert (dry.audio_s, dry.wall_s) == (pytest.approx(0.4), pytest.approx(0.46))  # 60 ms dry
     # ... which a phone's 100 ms playout buffer hides; 160 ms behind, it does not
     assert measure(array("d", gap), array("d", [0.100] * 4)).late_buffered == 0
     worse = sent[:3] + [t0 + 0.420]
@@ -229,7 +232,7 @@ def test_load_step_with_http_providers_measures_the_production_server() -> None:
     cost = r["cost"]
     assert cost["server_cpu_s"] > 0 and cost["provider_cpu_s"] > 0
     assert cost["cpu_s_per_call_minute"] > 0 and cost["provider_cpu_s_per_call_minute"] > 0
-    assert r["pacing"]["frames"] > 0
+    assert r["pacing"]["frames"] > 0 and 0.95 < r["pacing"]["audio_per_wall"] <= 1.0
     assert r["pacing"]["server_summaries"] == 2  # both calls' own summaries: pacer and stage figures
 
 

@@ -30,7 +30,16 @@ class Pacing:
     # dropout even for a phone that buffers (`late` counts any moment the carrier's queue was empty)
     late_buffered: int = 0
     paced: int = 0  # gaps measured
+    # The replies' audio against the time the carrier took to play it (from each reply's first
+    # message to the end of its audio, dry spells included): 1.0 when it never ran dry.
+    audio_s: float = 0.0
+    wall_s: float = 0.0
     outliers: list[tuple[float, int, float]] = field(default_factory=list)  # (s into the call, index, gap ms)
+
+
+def audio_per_wall(audio_s: float, wall_s: float) -> float | None:
+    """Pacing as a ratio (`Pacing.audio_s` over `wall_s`): 1.0 when no reply ever ran dry."""
+    return round(audio_s / wall_s, 4) if wall_s > 0 else None
 
 
 def measure(times: Sequence[float], durations: Sequence[float], clears: Sequence[float] = (),
@@ -66,6 +75,8 @@ def measure(times: Sequence[float], durations: Sequence[float], clears: Sequence
                 out.late += 1
                 out.late_ms += (times[nxt] - play_end) * 1000
             play_end = max(play_end, times[nxt]) + durations[nxt]
+        out.audio_s += sum(durations[i] for i in seg)
+        out.wall_s += play_end - times[seg[0]]
         for prev, nxt in zip(steady, steady[1:]):
             gap = (times[nxt] - times[prev]) * 1000
             off = abs(gap - durations[prev] * 1000)
