@@ -55,7 +55,7 @@ FRAME_BYTES = WIRE_RATE * 20 // 1000  # mu-law: one byte per sample
 TRAILING_SILENCE_FRAMES = 40  # after each phrase; the end-of-turn window (30 frames) falls inside
 AUDIO_CACHE = BENCH_DIR / ".cache"
 CALLER_WPM = 165  # the callers' espeak-ng speed
-SUMMARY_TRIES = 10  # asks for a call's summary until its own worker answers (the kernel picks a worker per connection)
+SUMMARY_TRIES = 10  # asks for a call's summary until it is whole (see hang_up)
 
 
 # --- caller audio ---
@@ -373,8 +373,8 @@ class Call:
 
     async def hang_up(self, http: Any) -> None:
         try:
-            # Another worker answers with the partial mirror (no per-turn timings); a new
-            # connection usually reaches another worker, so ask again a few times for the owner's.
+            # A worker asks the call's own for its summary through Redis; one that did not answer
+            # in time leaves the partial mirror (no per-turn timings): ask again, on a new connection.
             for _ in range(SUMMARY_TRIES):
                 response = await http.get(f"{self.url}/telephony/calls/{self.call_sid}",
                                           headers={"Connection": "close"})

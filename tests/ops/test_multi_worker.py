@@ -97,16 +97,14 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
         seen = status_b["cluster_calls"][0]
         assert (seen["transport"], seen["language"], seen["state"]) == ("twilio", "en-IN", "listening")
         assert http.get(f"{a}/status", headers=auth).json()["calls"][0]["turn_count"] == 1
-        # the live call's summary: whole on its own worker, what Redis mirrors of it on the other
+        # the live call's summary: whole on either worker (the other asks its own through Redis)
         own = http.get(f"{a}/telephony/calls/CA-live", headers=auth)
         assert own.status_code == 200 and "partial" not in own.json()
         other = http.get(f"{b}/telephony/calls/CA-live", headers=auth)
         assert other.status_code == 200, other.text
-        assert other.json()["partial"] is True
-        assert other.json()["worker"] == seen["worker"] != http.get(f"{b}/health").json()["worker"]
-        assert (other.json()["carrier"], other.json()["state"], other.json()["turn_count"]) == \
-            ("twilio", "listening", len(own.json()["turns"]))
-        assert "turns" not in other.json()  # a partial summary has no turns to iterate
+        assert "partial" not in other.json() and other.json()["call_id"] == "CA-live"
+        assert other.json().keys() == own.json().keys()
+        assert other.json()["context"] == own.json()["context"] and len(own.json()["context"]) >= 2  # the turn
         assert http.get(f"{b}/telephony/calls/CA-nobody", headers=auth).status_code == 404
 
         # its record, written by worker a, is read through worker b

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 import pytest
 
 from sutradhar.engines.fallback import StagePolicy, TaskRouter
 from sutradhar.engines.resilience import BreakerState
-from sutradhar.ops.live_calls import LiveCalls
+from sutradhar.ops.live_calls import SUMMARY_WAIT_S, LiveCalls
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.ops.redis_client import connect_redis
 from sutradhar.ops.shared_state import (
@@ -92,6 +93,38 @@ async def test_live_calls_are_counted_across_workers_and_a_dead_worker_expires(r
     await asyncio.sleep(0.7)
     await b.heartbeat()  # b is alive, a stopped beating
     assert [c["call_id"] for c in await b.list_all()] == ["call-b1"]
+
+
+@dataclass
+class SummedCall(Call):
+    def summary(self) -> dict:
+        return {"call_id": self.call_id, "turns": [{"text": "where is my order", "v2v_ms": 612.5}]}
+
+
+async def test_a_calls_whole_summary_comes_from_its_own_worker_through_redis(redis):
+    a, b = registry(redis, worker="a"), registry(redis, worker="b")
+    await a.start()
+    await b.start()
+    try:
+        a.register(SummedCall("call-a1"))
+        await asyncio.sleep(0.2)  # a's listener subscribes
+        assert (await b.find_elsewhere("call-a1"))["worker"] == "a"
+        assert await b.summary_elsewhere("call-a1", "a") == SummedCall("call-a1").summary()
+        assert await b.summary_elsewhere("call-ended", "a") is None  # a answers: not live here
+        assert await b.summary_elsewhere("call-a1", "nobody") is None  # no such worker listens
+        # a worker that listens but does not answer: the asker gives up after SUMMARY_WAIT_S
+        silent = redis.pubsub()
+        await silent.subscribe("sutradhar:summary:silent")
+        started = time.monotonic()
+        assert await b.summary_elsewhere("call-a1", "silent") is None
+        assert SUMMARY_WAIT_S - 0.05 <= time.monotonic() - started < SUMMARY_WAIT_S + 0.5
+        await silent.aclose()
+        assert not await redis.keys("sutradhar:summary-reply:*") or all(
+            0 < await redis.ttl(k) <= 10 for k in await redis.keys("sutradhar:summary-reply:*"))
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert await b.summary_elsewhere("call-a1", "a") is None  # a stopped listening
 
 
 async def test_redis_going_away_falls_back_to_this_workers_copy(redis_url):

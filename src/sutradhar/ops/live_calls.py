@@ -5,6 +5,11 @@ admission check (MAX_CONCURRENT_CALLS), keeps the `active_calls` gauge, and mirr
 carrier, language and state into Redis (a sorted set scored by heartbeat, so a dead worker's calls
 disappear within `stale_s`), with the worker's own heartbeat beside them. Mirroring is fire-and-forget: registering never waits on Redis, and a
 Redis failure falls back to this worker's own view.
+
+A call's whole summary (turns, context) lives only in its worker's memory, so another worker asks
+for it through Redis: it publishes the call id and a reply key on the owner's channel, and the
+owner, which listens there, pushes the summary onto that key; the asker waits SUMMARY_WAIT_S at
+most and otherwise makes do with the mirror.
 """
 
 from __future__ import annotations
@@ -12,14 +17,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Coroutine
 from typing import Any, Protocol
+
+from loguru import logger
 
 from sutradhar.ops.periodic import Periodic
 from sutradhar.ops.prometheus import Telemetry
 from sutradhar.ops.redis_client import FAILED, PREFIX, RedisBacked
 from sutradhar.ops.shared_state import worker_id
 from sutradhar.pipeline.orchestrator import AgentOrchestrator
+
+SUMMARY_WAIT_S = 0.5  # how long a worker waits for another's summary of its call before the mirror
+REPLY_TTL_S = 10  # a reply nobody took (its asker gave up) leaves Redis after this
+LISTEN_POLL_S = 0.5  # the summary listener's read timeout (under the client's 1 s socket timeout)
+log = logger.bind(call_id="-", stage="shared_state")
 
 
 class LiveCall(Protocol):
@@ -49,6 +62,7 @@ class LiveCalls(RedisBacked):
         self._since: dict[str, float] = {}
         self._pending: set[asyncio.Task[Any]] = set()
         self._periodic = Periodic("live-call-heartbeat", self.heartbeat, heartbeat_s)
+        self._listener: asyncio.Task[None] | None = None
         self._zset = f"{PREFIX}:calls"
         self._info = f"{PREFIX}:calls:info"
         self._workers = f"{PREFIX}:workers"
@@ -129,6 +143,58 @@ class LiveCalls(RedisBacked):
             return None
         return json.loads(info) if info else {"call_id": call_id}
 
+    async def summary_elsewhere(self, call_id: str, worker: str) -> dict[str, Any] | None:
+        """The whole summary of a call `worker` serves, from that worker through Redis, or None
+        when it does not answer within SUMMARY_WAIT_S (busy, gone, or no Redis)."""
+        if self.redis is None:
+            return None
+        reply = f"{PREFIX}:summary-reply:{uuid.uuid4().hex}"
+        request = json.dumps({"call_id": call_id, "reply": reply})
+        listeners = await self._try("summary", self.redis.publish(self._channel(worker), request))
+        if listeners is FAILED or not listeners:
+            return None
+        got = await self._try("summary", self.redis.blpop([reply], timeout=SUMMARY_WAIT_S))
+        if got is FAILED or got is None:
+            return None
+        summary = json.loads(got[1])
+        return summary if isinstance(summary, dict) else None  # null: the call ended meanwhile
+
+    async def _listen(self) -> None:
+        """Answer other workers' requests for the summaries of this worker's calls."""
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel(self.worker))
+                while True:
+                    message = await pubsub.get_message(timeout=LISTEN_POLL_S)
+                    if message is not None:
+                        await self._answer(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis went away: listen again once it is back
+                log.debug("summary listener: {}: {}", type(exc).__name__, exc)
+                await asyncio.sleep(1.0)
+            finally:
+                await pubsub.aclose()
+
+    async def _answer(self, data: str) -> None:
+        try:
+            request = json.loads(data)
+            call_id, reply = str(request["call_id"]), str(request["reply"])
+        except (ValueError, KeyError, TypeError):
+            return  # not a request of ours
+        if not reply.startswith(f"{PREFIX}:summary-reply:"):
+            return
+        call = self._calls.get(call_id)
+        summary = json.dumps(call.summary() if call is not None else None, default=str)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.rpush(reply, summary)
+        pipe.expire(reply, REPLY_TTL_S)
+        await self._try("summary", pipe.execute())
+
+    def _channel(self, worker: str) -> str:
+        return f"{PREFIX}:summary:{worker}"
+
     async def workers_alive(self) -> list[str]:
         """Workers whose heartbeat reached Redis within `stale_s` (this one alone without Redis)."""
         if self.redis is not None:
@@ -158,9 +224,14 @@ class LiveCalls(RedisBacked):
     async def start(self) -> None:
         if self.redis is not None:
             self._periodic.start()
+            self._listener = asyncio.create_task(self._listen(), name="live-call-summaries")
 
     async def aclose(self) -> None:
         await self._periodic.stop()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         if self.redis is not None:
             for call_id in list(self._calls):
                 await self._withdraw(call_id)

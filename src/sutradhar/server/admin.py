@@ -220,10 +220,10 @@ async def recording_stream(services: Services, call_id: str, url: str,
 async def live_call(call_id: CallId, request: Request) -> dict[str, Any]:
     """A live call's state, turns and context status (for operators, the simulator and tests).
 
-    Calls never span workers: a call another worker serves answers with what that worker mirrors
-    into Redis (carrier, language, state, turn count, last voice-to-voice, its worker) and
-    `"partial": true`, in the summary's own keys; its turns and context are on its own worker (or
-    in `/calls/{id}` once stored)."""
+    Calls never span workers: a call another worker serves is summed up by that worker, asked
+    through Redis; if it does not answer in time, the answer is what it mirrors into Redis
+    (carrier, language, state, turn count, last voice-to-voice, its worker) and `"partial": true`,
+    in the summary's own keys (the turns and context are then in `/calls/{id}` once stored)."""
     calls = services_of(request).calls
     call = calls.get(call_id)
     if call is not None:
@@ -231,6 +231,9 @@ async def live_call(call_id: CallId, request: Request) -> dict[str, Any]:
     elsewhere = await calls.find_elsewhere(call_id)
     if elsewhere is None:
         raise HTTPException(status_code=404, detail="no live call with this id")
+    worker = elsewhere.get("worker")
+    if isinstance(worker, str) and (whole := await calls.summary_elsewhere(call_id, worker)) is not None:
+        return whole
     return {"call_id": call_id, "carrier": elsewhere.get("transport"), "language": elsewhere.get("language"),
             "state": elsewhere.get("state"), "turn_count": elsewhere.get("turns"),
             "last_v2v_ms": elsewhere.get("last_v2v_ms"), "worker": elsewhere.get("worker"),
