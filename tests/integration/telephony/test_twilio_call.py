@@ -194,20 +194,22 @@ async def test_agent_audio_is_written_by_the_protocol_not_through_asgi(monkeypat
     comes out as it always did, heard by a real WebSocket client."""
     from sutradhar.server.websocket_protocol import MediaWebSocketProtocol
 
-    written: list[bool] = []
+    written: list[tuple[bool, bool]] = []  # (taken by the direct write, the socket open then)
     send_now = MediaWebSocketProtocol.send_now
 
     def counting(self, message):
-        written.append(send_now(self, message))
-        return written[-1]
+        taken = send_now(self, message)
+        written.append((taken, not (self.close_sent or self.disconnected)))
+        return taken
 
     monkeypatch.setattr(MediaWebSocketProtocol, "send_now", counting)
     result, recorder = await barged_in_call(ScriptedTTS(ms_per_char=30, chunk_ms=100))
     assert len(result.clears) == 1 and len(result.latencies_ms) == 2 and result.marks
     assert [r["text"] for _, r in recorder.turns][-1] == "stop, what about prices"
     # every media message, mark and clear the caller got was a direct write (and any sent as it hung up)
-    assert written.count(True) >= len(result.frames) + len(result.marks) + len(result.clears), written
-    assert written.count(False) <= 1, written.count(False)  # at most a last send racing the close
+    direct = sum(taken for taken, _ in written)
+    assert direct >= len(result.frames) + len(result.marks) + len(result.clears), written
+    assert all(taken for taken, open_ in written if open_), written  # declined only once closing
 
 
 async def test_a_reply_cut_off_while_still_being_made_is_a_turn_of_the_call() -> None:
