@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -164,4 +166,34 @@ async def test_a_database_that_will_not_start_leaves_calls_running_and_health_50
         orchestrator = services.new_orchestrator("CA", "en-IN")
         assert (await orchestrator.process_turn(b"\x00\x01" * 8000))["response"]
     finally:
+        await services.aclose()
+
+
+async def test_a_live_call_on_another_worker_is_summed_up_by_it_or_else_mirrored(tmp_path, redis_url):
+    from sutradhar.ops.live_calls import LiveCalls
+    from sutradhar.ops.redis_client import connect_redis
+
+    app, services = await make_app(tmp_path, redis_url=redis_url)
+    redis = connect_redis(redis_url)
+    other = LiveCalls(limit=10, telemetry=Telemetry(), redis=redis, worker="other-worker")
+    session = unstarted_session(services, "CA-elsewhere")
+    try:
+        other.register(session)
+        await other.heartbeat()  # mirrored into Redis
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://admin") as c:
+            # the other worker is not listening (not started): the mirror, said to be partial
+            mirrored = (await c.get("/telephony/calls/CA-elsewhere", headers=AUTH)).json()
+            assert mirrored["partial"] is True and mirrored["worker"] == "other-worker"
+            assert "context" not in mirrored
+            await other.start()  # now it answers for its calls
+            for _ in range(100):
+                whole = (await c.get("/telephony/calls/CA-elsewhere", headers=AUTH)).json()
+                if "partial" not in whole:
+                    break
+                await asyncio.sleep(0.05)  # its listener subscribes
+            assert whole.keys() == session.summary().keys() and whole["call_id"] == "CA-elsewhere"
+    finally:
+        other.unregister("CA-elsewhere")
+        await other.aclose()
+        await redis.aclose()
         await services.aclose()

@@ -100,9 +100,10 @@ def test_two_workers_share_ivr_language_live_calls_breakers_and_records(cluster)
         # the live call's summary: whole on either worker (the other asks its own through Redis)
         own = http.get(f"{a}/telephony/calls/CA-live", headers=auth)
         assert own.status_code == 200 and "partial" not in own.json()
-        other = http.get(f"{b}/telephony/calls/CA-live", headers=auth)
-        assert other.status_code == 200, other.text
-        assert "partial" not in other.json() and other.json()["call_id"] == "CA-live"
+        # (a loaded machine may keep worker a past the 0.5 s wait: then b answers with the mirror)
+        other = eventually(lambda: (r := http.get(f"{b}/telephony/calls/CA-live", headers=auth))
+                           .status_code == 200 and "partial" not in r.json() and r)
+        assert other.json()["call_id"] == "CA-live"
         assert other.json().keys() == own.json().keys()
         assert other.json()["context"] == own.json()["context"] and len(own.json()["context"]) >= 2  # the turn
         assert http.get(f"{b}/telephony/calls/CA-nobody", headers=auth).status_code == 404
