@@ -374,10 +374,9 @@ class Call:
     async def hang_up(self, http: Any) -> None:
         try:
             # A worker asks the call's own for its summary through Redis; one that did not answer
-            # in time leaves the partial mirror (no per-turn timings): ask again, on a new connection.
+            # in time leaves the partial mirror (no per-turn timings): ask again.
             for _ in range(SUMMARY_TRIES):
-                response = await http.get(f"{self.url}/telephony/calls/{self.call_sid}",
-                                          headers={"Connection": "close"})
+                response = await http.get(f"{self.url}/telephony/calls/{self.call_sid}")
                 self.summary_status = response.status_code
                 if response.status_code != 200:
                     break
@@ -848,7 +847,7 @@ def _step_summary(n: int, d: Delays, procs: int, reports: list[dict[str, Any]], 
             "late_ms_total": round(sum(c["late_ms"] for c in calls), 1),
             "server_underruns": sum(p.get("underruns", 0) for p in playouts),
             # the pacer's figures and the stage timings come from the calls whose own worker answered
-            "server_summaries": sum(c.get("summary_full", False) for c in calls),
+            "server_summaries": sum(c["summary_full"] for c in calls),
             "server_max_late_ms": max((p.get("max_late_ms", 0.0) for p in playouts), default=None),
         },
         "server_stage_ms": {k: summarize(t.get(k) for t in server_timings)

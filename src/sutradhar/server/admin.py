@@ -236,5 +236,5 @@ async def live_call(call_id: CallId, request: Request) -> dict[str, Any]:
         return whole
     return {"call_id": call_id, "carrier": elsewhere.get("transport"), "language": elsewhere.get("language"),
             "state": elsewhere.get("state"), "turn_count": elsewhere.get("turns"),
-            "last_v2v_ms": elsewhere.get("last_v2v_ms"), "worker": elsewhere.get("worker"),
+            "last_v2v_ms": elsewhere.get("last_v2v_ms"), "worker": worker,
             "partial": True}

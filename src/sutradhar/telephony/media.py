@@ -28,7 +28,6 @@ from sutradhar.telephony.admission import token_refusal
 from sutradhar.telephony.inbound_rate import InboundRate
 from sutradhar.telephony.session import CallSession
 from sutradhar.telephony.transport import (
-    MEDIA_SINK,
     Dtmf,
     MalformedMessage,
     MarkPlayed,
@@ -130,7 +129,7 @@ async def _run(websocket: WebSocket, transport: Transport, services: Services) -
     inbound: InboundRate | None = None
     # Our WebSocket protocol (server/websocket_protocol.py) can hand caller audio to the call
     # straight from the socket, without waking this task for every 20 ms frame.
-    protocol = websocket.scope.get("extensions", {}).get(MEDIA_SINK)
+    protocol = transport.protocol
     try:
         while True:
             if session is None:  # no call yet: a socket holds no slot, but it may not idle either

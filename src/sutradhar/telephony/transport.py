@@ -9,7 +9,6 @@ encodes. Adding a carrier is a folder with a codec, its webhooks and, if it has 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +70,7 @@ Wire = str | bytes  # one WebSocket message: text (JSON) or binary
 DISCONNECTED: tuple[type[BaseException], ...] = (WebSocketDisconnect, ConnectionClosed, ConnectionError)
 # The ASGI scope extension under which our WebSocket protocol (server/websocket_protocol.py) offers
 # a media stream its messages without the receive queue (telephony/media.py takes them) and a
-# direct write for what the stream sends (`Transport.direct`).
+# direct write for what the stream sends (`Transport.protocol`).
 MEDIA_SINK = "sutradhar.media_sink"
 
 
@@ -146,9 +145,9 @@ class Transport:
         self.carrier_call_id = ""
         self.closed = False
         self.log = logger.bind(call_id="-", stage=self.carrier)
-        # Writes a message to the socket at once, or returns False when it must go through ASGI.
-        direct = websocket.scope.get("extensions", {}).get(MEDIA_SINK)
-        self.direct: Callable[[Wire], bool] | None = direct.send_now if direct is not None else None
+        # Our WebSocket protocol (server/websocket_protocol.py) when the server runs it: the media
+        # loop gives it a frame sink, and `_send` writes through it.
+        self.protocol: Any = websocket.scope.get("extensions", {}).get(MEDIA_SINK)
 
     # The codec may learn the rate from the stream's start (Exotel), so these are read through.
     @property
@@ -175,8 +174,8 @@ class Transport:
         return self.codec.decode(message)
 
     async def _send(self, message: Wire) -> None:
-        if self.direct is not None and self.direct(message):
-            return
+        if self.protocol is not None and self.protocol.send_now(message):
+            return  # written at once; False: the stock ASGI send below decides
         if isinstance(message, bytes):
             await self.ws.send_bytes(message)
         else:
